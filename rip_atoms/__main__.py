@@ -1,0 +1,3 @@
+from rip_atoms.cli import main
+
+raise SystemExit(main())

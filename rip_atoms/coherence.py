@@ -1,0 +1,309 @@
+"""Mutual coherence, per-atom coherence, the Babel function and the most coherent pairs.
+
+For unit atoms d̃ᵢ (by default the AIP-corrected ones, d̃ᵢ = W dᵢ/‖W dᵢ‖; raw on request):
+
+* μ = max_{i≠j} |⟨d̃ᵢ, d̃ⱼ⟩|, with the pair attaining it;
+* per-atom coherence μⱼ = max_{l≠j} |⟨d̃ⱼ, d̃ₗ⟩| for every atom;
+* Babel μ₁(p) = maxⱼ (sum of the p largest |⟨d̃ⱼ, d̃ₗ⟩|, l ≠ j), p = 1..p_max (μ₁(1) = μ);
+* the top-r pairs by |⟨d̃ᵢ, d̃ⱼ⟩|, and a histogram of |⟨d̃ᵢ, d̃ⱼ⟩| over all pairs i < j;
+* the Welch bound sqrt((N−H)/(H(N−1))) ≤ μ for the N live atoms in R^H.
+
+Dead atoms (zero) are excluded and reported; duplicate pairs (|cos| ≥ 1 − 1e-6) are reported and
+*not* dropped (so μ is then ≈ 1, which is the truth about such a dictionary).
+
+Precision. The pass over all pairs is blocked float32 GEMM (:mod:`rip_atoms.kernels`), never
+holding the N×N Gram. Every float32 cosine is within ``tol32`` = γ_H + 2.5u of the exact value
+(u = 2⁻²⁴, γ_H = Hu/(1 − Hu): rounding of the unit rows to float32 plus the GEMM's accumulation
+bound for unit vectors). The reported extremes are recomputed in float64 as
+cos(j, l) = dⱼᵀ S̃ dₗ / (‖dⱼ‖_S ‖dₗ‖_S) from the atoms as given: μ and its pair, the top pairs,
+duplicate pairs, and the Babel values (the float64 sum over the float32-selected top-p list of
+every row whose float32 sum is within p·2·tol32 of the best; the value is a sum of p true |cos|
+values, so it is a certified lower bound on μ₁(p), and within p·2·tol32 of it). Per-atom μⱼ are
+the float32 values (error ≤ tol32).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rip_atoms.dictionary import DUPLICATE_TOL, Dictionary, as_dictionary
+from rip_atoms.errors import EmptyDictionaryError, ShapeMismatchError
+from rip_atoms.kernels import blocked_gram_reduce
+from rip_atoms.metric import AIPMetric
+from rip_atoms.theory import welch_bound
+
+PER_ATOM_QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
+_U32 = 2.0**-24
+_MAX_BABEL_ROWS = 64
+_MAX_EXTRA_PAIRS = 20000
+
+
+def float32_cosine_tolerance(dim: int) -> float:
+    """Bound on |float32 cosine − exact cosine| for unit rows of length H: γ_H + 2.5u."""
+    hu = dim * _U32
+    return hu / (1.0 - hu) + 2.5 * _U32
+
+
+@dataclass(frozen=True)
+class CoherenceResult:
+    """Coherence of a dictionary (indices are atom indices of the dictionary as given)."""
+
+    dim: int
+    n_atoms: int
+    n_live: int
+    metric: dict
+    mu: float
+    pair: tuple[int, int]
+    welch_bound: float
+    per_atom: np.ndarray = field(repr=False)  # (N,), NaN for dead atoms
+    per_atom_partner: np.ndarray = field(repr=False)  # (N,), -1 for dead atoms
+    babel: np.ndarray = field(repr=False)  # (p_max,), entry p-1 is μ₁(p)
+    babel_rows: np.ndarray = field(repr=False)  # atom attaining μ₁(p)
+    top_pairs: list[tuple[int, int, float]] = field(repr=False)
+    histogram_counts: np.ndarray = field(repr=False)
+    histogram_edges: np.ndarray = field(repr=False)
+    dead_atoms: np.ndarray = field(repr=False)
+    duplicate_pairs: list[tuple[int, int, float]] = field(repr=False)
+    float32_tolerance: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def per_atom_quantiles(self) -> dict[float, float]:
+        live = self.per_atom[np.isfinite(self.per_atom)]
+        return {q: float(v) for q, v in zip(PER_ATOM_QUANTILES, np.quantile(live,
+                                                                             PER_ATOM_QUANTILES), strict=True)}
+
+    def to_dict(self) -> dict:
+        return {
+            "dim": self.dim,
+            "n_atoms": self.n_atoms,
+            "n_live": self.n_live,
+            "metric": self.metric,
+            "mu": self.mu,
+            "pair": list(self.pair),
+            "welch_bound": self.welch_bound,
+            "mu_over_welch": self.mu / self.welch_bound if self.welch_bound > 0 else None,
+            "babel": self.babel.tolist(),
+            "babel_rows": self.babel_rows.tolist(),
+            "per_atom_quantiles": {str(q): v for q, v in self.per_atom_quantiles.items()},
+            "top_pairs": [[i, j, v] for i, j, v in self.top_pairs],
+            "histogram": {
+                "counts": self.histogram_counts.tolist(),
+                "edges": self.histogram_edges.tolist(),
+                "of": "|cos| over pairs i < j of live atoms (float32)",
+            },
+            "dead_atoms": self.dead_atoms.tolist(),
+            "duplicate_pairs": [[i, j, v] for i, j, v in self.duplicate_pairs],
+            "float32_tolerance": self.float32_tolerance,
+            "precision": "mu, pair, top_pairs, duplicate_pairs and babel recomputed in float64; "
+            "per_atom and histogram are float32 (error <= float32_tolerance)",
+            "seconds": self.seconds,
+        }
+
+
+def resolve_metric(d: Dictionary, metric: AIPMetric | str | None) -> AIPMetric | None:
+    """``"raw"``/None → Euclidean (None); ``"self"`` → (D Dᵀ)⁻¹; an AIPMetric is checked."""
+    if metric is None or metric == "raw":
+        return None
+    if isinstance(metric, str):
+        if metric == "self":
+            return AIPMetric.from_dictionary(d)
+        raise ValueError(f"metric must be 'raw', 'self', None or an AIPMetric, not {metric!r}")
+    if metric.dim != d.dim:
+        raise ShapeMismatchError(
+            f"{d.provenance.source}: the metric is for H = {metric.dim} but the dictionary has "
+            f"H = {d.dim}"
+        )
+    return metric
+
+
+class _ExactCosines:
+    """float64 cosines cos(j, l) = dⱼᵀ S̃ dₗ / (‖dⱼ‖_S ‖dₗ‖_S) from the atoms as given."""
+
+    def __init__(self, d: Dictionary, metric: AIPMetric | None, norms: np.ndarray) -> None:
+        self.d = d
+        self.S = None if metric is None else metric.S
+        self.norms = norms  # float64 ‖dᵢ‖_S of every atom (indices of d)
+
+    def row(self, j: int, cols: np.ndarray) -> np.ndarray:
+        cols = np.asarray(cols)
+        dj = self.d.columns([j])[:, 0]
+        v = dj if self.S is None else self.S @ dj
+        vals = self.d.columns(cols).T @ v
+        return np.abs(vals) / (self.norms[j] * self.norms[cols])
+
+    def pairs(self, pairs: np.ndarray) -> np.ndarray:
+        out = np.empty(len(pairs))
+        if len(pairs) == 0:
+            return out
+        order = np.argsort(pairs[:, 0], kind="stable")
+        p = pairs[order]
+        firsts, starts = np.unique(p[:, 0], return_index=True)
+        bounds = list(starts) + [len(p)]
+        for k, j in enumerate(firsts):
+            sl = slice(bounds[k], bounds[k + 1])
+            out[order[sl]] = self.row(int(j), p[sl, 1])
+        return out
+
+
+def unit_rows(
+    d: Dictionary, metric: AIPMetric | None, live: np.ndarray, chunk: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
+    """float32 N_live×H rows d̃ᵢ = W dᵢ/‖W dᵢ‖ (whitened in float64, then rounded), and the
+    float64 norms ‖dᵢ‖_S of all N atoms (0 for dead atoms)."""
+    A = np.empty((len(live), d.dim), dtype=np.float32)
+    norms = np.zeros(d.n_atoms)
+    for s in range(0, len(live), chunk):
+        idx = live[s : s + chunk]
+        X = d.columns(idx)
+        if metric is not None:
+            X = metric.W @ X
+        nx = np.linalg.norm(X, axis=0)
+        norms[idx] = nx
+        A[s : s + len(idx)] = (X / nx).T
+    return A, norms
+
+
+def coherence(
+    D: Dictionary | np.ndarray,
+    metric: AIPMetric | str | None = "self",
+    *,
+    babel_p: int = 64,
+    top: int = 100,
+    bins: int = 200,
+    block_size: int = 2048,
+    duplicate_tol: float = DUPLICATE_TOL,
+    progress: bool = False,
+) -> CoherenceResult:
+    """Coherence report of D under a metric (module docstring has the formulas and precision).
+
+    Parameters
+    ----------
+    D : Dictionary or H×N array (columns are atoms).
+    metric : ``"self"`` (default: S̃ = (D Dᵀ)⁻¹, the paper's closed form), an
+        :class:`AIPMetric` (e.g. fitted on activations), or ``"raw"``/None for Euclidean cosines.
+    babel_p : largest p for the Babel function (capped at N_live − 1).
+    top : number of most coherent pairs to return.
+    bins : histogram bins of |cos| over [0, 1].
+    block_size : GEMM block edge B (memory O(B²)).
+    duplicate_tol : pairs with |cos| ≥ 1 − duplicate_tol are reported as duplicates.
+    """
+    t0 = time.perf_counter()
+    d = as_dictionary(D)
+    m = resolve_metric(d, metric)
+    live = d.live_atoms
+    n_live = len(live)
+    if n_live < 2:
+        raise EmptyDictionaryError(
+            f"{d.provenance.source}: coherence needs at least two live atoms, found {n_live}"
+        )
+    A, norms = unit_rows(d, m, live)
+    tol = float32_cosine_tolerance(d.dim)
+    babel_p = max(1, min(babel_p, n_live - 1))
+    n_top_pairs = max(1, top)
+    P = min(max(babel_p, n_top_pairs), n_live - 1)
+    red = blocked_gram_reduce(A, P, bins=bins, block_size=block_size, progress=progress)
+    del A
+    exact = _ExactCosines(d, m, norms)
+    topv = red.top_values.astype(np.float64)
+    topi = red.top_indices
+
+    # ---- pairs: candidates from the per-row lists (a global top-r pair is in its row's top r)
+    rows = np.repeat(np.arange(n_live), P)
+    cols = topi.ravel()
+    vals = topv.ravel()
+    lo = np.minimum(rows, cols)
+    hi = np.maximum(rows, cols)
+    key = lo.astype(np.int64) * n_live + hi
+    key, first = np.unique(key, return_index=True)
+    vals = vals[first]
+    order = np.argsort(-vals, kind="stable")
+    r = min(n_top_pairs, len(order))
+    cutoff = vals[order[r - 1]] - 2 * tol
+    dup_cutoff = 1.0 - duplicate_tol - 2 * tol
+    n_cand = int(np.sum(vals >= min(cutoff, dup_cutoff)))
+    cand = order[: min(max(r, n_cand), r + _MAX_EXTRA_PAIRS)]
+    cand_pairs = np.stack([key[cand] // n_live, key[cand] % n_live], axis=1)
+    cand_pairs_atoms = live[cand_pairs]
+    cand_exact = exact.pairs(cand_pairs_atoms)
+    ex_order = np.argsort(-cand_exact, kind="stable")
+    top_pairs = [
+        (int(cand_pairs_atoms[k, 0]), int(cand_pairs_atoms[k, 1]), float(cand_exact[k]))
+        for k in ex_order[:r]
+    ]
+    mu = top_pairs[0][2]
+    pair = (top_pairs[0][0], top_pairs[0][1])
+
+    # ---- duplicates: listed candidates, plus full float32 rows where a list is saturated
+    dup = {}
+    for k in np.flatnonzero(cand_exact >= 1.0 - duplicate_tol):
+        i, j = cand_pairs_atoms[k]
+        dup[(int(min(i, j)), int(max(i, j)))] = float(cand_exact[k])
+    saturated = np.flatnonzero(topv[:, P - 1] >= dup_cutoff)
+    if saturated.size:
+        A_sat, _ = unit_rows(d, m, live)
+        for jr in saturated:
+            row = np.abs(A_sat @ A_sat[jr])
+            row[jr] = -1
+            others = np.flatnonzero(row >= dup_cutoff)
+            ex = exact.row(int(live[jr]), live[others])
+            for o, v in zip(others, ex, strict=True):
+                if v >= 1.0 - duplicate_tol:
+                    i, j = sorted((int(live[jr]), int(live[o])))
+                    dup[(i, j)] = float(v)
+        del A_sat
+    duplicate_pairs = sorted(((i, j, v) for (i, j), v in dup.items()), key=lambda t: -t[2])
+
+    # ---- Babel: float64 re-sum of the listed entries of every candidate row
+    cums = np.cumsum(topv[:, :babel_p], axis=1)  # (n_live, babel_p) float32-derived
+    cand_rows: set[int] = {int(x) for x in np.searchsorted(live, pair)}
+    for p in range(1, babel_p + 1):
+        col = cums[:, p - 1]
+        best = col.max()
+        near = np.flatnonzero(col >= best - 2 * p * tol)
+        if near.size > 8:
+            near = near[np.argsort(-col[near], kind="stable")[:8]]
+        cand_rows.update(int(x) for x in near)
+        if len(cand_rows) >= _MAX_BABEL_ROWS:
+            break
+    for p in range(1, babel_p + 1):  # always include each p's float32 argmax
+        cand_rows.add(int(np.argmax(cums[:, p - 1])))
+    cand_rows_arr = np.array(sorted(cand_rows))
+    exact_cums = np.empty((len(cand_rows_arr), babel_p))
+    for k, jr in enumerate(cand_rows_arr):
+        ex = np.sort(exact.row(int(live[jr]), live[topi[jr, :babel_p]]))[::-1]
+        exact_cums[k] = np.cumsum(ex)
+    best_k = np.argmax(exact_cums, axis=0)
+    babel = exact_cums[best_k, np.arange(babel_p)]
+    babel_rows = live[cand_rows_arr[best_k]]
+    # μ₁(1) = μ: the pair search saw every row's top entry, so it is at least as good
+    if mu > babel[0]:
+        babel[0], babel_rows[0] = mu, pair[0]
+
+    per_atom = np.full(d.n_atoms, np.nan)
+    per_atom[live] = topv[:, 0]
+    partner = np.full(d.n_atoms, -1, dtype=np.int64)
+    partner[live] = live[topi[:, 0]]
+    return CoherenceResult(
+        dim=d.dim,
+        n_atoms=d.n_atoms,
+        n_live=n_live,
+        metric={"kind": "raw"} if m is None else m.to_dict(),
+        mu=mu,
+        pair=pair,
+        welch_bound=welch_bound(d.dim, n_live),
+        per_atom=per_atom,
+        per_atom_partner=partner,
+        babel=babel,
+        babel_rows=babel_rows,
+        top_pairs=top_pairs[: max(0, top)] if top > 0 else [],
+        histogram_counts=red.histogram,
+        histogram_edges=red.bin_edges,
+        dead_atoms=np.asarray(d.dead_atoms),
+        duplicate_pairs=duplicate_pairs,
+        float32_tolerance=tol,
+        seconds=time.perf_counter() - t0,
+    )

@@ -1,0 +1,36 @@
+"""Exceptions raised for bad input.
+
+Every error the library raises on bad input is a subclass of :class:`RipAtomsError` (itself a
+``ValueError``), so a caller can catch them all at once; the CLI turns each into exit status 2
+with a one-line message naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+
+class RipAtomsError(ValueError):
+    """Base class of all input errors raised by rip_atoms."""
+
+
+class NonFiniteError(RipAtomsError):
+    """An array that must be finite holds NaN or ±Inf (the message says where)."""
+
+
+class FileFormatError(RipAtomsError):
+    """A file is missing, truncated, foreign, or does not hold what was asked for."""
+
+
+class TensorNotFoundError(FileFormatError):
+    """A named tensor is not in the file (the message lists the tensors that are)."""
+
+
+class ShapeMismatchError(RipAtomsError):
+    """Two inputs disagree in shape, e.g. activations of width 512 for a dictionary of H = 576."""
+
+
+class SingularMetricError(RipAtomsError):
+    """The second moment (or D Dᵀ) is singular or too ill-conditioned to invert."""
+
+
+class EmptyDictionaryError(RipAtomsError):
+    """No usable atoms remain (all atoms are dead, or the dictionary has no columns)."""

@@ -1,0 +1,386 @@
+"""The atomic inner product (AIP) metric S̃, whitening, AIP cosines and the representation shift.
+
+Notation (DESIGN.md): activations x ∈ R^H are the rows of X (n×H). The paper's estimator is
+S̃ = Σ⁻¹ with Σ = E[x xᵀ] the *uncentred* second moment (``center=True`` uses the covariance
+E[(x − x̄)(x − x̄)ᵀ] instead). A ridge adds λ·(tr Σ / H)·I before inverting; λ is reported.
+The closed form of the paper is S̃ = (D Dᵀ)⁻¹ (:meth:`AIPMetric.from_dictionary`).
+
+With the eigendecomposition Σ = V Λ Vᵀ (float64), S̃ = V Λ⁻¹ Vᵀ and the whitening is the
+symmetric square root W = S̃^{1/2} = V Λ^{-1/2} Vᵀ. Then
+
+* AIP inner product ⟨u, v⟩ = uᵀ S̃ v = (W u)ᵀ (W v),
+* AIP norm ‖v‖_S = sqrt(vᵀ S̃ v) = ‖W v‖₂,
+* AIP cosine ⟨u, v⟩_S = uᵀ S̃ v / (‖u‖_S ‖v‖_S),
+* the AIP-corrected dictionary D̃ has columns d̃ᵢ = W dᵢ / ‖W dᵢ‖₂.
+
+Invariance: fitting on X Aᵀ (each x ↦ A x, A invertible) gives S̃' = A⁻ᵀ S̃ A⁻¹, so the AIP
+cosine of (A u, A v) under S̃' equals that of (u, v) under S̃ (exactly when the ridge is 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rip_atoms.dictionary import Dictionary, as_dictionary
+from rip_atoms.errors import NonFiniteError, ShapeMismatchError, SingularMetricError
+
+RCOND = 1e-10
+
+
+@dataclass(frozen=True)
+class AIPMetric:
+    """A fitted AIP metric S̃ (H×H, symmetric positive definite) and its whitening W = S̃^{1/2}.
+
+    Attributes
+    ----------
+    S : the metric S̃ (float64).
+    W : the symmetric whitening S̃^{1/2} (float64).
+    moment_eigenvalues : eigenvalues of the matrix that was inverted (Σ + ridge, or D Dᵀ),
+        ascending.
+    kind : ``"activations"``, ``"dictionary"`` or ``"identity"``.
+    ridge : λ, relative to tr Σ / H; ``ridge_absolute`` = λ·tr Σ / H actually added.
+    center : whether the covariance (True) or the uncentred second moment (False) was used.
+    n_samples : number of activations the moment was estimated from (None for other kinds).
+    mean : the activation mean (float64), always recorded for activation fits.
+    """
+
+    S: np.ndarray
+    W: np.ndarray
+    moment_eigenvalues: np.ndarray
+    kind: str
+    ridge: float = 0.0
+    ridge_absolute: float = 0.0
+    center: bool = False
+    n_samples: int | None = None
+    mean: np.ndarray | None = field(default=None, repr=False)
+    source: str | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_moment(
+        cls,
+        sigma: np.ndarray,
+        *,
+        kind: str = "activations",
+        ridge: float = 0.0,
+        rcond: float = RCOND,
+        what: str = "second moment",
+        **info,
+    ) -> AIPMetric:
+        """S̃ = (Σ + λ·(tr Σ/H)·I)⁻¹ from a symmetric moment matrix Σ.
+
+        Raises :class:`SingularMetricError` when the smallest eigenvalue of the regularised
+        matrix is ≤ rcond × the largest (the inverse would be meaningless in float64).
+        """
+        sigma = np.asarray(sigma, dtype=np.float64)
+        if sigma.ndim != 2 or sigma.shape[0] != sigma.shape[1]:
+            raise ShapeMismatchError(f"{what}: expected a square matrix, got {sigma.shape}")
+        if not np.isfinite(sigma).all():
+            raise NonFiniteError(f"{what}: holds non-finite values")
+        if ridge < 0:
+            raise ValueError(f"ridge must be ≥ 0, got {ridge}")
+        h = sigma.shape[0]
+        sigma = 0.5 * (sigma + sigma.T)
+        ridge_abs = ridge * float(np.trace(sigma)) / h
+        lam, vec = np.linalg.eigh(sigma + ridge_abs * np.eye(h))
+        top = float(lam[-1])
+        if top <= 0 or lam[0] <= rcond * top:
+            cond = np.inf if lam[0] <= 0 else top / float(lam[0])
+            n_small = int(np.sum(lam <= rcond * max(top, 0.0)))
+            raise SingularMetricError(
+                f"{info.get('source') or what}: the {what} is singular or too ill-conditioned "
+                f"to invert (condition number {cond:.3g}, {n_small} of {h} eigenvalues ≤ "
+                f"{rcond:g}·max); add a ridge (e.g. ridge=1e-6) or use more activations"
+            )
+        S = (vec / lam) @ vec.T
+        W = (vec / np.sqrt(lam)) @ vec.T
+        S = 0.5 * (S + S.T)
+        W = 0.5 * (W + W.T)
+        return cls(
+            S=S, W=W, moment_eigenvalues=lam, kind=kind, ridge=ridge, ridge_absolute=ridge_abs,
+            **info,
+        )
+
+    @classmethod
+    def identity(cls, dim: int) -> AIPMetric:
+        """The Euclidean metric S̃ = I (raw cosines)."""
+        eye = np.eye(dim)
+        return cls(S=eye, W=eye.copy(), moment_eigenvalues=np.ones(dim), kind="identity")
+
+    @classmethod
+    def from_dictionary(
+        cls,
+        D: Dictionary | np.ndarray,
+        *,
+        atoms: str = "unit",
+        ridge: float = 0.0,
+        rcond: float = RCOND,
+    ) -> AIPMetric:
+        """The paper's closed form S̃ = (D Dᵀ)⁻¹.
+
+        Reading: by default D has unit columns (``atoms="unit"``, dᵢ/‖dᵢ‖, the paper's
+        unit-norm symmetry); ``atoms="raw"`` uses D as given. Dead atoms contribute nothing
+        either way. Needs D of full row rank (N ≥ H), else :class:`SingularMetricError`.
+        With W = (D Dᵀ)^{-1/2}, the whitened W D is a Parseval frame: (W D)(W D)ᵀ = I_H.
+        """
+        d = as_dictionary(D)
+        if atoms == "unit":
+            mat = d.unit(np.float64)
+        elif atoms == "raw":
+            mat = np.asarray(d.atoms, dtype=np.float64)
+        else:
+            raise ValueError(f"atoms must be 'unit' or 'raw', not {atoms!r}")
+        if len(d.live_atoms) < d.dim:
+            raise SingularMetricError(
+                f"{d.provenance.source}: D Dᵀ is singular: {len(d.live_atoms)} live atoms "
+                f"cannot span H = {d.dim} dimensions; use the raw (Euclidean) metric or "
+                "activations"
+            )
+        return cls.from_moment(
+            mat @ mat.T, kind="dictionary", ridge=ridge, rcond=rcond, what="D Dᵀ",
+            source=d.provenance.source,
+        )
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def dim(self) -> int:
+        return int(self.S.shape[0])
+
+    @property
+    def condition_number(self) -> float:
+        """λmax/λmin of the inverted matrix (equal to that of S̃)."""
+        return float(self.moment_eigenvalues[-1] / self.moment_eigenvalues[0])
+
+    def _check(self, v: np.ndarray, what: str) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64)
+        if v.shape[0] != self.dim:
+            raise ShapeMismatchError(
+                f"{what}: has {v.shape[0]} rows but the metric is for H = {self.dim}"
+            )
+        return v
+
+    def whiten(self, v: np.ndarray) -> np.ndarray:
+        """W v for a vector (H,) or the columns of a matrix (H×m)."""
+        return self.W @ self._check(v, "vectors")
+
+    def inner(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """uᵀ S̃ v (column-wise for H×m inputs)."""
+        u = self._check(u, "u")
+        v = self._check(v, "v")
+        return np.sum(u * (self.S @ v), axis=0)
+
+    def norm(self, v: np.ndarray) -> np.ndarray:
+        """‖v‖_S = sqrt(vᵀ S̃ v) (column-wise for H×m)."""
+        return np.linalg.norm(self.whiten(v), axis=0)
+
+    def cosine(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """AIP cosine uᵀ S̃ v / (‖u‖_S ‖v‖_S) (column-wise for H×m inputs)."""
+        wu = self.whiten(u)
+        wv = self.whiten(v)
+        return np.sum(wu * wv, axis=0) / (
+            np.linalg.norm(wu, axis=0) * np.linalg.norm(wv, axis=0)
+        )
+
+    def corrected(self, D: Dictionary | np.ndarray) -> Dictionary:
+        """The AIP-corrected dictionary D̃ with columns W dᵢ / ‖W dᵢ‖₂ (dead atoms stay 0)."""
+        d = as_dictionary(D)
+        wd = self.whiten(np.asarray(d.atoms, dtype=np.float64))
+        norms = np.linalg.norm(wd, axis=0)
+        scale = np.zeros_like(norms)
+        live = np.setdiff1d(np.flatnonzero(norms > 0), d.dead_atoms)
+        scale[live] = 1.0 / norms[live]
+        return Dictionary(
+            wd * scale, source=d.provenance.source, note=f"AIP-corrected ({self.kind} metric)"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "dim": self.dim,
+            "center": self.center,
+            "ridge": self.ridge,
+            "ridge_absolute": self.ridge_absolute,
+            "n_samples": self.n_samples,
+            "condition_number": self.condition_number,
+            "source": self.source,
+        }
+
+
+def _iter_chunks(activations, chunk_size: int):
+    if isinstance(activations, np.ndarray):
+        if activations.ndim != 2:
+            raise ShapeMismatchError(
+                f"activations: expected an n×H matrix, got shape {activations.shape}"
+            )
+        for start in range(0, activations.shape[0], chunk_size):
+            yield activations[start : start + chunk_size]
+    else:
+        yield from activations
+
+
+def fit_metric(
+    activations: np.ndarray | Iterable[np.ndarray],
+    *,
+    center: bool = False,
+    ridge: float = 0.0,
+    chunk_size: int = 65536,
+    rcond: float = RCOND,
+    source: str | None = None,
+) -> AIPMetric:
+    """Fit S̃ = Σ⁻¹ from activations, streaming over row chunks (n ≫ memory works).
+
+    ``activations`` is an n×H array (a memory map is read chunk by chunk) or any iterable of
+    m×H chunks. Σ = (1/n) Σᵢ xᵢxᵢᵀ (uncentred, the paper's estimator) or, with ``center=True``,
+    the covariance, accumulated chunk by chunk in float64 with the pairwise (Chan et al.) update
+    C = C_a + C_b + (n_a n_b / n)(x̄_a − x̄_b)(x̄_a − x̄_b)ᵀ, which avoids the cancellation of
+    E[xxᵀ] − x̄x̄ᵀ when the mean is large (as it is for LLM residual streams).
+    Then S̃ = (Σ + λ·(tr Σ/H)·I)⁻¹.
+
+    Raises :class:`NonFiniteError` naming the first non-finite row, :class:`ShapeMismatchError`
+    on inconsistent widths, :class:`SingularMetricError` when Σ cannot be inverted (including
+    n < H, when Σ has rank ≤ n).
+    """
+    label = source or "activations"
+    n = 0
+    h = None
+    mean = None
+    scatter = None  # Σ (x − x̄)(x − x̄)ᵀ if center else Σ x xᵀ
+    for chunk in _iter_chunks(activations, chunk_size):
+        c = np.asarray(chunk, dtype=np.float64)
+        if c.ndim != 2:
+            raise ShapeMismatchError(f"{label}: expected n×H chunks, got shape {c.shape}")
+        if h is None:
+            h = c.shape[1]
+            mean = np.zeros(h)
+            scatter = np.zeros((h, h))
+        elif c.shape[1] != h:
+            raise ShapeMismatchError(f"{label}: chunk of width {c.shape[1]} after width {h}")
+        if c.shape[0] == 0:
+            continue
+        finite = np.isfinite(c).all(axis=1)
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite)[0])
+            raise NonFiniteError(f"{label}: row {n + bad} holds a non-finite value")
+        m = c.shape[0]
+        cmean = c.mean(axis=0)
+        if center:
+            cc = c - cmean
+            delta = cmean - mean
+            scatter += cc.T @ cc + (n * m / (n + m)) * np.outer(delta, delta)
+        else:
+            scatter += c.T @ c
+        mean += (cmean - mean) * (m / (n + m))
+        n += m
+    if h is None or n == 0:
+        raise ShapeMismatchError(f"{label}: no activations")
+    if n < h and ridge == 0:
+        raise SingularMetricError(
+            f"{label}: only {n} activations for H = {h}: the second moment has rank ≤ {n} < H "
+            "and cannot be inverted; use more activations or a ridge"
+        )
+    sigma = scatter / n
+    return AIPMetric.from_moment(
+        sigma, kind="activations", ridge=ridge, rcond=rcond,
+        what="covariance" if center else "second moment",
+        center=center, n_samples=n, mean=mean, source=label,
+    )
+
+
+# ---------------------------------------------------------------------- representation shift
+@dataclass(frozen=True)
+class CosineDistribution:
+    """Summary of a sample of pairwise cosines: mean, std, quantiles, mean angle, histogram."""
+
+    mean: float
+    std: float
+    quantiles: dict[float, float]
+    mean_angle_deg: float
+    counts: np.ndarray
+    edges: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {
+            "mean": self.mean,
+            "std": self.std,
+            "quantiles": {str(q): v for q, v in self.quantiles.items()},
+            "mean_angle_deg": self.mean_angle_deg,
+            "histogram": {"counts": self.counts.tolist(), "edges": self.edges.tolist()},
+        }
+
+
+@dataclass(frozen=True)
+class RepresentationShift:
+    """Pairwise cosines of a sample of activations, Euclidean (``raw``) and under the AIP
+    (``aip``). A raw distribution centred away from 0 (angles away from 90°) is the paper's
+    representation shift; the AIP distribution shows what the metric makes of it."""
+
+    n_vectors: int
+    n_pairs: int
+    raw: CosineDistribution
+    aip: CosineDistribution
+    metric: dict
+
+    def to_dict(self) -> dict:
+        return {
+            "n_vectors": self.n_vectors,
+            "n_pairs": self.n_pairs,
+            "raw": self.raw.to_dict(),
+            "aip": self.aip.to_dict(),
+            "metric": self.metric,
+        }
+
+
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+
+def _cosine_distribution(V: np.ndarray, bins: int) -> CosineDistribution:
+    """All pairwise cosines (i < j) of the rows of V."""
+    U = V / np.linalg.norm(V, axis=1, keepdims=True)
+    C = U @ U.T
+    iu = np.triu_indices(C.shape[0], k=1)
+    cos = np.clip(C[iu], -1.0, 1.0)
+    counts, edges = np.histogram(cos, bins=bins, range=(-1.0, 1.0))
+    return CosineDistribution(
+        mean=float(cos.mean()),
+        std=float(cos.std()),
+        quantiles={q: float(v) for q, v in zip(QUANTILES, np.quantile(cos, QUANTILES), strict=True)},
+        mean_angle_deg=float(np.degrees(np.arccos(cos)).mean()),
+        counts=counts,
+        edges=edges,
+    )
+
+
+def representation_shift(
+    activations: np.ndarray,
+    metric: AIPMetric,
+    *,
+    n_vectors: int = 2000,
+    bins: int = 80,
+    seed: int = 0,
+) -> RepresentationShift:
+    """Distribution of pairwise cosines cos(xᵢ, xⱼ), i < j, over a random sample of
+    ``n_vectors`` activations: Euclidean, and under the AIP (cosines of W xᵢ). Zero rows are
+    skipped. Returns mean, std, quantiles, mean angle and a histogram over [−1, 1] for each."""
+    X = np.asarray(activations)
+    if X.ndim != 2 or X.shape[1] != metric.dim:
+        raise ShapeMismatchError(
+            f"activations: shape {X.shape} does not match the metric's H = {metric.dim}"
+        )
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(X.shape[0], size=min(n_vectors, X.shape[0]), replace=False))
+    V = np.asarray(X[idx], dtype=np.float64)
+    if not np.isfinite(V).all():
+        raise NonFiniteError("activations: the sample holds non-finite values")
+    V = V[np.linalg.norm(V, axis=1) > 0]
+    if V.shape[0] < 2:
+        raise ShapeMismatchError("activations: fewer than two non-zero activations to compare")
+    return RepresentationShift(
+        n_vectors=int(V.shape[0]),
+        n_pairs=int(V.shape[0] * (V.shape[0] - 1) // 2),
+        raw=_cosine_distribution(V, bins),
+        aip=_cosine_distribution(V @ metric.W, bins),
+        metric=metric.to_dict(),
+    )
