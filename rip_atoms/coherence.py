@@ -73,8 +73,8 @@ class CoherenceResult:
     @property
     def per_atom_quantiles(self) -> dict[float, float]:
         live = self.per_atom[np.isfinite(self.per_atom)]
-        return {q: float(v) for q, v in zip(PER_ATOM_QUANTILES, np.quantile(live,
-                                                                             PER_ATOM_QUANTILES), strict=True)}
+        values = np.quantile(live, PER_ATOM_QUANTILES)
+        return {q: float(v) for q, v in zip(PER_ATOM_QUANTILES, values, strict=True)}
 
     def to_dict(self) -> dict:
         return {

@@ -346,7 +346,7 @@ def _cosine_distribution(V: np.ndarray, bins: int) -> CosineDistribution:
     return CosineDistribution(
         mean=float(cos.mean()),
         std=float(cos.std()),
-        quantiles={q: float(v) for q, v in zip(QUANTILES, np.quantile(cos, QUANTILES), strict=True)},
+        quantiles=dict(zip(QUANTILES, np.quantile(cos, QUANTILES).tolist(), strict=True)),
         mean_angle_deg=float(np.degrees(np.arccos(cos)).mean()),
         counts=counts,
         edges=edges,
