@@ -103,11 +103,29 @@ def load_metric(args: argparse.Namespace, d: Dictionary) -> AIPMetric | str | No
 
 
 # ---------------------------------------------------------------------- coherence
+METRIC_NAMES = {
+    "raw": "raw (Euclidean cosines)",
+    "identity": "identity (Euclidean cosines)",
+    "dictionary": "AIP, self metric (D Dᵀ)⁻¹",
+    "activations": "AIP, fitted on activations",
+}
+
+
+def _uniqueness_phrase(mu: float) -> str:
+    k = theory.coherence_certified_k(mu)
+    if k == 0:
+        return "μ = 1: not even 1-sparse codes are unique (duplicate atoms)"
+    if math.isinf(k):
+        return "μ = 0: every code is unique and recovered by ℓ1 (orthogonal atoms)"
+    return (f"every code with K ≤ {k} non-zeros is the unique K-sparse code and ℓ1 recovers "
+            f"it (μ < 1/(2K−1))")
+
+
 def summarize_coherence(res: CoherenceResult, source: str) -> str:
     q = res.per_atom_quantiles
     lines = [
         f"dictionary   {source}: H = {res.dim}, N = {res.n_atoms} ({res.n_live} live)",
-        f"metric       {res.metric['kind']}"
+        f"metric       {METRIC_NAMES[res.metric['kind']]}"
         + (f" (condition number {res.metric['condition_number']:.3g})"
            if "condition_number" in res.metric else ""),
         f"coherence    μ = {res.mu:.6f} at atoms {res.pair[0]}, {res.pair[1]}   "
@@ -119,9 +137,8 @@ def summarize_coherence(res: CoherenceResult, source: str) -> str:
             f"p={p}: {res.babel[p - 1]:.4f}" for p in (1, 2, 4, 8, 16, 32, 64)
             if p <= len(res.babel)
         ),
-        f"uniqueness   every code with K < {theory.coherence_uniqueness_k(res.mu):.3f} "
-        f"non-zeros is the unique K-sparse code and ℓ1 recovers it (μ < 1/(2K−1))",
-        f"spark        ≥ {theory.spark_lower_from_coherence(res.mu)} (1 + 1/μ)",
+        f"uniqueness   {_uniqueness_phrase(res.mu)}",
+        f"spark        ≥ {theory.spark_lower_from_coherence(res.mu)} (from 1 + 1/μ)",
         f"dead atoms   {len(res.dead_atoms)}    duplicate pairs (|cos| ≥ 1−1e-6) "
         f"{len(res.duplicate_pairs)}",
     ]

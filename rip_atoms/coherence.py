@@ -208,22 +208,23 @@ def coherence(
     red = blocked_gram_reduce(A, P, bins=bins, block_size=block_size, progress=progress)
     del A
     exact = _ExactCosines(d, m, norms)
-    topv = red.top_values.astype(np.float64)
+    topv = red.top_values  # float32
     topi = red.top_indices
 
-    # ---- pairs: candidates from the per-row lists (a global top-r pair is in its row's top r)
-    rows = np.repeat(np.arange(n_live), P)
-    cols = topi.ravel()
-    vals = topv.ravel()
-    lo = np.minimum(rows, cols)
-    hi = np.maximum(rows, cols)
-    key = lo.astype(np.int64) * n_live + hi
-    key, first = np.unique(key, return_index=True)
-    vals = vals[first]
-    order = np.argsort(-vals, kind="stable")
-    r = min(n_top_pairs, len(order))
-    cutoff = vals[order[r - 1]] - 2 * tol
+    # ---- pairs. A pair in the global top r is in its own row's top r, and the 2r largest row
+    # maxima name at least r distinct pairs, so every top-r pair has |cos| ≥ t := the 2r-th
+    # largest row maximum (float32); keep list entries ≥ t − 2·tol32 (and the duplicate range).
+    r = min(n_top_pairs, n_live * (n_live - 1) // 2)
+    row_max = topv[:, 0]
+    t = -1.0 if 2 * r > n_live else float(np.partition(row_max, n_live - 2 * r)[n_live - 2 * r])
     dup_cutoff = 1.0 - duplicate_tol - 2 * tol
+    keep_rows, keep_pos = np.nonzero(topv >= min(t - 2 * tol, dup_cutoff))
+    lo = np.minimum(keep_rows, topi[keep_rows, keep_pos]).astype(np.int64)
+    hi = np.maximum(keep_rows, topi[keep_rows, keep_pos]).astype(np.int64)
+    key, first = np.unique(lo * n_live + hi, return_index=True)
+    vals = topv[keep_rows[first], keep_pos[first]].astype(np.float64)
+    order = np.argsort(-vals, kind="stable")
+    cutoff = vals[order[r - 1]] - 2 * tol
     n_cand = int(np.sum(vals >= min(cutoff, dup_cutoff)))
     cand = order[: min(max(r, n_cand), r + _MAX_EXTRA_PAIRS)]
     cand_pairs = np.stack([key[cand] // n_live, key[cand] % n_live], axis=1)
@@ -258,7 +259,7 @@ def coherence(
     duplicate_pairs = sorted(((i, j, v) for (i, j), v in dup.items()), key=lambda t: -t[2])
 
     # ---- Babel: float64 re-sum of the listed entries of every candidate row
-    cums = np.cumsum(topv[:, :babel_p], axis=1)  # (n_live, babel_p) float32-derived
+    cums = np.cumsum(topv[:, :babel_p], axis=1, dtype=np.float64)  # (n_live, babel_p)
     cand_rows: set[int] = {int(x) for x in np.searchsorted(live, pair)}
     for p in range(1, babel_p + 1):
         col = cums[:, p - 1]
@@ -284,7 +285,7 @@ def coherence(
         babel[0], babel_rows[0] = mu, pair[0]
 
     per_atom = np.full(d.n_atoms, np.nan)
-    per_atom[live] = topv[:, 0]
+    per_atom[live] = row_max
     partner = np.full(d.n_atoms, -1, dtype=np.int64)
     partner[live] = live[topi[:, 0]]
     return CoherenceResult(

@@ -31,6 +31,7 @@ from scipy import optimize, special
 
 __all__ = [
     "GaussianCoherence",
+    "coherence_certified_k",
     "coherence_uniqueness_k",
     "gaussian_coherence",
     "generalized_welch_delta",
@@ -489,6 +490,26 @@ def coherence_uniqueness_k(mu: float) -> float:
     if m == 0.0:
         return math.inf
     return 0.5 * (1.0 + 1.0 / m)
+
+
+def coherence_certified_k(mu: float) -> int | float:
+    """The largest integer K with μ < 1/(2K − 1), i.e. (2K − 1)μ < 1: every code with at most K
+    non-zeros is the unique K-sparse representation and basis pursuit recovers it.
+
+    Evaluated exactly on the float μ (the candidate ⌊(1 + 1/μ)/2⌋ is corrected by testing
+    (2K − 1)μ < 1 directly). Returns 0 when μ = 1 (e.g. duplicate atoms: not even 1-sparse codes
+    are unique) and +inf when μ = 0 (orthogonal atoms). Sources as
+    :func:`coherence_uniqueness_k`.
+    """
+    m = _coherence_value(mu)
+    if m == 0.0:
+        return math.inf
+    k = max(0, int(math.floor(0.5 * (1.0 + 1.0 / m))))
+    while k > 0 and (2 * k - 1) * m >= 1.0:
+        k -= 1
+    while (2 * (k + 1) - 1) * m < 1.0:
+        k += 1
+    return k
 
 
 def spark_lower_from_coherence(mu: float) -> int | float:

@@ -28,7 +28,7 @@ DEFAULT = {"dim": 256, "n_atoms": 1024, "K": 4, "n_samples": 20000, "offset": 2.
 def _coherence_line(name: str, res) -> str:
     return (f"  {name:<26s} μ = {res.mu:.4f}  median μⱼ = {res.per_atom_quantiles[0.5]:.4f}  "
             f"μ₁(4) = {res.babel[min(3, len(res.babel) - 1)]:.4f}  "
-            f"unique below K = {theory.coherence_uniqueness_k(res.mu):.2f}")
+            f"certified K ≤ {theory.coherence_certified_k(res.mu)}")
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -75,6 +75,7 @@ def run_verify(args: argparse.Namespace) -> int:
         "metric": main_key,
         "mu": main.mu,
         "unique_below_K": theory.coherence_uniqueness_k(main.mu),
+        "certified_K": theory.coherence_certified_k(main.mu),
         "spark_lower": theory.spark_lower_from_coherence(main.mu),
     }
     out["seconds"] = time.perf_counter() - t0
@@ -95,7 +96,7 @@ def run_verify(args: argparse.Namespace) -> int:
         ]
     lines.append("coherence of the atoms")
     names = {"raw": "raw (Euclidean)", "aip_activations": "AIP, fitted on activations",
-             "aip_self": "AIP, self metric (DDᵀ)⁻¹"}
+             "aip_self": "AIP, self metric (D Dᵀ)⁻¹"}
     for k, res in results.items():
         lines.append(_coherence_line(names[k], res))
     if gauss is not None:
@@ -105,8 +106,8 @@ def run_verify(args: argparse.Namespace) -> int:
     c = out["certified"]
     lines += [
         f"certified under {names[main_key]}",
-        f"  every code with K < {c['unique_below_K']:.2f} non-zeros is the unique K-sparse code "
-        f"and basis pursuit recovers it; spark ≥ {c['spark_lower']}",
+        f"  every code with K ≤ {c['certified_K']} non-zeros is the unique K-sparse code and "
+        f"basis pursuit recovers it (μ < 1/(2K−1)); spark ≥ {c['spark_lower']}",
         f"  duplicate pairs {len(main.duplicate_pairs)}, most coherent pair "
         f"{main.pair[0]}–{main.pair[1]}",
         f"done in {out['seconds']:.1f} s",

@@ -385,3 +385,21 @@ def test_spark_bound_is_tight_for_simplex_etf(H):
     D = _simplex_etf(H)
     assert spark_lower_from_coherence(_coherence(D)) == H + 1
     assert np.linalg.matrix_rank(D) == H
+
+
+@given(st.floats(min_value=1e-6, max_value=1.0))
+def test_coherence_certified_k_is_the_largest_integer_with_the_condition(mu):
+    from rip_atoms.theory import coherence_certified_k
+
+    k = coherence_certified_k(mu)
+    assert k == 0 or (2 * k - 1) * mu < 1
+    assert (2 * (k + 1) - 1) * mu >= 1
+
+
+def test_coherence_certified_k_edges():
+    from rip_atoms.theory import coherence_certified_k
+
+    assert coherence_certified_k(0.0) == math.inf
+    assert coherence_certified_k(1.0) == 0
+    assert coherence_certified_k(1 / 3) == 1  # (2·2−1)/3 = 1, not < 1
+    assert coherence_certified_k(0.3) == 2

@@ -30,7 +30,7 @@ class GramReduction:
     """Raw output of :func:`blocked_gram_reduce` (float32 values, indices into the rows of A)."""
 
     top_values: np.ndarray  # (N, P) float32, descending per row
-    top_indices: np.ndarray  # (N, P) int64
+    top_indices: np.ndarray  # (N, P) int32
     histogram: np.ndarray  # (bins,) int64 counts of |G_jl| for j < l over [0, 1]
     bin_edges: np.ndarray  # (bins + 1,)
 
@@ -112,7 +112,7 @@ def blocked_gram_reduce(
     if not 1 <= n_top <= n - 1:
         raise ValueError(f"n_top must be in [1, N-1] = [1, {n - 1}], got {n_top}")
     topv = np.full((n, n_top), -1.0, dtype=np.float32)
-    topi = np.full((n, n_top), -1, dtype=np.int64)
+    topi = np.full((n, n_top), -1, dtype=np.int32)
     n_chunks = max(1, numba.get_num_threads()) * 4
     hist = np.zeros((n_chunks, bins), dtype=np.int64)
     starts = list(range(0, n, block_size))
