@@ -1,4 +1,4 @@
-"""``rip-atoms verify``: the dictionary checks available so far, with a readable summary.
+"""``rip-atoms verify [TARGET]``: the dictionary checks available so far, with a summary.
 
 With no TARGET it runs the built-in default: a planted atom set (Gaussian atoms, K-sparse
 non-negative codes) observed through an anisotropic invertible map A, so the raw geometry is
@@ -15,6 +15,7 @@ import sys
 import time
 
 from rip_atoms import theory
+from rip_atoms.cli.common import add_output_args, emit_json, show_progress
 from rip_atoms.coherence import coherence
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import SingularMetricError
@@ -31,9 +32,9 @@ def _coherence_line(name: str, res) -> str:
             f"certified K ≤ {theory.coherence_certified_k(res.mu)}")
 
 
-def run_verify(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    progress = not (args.quiet or args.json)
+    progress = show_progress(args)
     acts = None
     if args.target is None:
         planted = planted_atoms(**DEFAULT, mixing="random", seed=args.seed)
@@ -80,8 +81,6 @@ def run_verify(args: argparse.Namespace) -> int:
     }
     out["seconds"] = time.perf_counter() - t0
     if args.json:
-        from rip_atoms.cli import emit_json
-
         emit_json(out)
         return 0
     lines = [f"rip-atoms verify — {what}",
@@ -115,3 +114,15 @@ def run_verify(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     sys.stdout.flush()
     return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("verify", help="verify a dictionary (no TARGET: the built-in default)")
+    p.add_argument("target", nargs="?", metavar="TARGET",
+                   help="dictionary (.npy/.safetensors/neurons:H); default: built-in")
+    p.add_argument("--acts", help="n×H activations (.npy) to fit the AIP metric on")
+    p.add_argument("--tensor", help="tensor name inside a .safetensors file")
+    p.add_argument("--rows-are-atoms", action="store_true", help="the matrix is N×H")
+    p.add_argument("--seed", type=int, default=0)
+    add_output_args(p)
+    p.set_defaults(func=run)

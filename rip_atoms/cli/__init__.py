@@ -1,0 +1,45 @@
+"""The ``rip-atoms`` command: one module per subcommand, each with ``register(subparsers)``.
+
+Every command takes ``--json`` and then prints exactly one JSON object on stdout; progress and
+logs go to stderr. Exit status: 0 on success, 2 on bad input with one line naming the file and
+the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rip_atoms.cli import coherence, theory, verify
+from rip_atoms.cli.common import UsageError
+from rip_atoms.errors import RipAtomsError
+
+COMMANDS = [coherence, theory, verify]
+
+__all__ = ["UsageError", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rip-atoms",
+        description="Certified compressed-sensing checks for dictionaries and SAE decoders.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (RipAtomsError, ValueError, OverflowError) as exc:
+        # RipAtomsError: bad input; ValueError/OverflowError: argument values the maths rejects
+        msg = " ".join(str(exc).split())
+        print(f"rip-atoms: error: {msg}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `rip-atoms ... | head`
+        sys.stderr.close()
+        return 0

@@ -1,0 +1,109 @@
+"""Pieces every subcommand shares: JSON output, logging, dictionary and metric arguments."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from rip_atoms.dictionary import Dictionary
+from rip_atoms.errors import RipAtomsError, ShapeMismatchError
+from rip_atoms.matrix_files import load_matrix
+from rip_atoms.metric import AIPMetric, fit_metric
+
+
+class UsageError(RipAtomsError):
+    """A command-line argument is malformed."""
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def _finite(o):
+    """Replace non-finite floats by None so the output is strict JSON."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    return o
+
+
+def emit_json(obj: dict) -> None:
+    """Print one strict-JSON object (±inf and NaN become null) on stdout."""
+    sys.stdout.write(json.dumps(_finite(obj), default=_json_default) + "\n")
+
+
+def log(args: argparse.Namespace, msg: str) -> None:
+    """A log line on stderr unless --quiet."""
+    if not getattr(args, "quiet", False):
+        print(msg, file=sys.stderr)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    return not (getattr(args, "quiet", False) or getattr(args, "json", False))
+
+
+def add_output_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress or logs on stderr")
+
+
+def add_dictionary_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dict", metavar="DICT",
+                   help="dictionary: .npy/.safetensors (H×N, columns are atoms) or neurons:H")
+    p.add_argument("--tensor", help="tensor name inside a .safetensors file")
+    p.add_argument("--rows-are-atoms", action="store_true",
+                   help="the matrix is N×H (e.g. an SAE's W_dec)")
+
+
+def add_metric_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--metric", default="self", metavar="ACTS|self",
+                   help="AIP metric: 'self' for (D Dᵀ)⁻¹ (default) or an n×H activations file "
+                        "(.npy, memory-mapped, or .safetensors) to fit Σ⁻¹ from")
+    g.add_argument("--raw", action="store_true", help="Euclidean cosines (no metric)")
+    p.add_argument("--center", action="store_true",
+                   help="fit the metric on the covariance instead of the uncentred second moment")
+    p.add_argument("--ridge", type=float, default=0.0,
+                   help="ridge λ: invert Σ + λ·(tr Σ/H)·I (default 0)")
+
+
+def load_dictionary(args: argparse.Namespace) -> Dictionary:
+    return Dictionary.load(args.dict, tensor=args.tensor, rows_are_atoms=args.rows_are_atoms)
+
+
+def load_metric(args: argparse.Namespace, d: Dictionary) -> AIPMetric | None:
+    """The metric the arguments ask for: None (raw), (D Dᵀ)⁻¹, or Σ⁻¹ fitted on a file."""
+    if args.raw:
+        return None
+    if args.metric == "self":
+        return AIPMetric.from_dictionary(d, ridge=args.ridge)
+    path = Path(args.metric)
+    X = load_matrix(path, mmap=True)
+    if X.shape[1] != d.dim:
+        raise ShapeMismatchError(
+            f"{path}: activations have width {X.shape[1]} but the dictionary has H = {d.dim}"
+        )
+    log(args, f"fitting the AIP metric on {X.shape[0]} activations from {path}")
+    return fit_metric(X, center=args.center, ridge=args.ridge, source=str(path))
+
+
+METRIC_NAMES = {
+    "raw": "raw (Euclidean cosines)",
+    "identity": "identity (Euclidean cosines)",
+    "dictionary": "AIP, self metric (D Dᵀ)⁻¹",
+    "activations": "AIP, fitted on activations",
+}
