@@ -29,22 +29,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rip_atoms.dictionary import DUPLICATE_TOL, Dictionary, as_dictionary
-from rip_atoms.errors import EmptyDictionaryError, ShapeMismatchError
+from rip_atoms.corrected_atoms import CorrectedAtoms
+from rip_atoms.dictionary import DUPLICATE_TOL, Dictionary
 from rip_atoms.kernels import blocked_gram_reduce
 from rip_atoms.metric import AIPMetric
 from rip_atoms.theory import welch_bound
 
 PER_ATOM_QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
-_U32 = 2.0**-24
 _MAX_BABEL_ROWS = 64
 _MAX_EXTRA_PAIRS = 20000
-
-
-def float32_cosine_tolerance(dim: int) -> float:
-    """Bound on |float32 cosine − exact cosine| for unit rows of length H: γ_H + 2.5u."""
-    hu = dim * _U32
-    return hu / (1.0 - hu) + 2.5 * _U32
 
 
 @dataclass(frozen=True)
@@ -104,69 +97,6 @@ class CoherenceResult:
         }
 
 
-def resolve_metric(d: Dictionary, metric: AIPMetric | str | None) -> AIPMetric | None:
-    """``"raw"``/None → Euclidean (None); ``"self"`` → (D Dᵀ)⁻¹; an AIPMetric is checked."""
-    if metric is None or metric == "raw":
-        return None
-    if isinstance(metric, str):
-        if metric == "self":
-            return AIPMetric.from_dictionary(d)
-        raise ValueError(f"metric must be 'raw', 'self', None or an AIPMetric, not {metric!r}")
-    if metric.dim != d.dim:
-        raise ShapeMismatchError(
-            f"{d.provenance.source}: the metric is for H = {metric.dim} but the dictionary has "
-            f"H = {d.dim}"
-        )
-    return metric
-
-
-class _ExactCosines:
-    """float64 cosines cos(j, l) = dⱼᵀ S̃ dₗ / (‖dⱼ‖_S ‖dₗ‖_S) from the atoms as given."""
-
-    def __init__(self, d: Dictionary, metric: AIPMetric | None, norms: np.ndarray) -> None:
-        self.d = d
-        self.S = None if metric is None else metric.S
-        self.norms = norms  # float64 ‖dᵢ‖_S of every atom (indices of d)
-
-    def row(self, j: int, cols: np.ndarray) -> np.ndarray:
-        cols = np.asarray(cols)
-        dj = self.d.columns([j])[:, 0]
-        v = dj if self.S is None else self.S @ dj
-        vals = self.d.columns(cols).T @ v
-        return np.abs(vals) / (self.norms[j] * self.norms[cols])
-
-    def pairs(self, pairs: np.ndarray) -> np.ndarray:
-        out = np.empty(len(pairs))
-        if len(pairs) == 0:
-            return out
-        order = np.argsort(pairs[:, 0], kind="stable")
-        p = pairs[order]
-        firsts, starts = np.unique(p[:, 0], return_index=True)
-        bounds = list(starts) + [len(p)]
-        for k, j in enumerate(firsts):
-            sl = slice(bounds[k], bounds[k + 1])
-            out[order[sl]] = self.row(int(j), p[sl, 1])
-        return out
-
-
-def unit_rows(
-    d: Dictionary, metric: AIPMetric | None, live: np.ndarray, chunk: int = 4096
-) -> tuple[np.ndarray, np.ndarray]:
-    """float32 N_live×H rows d̃ᵢ = W dᵢ/‖W dᵢ‖ (whitened in float64, then rounded), and the
-    float64 norms ‖dᵢ‖_S of all N atoms (0 for dead atoms)."""
-    A = np.empty((len(live), d.dim), dtype=np.float32)
-    norms = np.zeros(d.n_atoms)
-    for s in range(0, len(live), chunk):
-        idx = live[s : s + chunk]
-        X = d.columns(idx)
-        if metric is not None:
-            X = metric.W @ X
-        nx = np.linalg.norm(X, axis=0)
-        norms[idx] = nx
-        A[s : s + len(idx)] = (X / nx).T
-    return A, norms
-
-
 def coherence(
     D: Dictionary | np.ndarray,
     metric: AIPMetric | str | None = "self",
@@ -192,22 +122,16 @@ def coherence(
     duplicate_tol : pairs with |cos| ≥ 1 − duplicate_tol are reported as duplicates.
     """
     t0 = time.perf_counter()
-    d = as_dictionary(D)
-    m = resolve_metric(d, metric)
-    live = d.live_atoms
-    n_live = len(live)
-    if n_live < 2:
-        raise EmptyDictionaryError(
-            f"{d.provenance.source}: coherence needs at least two live atoms, found {n_live}"
-        )
-    A, norms = unit_rows(d, m, live)
-    tol = float32_cosine_tolerance(d.dim)
+    atoms = CorrectedAtoms(D, metric, min_live=2)
+    d = atoms.dictionary
+    live = atoms.live
+    n_live = atoms.n_live
+    tol = atoms.tolerance
     babel_p = max(1, min(babel_p, n_live - 1))
     n_top_pairs = max(1, top)
     P = min(max(babel_p, n_top_pairs), n_live - 1)
-    red = blocked_gram_reduce(A, P, bins=bins, block_size=block_size, progress=progress)
-    del A
-    exact = _ExactCosines(d, m, norms)
+    red = blocked_gram_reduce(atoms.rows, P, bins=bins, block_size=block_size,
+                              progress=progress)
     topv = red.top_values  # float32
     topi = red.top_indices
 
@@ -229,7 +153,7 @@ def coherence(
     cand = order[: min(max(r, n_cand), r + _MAX_EXTRA_PAIRS)]
     cand_pairs = np.stack([key[cand] // n_live, key[cand] % n_live], axis=1)
     cand_pairs_atoms = live[cand_pairs]
-    cand_exact = exact.pairs(cand_pairs_atoms)
+    cand_exact = atoms.cosines_pairs(cand_pairs_atoms)
     ex_order = np.argsort(-cand_exact, kind="stable")
     top_pairs = [
         (int(cand_pairs_atoms[k, 0]), int(cand_pairs_atoms[k, 1]), float(cand_exact[k]))
@@ -245,17 +169,16 @@ def coherence(
         dup[(int(min(i, j)), int(max(i, j)))] = float(cand_exact[k])
     saturated = np.flatnonzero(topv[:, P - 1] >= dup_cutoff)
     if saturated.size:
-        A_sat, _ = unit_rows(d, m, live)
+        A_sat = atoms.rows
         for jr in saturated:
             row = np.abs(A_sat @ A_sat[jr])
             row[jr] = -1
             others = np.flatnonzero(row >= dup_cutoff)
-            ex = exact.row(int(live[jr]), live[others])
+            ex = atoms.cosines_row(int(live[jr]), live[others])
             for o, v in zip(others, ex, strict=True):
                 if v >= 1.0 - duplicate_tol:
                     i, j = sorted((int(live[jr]), int(live[o])))
                     dup[(i, j)] = float(v)
-        del A_sat
     duplicate_pairs = sorted(((i, j, v) for (i, j), v in dup.items()), key=lambda t: -t[2])
 
     # ---- Babel: float64 re-sum of the listed entries of every candidate row
@@ -275,7 +198,7 @@ def coherence(
     cand_rows_arr = np.array(sorted(cand_rows))
     exact_cums = np.empty((len(cand_rows_arr), babel_p))
     for k, jr in enumerate(cand_rows_arr):
-        ex = np.sort(exact.row(int(live[jr]), live[topi[jr, :babel_p]]))[::-1]
+        ex = np.sort(atoms.cosines_row(int(live[jr]), live[topi[jr, :babel_p]]))[::-1]
         exact_cums[k] = np.cumsum(ex)
     best_k = np.argmax(exact_cums, axis=0)
     babel = exact_cums[best_k, np.arange(babel_p)]
@@ -292,7 +215,7 @@ def coherence(
         dim=d.dim,
         n_atoms=d.n_atoms,
         n_live=n_live,
-        metric={"kind": "raw"} if m is None else m.to_dict(),
+        metric=atoms.metric_info(),
         mu=mu,
         pair=pair,
         welch_bound=welch_bound(d.dim, n_live),

@@ -1,0 +1,154 @@
+"""D̃, the unit atoms under a metric: float32 rows for blocked passes, float64 on demand.
+
+For a dictionary D (columns dᵢ) and an AIP metric with whitening W = S̃^{1/2} (or none: raw
+Euclidean geometry), the corrected atoms are d̃ᵢ = W dᵢ / ‖W dᵢ‖₂ (DESIGN.md, "AIP-corrected
+dictionary"). Passes over many atoms use float32 rows ``rows`` (N_live×H, C-contiguous; the
+whitening itself is done in float64 and then rounded, so ill-conditioned metrics lose nothing);
+every reported number is recomputed in float64 from the atoms as given with
+cos(j, l) = dⱼᵀ S̃ dₗ / (‖dⱼ‖_S ‖dₗ‖_S) (:meth:`CorrectedAtoms.gram`, :meth:`cosines_row`).
+
+``tolerance`` bounds |float32 row cosine − exact cosine|: γ_H + 2.5u (u = 2⁻²⁴, γ_H = Hu/(1−Hu);
+rounding of unit rows plus the GEMM's accumulation bound for unit vectors), plus twice the largest
+deviation of a row's squared norm from 1 when rows are reused without renormalising.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rip_atoms.dictionary import Dictionary, as_dictionary
+from rip_atoms.errors import EmptyDictionaryError, ShapeMismatchError
+from rip_atoms.metric import AIPMetric
+
+_U32 = 2.0**-24
+
+
+def float32_cosine_tolerance(dim: int) -> float:
+    """Bound on |float32 cosine − exact cosine| for unit rows of length H: γ_H + 2.5u."""
+    hu = dim * _U32
+    return hu / (1.0 - hu) + 2.5 * _U32
+
+
+def resolve_metric(d: Dictionary, metric: AIPMetric | str | None) -> AIPMetric | None:
+    """``"raw"``/None → Euclidean (None); ``"self"`` → (D Dᵀ)⁻¹; an AIPMetric is checked."""
+    if metric is None or (isinstance(metric, str) and metric == "raw"):
+        return None
+    if isinstance(metric, str):
+        if metric == "self":
+            return AIPMetric.from_dictionary(d)
+        raise ValueError(f"metric must be 'raw', 'self', None or an AIPMetric, not {metric!r}")
+    if metric.dim != d.dim:
+        raise ShapeMismatchError(
+            f"{d.provenance.source}: the metric is for H = {metric.dim} but the dictionary has "
+            f"H = {d.dim}"
+        )
+    return metric
+
+
+class CorrectedAtoms:
+    """The unit atoms d̃ᵢ = W dᵢ/‖W dᵢ‖ of a dictionary under a metric (None = raw).
+
+    Attributes
+    ----------
+    dictionary : the :class:`Dictionary` as given.
+    metric : the :class:`AIPMetric` applied, or None for Euclidean geometry.
+    live : indices (into the dictionary) of live atoms; row r of ``rows`` is atom ``live[r]``.
+    norms : float64 ‖dᵢ‖_S = ‖W dᵢ‖₂ for every atom (0 for dead atoms).
+    rows : float32 N_live×H unit rows (None when built with ``rows=False``).
+    tolerance : bound on the error of a float32 row cosine.
+    """
+
+    def __init__(
+        self,
+        D: Dictionary | np.ndarray,
+        metric: AIPMetric | str | None = None,
+        *,
+        rows: bool = True,
+        chunk: int = 4096,
+        min_live: int = 1,
+    ) -> None:
+        d = as_dictionary(D)
+        self.dictionary = d
+        self.live = d.live_atoms
+        if len(self.live) < min_live:
+            raise EmptyDictionaryError(
+                f"{d.provenance.source}: needs at least {min_live} live atoms, found "
+                f"{len(self.live)}"
+            )
+        self.metric = resolve_metric(d, metric)
+        self.tolerance = float32_cosine_tolerance(d.dim)
+        self.rows = None
+        self.norms = np.zeros(d.n_atoms)
+        reuse = (
+            rows and self.metric is None and len(d.dead_atoms) == 0
+            and d.atoms.dtype == np.float32 and d.atoms.T.flags.c_contiguous
+            and np.abs(d.norms - 1.0).max() <= 1e-5
+        )
+        if reuse:  # unit float32 N×H rows already: use them in place, widen the tolerance
+            self.rows = d.atoms.T
+            self.norms[:] = d.norms
+            self.tolerance += 2 * float(np.abs(d.norms**2 - 1.0).max())
+            return
+        if rows:
+            self.rows = np.empty((len(self.live), d.dim), dtype=np.float32)
+        for s in range(0, len(self.live), chunk):
+            idx = self.live[s : s + chunk]
+            X = d.columns(idx)
+            if self.metric is not None:
+                X = self.metric.W @ X
+            nx = np.linalg.norm(X, axis=0)
+            self.norms[idx] = nx
+            if rows:
+                self.rows[s : s + len(idx)] = (X / nx).T
+
+    @property
+    def dim(self) -> int:
+        return self.dictionary.dim
+
+    @property
+    def n_live(self) -> int:
+        return len(self.live)
+
+    def metric_info(self) -> dict:
+        return {"kind": "raw"} if self.metric is None else self.metric.to_dict()
+
+    def vectors(self, atoms) -> np.ndarray:
+        """float64 H×k matrix of d̃ᵢ for the given atom indices (exact)."""
+        atoms = np.asarray(atoms, dtype=np.int64)
+        X = self.dictionary.columns(atoms)
+        if self.metric is not None:
+            X = self.metric.W @ X
+        return X / np.linalg.norm(X, axis=0)
+
+    def gram(self, atoms) -> np.ndarray:
+        """float64 G_S = D̃_Sᵀ D̃_S for a support S (atom indices as given)."""
+        atoms = np.asarray(atoms, dtype=np.int64)
+        X = self.dictionary.columns(atoms)
+        SX = X if self.metric is None else self.metric.S @ X
+        G = (X.T @ SX) / np.outer(self.norms[atoms], self.norms[atoms])
+        G = 0.5 * (G + G.T)
+        np.fill_diagonal(G, 1.0)
+        return G
+
+    def cosines_row(self, j: int, cols) -> np.ndarray:
+        """float64 |cos(j, l)| for l in ``cols`` (atom indices as given)."""
+        cols = np.asarray(cols, dtype=np.int64)
+        dj = self.dictionary.columns([j])[:, 0]
+        v = dj if self.metric is None else self.metric.S @ dj
+        vals = self.dictionary.columns(cols).T @ v
+        return np.abs(vals) / (self.norms[j] * self.norms[cols])
+
+    def cosines_pairs(self, pairs: np.ndarray) -> np.ndarray:
+        """float64 |cos(i, j)| for an m×2 array of atom-index pairs."""
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        out = np.empty(len(pairs))
+        if len(pairs) == 0:
+            return out
+        order = np.argsort(pairs[:, 0], kind="stable")
+        p = pairs[order]
+        firsts, starts = np.unique(p[:, 0], return_index=True)
+        bounds = list(starts) + [len(p)]
+        for k, j in enumerate(firsts):
+            sl = slice(bounds[k], bounds[k + 1])
+            out[order[sl]] = self.cosines_row(int(j), p[sl, 1])
+        return out
