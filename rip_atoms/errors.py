@@ -34,3 +34,11 @@ class SingularMetricError(RipAtomsError):
 
 class EmptyDictionaryError(RipAtomsError):
     """No usable atoms remain (all atoms are dead, or the dictionary has no columns)."""
+
+
+class ParameterError(RipAtomsError):
+    """An argument value is outside its domain (k < 1, k > N, a budget ≤ 0, …)."""
+
+
+class DeadAtomsError(RipAtomsError):
+    """The computation needs every atom to have a direction, and some atoms are zero."""
