@@ -8,6 +8,9 @@ For unit atoms d̃ᵢ (by default the AIP-corrected ones, d̃ᵢ = W dᵢ/‖W d
 * the top-r pairs by |⟨d̃ᵢ, d̃ⱼ⟩|, and a histogram of |⟨d̃ᵢ, d̃ⱼ⟩| over all pairs i < j;
 * the Welch bound sqrt((N−H)/(H(N−1))) ≤ μ for the N live atoms in R^H.
 
+``babel`` holds float64 values that are certified *lower* bounds on μ₁(p) (see Precision) and
+``babel_upper`` certified *upper* bounds: maxⱼ (float32 top-p sum of row j) + p·tol32.
+
 Dead atoms (zero) are excluded and reported; duplicate pairs (|cos| ≥ 1 − 1e-6) are reported and
 *not* dropped (so μ is then ≈ 1, which is the truth about such a dictionary).
 
@@ -55,6 +58,7 @@ class CoherenceResult:
     per_atom_partner: np.ndarray = field(repr=False)  # (N,), -1 for dead atoms
     babel: np.ndarray = field(repr=False)  # (p_max,), entry p-1 is μ₁(p)
     babel_rows: np.ndarray = field(repr=False)  # atom attaining μ₁(p)
+    babel_upper: np.ndarray = field(repr=False)  # certified upper bound on μ₁(p)
     top_pairs: list[tuple[int, int, float]] = field(repr=False)
     histogram_counts: np.ndarray = field(repr=False)
     histogram_edges: np.ndarray = field(repr=False)
@@ -81,6 +85,7 @@ class CoherenceResult:
             "mu_over_welch": self.mu / self.welch_bound if self.welch_bound > 0 else None,
             "babel": self.babel.tolist(),
             "babel_rows": self.babel_rows.tolist(),
+            "babel_upper": self.babel_upper.tolist(),
             "per_atom_quantiles": {str(q): v for q, v in self.per_atom_quantiles.items()},
             "top_pairs": [[i, j, v] for i, j, v in self.top_pairs],
             "histogram": {
@@ -223,6 +228,7 @@ def coherence(
         per_atom_partner=partner,
         babel=babel,
         babel_rows=babel_rows,
+        babel_upper=cums.max(axis=0) + tol * np.arange(1, babel_p + 1),
         top_pairs=top_pairs[: max(0, top)] if top > 0 else [],
         histogram_counts=red.histogram,
         histogram_edges=red.bin_edges,

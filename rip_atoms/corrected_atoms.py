@@ -84,6 +84,7 @@ class CorrectedAtoms:
             and d.atoms.dtype == np.float32 and d.atoms.T.flags.c_contiguous
             and np.abs(d.norms - 1.0).max() <= 1e-5
         )
+        self.rows_are_input = reuse
         if reuse:  # unit float32 N×H rows already: use them in place, widen the tolerance
             self.rows = d.atoms.T
             self.norms[:] = d.norms
@@ -108,6 +109,27 @@ class CorrectedAtoms:
     @property
     def n_live(self) -> int:
         return len(self.live)
+
+    def spectral_norm_sq_upper(self, chunk: int = 8192) -> float:
+        """A certified upper bound on ‖D̃‖₂² = λmax(D̃ D̃ᵀ) over the live atoms.
+
+        Computed from the float32 rows A as λmax(AᵀA) in float64 (accumulated over chunks), then
+        corrected for the rows' rounding: fresh rows satisfy |A − D̃| ≤ u|D̃| entrywise, so
+        ‖D̃‖₂ ≤ ‖A‖₂ + u·sqrt(N); rows reused from the input are exact up to their norms nᵢ, so
+        ‖D̃‖₂ ≤ ‖A‖₂ · maxᵢ 1/nᵢ. A relative slack of 1e-12 covers the float64 eigensolve.
+        """
+        if self.rows is None:
+            raise ValueError("built with rows=False")
+        M = np.zeros((self.dim, self.dim))
+        for s in range(0, self.rows.shape[0], chunk):
+            X = self.rows[s : s + chunk].astype(np.float64)
+            M += X.T @ X
+        a = float(np.sqrt(max(np.linalg.eigvalsh(M)[-1], 0.0)))
+        if self.rows_are_input:
+            a /= float(self.norms[self.live].min())
+        else:
+            a += _U32 * np.sqrt(self.n_live) * 1.0001
+        return a * a * (1 + 1e-12)
 
     def metric_info(self) -> dict:
         return {"kind": "raw"} if self.metric is None else self.metric.to_dict()

@@ -203,3 +203,16 @@ def test_to_dict_is_json_ready():
     json.dumps(d)
     assert len(d["babel"]) == 4 and len(d["top_pairs"]) == 3
     assert set(d["per_atom_quantiles"]) >= {"0.5", "1.0"}
+
+
+@given(shapes)
+def test_babel_upper_brackets_the_truth(shape):
+    H, N, seed = shape
+    rng = np.random.default_rng(seed)
+    D = rng.standard_normal((H, N)).astype(np.float32)
+    res = coherence(D, "raw", babel_p=9)
+    _, rows = direct(unit(D.astype(np.float64)))
+    p_max = min(9, N - 1)
+    ref = np.cumsum(rows[:, :p_max], axis=1).max(axis=0)
+    assert np.all(res.babel <= ref + 1e-12)
+    assert np.all(ref <= res.babel_upper + 1e-12)
