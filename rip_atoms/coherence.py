@@ -34,6 +34,7 @@ import numpy as np
 
 from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.dictionary import DUPLICATE_TOL, Dictionary
+from rip_atoms.errors import ParameterError
 from rip_atoms.kernels import blocked_gram_reduce
 from rip_atoms.metric import AIPMetric
 from rip_atoms.theory import welch_bound
@@ -127,6 +128,11 @@ def coherence(
     duplicate_tol : pairs with |cos| ≥ 1 − duplicate_tol are reported as duplicates.
     """
     t0 = time.perf_counter()
+    if block_size < 1:
+        raise ParameterError(f"block_size must be ≥ 1, got {block_size}")
+    if babel_p < 1 or top < 0 or bins < 1:
+        raise ParameterError(f"need babel_p ≥ 1, top ≥ 0, bins ≥ 1 (got {babel_p}, {top}, "
+                             f"{bins})")
     atoms = CorrectedAtoms(D, metric, min_live=2)
     d = atoms.dictionary
     live = atoms.live

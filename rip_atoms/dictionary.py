@@ -49,7 +49,7 @@ def _nonfinite_message(arr: np.ndarray, what: str) -> str:
     listed = ", ".join(str(int(b)) for b in bad_atoms[:8])
     more = f" and {len(bad_atoms) - 8} more" if len(bad_atoms) > 8 else ""
     return (
-        f"{what}: atom {j} has a non-finite entry ({arr[i, j]!r} at row {i}); "
+        f"{what}: atom {j} has a non-finite entry ({float(arr[i, j])} at row {i}); "
         f"{len(bad_atoms)} atom(s) are non-finite: {listed}{more}"
     )
 

@@ -37,10 +37,15 @@ def load_npy(path: str | os.PathLike, *, mmap: bool = False) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"{path}: no such file")
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic != b"\x93NUMPY":
+        raise FileFormatError(f"{path}: not a .npy file (no NUMPY header)"
+                              if len(magic) == 6 else f"{path}: truncated .npy file")
     try:
         arr = np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except ValueError as exc:
-        if "pickle" in str(exc).lower():
+        if "pickle" in str(exc).lower() or "python objects" in str(exc).lower():
             raise FileFormatError(
                 f"{path}: holds Python objects (pickle), not a numeric array"
             ) from exc
@@ -90,6 +95,9 @@ def safetensors_header(path: str | os.PathLike) -> dict[str, dict]:
             start, stop = (int(o) for o in info["data_offsets"])
         except (KeyError, TypeError, ValueError) as exc:
             raise FileFormatError(f"{path}: malformed header entry for tensor {name!r}") from exc
+        if any(s < 0 for s in shape) or not 0 <= start <= stop:
+            raise FileFormatError(f"{path}: malformed header entry for tensor {name!r} "
+                                  f"(shape {shape}, offsets {start}..{stop})")
         if dtype not in _SAFETENSORS_DTYPES:
             raise FileFormatError(f"{path}: tensor {name!r} has unsupported dtype {dtype}")
         itemsize = np.dtype(_SAFETENSORS_DTYPES[dtype]).itemsize

@@ -191,10 +191,11 @@ def witness_eigenvalues(
 
 # ---------------------------------------------------------------------------- search pieces
 def _gram_rows(A: np.ndarray, S: np.ndarray) -> np.ndarray:
-    X = A[S].astype(np.float64)
-    G = X @ X.T
+    """G_S from the float32 rows (search only; witnesses are recomputed in float64)."""
+    X = A[S]
+    G = (X @ X.T).astype(np.float64)
     np.fill_diagonal(G, 1.0)
-    return G
+    return 0.5 * (G + G.T)
 
 
 def _extreme(G: np.ndarray, upper: bool) -> tuple[float, np.ndarray]:
@@ -213,11 +214,16 @@ class _Chain:
 
     __slots__ = ("S", "G", "score", "v", "stuck")
 
-    def __init__(self, A: np.ndarray, S: np.ndarray, upper: bool) -> None:
+    def __init__(self, A: np.ndarray | None, S: np.ndarray, upper: bool,
+                 G: np.ndarray | None = None) -> None:
         self.S = np.asarray(S, dtype=np.int64)
-        self.G = _gram_rows(A, self.S)
+        self.G = _gram_rows(A, self.S) if G is None else G
         self.score, self.v = _extreme(self.G, upper)
         self.stuck = False
+
+    def replace(self, S: np.ndarray, G: np.ndarray, upper: bool) -> None:
+        self.S, self.G = S, G
+        self.score, self.v = _extreme(G, upper)
 
 
 class _Search:
@@ -234,8 +240,12 @@ class _Search:
 
     # ---- correlation screening: one GEMM for the whole population
     def directions(self, chains: Sequence[_Chain]) -> np.ndarray:
-        X = np.stack([self.A[ch.S].T.astype(np.float64) @ ch.v for ch in chains], axis=1)
-        return np.abs(self.A @ X.astype(np.float32))  # (n, R)
+        """|⟨d̃ₗ, D̃_S v⟩| for every atom l and chain (one GEMM for the population)."""
+        X = np.stack([self.A[ch.S].T @ ch.v.astype(np.float32) for ch in chains], axis=1)
+        return np.abs(self.A @ X)  # (n, R)
+
+    def _cross(self, cand: np.ndarray, S: np.ndarray) -> np.ndarray:
+        return (self.A[cand] @ self.A[S].T).astype(np.float64)
 
     def _top_candidates(self, scores: np.ndarray, S: np.ndarray, m: int) -> np.ndarray:
         s = scores.copy()
@@ -253,16 +263,14 @@ class _Search:
             if cand.size == 0:
                 continue
             k = len(ch.S)
-            cross = self.A[cand].astype(np.float64) @ self.A[ch.S].T.astype(np.float64)
+            cross = self._cross(cand, ch.S)
             G = np.zeros((len(cand), k + 1, k + 1))
             G[:, :k, :k] = ch.G
             G[:, k, :k] = cross
             G[:, :k, k] = cross
             G[:, k, k] = 1.0
             best = int(np.argmax(_batch_scores(G, self.upper)))
-            newS = np.append(ch.S, cand[best])
-            nxt = _Chain(self.A, newS, self.upper)
-            ch.S, ch.G, ch.score, ch.v = nxt.S, nxt.G, nxt.score, nxt.v
+            ch.replace(np.append(ch.S, cand[best]), G[best], self.upper)
 
     def swap(self, chains: list[_Chain], corr: np.ndarray, n_remove: int) -> bool:
         """One best-improvement swap per chain over (weakest members) × (screened atoms)."""
@@ -276,7 +284,7 @@ class _Search:
                 continue
             cand = self._top_candidates(corr[:, r], ch.S, self.screen)
             rem = np.argsort(np.abs(ch.v), kind="stable")[: min(n_remove, k)]
-            cross = self.A[cand].astype(np.float64) @ self.A[ch.S].T.astype(np.float64)
+            cross = self._cross(cand, ch.S)
             rr = np.repeat(rem, len(cand))
             cc = np.tile(np.arange(len(cand)), len(rem))
             B = len(rr)
@@ -290,11 +298,9 @@ class _Search:
             if sc[j] > ch.score + 1e-12:
                 newS = ch.S.copy()
                 newS[rr[j]] = cand[cc[j]]
-                nxt = _Chain(self.A, newS, self.upper)
-                if nxt.score > ch.score:
-                    ch.S, ch.G, ch.score, ch.v = nxt.S, nxt.G, nxt.score, nxt.v
-                    improved = True
-                    continue
+                ch.replace(newS, G[j], self.upper)
+                improved = True
+                continue
             ch.stuck = True
         return improved
 
@@ -397,6 +403,31 @@ def sdp_sparse_eigen_bounds(G: np.ndarray, k: int) -> tuple[float, float]:
     return best_up, best_lo
 
 
+def random_supports_lower_bound(
+    atoms: CorrectedAtoms, k: int, budget_s: float, *, seed: int = 0, batch: int = 64
+) -> tuple[float, tuple[int, ...], int]:
+    """Baseline only: the best λmax(G_S) − 1 over uniformly random supports drawn for
+    ``budget_s`` seconds (batched eigensolves). Biased low — the worst supports are
+    exponentially rare — and kept to measure the real search against. Returns (bound, witness
+    support (atom indices), supports tried); the witness is recomputed in float64."""
+    rng = np.random.default_rng(seed)
+    A = atoms.rows
+    n = A.shape[0]
+    t0 = time.perf_counter()
+    best, best_S, tried = -np.inf, None, 0
+    while time.perf_counter() - t0 < budget_s:
+        S = np.stack([rng.choice(n, size=k, replace=False) for _ in range(batch)])
+        X = A[S].astype(np.float64)  # (batch, k, H)
+        w = np.linalg.eigvalsh(X @ X.transpose(0, 2, 1))[:, -1]
+        i = int(np.argmax(w))
+        tried += batch
+        if w[i] > best:
+            best, best_S = float(w[i]), S[i]
+    S_atoms = tuple(sorted(int(atoms.live[i]) for i in best_S))
+    lam = float(np.linalg.eigvalsh(atoms.gram(list(S_atoms)))[-1])
+    return lam - 1.0, S_atoms, tried
+
+
 # ---------------------------------------------------------------------------- main entry
 def _validate_ks(k: int | Iterable[int], n_live: int) -> list[int]:
     ks = [k] if isinstance(k, int | np.integer) else list(k)
@@ -472,7 +503,7 @@ def rip_bounds(
     mu = 0.0
     if n >= 2:
         coh = coherence(atoms.dictionary, atoms.metric, babel_p=max(1, max(ks) - 1),
-                        top=max(256, population), progress=progress)
+                        top=max(256 if n <= 20000 else 64, population), progress=progress)
         mu = coh.mu
     spectral = atoms.spectral_norm_sq_upper()
     screen_eff = n if n <= 256 else screen

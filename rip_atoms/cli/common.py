@@ -97,8 +97,10 @@ def load_metric(args: argparse.Namespace, d: Dictionary) -> AIPMetric | None:
         raise ShapeMismatchError(
             f"{path}: activations have width {X.shape[1]} but the dictionary has H = {d.dim}"
         )
-    log(args, f"fitting the AIP metric on {X.shape[0]} activations from {path}")
-    return fit_metric(X, center=args.center, ridge=args.ridge, source=str(path))
+    metric = fit_metric(X, center=args.center, ridge=args.ridge, source=str(path))
+    log(args, f"fitted the AIP metric on {X.shape[0]} activations from {path} "
+              f"(condition number {metric.condition_number:.3g})")
+    return metric
 
 
 METRIC_NAMES = {
