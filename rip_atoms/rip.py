@@ -43,6 +43,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from rip_atoms.coherence import CoherenceResult, coherence
 from rip_atoms.corrected_atoms import CorrectedAtoms
@@ -495,8 +496,6 @@ def rip_bounds(
     ks = _validate_ks(k, n)
     H = d.dim
     rng = np.random.default_rng(seed)
-    A = atoms.rows
-    live = atoms.live
     notes_all = [f"{len(d.dead_atoms)} dead atoms left out"] if len(d.dead_atoms) else []
 
     coh = None
@@ -506,6 +505,26 @@ def rip_bounds(
                         top=max(256 if n <= 20000 else 64, population), progress=progress)
         mu = coh.mu
     spectral = atoms.spectral_norm_sq_upper()
+    # the search is many small GEMMs and eigensolves: multithreaded BLAS only adds contention
+    with threadpool_limits(1):
+        brackets = _search_all(atoms, ks, coh, rng, spectral, budget_s, enumerate_max,
+                               sdp_max_atoms, screen, population, patience, notes_all,
+                               progress)
+    return RIPResult(
+        brackets=brackets, dim=H, n_atoms=d.n_atoms, n_live=n, metric=atoms.metric_info(),
+        mu=mu, spectral_norm_sq_upper=spectral, seconds=time.perf_counter() - t_start,
+        coherence=coh,
+    )
+
+
+def _search_all(atoms, ks, coh, rng, spectral, budget_s, enumerate_max, sdp_max_atoms,
+                screen, population, patience, notes_all, progress) -> list[RIPBracket]:
+    """Per-k brackets (shared growth pass first); see :func:`rip_bounds`."""
+    A = atoms.rows
+    live = atoms.live
+    n = atoms.n_live
+    H = atoms.dim
+    mu = coh.mu if coh is not None else 0.0
     screen_eff = n if n <= 256 else screen
 
     # ---- shared greedy growth from coherent pairs and Babel rows (supports for every k)
@@ -601,12 +620,7 @@ def rip_bounds(
             bar.update(1)
     if bar is not None:
         bar.close()
-    brackets = _monotone(brackets)
-    return RIPResult(
-        brackets=brackets, dim=H, n_atoms=d.n_atoms, n_live=n, metric=atoms.metric_info(),
-        mu=mu, spectral_norm_sq_upper=spectral, seconds=time.perf_counter() - t_start,
-        coherence=coh,
-    )
+    return _monotone(brackets)
 
 
 def _finish(k, U_lo, U_up, L_lo, L_up, floor, exact, wU, wL, methods, search, notes, sec):
