@@ -210,7 +210,7 @@ def _batch_scores(G: np.ndarray, upper: bool) -> np.ndarray:
     return w[:, -1] if upper else -w[:, 0]
 
 
-class _Chain:
+class SearchSupport:
     """One support under local search: local row indices, its score and extreme eigenvector."""
 
     __slots__ = ("S", "G", "score", "v", "stuck")
@@ -227,7 +227,7 @@ class _Chain:
         self.score, self.v = _extreme(G, upper)
 
 
-class _Search:
+class SupportSearch:
     """Population search for supports with extreme λmax (upper=True) or λmin (upper=False)."""
 
     def __init__(self, atoms: CorrectedAtoms, upper: bool, rng: np.random.Generator,
@@ -240,7 +240,7 @@ class _Search:
         self.screen = screen
 
     # ---- correlation screening: one GEMM for the whole population
-    def directions(self, chains: Sequence[_Chain]) -> np.ndarray:
+    def directions(self, chains: Sequence[SearchSupport]) -> np.ndarray:
         """|⟨d̃ₗ, D̃_S v⟩| for every atom l and chain (one GEMM for the population)."""
         X = np.stack([self.A[ch.S].T @ ch.v.astype(np.float32) for ch in chains], axis=1)
         return np.abs(self.A @ X)  # (n, R)
@@ -257,7 +257,7 @@ class _Search:
         idx = np.argpartition(-s, m - 1)[:m] if m < self.n else np.arange(self.n)
         return idx[np.argsort(-s[idx], kind="stable")][:m]
 
-    def grow(self, chains: list[_Chain], corr: np.ndarray) -> None:
+    def grow(self, chains: list[SearchSupport], corr: np.ndarray) -> None:
         """Add to each chain the screened atom that most improves its score."""
         for r, ch in enumerate(chains):
             cand = self._top_candidates(corr[:, r], ch.S, self.screen)
@@ -273,7 +273,7 @@ class _Search:
             best = int(np.argmax(_batch_scores(G, self.upper)))
             ch.replace(np.append(ch.S, cand[best]), G[best], self.upper)
 
-    def swap(self, chains: list[_Chain], corr: np.ndarray, n_remove: int) -> bool:
+    def swap(self, chains: list[SearchSupport], corr: np.ndarray, n_remove: int) -> bool:
         """One best-improvement swap per chain over (weakest members) × (screened atoms)."""
         improved = False
         for r, ch in enumerate(chains):
@@ -305,7 +305,9 @@ class _Search:
             ch.stuck = True
         return improved
 
-    def power_start(self, k: int, start: np.ndarray | None = None, iters: int = 30) -> _Chain:
+    def power_start(
+        self, k: int, start: np.ndarray | None = None, iters: int = 30
+    ) -> SearchSupport:
         """Truncated power iteration z ← top_k(M z)/‖·‖ with M = G (λmax) or c·I − G (λmin),
         where G z = A (Aᵀ z) costs one GEMV pair."""
         if start is None:
@@ -330,7 +332,7 @@ class _Search:
                 S = newS
                 break
             S = newS
-        return _Chain(self.A, np.sort(S), self.upper)
+        return SearchSupport(self.A, np.sort(S), self.upper)
 
 
 def _support_extend(A: np.ndarray, row: int, k: int) -> np.ndarray:
@@ -528,20 +530,20 @@ def _search_all(atoms, ks, coh, rng, spectral, budget_s, enumerate_max, sdp_max_
     screen_eff = n if n <= 256 else screen
 
     # ---- shared greedy growth from coherent pairs and Babel rows (supports for every k)
-    grown: dict[tuple[bool, int], list[_Chain]] = {}
+    grown: dict[tuple[bool, int], list[SearchSupport]] = {}
     k_grow = max(ks)
     if n >= 3 and k_grow >= 3:
         pos = {int(a): r for r, a in enumerate(live)}
         for upper in (True, False):
-            search = _Search(atoms, upper, rng, spectral, screen_eff)
+            search = SupportSearch(atoms, upper, rng, spectral, screen_eff)
             seeds = [np.array([pos[a], pos[b]]) for a, b, _ in coh.top_pairs[:population]]
-            chains = [_Chain(A, s, upper) for s in seeds]
+            chains = [SearchSupport(A, s, upper) for s in seeds]
             size = 2
             while size < k_grow and chains:
                 search.grow(chains, search.directions(chains))
                 size += 1
                 if size in ks:
-                    grown[(upper, size)] = [_Chain(A, ch.S.copy(), upper) for ch in chains]
+                    grown[(upper, size)] = [SearchSupport(A, ch.S.copy(), upper) for ch in chains]
 
     brackets: list[RIPBracket] = []
     bar = None
@@ -666,12 +668,12 @@ def _search_k(atoms, k, upper, grown, coh, rng, spectral, screen, population, pa
     A = atoms.rows
     n = A.shape[0]
     t0 = time.perf_counter()
-    search = _Search(atoms, upper, rng, spectral, screen)
+    search = SupportSearch(atoms, upper, rng, spectral, screen)
     pos = {int(a): r for r, a in enumerate(live)}
     origin: dict[int, str] = {}
-    pool: list[_Chain] = []
+    pool: list[SearchSupport] = []
 
-    def add(ch: _Chain, how: str) -> None:
+    def add(ch: SearchSupport, how: str) -> None:
         origin[id(ch)] = how
         pool.append(ch)
 
@@ -681,7 +683,7 @@ def _search_k(atoms, k, upper, grown, coh, rng, spectral, screen, population, pa
         rows = [pos[int(a)] for a in coh.babel_rows[max(0, k - 2): k - 1]]
         rows += [pos[int(a)] for a, _, _ in coh.top_pairs[:population]]
         for r in list(dict.fromkeys(rows))[:population]:
-            add(_Chain(A, _support_extend(A, r, k), upper), "Babel-row support")
+            add(SearchSupport(A, _support_extend(A, r, k), upper), "Babel-row support")
     while len(pool) < population:
         add(search.power_start(k), "truncated power iteration")
     n_remove = k if n <= 256 else min(k, 4)
@@ -689,7 +691,7 @@ def _search_k(atoms, k, upper, grown, coh, rng, spectral, screen, population, pa
     next_pair = iter(pairs[population:])
     n_restarts = [0]
 
-    def restart() -> tuple[_Chain, str]:
+    def restart() -> tuple[SearchSupport, str]:
         """Rotate restarts: greedy growth from the next most coherent pair, a perturbation of
         the best support so far, a truncated power iteration from a random support."""
         n_restarts[0] += 1
@@ -697,7 +699,7 @@ def _search_k(atoms, k, upper, grown, coh, rng, spectral, screen, population, pa
         if kind == 0 and k >= 3:
             pair = next(next_pair, None)
             if pair is not None:
-                ch = _Chain(A, np.array(pair), upper)
+                ch = SearchSupport(A, np.array(pair), upper)
                 while len(ch.S) < k:
                     search.grow([ch], search.directions([ch]))
                 return ch, "greedy growth from coherent pairs"
@@ -707,7 +709,7 @@ def _search_k(atoms, k, upper, grown, coh, rng, spectral, screen, population, pa
             out = rng.choice(k, size=m, replace=False)
             rest = np.setdiff1d(np.arange(n), S)
             S[out] = rng.choice(rest, size=m, replace=False)
-            return _Chain(A, S, upper), "perturbed best support"
+            return SearchSupport(A, S, upper), "perturbed best support"
         return search.power_start(k), "truncated power iteration"
 
     best = max(pool, key=lambda c: c.score)

@@ -1,0 +1,378 @@
+"""Spark bounds with witnesses, and the uniqueness of sparse codes they certify.
+
+spark(D) = min{‖v‖₀ : D v = 0, v ≠ 0}, the size of the smallest linearly dependent set of atoms
+(∞ when the atoms are independent). It is invariant under invertible maps and column scaling, so
+the AIP does not change it (the coherence bounds below use whichever metric is given). A K-sparse
+code is the unique K-sparse representation of its signal iff 2K < spark (Donoho & Elad 2003).
+
+Dependence is numerical: a set T is dependent when σ_min(D̃_T)/σ_max(D̃_T) ≤ ``rank_rtol``
+(float64 SVD; default 1e-9), and the witness is a null vector v with ‖D̃_T v‖₂ ≤ rank_rtol·‖D̃_T‖₂
+for unit ‖v‖₂. Computing the spark is NP-hard (Tillmann 2019); we report a bracket:
+
+Lower bounds: spark ≥ 1 + 1/μ (Donoho–Elad); spark ≥ min{t : μ₁(t−1) ≥ 1} (Babel: every set with
+μ₁(|T|−1) < 1 is independent, by Gershgorin), using the certified upper Babel values; spark ≥ 2/μ
+for a union of two orthonormal bases (Elad–Bruckstein); ∞ when the whole dictionary has full
+column rank; and t + 1 when every set of size ≤ t was enumerated and found independent.
+
+Upper bounds (each with a null vector as witness): rank(D) + 1 (a pivoted-QR basis plus one atom);
+sparse dependent sets found by the λmin local search of :mod:`rip_atoms.rip` and by ℓ1
+self-expression of the most coherent atoms (homotopy: min ‖c‖₁ s.t. D̃₋ⱼ c = d̃ⱼ); every dependent
+set is reduced to a circuit (a minimal dependent set) before it is reported. Exact when the two
+sides meet, by enumeration on small cases.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from rip_atoms.coherence import coherence
+from rip_atoms.corrected_atoms import CorrectedAtoms
+from rip_atoms.dictionary import Dictionary, as_dictionary
+from rip_atoms.errors import DeadAtomsError, ParameterError
+from rip_atoms.metric import AIPMetric
+
+RANK_RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class SparkResult:
+    """A bracket [lower, upper] on the spark, with the witness of the upper side.
+
+    ``witness`` is a circuit (atom indices as given) and ``null_vector`` its coefficients
+    (unit ℓ2, D̃_witness · null_vector ≈ 0 with relative residual ``residual``).
+    ``unique_up_to`` is the largest K with 2K < lower: every code with K ≤ unique_up_to
+    non-zeros is the unique K-sparse representation of its signal.
+    """
+
+    lower: float
+    upper: float
+    exact: bool
+    witness: tuple[int, ...] | None
+    null_vector: np.ndarray | None = field(repr=False)
+    residual: float | None
+    methods: dict[str, str]
+    rank_rtol: float
+    unique_up_to: float
+    statement: str
+    notes: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "lower": self.lower,
+            "upper": self.upper,
+            "exact": self.exact,
+            "witness": None if self.witness is None else list(self.witness),
+            "null_vector": None if self.null_vector is None else self.null_vector.tolist(),
+            "residual": self.residual,
+            "methods": dict(self.methods),
+            "rank_rtol": self.rank_rtol,
+            "unique_up_to": self.unique_up_to,
+            "statement": self.statement,
+            "notes": list(self.notes),
+            "seconds": self.seconds,
+        }
+
+
+def _relative_smallest_singular(X: np.ndarray) -> tuple[float, np.ndarray]:
+    """σ_min/σ_max of X (H×t, float64) and the right singular vector of σ_min."""
+    if X.shape[1] > X.shape[0]:  # more columns than rows: dependent, take a null vector
+        _, s, Vt = np.linalg.svd(X, full_matrices=True)
+        return 0.0, Vt[-1]
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    return float(s[-1] / s[0]) if s[0] > 0 else 0.0, Vt[-1]
+
+
+def _null_space(X: np.ndarray, rtol: float) -> np.ndarray:
+    """Orthonormal basis (t×m) of the numerical null space {v : ‖X v‖ ≤ rtol·‖X‖₂ ‖v‖}."""
+    _, s, Vt = np.linalg.svd(X, full_matrices=True)
+    s_full = np.zeros(X.shape[1])
+    s_full[: len(s)] = s
+    top = s_full.max() if s_full.size else 0.0
+    return Vt[s_full <= rtol * top].T
+
+
+def circuit(atoms: CorrectedAtoms, T, rtol: float = RANK_RTOL):
+    """Reduce a dependent set T to a circuit (a minimal dependent subset) and its null vector.
+
+    While the numerical null space of D̃_T has dimension m ≥ 2, dropping any atom leaves a
+    null space of dimension ≥ m − 1 ≥ 1, so T stays dependent; once m = 1 the unique null vector
+    v is kept and the atoms where v vanishes are dropped: supp(v) is then a circuit (any proper
+    subset would need a null vector that is not a multiple of v). Returns (circuit atoms, unit
+    null vector, ‖D̃_T v‖/‖D̃_T‖₂) or None when T is not dependent at ``rtol``.
+    """
+    T = list(dict.fromkeys(int(i) for i in T))
+    X = atoms.vectors(T)
+    Z = _null_space(X, rtol)
+    if Z.shape[1] == 0:
+        return None
+    while Z.shape[1] > 1:
+        i = int(np.argmin(np.abs(Z).max(axis=1)))  # the atom the null space needs least
+        T.pop(i)
+        X = np.delete(X, i, axis=1)
+        Z = _null_space(X, rtol)
+    v = Z[:, 0]
+    keep = np.abs(v) > 1e-12 * np.abs(v).max()
+    if not keep.all():
+        T = [a for a, k in zip(T, keep, strict=True) if k]
+        X = X[:, keep]
+        Z = _null_space(X, rtol)
+        if Z.shape[1] != 1:
+            return None
+        v = Z[:, 0]
+    v = v / np.linalg.norm(v)
+    res = float(np.linalg.norm(X @ v) / max(np.linalg.norm(X, 2), 1e-300))
+    order = np.argsort(T)
+    return tuple(int(T[i]) for i in order), v[order], res
+
+
+def _babel_lower(babel_upper: np.ndarray) -> tuple[int, bool]:
+    """min{t : μ₁(t−1) ≥ 1} from certified upper Babel values; (t, reached within the list)."""
+    hit = np.flatnonzero(babel_upper >= 1.0)
+    if hit.size:
+        return int(hit[0]) + 2, True  # babel_upper[p − 1] = μ₁(p), t = p + 1
+    return len(babel_upper) + 2, False
+
+
+def _two_orthonormal_bases(U: np.ndarray, tol: float = 1e-10) -> bool:
+    """Is D̃ = [Φ | Ψ] with Φ, Ψ both orthonormal bases of R^H (N = 2H)?"""
+    H, N = U.shape
+    if N != 2 * H:
+        return False
+    eye = np.eye(H)
+    return bool(np.abs(U[:, :H].T @ U[:, :H] - eye).max() < tol
+                and np.abs(U[:, H:].T @ U[:, H:] - eye).max() < tol)
+
+
+def spark_bounds(
+    D: Dictionary | np.ndarray,
+    metric: AIPMetric | str | None = "self",
+    *,
+    budget_s: float = 10.0,
+    rank_rtol: float = RANK_RTOL,
+    enumerate_max: int = 200_000,
+    seed: int = 0,
+    drop_dead: bool = False,
+    progress: bool = False,
+) -> SparkResult:
+    """Bracket the spark of D (see the module docstring for every method).
+
+    Parameters
+    ----------
+    metric : the metric for the coherence-based lower bounds and the search geometry (the spark
+        itself does not depend on it). ``"self"`` falls back to raw when D Dᵀ is singular.
+    budget_s : time for the sparse-null-vector search (> 0).
+    rank_rtol : a set is dependent when σ_min/σ_max ≤ rank_rtol (float64).
+    enumerate_max : enumerate all subsets of a size when there are at most this many.
+    drop_dead : a zero atom is a dependent set of size 1 (spark = 1); by default that is
+        reported as an error, with ``drop_dead`` the live atoms are analysed.
+    """
+    t0 = time.perf_counter()
+    if not budget_s > 0:
+        raise ParameterError(f"budget_s must be > 0, got {budget_s}")
+    d = as_dictionary(D)
+    notes: list[str] = []
+    if len(d.dead_atoms):
+        if not drop_dead:
+            raise DeadAtomsError(
+                f"{d.provenance.source}: {len(d.dead_atoms)} dead (zero) atoms "
+                f"(e.g. {int(d.dead_atoms[0])}): the spark is 1; drop them to bound the spark "
+                "of the live atoms (drop_dead=True, --drop-dead)"
+            )
+        notes.append(f"{len(d.dead_atoms)} dead atoms left out (each alone has spark 1)")
+    if isinstance(metric, str) and metric == "self" and len(d.live_atoms) < d.dim:
+        metric = None
+        notes.append("self metric unavailable (N < H): raw geometry used")
+    atoms = CorrectedAtoms(d, metric, min_live=1)
+    live = atoms.live
+    n, H = atoms.n_live, d.dim
+    rng = np.random.default_rng(seed)
+    methods: dict[str, str] = {}
+    lower: float = 1.0
+    methods["lower"] = "trivial"
+    upper: float = math.inf
+    methods["upper"] = "no dependent set found"
+    best = None  # (circuit, null vector, residual)
+    coh = None
+
+    def take_upper(found, how: str) -> None:
+        nonlocal upper, best
+        if found is not None and len(found[0]) < upper:
+            upper = len(found[0])
+            best = found
+            methods["upper"] = how
+
+    # ---- lower bounds from coherence / Babel
+    if n >= 2:
+        coh = coherence(d, atoms.metric, babel_p=min(n - 1, max(2, min(H + 1, 256))), top=64,
+                        progress=progress)
+        mu_up = float(coh.babel_upper[0])  # certified upper bound on μ
+        if mu_up < 1:
+            lb = math.floor(1 + 1 / mu_up + 1e-12)
+            lb = lb + 1 if 1 + 1 / mu_up > lb else lb  # ceil, robust to exact reciprocals
+            if lb > lower:
+                lower, methods["lower"] = lb, "1 + 1/μ (coherence)"
+        t_b, reached = _babel_lower(coh.babel_upper)
+        if t_b > lower:
+            lower, methods["lower"] = t_b, "Babel: min{t : μ₁(t−1) ≥ 1}"
+        if _two_orthonormal_bases(atoms.vectors(live)) and coh.mu > 0:
+            lb2 = math.ceil(2 / (coh.mu + atoms.tolerance) - 1e-12)
+            if lb2 > lower:
+                lower, methods["lower"] = lb2, "two orthonormal bases: 2/μ (Elad–Bruckstein)"
+        for i, j, _ in coh.duplicate_pairs:
+            take_upper(circuit(atoms, [i, j], rank_rtol), "duplicate atoms")
+
+    with threadpool_limits(1):
+        # ---- rank: full column rank ⇒ ∞; otherwise a basis plus one atom is dependent
+        sample = live if n <= 2 * H else np.sort(rng.choice(live, size=2 * H, replace=False))
+        X = atoms.vectors(sample)
+        import scipy.linalg
+
+        _, R, piv = scipy.linalg.qr(X, mode="economic", pivoting=True)
+        diag = np.abs(np.diag(R))
+        rank = int(np.sum(diag > rank_rtol * diag[0])) if diag.size else 0
+        if rank == len(sample) and n == len(sample):
+            r_rel, _ = _relative_smallest_singular(X)
+            if r_rel > rank_rtol:
+                lower, upper = math.inf, math.inf
+                methods["lower"] = methods["upper"] = (
+                    "full column rank: the atoms are linearly independent")
+        if rank < len(sample):
+            T = list(sample[piv[: rank + 1]])
+            take_upper(circuit(atoms, T, rank_rtol), "rank + 1 (pivoted-QR basis plus one atom)")
+
+        # ---- exact enumeration of small sizes
+        t = int(lower) if math.isfinite(lower) else None
+        enumerated_all = False
+        while t is not None and t < upper and math.comb(n, t) <= enumerate_max:
+            found = _enumerate_dependent(atoms, t, rank_rtol)
+            if found is not None:
+                take_upper(circuit(atoms, found, rank_rtol), f"enumeration of all size-{t} sets")
+                break
+            lower, methods["lower"] = t + 1, f"enumeration: every set of size ≤ {t} independent"
+            t += 1
+            if time.perf_counter() - t0 > budget_s:
+                break
+        else:
+            enumerated_all = t is not None and t >= upper
+
+        # ---- search for sparse null vectors within the budget
+        if math.isfinite(lower) and lower < upper and not enumerated_all:
+            remaining = budget_s - (time.perf_counter() - t0)
+            _search_null_vectors(atoms, lower, upper, rank_rtol, remaining, rng, take_upper, coh)
+
+    exact = lower == upper
+    if best is not None and not exact and len(best[0]) < lower:  # cannot happen if sound
+        notes.append("inconsistent bracket: a dependent set smaller than the lower bound")
+    unique = math.inf if math.isinf(lower) else int((lower - 1) // 2)
+    if math.isinf(lower):
+        statement = ("the atoms are linearly independent: every code is the unique "
+                     "representation of its signal")
+    else:
+        statement = (f"every code with K ≤ {unique} non-zeros is the unique K-sparse "
+                     f"representation of its signal (2K < spark, spark ≥ {int(lower)} by "
+                     f"{methods['lower']})")
+        if math.isfinite(upper):
+            statement += (f"; uniqueness fails for some codes with K = {math.ceil(upper / 2)} "
+                          f"(the witness null vector splits into two such codes)")
+    return SparkResult(
+        lower=float(lower), upper=float(upper), exact=bool(exact),
+        witness=None if best is None else best[0],
+        null_vector=None if best is None else best[1],
+        residual=None if best is None else best[2], methods=methods, rank_rtol=rank_rtol,
+        unique_up_to=float(unique), statement=statement, notes=tuple(notes),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _enumerate_dependent(atoms: CorrectedAtoms, t: int, rtol: float, chunk: int = 20000):
+    """The first dependent t-subset of live atoms (batched SVD), or None."""
+    live = atoms.live
+    U = atoms.vectors(live)
+    if t > atoms.dim:
+        return [int(a) for a in live[:t]]
+    combos = itertools.combinations(range(len(live)), t)
+    while True:
+        flat = np.fromiter(itertools.chain.from_iterable(itertools.islice(combos, chunk)),
+                           dtype=np.int64)
+        if flat.size == 0:
+            return None
+        idx = flat.reshape(-1, t)
+        s = np.linalg.svd(U[:, idx].transpose(1, 0, 2), compute_uv=False)
+        rel = s[:, -1] / s[:, 0]
+        hit = np.flatnonzero(rel <= rtol)
+        if hit.size:
+            return [int(live[i]) for i in idx[hit[0]]]
+
+
+def _search_null_vectors(atoms, lower, upper, rtol, budget, rng, take_upper, coh) -> None:
+    """λmin local search at sizes t = lower, lower+1, … and ℓ1 self-expression of the most
+    coherent atoms, until the budget runs out; every dependent set found is reduced to a
+    circuit and offered as an upper bound."""
+    from rip_atoms.rip import SearchSupport, SupportSearch
+
+    t0 = time.perf_counter()
+    n = atoms.n_live
+    live = atoms.live
+    # ℓ1 self-expression (homotopy) for the atoms with the largest coherence first
+    if coh is not None:
+        order = np.argsort(-np.nan_to_num(coh.per_atom[live], nan=-1.0), kind="stable")
+        for r in order[: min(n, 16)]:
+            if time.perf_counter() - t0 > budget / 2:
+                break
+            found = _self_expression(atoms, int(r), rtol)
+            if found is not None:
+                take_upper(circuit(atoms, found, rtol), "ℓ1 self-expression (homotopy)")
+    # λmin search: a set of size t with λmin(G_S) ≈ 0 is dependent
+    spectral = float(np.linalg.norm(atoms.rows.astype(np.float64), 2) ** 2) if n <= 4096 else (
+        atoms.spectral_norm_sq_upper())
+    t = int(lower)
+    while time.perf_counter() - t0 < budget and t < min(upper, atoms.dim + 1) and t <= n:
+        search = SupportSearch(atoms, False, rng, spectral, n if n <= 256 else 16)
+        chains = [search.power_start(t) for _ in range(4)]
+        if coh is not None:
+            pos = {int(a): i for i, a in enumerate(live)}
+            for a, b, _ in coh.top_pairs[:4]:
+                ch = SearchSupport(atoms.rows, np.array([pos[a], pos[b]]), False)
+                while len(ch.S) < t:
+                    search.grow([ch], search.directions([ch]))
+                chains.append(ch)
+        t_size = time.perf_counter()
+        while time.perf_counter() - t_size < max(0.2, budget / 20):
+            if not search.swap(chains, search.directions(chains), min(t, 4)):
+                break
+        for ch in chains:
+            if -ch.score <= 1e-5:  # float32 λmin ≈ 0: verify in float64
+                take_upper(circuit(atoms, [int(live[i]) for i in ch.S], rtol),
+                           f"λmin local search at size {t}")
+        t += 1
+
+
+def _self_expression(atoms: CorrectedAtoms, r: int, rtol: float):
+    """min ‖c‖₁ s.t. D̃₋ⱼ c = d̃ⱼ by the lasso homotopy; the support of c plus j, if dependent."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import lars_path
+
+    live = atoms.live
+    others = np.delete(np.arange(atoms.n_live), r)
+    X = atoms.rows[others].T.astype(np.float64)
+    y = atoms.rows[r].astype(np.float64)
+    try:
+        with warnings.catch_warnings():  # degenerate active sets are expected here
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            _, _, coefs = lars_path(X, y, method="lasso", alpha_min=0.0,
+                                    max_iter=min(4 * atoms.dim, 2000))
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    c = coefs[:, -1]
+    if np.linalg.norm(X @ c - y) > 1e-6:
+        return None
+    T = [int(live[r])] + [int(live[others[i]]) for i in np.flatnonzero(np.abs(c) > 1e-10)]
+    return T
