@@ -112,6 +112,8 @@ def coherence(
     bins: int = 200,
     block_size: int = 2048,
     duplicate_tol: float = DUPLICATE_TOL,
+    backend: str = "numpy",
+    device: str | None = None,
     progress: bool = False,
 ) -> CoherenceResult:
     """Coherence report of D under a metric (module docstring has the formulas and precision).
@@ -126,6 +128,9 @@ def coherence(
     bins : histogram bins of |cos| over [0, 1].
     block_size : GEMM block edge B (memory O(B²)).
     duplicate_tol : pairs with |cos| ≥ 1 − duplicate_tol are reported as duplicates.
+    backend : ``"numpy"`` (blocked numpy GEMM + numba merges, the reference) or ``"torch"``
+        (the same reduction through torch, on ``device`` — CUDA when available). Both feed the
+        same float64 recomputation, so the reported extremes agree.
     """
     t0 = time.perf_counter()
     if block_size < 1:
@@ -141,8 +146,16 @@ def coherence(
     babel_p = max(1, min(babel_p, n_live - 1))
     n_top_pairs = max(1, top)
     P = min(max(babel_p, n_top_pairs), n_live - 1)
-    red = blocked_gram_reduce(atoms.rows, P, bins=bins, block_size=block_size,
-                              progress=progress)
+    if backend == "torch":
+        from rip_atoms.kernels.torch_gram import blocked_gram_reduce_torch
+
+        red = blocked_gram_reduce_torch(atoms.rows, P, bins=bins, block_size=block_size,
+                                        device=device, progress=progress)
+    elif backend == "numpy":
+        red = blocked_gram_reduce(atoms.rows, P, bins=bins, block_size=block_size,
+                                  progress=progress)
+    else:
+        raise ParameterError(f"backend must be 'numpy' or 'torch', not {backend!r}")
     topv = red.top_values  # float32
     topi = red.top_indices
 
