@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     d = load_dictionary(args)
     m = load_metric(args, d)
     res = coherence(d, m, babel_p=args.babel, top=args.top, block_size=args.block_size,
-                    progress=show_progress(args))
+                    backend=args.backend, device=args.device, progress=show_progress(args))
     if args.json:
         out = res.to_dict()
         out["source"] = d.provenance.to_dict()
@@ -76,5 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--babel", type=int, default=64, metavar="P", help="Babel up to p = P")
     p.add_argument("--top", type=int, default=100, metavar="R", help="most coherent pairs")
     p.add_argument("--block-size", type=int, default=2048, help="GEMM block edge")
+    p.add_argument("--backend", choices=["numpy", "torch"], default="numpy",
+                   help="numpy/numba (reference) or torch (GPU; needs the torch extra)")
+    p.add_argument("--device", help="torch device for --backend torch (default: cuda if any)")
     add_output_args(p)
     p.set_defaults(func=run)
