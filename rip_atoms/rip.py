@@ -462,6 +462,8 @@ def rip_bounds(
     population: int = 8,
     patience: int = 200,
     drop_dead: bool = False,
+    backend: str = "numpy",
+    device: str | None = None,
     progress: bool = False,
 ) -> RIPResult:
     """Brackets [lower, upper] of U_k, L_k and δ_k for each k, with witnesses and methods.
@@ -482,6 +484,8 @@ def rip_bounds(
     patience : stop a k early after this many restarts without improvement ("converged").
     drop_dead : dead (zero) atoms make the RIP of unit columns undefined: error unless True,
         in which case they are left out (and said so in the notes).
+    backend, device : engine of the coherence/Babel pass (``"torch"`` runs it on a GPU; see
+        :func:`rip_atoms.coherence.coherence`).
     """
     t_start = time.perf_counter()
     d = as_dictionary(D)
@@ -504,7 +508,8 @@ def rip_bounds(
     mu = 0.0
     if n >= 2:
         coh = coherence(atoms.dictionary, atoms.metric, babel_p=max(1, max(ks) - 1),
-                        top=max(256 if n <= 20000 else 64, population), progress=progress)
+                        top=max(256 if n <= 20000 else 64, population), backend=backend,
+                        device=device, progress=progress)
         mu = coh.mu
     spectral = atoms.spectral_norm_sq_upper()
     # the search is many small GEMMs and eigensolves: multithreaded BLAS only adds contention

@@ -39,7 +39,8 @@ def run_rip(args: argparse.Namespace) -> int:
     d = load_dictionary(args)
     m = load_metric(args, d)
     res = rip_bounds(d, ks, m, budget_s=args.budget_s, seed=args.seed,
-                     drop_dead=args.drop_dead, progress=show_progress(args))
+                     drop_dead=args.drop_dead, backend=args.backend, device=args.device,
+                     progress=show_progress(args))
     if args.json:
         out = res.to_dict()
         out["source"] = d.provenance.to_dict()
@@ -99,6 +100,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget-s", type=float, default=10.0, help="search seconds per k")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--drop-dead", action="store_true", help="leave dead (zero) atoms out")
+    p.add_argument("--backend", choices=["numpy", "torch"], default="numpy",
+                   help="engine of the coherence/Babel pass (torch: GPU)")
+    p.add_argument("--device", help="torch device for --backend torch")
     add_output_args(p)
     p.set_defaults(func=run_rip)
 
