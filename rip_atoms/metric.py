@@ -115,15 +115,19 @@ class AIPMetric:
         cls,
         D: Dictionary | np.ndarray,
         *,
-        atoms: str = "unit",
+        atoms: str = "raw",
         ridge: float = 0.0,
         rcond: float = RCOND,
     ) -> AIPMetric:
         """The paper's closed form S̃ = (D Dᵀ)⁻¹.
 
-        Reading: by default D has unit columns (``atoms="unit"``, dᵢ/‖dᵢ‖, the paper's
-        unit-norm symmetry); ``atoms="raw"`` uses D as given. Dead atoms contribute nothing
-        either way. Needs D of full row rank (N ≥ H), else :class:`SingularMetricError`.
+        Reading: by default D is used as given (``atoms="raw"``, DESIGN.md's contract). This is
+        the reading under which the AIP is invariant: for x ↦ A x the dictionary becomes A D and
+        (A D Dᵀ Aᵀ)⁻¹ = A⁻ᵀ S̃ A⁻¹, so AIP cosines do not change. ``atoms="unit"`` first
+        normalises the columns to Euclidean unit length (dᵢ/‖dᵢ‖) — the same for decoders that
+        are already unit-norm, but Euclidean normalisation is not invariant under A, so neither
+        is that metric (smallest counterexample: H = 2, N = 3; see rip_atoms.theorems). Dead
+        atoms contribute nothing either way. Needs D of full row rank (N ≥ H), else :class:`SingularMetricError`.
         With W = (D Dᵀ)^{-1/2}, the whitened W D is a Parseval frame: (W D)(W D)ᵀ = I_H.
         """
         d = as_dictionary(D)

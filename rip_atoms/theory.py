@@ -505,6 +505,8 @@ def coherence_certified_k(mu: float) -> int | float:
     if m == 0.0:
         return math.inf
     k = max(0, int(math.floor(0.5 * (1.0 + 1.0 / m))))
+    if 1.0 / m > 2.0**52:  # (2K − 1)·μ no longer resolves steps of K: the floor is the answer
+        return k
     while k > 0 and (2 * k - 1) * m >= 1.0:
         k -= 1
     while (2 * (k + 1) - 1) * m < 1.0:

@@ -88,10 +88,9 @@ def ref_raw(D: np.ndarray, dead=()) -> Ref:
 
 
 def ref_self(D: np.ndarray, dead=()) -> Ref:
-    """S̃ = (U Uᵀ)⁻¹ with U the unit live atoms; cosines of W U, W = (U Uᵀ)^{-1/2} via eigh."""
+    """S̃ = (D Dᵀ)⁻¹ over the live atoms as given; cosines of W D, W = (D Dᵀ)^{-1/2} via eigh."""
     live = np.array([i for i in range(D.shape[1]) if i not in set(dead)])
     U = D[:, live].astype(np.float64)
-    U = U / np.linalg.norm(U, axis=0)
     lam, V = np.linalg.eigh(U @ U.T)
     W = (V * lam**-0.5) @ V.T
     return Ref(W @ U, live)

@@ -122,8 +122,8 @@ def test_metric_equals_raw_coherence_of_corrected_dictionary():
 
 def test_self_metric_matches_independent_whitening():
     rng = np.random.default_rng(2)
-    D = rng.standard_normal((9, 40))
-    U = unit(D)
+    D = rng.standard_normal((9, 40)) * rng.uniform(0.2, 5.0, size=40)  # unequal norms
+    U = D  # the self metric uses the atoms as given: S̃ = (D Dᵀ)⁻¹
     lam, V = np.linalg.eigh(U @ U.T)
     W = (V / np.sqrt(lam)) @ V.T
     G, rows = direct(unit(W @ U))

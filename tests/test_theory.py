@@ -403,3 +403,11 @@ def test_coherence_certified_k_edges():
     assert coherence_certified_k(1.0) == 0
     assert coherence_certified_k(1 / 3) == 1  # (2·2−1)/3 = 1, not < 1
     assert coherence_certified_k(0.3) == 2
+
+
+def test_coherence_certified_k_terminates_for_tiny_mu():
+    from rip_atoms.theory import coherence_certified_k
+
+    for mu in (6.5e-121, 2.5e-230, 1e-17):
+        k = coherence_certified_k(mu)
+        assert k >= 0.5 * (1 + 1 / mu) - 2  # the floor of (1 + 1/μ)/2, up to rounding
