@@ -88,8 +88,8 @@ def large(budget: float = 60.0) -> None:
                           text=True, check=True)
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"4096x131072 float32 (raw, unit rows reused), k=32, budget {budget:.0f} s: "
-          f"{r['total_seconds']:.0f} s in all ({r['seconds']:.0f} s of search), peak RSS {r['peak_gb']:.2f} GB (dictionary alone "
-          f"{r['baseline_gb']:.2f} GB)")
+          f"{r['total_seconds']:.0f} s in all ({r['seconds']:.0f} s of search), "
+          f"peak RSS {r['peak_gb']:.2f} GB (dictionary alone {r['baseline_gb']:.2f} GB)")
     print(f"  U in [{r['U_lower']:.4f}, {r['U_upper']:.4f}]  L in [{r['L_lower']:.4f}, "
           f"{r['L_upper']:.4f}]  ({r['search']})")
 

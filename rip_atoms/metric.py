@@ -127,7 +127,8 @@ class AIPMetric:
         normalises the columns to Euclidean unit length (dᵢ/‖dᵢ‖) — the same for decoders that
         are already unit-norm, but Euclidean normalisation is not invariant under A, so neither
         is that metric (smallest counterexample: H = 2, N = 3; see rip_atoms.theorems). Dead
-        atoms contribute nothing either way. Needs D of full row rank (N ≥ H), else :class:`SingularMetricError`.
+        atoms contribute nothing either way. Needs D of full row rank (N ≥ H), else
+        :class:`SingularMetricError`.
         With W = (D Dᵀ)^{-1/2}, the whitened W D is a Parseval frame: (W D)(W D)ᵀ = I_H.
         """
         d = as_dictionary(D)
