@@ -42,3 +42,9 @@ class ParameterError(RipAtomsError):
 
 class DeadAtomsError(RipAtomsError):
     """The computation needs every atom to have a direction, and some atoms are zero."""
+
+
+class InvalidCodeError(RipAtomsError):
+    """A code cannot be used: wrong dtype, an empty support, negative entries where codes must
+    be non-negative, or a support on dead atoms (batch functions report such codes by index
+    instead of raising)."""
