@@ -2,7 +2,9 @@
 
 The mathematics is in DESIGN.md; each quantity's code is in the module of the same name:
 :mod:`~rip_atoms.dictionary`, :mod:`~rip_atoms.metric` (AIP), :mod:`~rip_atoms.coherence`,
-:mod:`~rip_atoms.theory`, :mod:`~rip_atoms.synthetic`.
+:mod:`~rip_atoms.rip`, :mod:`~rip_atoms.spark`, :mod:`~rip_atoms.recovery`,
+:mod:`~rip_atoms.atoms` (the paper's criteria), :mod:`~rip_atoms.theory`,
+:mod:`~rip_atoms.synthetic`.
 """
 
 from rip_atoms.coherence import CoherenceResult, coherence
@@ -17,6 +19,9 @@ from rip_atoms.errors import (
     TensorNotFoundError,
 )
 from rip_atoms.metric import AIPMetric, RepresentationShift, fit_metric, representation_shift
+from rip_atoms.recovery import classify_recovery, phase_transition
+from rip_atoms.rip import rip_bounds, witness_eigenvalues
+from rip_atoms.spark import spark_bounds
 
 __version__ = "0.1.0"
 
@@ -33,7 +38,12 @@ __all__ = [
     "ShapeMismatchError",
     "SingularMetricError",
     "TensorNotFoundError",
+    "classify_recovery",
     "coherence",
     "fit_metric",
+    "phase_transition",
     "representation_shift",
+    "rip_bounds",
+    "spark_bounds",
+    "witness_eigenvalues",
 ]
