@@ -22,6 +22,7 @@ from rip_atoms.matrix_files import load_matrix
 
 DEAD_RTOL = 1e-8
 DUPLICATE_TOL = 1e-6
+SAE_SUFFIXES = (".npz", ".pt", ".pth")  # read by the torch adapter (rip_atoms.sae)
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,11 @@ class Dictionary:
         rows_are_atoms: bool = False,
         nonfinite: str = "raise",
     ) -> Dictionary:
-        """Load a dictionary from a CLI-style spec: ``neurons:H``, a `.npy` or a `.safetensors`."""
+        """Load a dictionary from a CLI-style spec: ``neurons:H``, a `.npy` or a `.safetensors`
+        matrix, or an SAE — a SAELens / sparsify folder, a Gemma Scope ``.npz``, a
+        dictionary_learning ``ae.pt`` (``weights_only=True``) — read by the torch adapter
+        (:mod:`rip_atoms.sae`, imported only here and only for those) as D = W_decᵀ with the
+        decoder norms kept."""
         text = str(spec)
         m = re.fullmatch(r"neurons:(\d+)", text)
         if m:
@@ -167,12 +172,25 @@ class Dictionary:
         if text.startswith("neurons:"):
             raise FileFormatError(f"{text}: expected neurons:H with H a positive integer")
         path = Path(text)
-        if path.is_dir():
-            raise FileFormatError(
-                f"{path}: is a folder; SAE folders are read by the torch adapter (rip_atoms.sae)"
-            )
+        if path.is_dir() or path.suffix.lower() in SAE_SUFFIXES:
+            return cls._from_sae(path)
         return cls.from_file(path, tensor=tensor, rows_are_atoms=rows_are_atoms,
                              nonfinite=nonfinite)
+
+    @classmethod
+    def _from_sae(cls, path: Path) -> Dictionary:
+        """D = W_decᵀ of an SAE file or folder, through the torch adapter (lazy import)."""
+        if not path.exists():
+            raise FileFormatError(f"{path}: no such file or folder")
+        try:
+            from rip_atoms.sae.formats import load_sae
+        except ImportError as exc:
+            kind = "folder" if path.is_dir() else f"{path.suffix} file"
+            raise FileFormatError(
+                f"{path}: an SAE {kind} is read by the torch adapter, which needs PyTorch: "
+                "pip install 'rip-atoms[torch]'"
+            ) from exc
+        return load_sae(path).dictionary()
 
     # ------------------------------------------------------------------ properties
     @property

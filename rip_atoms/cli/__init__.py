@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rip_atoms.cli import coherence, criteria, recover, rip, theory, verify
+from rip_atoms.cli import coherence, criteria, recover, rip, sae, theory, verify
 from rip_atoms.cli.common import UsageError
 from rip_atoms.errors import RipAtomsError
 
-COMMANDS = [coherence, criteria, recover, rip, theory, verify]
+COMMANDS = [coherence, criteria, recover, rip, sae, theory, verify]
 
 __all__ = ["UsageError", "build_parser", "main"]
 

@@ -1,0 +1,220 @@
+"""The paper's experiment end to end: harvest a layer, fit the AIP metric, train the features
+baseline (ReLU + L1 SAE) and the TSAE, and compare neurons / features / atoms.
+
+Tokens are split by whole contexts (every k-th context held out, k = round(1/held_out)); the SAEs
+train on the other contexts, the AIP metric S̃ = Σ⁻¹ (Σ = E[xxᵀ], uncentred) is fitted on the
+training tokens, and :func:`rip_atoms.atoms.compare_units` evaluates every criterion (R² AIP and
+Euclidean, q* readings, ℓ1-certified fraction, μ, L0, dead atoms) on the held-out tokens only,
+under that one metric. The features row can instead be any SAE file (e.g. a Gemma Scope
+``params.npz``); its d_in must match the activations.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from rip_atoms.errors import ParameterError, ShapeMismatchError
+from rip_atoms.metric import fit_metric
+from rip_atoms.sae.canonical import SparseAutoencoder
+from rip_atoms.sae.formats import load_sae
+from rip_atoms.sae.formats._io import write_json_atomic
+from rip_atoms.sae.harvest import ActivationStore, harvest
+from rip_atoms.sae.train import TrainConfig, train_sae
+
+
+@dataclass(frozen=True)
+class AtomsExperiment:
+    """Settings of one run (defaults: the full SmolLM2 run of ``benchmarks/RESULTS.md``)."""
+
+    model: str = "smollm2"
+    layer: int = 15
+    tokens: int = 50_000
+    width: int | None = None  # default 4·H (the paper's over-parameterisation)
+    target_l0: float = 32.0
+    steps: int = 3000
+    batch_size: int = 1024
+    lr: float = 1e-3
+    whiten: bool = False
+    held_out: float = 0.2
+    context_size: int = 256
+    text: str | None = None
+    acts: str | None = None
+    features: str | None = None
+    l1_tokens: int = 256
+    seed: int = 0
+    threads: int = 0
+    model_dtype: str = "float32"
+    device: str = "cpu"
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AtomsResult:
+    """The table and everything needed to reproduce and read it."""
+
+    table: object  # rip_atoms.atoms.UnitComparison
+    experiment: AtomsExperiment
+    activations: dict
+    n_train: int
+    n_eval: int
+    training: dict = field(default_factory=dict)
+    saved: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "experiment": self.experiment.to_dict(),
+            "activations": self.activations,
+            "n_train_tokens": self.n_train,
+            "n_eval_tokens": self.n_eval,
+            "table": self.table.to_dict(detail=False),
+            "details": self.table.to_dict(detail=True)["rows"],
+            "training": self.training,
+            "saved": self.saved,
+            "seconds": self.seconds,
+        }
+
+    def render(self) -> str:
+        return self.table.render()
+
+
+def _unit_set(name: str, sae: SparseAutoencoder, kind: str):
+    from rip_atoms.atoms import UnitSet
+
+    if sae.normalize_activations in ("constant_norm_rescale", "layer_norm"):
+        raise ParameterError(
+            f"{sae.source}: a per-token input normalisation ({sae.normalize_activations}) has "
+            "no fixed decoder bias; the unit-set criteria need x̂ = D δ + b"
+        )
+    sae = sae.folded()
+    return UnitSet.from_encoder(name, sae.dictionary(), sae.encoder(),
+                                decoder_bias=sae.b_dec.double().numpy(), kind=kind,
+                                coder=f"{sae.architecture} SAE encoder ({sae.format})")
+
+
+def run_atoms_experiment(exp: AtomsExperiment, out_dir: str | Path, *, progress: bool = True,
+                         log=None) -> AtomsResult:
+    """Run the experiment, saving activations, SAEs (SAELens layout) and ``table.json`` under
+    ``out_dir``."""
+    from rip_atoms.atoms import TokenSplit, compare_units
+
+    say = log or (lambda _m: None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: dict = {}
+    features = load_sae(exp.features) if exp.features is not None else None
+    t = time.perf_counter()
+    if exp.acts is None:
+        from rip_atoms.sae.model import KNOWN_MODELS, load_model
+
+        known = KNOWN_MODELS.get(exp.model, {}).get("d_model")
+        if features is not None and known is not None and features.d_in != known:
+            raise ShapeMismatchError(
+                f"{exp.features}: the SAE has d_in = {features.d_in} but {exp.model} has "
+                f"d_model = {known}"
+            )
+
+        say(f"loading {exp.model}")
+        import torch
+
+        lm = load_model(exp.model, dtype=getattr(torch, exp.model_dtype), device=exp.device)
+        seconds["load_model"] = time.perf_counter() - t
+        if features is not None and features.d_in != lm.d_model:
+            raise ShapeMismatchError(
+                f"{exp.features}: the SAE has d_in = {features.d_in} but {exp.model} has "
+                f"d_model = {lm.d_model}"
+            )
+        t = time.perf_counter()
+        hv = harvest(lm, [exp.layer], out / "activations", n_tokens=exp.tokens,
+                     texts=exp.text, context_size=exp.context_size, progress=progress)
+        seconds["harvest"] = time.perf_counter() - t
+        say(f"harvested {hv.n_tokens} tokens of layer {exp.layer} at "
+            f"{hv.tokens_per_second:.0f} tokens/s")
+        store = ActivationStore(out / "activations")
+        layer = exp.layer
+        del lm
+    else:
+        store = ActivationStore(exp.acts)
+        layer = exp.layer if exp.layer in store.layers else None
+        if layer is None and store.layers != (None,):
+            if len(store.layers) != 1:
+                raise ParameterError(
+                    f"{exp.acts}: holds layers {list(store.layers)}; choose one with --layer"
+                )
+            layer = store.layers[0]
+    if features is not None and features.d_in != store.d_model:
+        raise ShapeMismatchError(
+            f"{exp.features}: the SAE has d_in = {features.d_in} but the activations of "
+            f"{store.path} have width {store.d_model}"
+        )
+    t = time.perf_counter()
+    X = store.array(layer)
+    mask = store.held_out_mask(X.shape[0], exp.held_out)
+    X_train, X_eval = X[~mask], X[mask]
+    if X_train.shape[0] < 2 or X_eval.shape[0] < 2:
+        raise ParameterError(f"{store.path}: too few tokens ({X.shape[0]}) to hold out "
+                             f"{exp.held_out:g} of them")
+    H = X.shape[1]
+    width = exp.width or 4 * H
+    metric = fit_metric(X_train, source=f"{store.path} (training tokens)")
+    seconds["metric"] = time.perf_counter() - t
+    say(f"AIP metric fitted on {X_train.shape[0]} training tokens (condition number "
+        f"{metric.condition_number:.3g}); {X_eval.shape[0]} held-out tokens")
+    base = TrainConfig(width=width, target_l0=exp.target_l0, steps=exp.steps,
+                       batch_size=exp.batch_size, lr=exp.lr, seed=exp.seed,
+                       threads=exp.threads)
+    meta = {"model_name": store.manifest.get("model", {}).get("name"),
+            "hook_name": f"blocks.{layer}.hook_resid_post" if layer is not None else None,
+            "hook_layer": layer, "context_size": store.manifest.get("context_size"),
+            "prepend_bos": store.manifest.get("prepend_bos"),
+            "dataset_path": store.manifest.get("text")}
+    training: dict = {}
+    saved: dict = {}
+    if features is not None:
+        feat_name = f"features ({features.format})"
+    else:
+        t = time.perf_counter()
+        say(f"training the features baseline (ReLU + L1, N = {width}, target L0 "
+            f"{exp.target_l0:g})")
+        cfg = replace(base, architecture="standard")
+        res = train_sae(X_train, cfg, out_dir=out / "features", progress=progress,
+                        metadata=meta)
+        features = res.sae
+        training["features"] = res.to_dict()
+        training["features"].pop("history", None)
+        saved["features"] = str(out / "features")
+        seconds["train_features"] = time.perf_counter() - t
+        feat_name = "features"
+    t = time.perf_counter()
+    say(f"training the TSAE (JumpReLU, N = {width}, target L0 {exp.target_l0:g}"
+        f"{', AIP-whitened' if exp.whiten else ''})")
+    res = train_sae(X_train, replace(base, architecture="jumprelu", whiten=exp.whiten),
+                    out_dir=out / "atoms", progress=progress, metadata=meta)
+    training["atoms"] = res.to_dict()
+    training["atoms"].pop("history", None)
+    saved["atoms"] = str(out / "atoms")
+    seconds["train_atoms"] = time.perf_counter() - t
+    t = time.perf_counter()
+    Xall = np.concatenate([X_train, X_eval], axis=0)
+    n_tr = X_train.shape[0]
+    split = TokenSplit(Xall.shape[0], np.arange(n_tr), np.arange(n_tr, Xall.shape[0]),
+                       X_eval.shape[0] / Xall.shape[0], "tail", None)
+    units = {feat_name: _unit_set(feat_name, features, "features"),
+             "atoms": _unit_set("atoms", res.sae, "atoms")}
+    table = compare_units(Xall, units, metric=metric, split=split, l1_max_tokens=exp.l1_tokens,
+                          seed=exp.seed, progress=say)
+    seconds["compare_units"] = time.perf_counter() - t
+    result = AtomsResult(table=table, experiment=exp, activations=store.to_dict(),
+                         n_train=n_tr, n_eval=int(X_eval.shape[0]), training=training,
+                         saved=saved, seconds=seconds)
+    write_json_atomic(out / "table.json", result.to_dict())
+    saved["table"] = str(out / "table.json")
+    return result
