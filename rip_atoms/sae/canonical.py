@@ -253,33 +253,28 @@ class SparseAutoencoder:
         return self.decode(f, state)
 
     # ------------------------------------------------------------------ numpy helpers
-    def encode_numpy(self, X: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
-        """Codes for an n×d_in numpy array (or memory map), in batches; float32 n×d_sae."""
+    def _batched(self, X: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], width: int,
+                 batch_size: int) -> np.ndarray:
+        """fn applied to row batches of an n×d_in numpy array (or memory map), float32 n×width."""
         X = np.asarray(X) if not isinstance(X, np.memmap) else X
         if X.ndim != 2 or X.shape[1] != self.d_in:
             raise ShapeMismatchError(
                 f"{self.source}: activations of shape {X.shape} do not match d_in = {self.d_in}"
             )
-        out = np.empty((X.shape[0], self.d_sae), dtype=np.float32)
+        out = np.empty((X.shape[0], width), dtype=np.float32)
         with torch.no_grad():
             for s in range(0, X.shape[0], batch_size):
                 xb = torch.from_numpy(np.ascontiguousarray(X[s:s + batch_size], np.float32))
-                out[s:s + batch_size] = self.encode(xb).numpy()
+                out[s:s + batch_size] = fn(xb).numpy()
         return out
+
+    def encode_numpy(self, X: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
+        """Codes for an n×d_in numpy array (or memory map), in batches; float32 n×d_sae."""
+        return self._batched(X, self.encode, self.d_sae, batch_size)
 
     def reconstruct_numpy(self, X: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
         """x̂ for an n×d_in numpy array, in batches (float32)."""
-        X = np.asarray(X) if not isinstance(X, np.memmap) else X
-        if X.ndim != 2 or X.shape[1] != self.d_in:
-            raise ShapeMismatchError(
-                f"{self.source}: activations of shape {X.shape} do not match d_in = {self.d_in}"
-            )
-        out = np.empty((X.shape[0], self.d_in), dtype=np.float32)
-        with torch.no_grad():
-            for s in range(0, X.shape[0], batch_size):
-                xb = torch.from_numpy(np.ascontiguousarray(X[s:s + batch_size], np.float32))
-                out[s:s + batch_size] = self.reconstruct(xb).numpy()
-        return out
+        return self._batched(X, self.reconstruct, self.d_in, batch_size)
 
     def encoder(self, *, batch_size: int = 4096) -> Callable[[np.ndarray], np.ndarray]:
         """A numpy callable X (n×d_in) ↦ codes (n×d_sae) for code-based criteria. With a

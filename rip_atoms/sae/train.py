@@ -294,9 +294,7 @@ class _Trainer:
             if cfg.threshold_init == "auto":
                 xb = self._peek_batch()
                 h = (xb - p.b_dec) @ p.W_enc + p.b_enc
-                q = max(0.0, min(1.0, 1.0 - cfg.target_l0 / self.m))
-                theta = torch.quantile(h, q, dim=0) if h.shape[0] > 1 else h[0]
-                p.threshold.copy_(theta.clamp_min(cfg.init_threshold))
+                p.threshold.copy_(self._calibrated_thresholds(h))
             else:
                 p.threshold.fill_(float(cfg.threshold_init))
         # encoder scale: with f = σ(h) on the first batch and y = f W_dec, scale the encoder
@@ -318,6 +316,13 @@ class _Trainer:
         self.initial_threshold_median = (float(p.threshold.median())
                                          if p.threshold is not None else None)
         self.opt = self._make_opt()
+
+    def _calibrated_thresholds(self, h: torch.Tensor) -> torch.Tensor:
+        """Per column of pre-activations h (tokens × latents): the (1 − L0*/N)-quantile, so each
+        latent fires on a fraction L0*/N of the tokens (at least ``init_threshold``)."""
+        q = max(0.0, min(1.0, 1.0 - self.cfg.target_l0 / self.m))
+        theta = torch.quantile(h, q, dim=0) if h.shape[0] > 1 else h[0]
+        return theta.clamp_min(self.cfg.init_threshold)
 
     def _make_opt(self) -> torch.optim.Adam:
         params = list(self.p.tensors().values())
@@ -506,8 +511,7 @@ class _Trainer:
         p.b_enc[dead] = 0.0
         if p.threshold is not None:
             hd = (x - p.b_dec) @ p.W_enc[:, dead]
-            q = max(0.0, min(1.0, 1.0 - cfg.target_l0 / self.m))
-            p.threshold[dead] = torch.quantile(hd, q, dim=0).clamp_min(cfg.init_threshold)
+            p.threshold[dead] = self._calibrated_thresholds(hd)
         for t, sel in ((p.W_dec, (dead,)), (p.W_enc, (slice(None), dead)), (p.b_enc, (dead,)),
                        (p.threshold, (dead,))):
             if t is None:
