@@ -30,6 +30,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.linalg
 from threadpoolctl import threadpool_limits
 
 from rip_atoms.coherence import coherence
@@ -233,8 +234,6 @@ def spark_bounds(
         # ---- rank: full column rank ⇒ ∞; otherwise a basis plus one atom is dependent
         sample = live if n <= 2 * H else np.sort(rng.choice(live, size=2 * H, replace=False))
         X = atoms.vectors(sample)
-        import scipy.linalg
-
         _, R, piv = scipy.linalg.qr(X, mode="economic", pivoting=True)
         diag = np.abs(np.diag(R))
         rank = int(np.sum(diag > rank_rtol * diag[0])) if diag.size else 0
@@ -331,8 +330,7 @@ def _search_null_vectors(atoms, lower, upper, rtol, budget, rng, take_upper, coh
             if found is not None:
                 take_upper(circuit(atoms, found, rtol), "ℓ1 self-expression (homotopy)")
     # λmin search: a set of size t with λmin(G_S) ≈ 0 is dependent
-    spectral = float(np.linalg.norm(atoms.rows.astype(np.float64), 2) ** 2) if n <= 4096 else (
-        atoms.spectral_norm_sq_upper())
+    spectral = atoms.spectral_norm_sq_upper()  # the c of the c·I − G power iteration
     t = int(lower)
     while time.perf_counter() - t0 < budget and t < min(upper, atoms.dim + 1) and t <= n:
         search = SupportSearch(atoms, False, rng, spectral, n if n <= 256 else 16)
