@@ -1,11 +1,18 @@
-"""``rip-atoms verify [TARGET]``: the dictionary checks available so far, with a summary.
+"""``rip-atoms verify [TARGET]``: the main job — one report on whether a dictionary's units are
+atoms, as ``report.json`` + a self-contained ``report.html`` (see :mod:`rip_atoms.report`).
 
-With no TARGET it runs the built-in default: a planted atom set (Gaussian atoms, K-sparse
-non-negative codes) observed through an anisotropic invertible map A, so the raw geometry is
-distorted (a representation shift on purpose) and the AIP metric fitted on the activations has
-to undo it. It reports the representation shift, coherence raw / under the fitted AIP / under the
-self metric (D Dᵀ)⁻¹, the Welch bound and the Cai–Jiang Gaussian reference for the same shape,
-and what the AIP coherence certifies (uniqueness K, spark lower bound).
+TARGET is anything the library loads: a ``.npy``/``.safetensors`` matrix, ``neurons:H``, or an
+SAE (SAELens / sparsify folder, Gemma Scope ``params.npz``, dictionary_learning ``ae.pt``; the
+torch extra). With ``--acts`` (an n×H ``.npy`` or a ``rip-atoms harvest`` folder) the AIP metric
+is fitted on the first 80 % of the tokens and everything data-dependent (representation shift,
+R², q*, ℓ1-certified codes, the TSAE window) is evaluated on the last 20 %; without, the report
+covers the dictionary-only properties under the self metric (D Dᵀ)⁻¹ and says what it could not
+compute.
+
+With no TARGET it runs the embedded default: the SmolLM2-135M experiment end to end (harvest a
+layer, fit the AIP metric, train the features baseline and the TSAE, compare neurons / features
+/ atoms) and verifies the TSAE's atoms. ``--quick`` runs a synthetic planted-atoms version
+instead (no torch needed, under a minute).
 """
 
 from __future__ import annotations
@@ -13,116 +20,226 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
-from rip_atoms import theory
-from rip_atoms.cli.common import add_output_args, emit_json, show_progress
-from rip_atoms.coherence import coherence
-from rip_atoms.dictionary import Dictionary
-from rip_atoms.errors import SingularMetricError
-from rip_atoms.matrix_files import load_matrix
-from rip_atoms.metric import AIPMetric, fit_metric, representation_shift
-from rip_atoms.synthetic import planted_atoms
+import numpy as np
 
-DEFAULT = {"dim": 256, "n_atoms": 1024, "K": 4, "n_samples": 20000, "offset": 2.0}
+from rip_atoms.cli.common import UsageError, emit_json, log, show_progress
+from rip_atoms.dictionary import SAE_SUFFIXES, Dictionary
+from rip_atoms.errors import FileFormatError
+
+#: the --quick default: planted atoms seen through an anisotropic map, with a common offset
+QUICK = {"dim": 128, "n_atoms": 512, "K": 4, "n_samples": 10000, "offset": 2.0}
+#: the SmolLM2 default, sized to finish in well under 15 minutes on 2 CPU cores
+DEFAULT_LAYER = 15
+DEFAULT_TOKENS = 40_000
+DEFAULT_STEPS = 2500
+HELD_OUT = 0.2
 
 
-def _coherence_line(name: str, res) -> str:
-    return (f"  {name:<26s} μ = {res.mu:.4f}  median μⱼ = {res.per_atom_quantiles[0.5]:.4f}  "
-            f"μ₁(4) = {res.babel[min(3, len(res.babel) - 1)]:.4f}  "
-            f"certified K ≤ {theory.coherence_certified_k(res.mu)}")
+def _quick_target(seed: int):
+    from rip_atoms.atoms import UnitSet, tsae_encoder
+    from rip_atoms.metric import fit_metric
+    from rip_atoms.report import VerifyTarget
+    from rip_atoms.synthetic import planted_atoms
+
+    p = planted_atoms(**QUICK, mixing="random", seed=seed)
+    X = np.asarray(p.activations)
+    n_fit = int(round(X.shape[0] * (1 - HELD_OUT)))
+    metric = fit_metric(X[:n_fit], source="planted activations (first 80 %)")
+    X_eval = X[n_fit:]
+    codes_eval = p.codes[n_fit:]
+    b = np.asarray(p.offset_vector, dtype=np.float64)  # already in the observed space
+    # the identifiable TSAE encoder of the theorem over the planted atoms, with τ = 0.8 × the
+    # smallest planted magnitude in AIP-normalised units (δ̃ⱼ = δⱼ‖dⱼ‖_S); the atom norms
+    # convert it to the units of the codes
+    from rip_atoms.corrected_atoms import CorrectedAtoms
+
+    norms = CorrectedAtoms(p.dictionary, metric, rows=False).norms
+    tau = 0.8 * p.delta_min * float(norms.min())
+    enc = tsae_encoder(p.dictionary, metric, tau)
+    unit = UnitSet.from_encoder("TSAE encoder", p.dictionary, lambda Z: enc(Z - b),
+                                decoder_bias=b, kind="atoms",
+                                coder=f"tsae_encoder over the planted atoms, τ = {tau:.3g}")
+    planted = UnitSet.from_codes("planted codes", p.dictionary, codes_eval, decoder_bias=b,
+                                 kind="atoms")
+    what = (f"--quick: planted atoms H={QUICK['dim']}, N={QUICK['n_atoms']}, K={QUICK['K']}, "
+            f"{QUICK['n_samples']} activations with a common offset, seen through an "
+            f"anisotropic map (seed {seed})")
+    return VerifyTarget(
+        dictionary=p.dictionary, description=what, kind="planted", activations=X_eval,
+        activations_source="planted activations (last 20 %)", metric=metric, unit=unit,
+        extra_units={"planted codes": planted}, thresholds=np.full(p.dictionary.n_atoms, tau)
+        / norms, nonneg=True, context={"planted": QUICK, "tau_aip_units": tau, "seed": seed})
+
+
+def _default_target(args: argparse.Namespace, out: Path):
+    from rip_atoms.cli.sae import _adapter, _quiet_transformers, _threads
+
+    _adapter()
+    _quiet_transformers()
+    _threads(args)
+    from rip_atoms.report import VerifyTarget
+    from rip_atoms.sae.experiment import AtomsExperiment, run_atoms_experiment
+
+    exp = AtomsExperiment(layer=DEFAULT_LAYER, tokens=args.tokens, steps=args.steps,
+                          seed=args.seed, threads=args.threads)
+    log(args, f"default: SmolLM2-135M layer {exp.layer}, {exp.tokens} tokens, TSAE and "
+              f"features N = 4·576, {exp.steps} steps each (artifacts in {out / 'experiment'})")
+    res = run_atoms_experiment(exp, out / "experiment", progress=show_progress(args),
+                               log=lambda m: log(args, m))
+    atoms = res.saes["atoms"].folded()
+    unit = res.units["atoms"]
+    what = (f"SmolLM2-135M layer {exp.layer}: TSAE atoms trained here on {res.n_train} tokens "
+            f"(evaluated on {res.n_eval} held-out tokens)")
+    return VerifyTarget(
+        dictionary=unit.decoder, description=what, kind="experiment",
+        activations=res.eval_activations, activations_source="held-out SmolLM2 activations",
+        metric=res.metric, unit=unit, thresholds=atoms.threshold.double().numpy(),
+        table=res.table, nonneg=True,
+        context={"experiment": res.to_dict()["experiment"], "training": res.training,
+                 "seconds": res.seconds, "saved": res.saved})
+
+
+def _is_sae(spec: str) -> bool:
+    p = Path(spec)
+    return p.is_dir() or p.suffix.lower() in SAE_SUFFIXES
+
+
+def _activations(args: argparse.Namespace, H: int):
+    """(fit, eval) activations from --acts: the first 80 % fit the metric, the rest are
+    evaluated."""
+    from rip_atoms.errors import ShapeMismatchError
+
+    if Path(args.acts).is_dir():
+        try:
+            from rip_atoms.sae.harvest import ActivationStore
+        except ImportError as exc:
+            raise FileFormatError(f"{args.acts}: a harvest folder is read by the torch adapter: "
+                                  "pip install 'rip-atoms[torch]'") from exc
+        store = ActivationStore(args.acts)
+        layer = args.layer
+        if layer is None and len(store.layers) > 1:
+            raise UsageError(f"{args.acts}: holds layers {list(store.layers)}; choose one with "
+                             "--layer")
+        X = store.array(layer)
+    else:
+        from rip_atoms.matrix_files import load_matrix
+
+        X = load_matrix(args.acts, mmap=True)
+    if X.ndim != 2 or X.shape[1] != H:
+        raise ShapeMismatchError(f"{args.acts}: activations of shape {tuple(X.shape)} but the "
+                                 f"target has H = {H}")
+    if not np.isfinite(np.asarray(X[: min(len(X), 100_000)])).all():
+        from rip_atoms.errors import NonFiniteError
+
+        raise NonFiniteError(f"{args.acts}: the activations hold non-finite values")
+    n = X.shape[0]
+    if n < 10:
+        raise UsageError(f"{args.acts}: only {n} activations; need at least 10")
+    n_fit = int(round(n * (1 - HELD_OUT)))
+    return np.asarray(X[:n_fit]), np.asarray(X[n_fit:])
+
+
+def _file_target(args: argparse.Namespace):
+    from rip_atoms.metric import fit_metric
+    from rip_atoms.report import VerifyTarget
+
+    spec = args.target
+    sae = None
+    if _is_sae(spec):
+        if not Path(spec).exists():
+            raise FileFormatError(f"{spec}: no such file or folder")
+        try:
+            from rip_atoms.sae.formats import load_sae
+        except ImportError as exc:
+            raise FileFormatError(f"{spec}: an SAE is read by the torch adapter, which needs "
+                                  "PyTorch: pip install 'rip-atoms[torch]'") from exc
+        sae = load_sae(spec)
+        d = sae.dictionary()
+    else:
+        d = Dictionary.load(spec, tensor=args.tensor, rows_are_atoms=args.rows_are_atoms)
+    t = VerifyTarget(dictionary=d, description=str(spec), kind="sae" if sae else "dictionary")
+    if sae is not None:
+        t.context["sae"] = sae.to_dict()
+    if args.acts:
+        X_fit, X_eval = _activations(args, d.dim)
+        t.metric = fit_metric(X_fit, source=f"{args.acts} (first {100 - HELD_OUT * 100:.0f} %)")
+        t.activations = X_eval
+        t.activations_source = f"{args.acts} (last {HELD_OUT * 100:.0f} %)"
+        if sae is not None:
+            from rip_atoms.sae.experiment import _unit_set
+
+            t.unit = _unit_set(Path(spec).name or str(spec), sae, "atoms"
+                               if sae.architecture == "jumprelu" else "features")
+            t.nonneg = True
+            if sae.threshold is not None:
+                t.thresholds = sae.folded().threshold.double().numpy()
+    elif sae is not None and sae.threshold is not None:
+        t.thresholds = sae.folded().threshold.double().numpy()
+    return t
 
 
 def run(args: argparse.Namespace) -> int:
+    from rip_atoms.report import build_report, render_summary, write_report
+
     t0 = time.perf_counter()
-    progress = show_progress(args)
-    acts = None
-    if args.target is None:
-        planted = planted_atoms(**DEFAULT, mixing="random", seed=args.seed)
-        d = planted.dictionary
-        acts = planted.activations
-        what = (f"built-in default: planted atoms H={DEFAULT['dim']}, N={DEFAULT['n_atoms']}, "
-                f"K={DEFAULT['K']}, {DEFAULT['n_samples']} activations with a common offset, "
-                f"seen through an anisotropic map (seed {args.seed})")
+    out = Path(args.out)
+    if args.target is not None and args.quick:
+        raise UsageError("--quick runs the built-in synthetic default; drop TARGET or --quick")
+    budget = args.budget_s
+    if args.target is not None:
+        target = _file_target(args)
+    elif args.quick:
+        target = _quick_target(args.seed)
+        budget = budget if budget is not None else 12.0
     else:
-        d = Dictionary.load(args.target, tensor=args.tensor, rows_are_atoms=args.rows_are_atoms)
-        what = d.provenance.source
-        if args.acts:
-            acts = load_matrix(args.acts, mmap=True)
-    out: dict = {"target": what, "dictionary": d.to_dict()}
-    results = {}
-    results["raw"] = coherence(d, None, progress=progress)
-    if acts is not None:
-        metric = fit_metric(acts, source=args.acts or "built-in activations")
-        out["metric"] = metric.to_dict()
-        shift = representation_shift(acts, metric, seed=args.seed)
-        out["representation_shift"] = shift.to_dict()
-        results["aip_activations"] = coherence(d, metric, progress=progress)
-    else:
-        shift = None
-    try:
-        results["aip_self"] = coherence(d, AIPMetric.from_dictionary(d), progress=progress)
-    except SingularMetricError as exc:
-        out["aip_self_unavailable"] = str(exc)
-    out["coherence"] = {k: v.to_dict() for k, v in results.items()}
-    main_key = "aip_activations" if "aip_activations" in results else (
-        "aip_self" if "aip_self" in results else "raw")
-    main = results[main_key]
-    gauss = theory.gaussian_coherence(d.dim, main.n_live) if main.n_live >= 3 else None
-    out["reference"] = {
-        "welch_bound": main.welch_bound,
-        "gaussian_coherence": gauss.to_dict() if gauss else None,
-    }
-    out["certified"] = {
-        "metric": main_key,
-        "mu": main.mu,
-        "unique_below_K": theory.coherence_uniqueness_k(main.mu),
-        "certified_K": theory.coherence_certified_k(main.mu),
-        "spark_lower": theory.spark_lower_from_coherence(main.mu),
-    }
-    out["seconds"] = time.perf_counter() - t0
+        target = _default_target(args, out)
+    budget = budget if budget is not None else 120.0
+    report = build_report(target, budget_s=budget, seed=args.seed,
+                          progress=show_progress(args), log=lambda m: log(args, m))
+    report["command"] = "rip-atoms verify " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 \
+        else "rip-atoms verify"
+    report["seconds"]["wall"] = time.perf_counter() - t0
+    paths = write_report(report, out, html=not args.no_html)
     if args.json:
-        emit_json(out)
-        return 0
-    lines = [f"rip-atoms verify — {what}",
-             f"  H = {d.dim}, N = {d.n_atoms}, dead atoms {len(d.dead_atoms)}"]
-    if shift is not None:
-        lines += [
-            "representation shift (pairwise cosines of "
-            f"{shift.n_vectors} activations)",
-            f"  raw: mean cos {shift.raw.mean:+.3f}, mean angle {shift.raw.mean_angle_deg:.1f}°"
-            f"   AIP: mean cos {shift.aip.mean:+.3f}, mean angle "
-            f"{shift.aip.mean_angle_deg:.1f}°",
-        ]
-    lines.append("coherence of the atoms")
-    names = {"raw": "raw (Euclidean)", "aip_activations": "AIP, fitted on activations",
-             "aip_self": "AIP, self metric (D Dᵀ)⁻¹"}
-    for k, res in results.items():
-        lines.append(_coherence_line(names[k], res))
-    if gauss is not None:
-        lines.append(f"  {'reference':<26s} Welch bound {main.welch_bound:.4f}; Gaussian "
-                     f"dictionary of this shape μ ≈ {gauss.mean:.4f} "
-                     f"(90% in [{gauss.quantiles[0.05]:.4f}, {gauss.quantiles[0.95]:.4f}])")
-    c = out["certified"]
-    lines += [
-        f"certified under {names[main_key]}",
-        f"  every code with K ≤ {c['certified_K']} non-zeros is the unique K-sparse code and "
-        f"basis pursuit recovers it (μ < 1/(2K−1)); spark ≥ {c['spark_lower']}",
-        f"  duplicate pairs {len(main.duplicate_pairs)}, most coherent pair "
-        f"{main.pair[0]}–{main.pair[1]}",
-        f"done in {out['seconds']:.1f} s",
-    ]
-    print("\n".join(lines))
-    sys.stdout.flush()
+        emit_json(report)
+    else:
+        print(render_summary(report, paths))
+        sys.stdout.flush()
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("verify", help="verify a dictionary (no TARGET: the built-in default)")
+    p = sub.add_parser(
+        "verify", help="the main job: one report (JSON + HTML) on whether the units are atoms",
+        description="Verify a dictionary or SAE and write report.json and report.html. With no "
+                    "TARGET: the SmolLM2-135M experiment end to end (needs the llm extra); "
+                    "--quick: a synthetic planted-atoms version.")
     p.add_argument("target", nargs="?", metavar="TARGET",
-                   help="dictionary (.npy/.safetensors/neurons:H); default: built-in")
-    p.add_argument("--acts", help="n×H activations (.npy) to fit the AIP metric on")
+                   help="a .npy/.safetensors matrix, neurons:H, or an SAE (SAELens/sparsify "
+                        "folder, Gemma Scope params.npz, ae.pt); default: the SmolLM2 run")
+    p.add_argument("--acts", help="activations: an n×H .npy or a rip-atoms harvest folder (the "
+                                  "metric is fitted on the first 80 %%, the rest is evaluated)")
+    p.add_argument("--layer", type=int, help="layer of a multi-layer harvest folder")
+    p.add_argument("--out", default="rip-atoms-report",
+                   help="output folder for report.json and report.html (default "
+                        "./rip-atoms-report)")
+    p.add_argument("--budget-s", type=float, default=None,
+                   help="seconds for the searches: RIP witnesses, spark, the ℓ1 probe "
+                        "(default 120; 12 with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help="synthetic planted-atoms default (no torch needed, < 1 min)")
+    p.add_argument("--tokens", type=int, default=DEFAULT_TOKENS,
+                   help=f"default run: tokens to harvest (default {DEFAULT_TOKENS})")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help=f"default run: training steps per SAE (default {DEFAULT_STEPS})")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--tensor", help="tensor name inside a .safetensors file")
     p.add_argument("--rows-are-atoms", action="store_true", help="the matrix is N×H")
+    p.add_argument("--no-html", action="store_true", help="write report.json only")
     p.add_argument("--seed", type=int, default=0)
-    add_output_args(p)
+    p.add_argument("--json", action="store_true",
+                   help="print the report as one JSON object on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress or logs on stderr")
     p.set_defaults(func=run)

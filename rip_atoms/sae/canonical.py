@@ -264,7 +264,10 @@ class SparseAutoencoder:
         out = np.empty((X.shape[0], width), dtype=np.float32)
         with torch.no_grad():
             for s in range(0, X.shape[0], batch_size):
-                xb = torch.from_numpy(np.ascontiguousarray(X[s:s + batch_size], np.float32))
+                xb = np.ascontiguousarray(X[s:s + batch_size], np.float32)
+                if not xb.flags.writeable:  # a read-only memory map: torch wants its own copy
+                    xb = xb.copy()
+                xb = torch.from_numpy(xb)
                 out[s:s + batch_size] = fn(xb).numpy()
         return out
 

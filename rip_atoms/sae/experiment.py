@@ -68,6 +68,12 @@ class AtomsResult:
     training: dict = field(default_factory=dict)
     saved: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)
+    # what a report needs beyond the table (not serialised): the metric, the unit sets and
+    # the held-out activations they were evaluated on
+    metric: object | None = field(default=None, repr=False, compare=False)
+    units: dict = field(default_factory=dict, repr=False, compare=False)
+    eval_activations: np.ndarray | None = field(default=None, repr=False, compare=False)
+    saes: dict = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {
@@ -214,7 +220,8 @@ def run_atoms_experiment(exp: AtomsExperiment, out_dir: str | Path, *, progress:
     seconds["compare_units"] = time.perf_counter() - t
     result = AtomsResult(table=table, experiment=exp, activations=store.to_dict(),
                          n_train=n_tr, n_eval=int(X_eval.shape[0]), training=training,
-                         saved=saved, seconds=seconds)
+                         saved=saved, seconds=seconds, metric=metric, units=units,
+                         eval_activations=X_eval, saes={"features": features, "atoms": res.sae})
     write_json_atomic(out / "table.json", result.to_dict())
     saved["table"] = str(out / "table.json")
     return result

@@ -1,0 +1,256 @@
+"""One self-contained ``report.html``: inline CSS, figures as base64 PNG data URIs, no scripts,
+no network. Sections are ``<section id=...>`` elements named in :data:`SECTIONS`."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+
+from rip_atoms.report.figures import FIGURES
+
+#: section id → title, in page order
+SECTIONS = {
+    "summary": "Summary",
+    "target": "Target and metric",
+    "representation-shift": "Representation shift",
+    "coherence": "Coherence",
+    "babel": "Babel function",
+    "rip": "Restricted isometry (RIP) brackets",
+    "spark": "Spark and uniqueness",
+    "recovery": "Exact ℓ1 recovery",
+    "criteria": "Neurons / features / atoms",
+    "tsae-window": "TSAE threshold window",
+    "not-computed": "Not computed, and why",
+    "provenance": "How this report was made",
+}
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:980px;
+margin:2em auto;padding:0 1em;color:#1b1b1b;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;
+margin-top:1.8em} .sub{color:#555;margin-top:0}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
+td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
+.verdict{background:#f3f7fb;border-left:4px solid #1f77b4;padding:.6em 1em}
+.method{color:#555;font-size:.88em} figure{margin:1em 0} figcaption{color:#555;font-size:.9em}
+img{max-width:100%} code,pre{background:#f6f6f6;font-size:.88em} pre{padding:.6em;overflow:auto}
+.missing{color:#8a6d3b}
+"""
+
+
+def _e(x) -> str:
+    return html.escape(str(x))
+
+
+def _fmt(v, digits: int = 4) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "∞" if v > 0 else ("−∞" if v < 0 else "NaN")
+        if v.is_integer() and abs(v) < 1e12:
+            return str(int(v))
+        return f"{v:.{digits}f}" if abs(v) >= 10 ** (-digits) else f"{v:.3g}"
+    return _e(v)
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    h = "".join(f"<th>{_e(c)}</th>" for c in header)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(c) if not isinstance(c, str) else _e(c)}</td>"
+                                    for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{h}</tr>{body}</table>"
+
+
+def _figure(figs: dict[str, str], key: str) -> str:
+    if key not in figs:
+        return ""
+    cap = FIGURES[key][1]
+    return (f'<figure id="fig-{key}"><img alt="{_e(cap)}" '
+            f'src="data:image/png;base64,{figs[key]}"><figcaption>{_e(cap)}</figcaption>'
+            "</figure>")
+
+
+def _missing(why: str) -> str:
+    return f'<p class="missing">Not computed: {_e(why)}</p>'
+
+
+def _method(text: str | None) -> str:
+    return f'<p class="method">{_e(text)}</p>' if text else ""
+
+
+def _coherence_rows(c: dict) -> list[list]:
+    rows = []
+    for name, key in (("raw (Euclidean)", "raw"), ("AIP", "aip")):
+        r = c[key]
+        q = r["per_atom_quantiles"]
+        rows.append([name, r["mu"], f"{r['pair'][0]}–{r['pair'][1]}", q.get("0.5"),
+                     r["welch_bound"], r["certified_K"], r["babel_certified_K"],
+                     len(r["duplicate_pairs"])])
+    return rows
+
+
+def render_html(report: dict, figures: dict[str, str]) -> str:
+    """The HTML page of a report dict and its rendered figures."""
+    d = report["dictionary"]
+    t = report["target"]
+    parts: list[str] = []
+    title = f"rip-atoms report — {t['description']}"
+    parts.append(f"<h1>rip-atoms verification report</h1><p class='sub'>{_e(t['description'])}"
+                 f"<br>H = {d['dim']}, N = {d['n_atoms']}, created {_e(report['created'])}"
+                 f", rip_atoms {_e(report['version'])}</p>")
+
+    def section(sid: str, body: str) -> None:
+        parts.append(f'<section id="{sid}"><h2>{_e(SECTIONS[sid])}</h2>{body}</section>')
+
+    section("summary", "<div class='verdict'><ul>" + "".join(
+        f"<li>{_e(line)}</li>" for line in report["verdict"]) + "</ul></div>")
+
+    m = report["metric"]
+    det = m.get("detail") or {}
+    section("target", _table(["", ""], [
+        ["target", t["description"]], ["kind", t["kind"]],
+        ["shape H × N", f"{d['dim']} × {d['n_atoms']}"],
+        ["dead atoms", len(d.get("dead_atoms", []))],
+        ["metric", m["reading"]],
+        ["metric condition number", det.get("condition_number")],
+        ["metric fitted on", det.get("source", "—")],
+    ]))
+
+    s = report["representation_shift"]
+    if s.get("computed"):
+        body = _table(["", "mean cos", "std", "mean angle (°)"], [
+            ["raw", s["raw"]["mean"], s["raw"]["std"], s["raw"]["mean_angle_deg"]],
+            ["AIP", s["aip"]["mean"], s["aip"]["std"], s["aip"]["mean_angle_deg"]],
+        ]) + _figure(figures, "shift") + _method(s["method"]) + _method(s["reading"])
+    else:
+        body = _missing(s["why"])
+    section("representation-shift", body)
+
+    c = report["coherence"]
+    ref = report["reference"]
+    gd = ref.get("gaussian_dictionary", {})
+    cf = ref.get("gaussian_closed_form") or {}
+    top = c["aip"]["top_pairs"][:8]
+    body = _table(["geometry", "μ", "pair", "median μⱼ", "Welch", "certified K (μ)",
+                   "certified K (Babel)", "duplicates"], _coherence_rows(c))
+    body += _table(["reference", "μ"], [
+        ["Welch bound √((N−H)/(H(N−1)))", ref["welch_bound"]],
+        ["Gaussian, Cai–Jiang closed form (mean)", cf.get("mean")],
+        [f"Gaussian dictionary sampled (seed {gd.get('seed', '—')})", gd.get("mu")],
+    ])
+    body += "<p>Most coherent AIP pairs (witnesses: atom indices as given):</p>"
+    body += _table(["i", "j", "|cos|"], [[int(i), int(j), v] for i, j, v in top])
+    body += _figure(figures, "pair_cosines") + _figure(figures, "per_atom")
+    body += _method(c["aip"]["method"]) + _method(c["aip"]["reading"])
+    section("coherence", body)
+
+    aip = c["aip"]
+    ks = [1, 2, 4, 8, 16, 32, 64]
+    rows = [[k, aip["babel"][k - 1], aip["babel_upper"][k - 1], aip["babel_rows"][k - 1]]
+            for k in ks if k <= len(aip["babel"])]
+    body = _table(["k", "μ₁(k) attained", "μ₁(k) certified upper", "row attaining"], rows)
+    body += _figure(figures, "babel")
+    body += _method("μ₁(k) = maxⱼ max_{|Λ|=k, j∉Λ} Σ_{i∈Λ} |⟨d̃ᵢ, d̃ⱼ⟩|; the attained value is "
+                    "exact for the row named; the upper value is certified for every row.")
+    section("babel", body)
+
+    r = report["rip"]
+    if r.get("computed"):
+        rows = [[b["k"], b["delta_lower"], b["delta_upper"], b["U_lower"], b["U_upper"],
+                 b["L_lower"], b["L_upper"], b["search"],
+                 " ".join(str(i) for i in b["witness_U"][:12])
+                 + (" …" if len(b["witness_U"]) > 12 else "")] for b in r["brackets"]]
+        body = _table(["k", "δ_k ≥", "δ_k ≤", "U_k ≥", "U_k ≤", "L_k ≥", "L_k ≤", "search",
+                       "witness of U_k"], rows)
+        body += _figure(figures, "rip") + _method(r["method"]) + _method(r["reading"])
+        meth = {b["k"]: b["methods"] for b in r["brackets"]}
+        body += "<details><summary>methods per k</summary><pre>" + _e(
+            json.dumps(meth, indent=1, ensure_ascii=False)) + "</pre></details>"
+    else:
+        body = _missing(r["why"])
+    section("rip", body)
+
+    sp_ = report["spark"]
+    u = report["uniqueness"]
+    rows = [["spark lower", sp_["lower"]], ["spark upper", sp_["upper"]],
+            ["exact", sp_["exact"]], ["unique up to K", sp_["unique_up_to"]],
+            ["lower method", sp_["methods"].get("lower", "—")],
+            ["upper method", sp_["methods"].get("upper", "—")],
+            ["witness circuit", " ".join(str(i) for i in (sp_["witness"] or [])[:20]) or "—"],
+            ["witness residual", sp_["residual"]]]
+    if "codes_within_uniqueness" in u:
+        rows.append(["codes with L0 ≤ unique-up-to", u["codes_within_uniqueness"]])
+        rows.append(["codes with L0 ≤ certified K (μ)", u["codes_within_coherence_guarantee"]])
+    body = _table(["", ""], rows) + f"<p>{_e(sp_['statement'])}</p>" + _method(sp_["reading"])
+    section("spark", body)
+
+    rec = report["recovery"]
+    rows = [[p["k"], p.get("certified", "—"), p.get("failed", "—"),
+             p.get("undetermined", "—"), "run" if p.get("run") else p.get("why", "")]
+            for p in rec["probe"]["rows"]]
+    body = ""
+    cc = rec["codes"]
+    if cc.get("computed"):
+        body += _table(["target's codes", "sampled", "certified", "failed", "undetermined",
+                        "invalid", "value"],
+                       [["", cc["n_tokens"], cc["certified"], cc["failed"], cc["undetermined"],
+                         cc["invalid"], cc["value"]]])
+    else:
+        body += _missing(cc["why"])
+    body += "<p>Probe with random codes (k = support size):</p>"
+    body += _table(["k", "certified", "failed", "undetermined", ""], rows)
+    body += _figure(figures, "recovery") + _method(rec["probe"]["method"])
+    body += _method(rec["reading"])
+    section("recovery", body)
+
+    cr = report["criteria"]
+    if cr.get("computed"):
+        rows = [[r["name"], r["kind"], r["n_atoms"], r["r2_aip"], r["r2_euclidean"],
+                 r["q_star_quantile"], r["q_star_support"], r["l1_certified_fraction"],
+                 r["mu"], r["mean_l0"], r["dead_atoms"]] for r in cr["rows"]]
+        body = _table(["unit set", "kind", "N", "R² AIP", "R² Euclidean", "q* quantile",
+                       "q* support", "ℓ1-certified", "μ", "mean L0", "dead"], rows)
+        body += _method(cr.get("split", {}).get("description"))
+        for key, text in cr.get("readings", {}).items():
+            body += _method(f"{key}: {text}")
+    else:
+        body = _missing(cr["why"])
+    section("criteria", body)
+
+    tw = report["tsae_window"]
+    if tw.get("computed") and tw.get("check"):
+        ch = tw["check"]
+        w = ch["window"]
+        body = _table(["", ""], [
+            ["ε (AIP μ)", w["eps"]], ["K (max L0)", w["K"]], ["δ_min", w["delta_min"]],
+            ["δ_max", w["delta_max"]], ["window", f"({_fmt(w['lower'])}, {_fmt(w['upper'])})"],
+            ["feasible", w["feasible"]], ["thresholds inside", ch["n_inside"]],
+            ["below", ch["n_below"]], ["above", ch["n_above"]],
+            ["τ range (AIP units)", f"[{_fmt(ch['tau_min'])}, {_fmt(ch['tau_max'])}]"],
+        ]) + _method(tw.get("reading"))
+    elif tw.get("computed"):
+        body = _missing(tw.get("why_no_window", ""))
+    else:
+        body = _missing(tw["why"])
+    section("tsae-window", body)
+
+    nc = report["not_computed"]
+    section("not-computed", "<ul>" + "".join(
+        f"<li><b>{_e(n['section'])}</b>: {_e(n['why'])}</li>" for n in nc) + "</ul>"
+        if nc else "<p>Everything was computed.</p>")
+
+    secs = report["seconds"]
+    body = _table(["step", "seconds"], [[k, v] for k, v in secs.items()])
+    body += (f"<p>Search budget {_fmt(report['budget_s'])} s, seed {report['seed']}. Every "
+             "number, with its method and witness, is in <code>report.json</code> beside this "
+             "file.</p>")
+    section("provenance", body)
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+            + "".join(parts) + "</body></html>\n")

@@ -1,0 +1,33 @@
+"""The terminal summary of a report: the verdict, the key numbers, where the files are."""
+
+from __future__ import annotations
+
+
+def render_summary(report: dict, paths: dict | None = None) -> str:
+    d = report["dictionary"]
+    t = report["target"]
+    c = report["coherence"]
+    lines = [f"rip-atoms verify — {t['description']}",
+             f"  H = {d['dim']}, N = {d['n_atoms']}, dead atoms "
+             f"{len(d.get('dead_atoms', []))}; metric: {report['metric']['reading']}"]
+    s = report["representation_shift"]
+    if s.get("computed"):
+        lines.append(f"  representation shift: raw mean angle {s['raw']['mean_angle_deg']:.1f}°"
+                     f", AIP {s['aip']['mean_angle_deg']:.1f}° ({s['n_vectors']} activations)")
+    lines.append(f"  coherence: raw μ = {c['raw']['mu']:.4f}, AIP μ = {c['aip']['mu']:.4f} "
+                 f"(pair {c['aip']['pair'][0]}–{c['aip']['pair'][1]}), Welch "
+                 f"{report['reference']['welch_bound']:.4f}")
+    crit = report["criteria"]
+    if crit.get("computed") and crit.get("rendered"):
+        lines.append("")
+        lines += ["  " + x for x in crit["rendered"].splitlines()[: 2 + len(crit["rows"])]]
+        lines.append("")
+    lines.append("verdict")
+    lines += [f"  {v}" for v in report["verdict"]]
+    nc = report["not_computed"]
+    if nc:
+        lines.append("not computed: " + "; ".join(f"{n['section']} ({n['why']})" for n in nc))
+    if paths:
+        lines.append("report: " + ", ".join(str(p) for p in paths.values()))
+    lines.append(f"done in {report['seconds']['total']:.1f} s")
+    return "\n".join(lines)
