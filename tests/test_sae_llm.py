@@ -79,3 +79,34 @@ def test_smollm2_atoms_table(tmp_path):
         assert sae.d_in == 576 and sae.d_sae == 1152
         assert sae.hook_name == "blocks.15.hook_resid_post"
     assert json.loads((out_dir / "table.json").read_text())["table"] == out["table"]
+
+
+def test_verify_default_run_small(tmp_path):
+    """``rip-atoms verify`` with no TARGET (the README's main job), at a small size: the SmolLM2
+    experiment feeds the report — the table has neurons / features / atoms, the target is the
+    TSAE's decoder, and the HTML holds every section and all six plots."""
+    from rip_atoms.report import SECTIONS
+    from rip_atoms.report.figures import FIGURES
+
+    out_dir = tmp_path / "report"
+    r = subprocess.run(
+        [sys.executable, "-m", "rip_atoms", "verify", "--tokens", "3000", "--steps", "150",
+         "--budget-s", "10", "--out", str(out_dir), "--json"],
+        capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(r.stdout)
+    assert report["target"]["kind"] == "experiment"
+    assert (report["dictionary"]["dim"], report["dictionary"]["n_atoms"]) == (576, 2304)
+    assert [row["name"] for row in report["criteria"]["rows"]] == ["neurons", "features",
+                                                                    "atoms"]
+    assert report["representation_shift"]["computed"]
+    assert report["tsae_window"]["computed"]
+    assert report["recovery"]["codes"]["computed"]
+    html = (out_dir / "report.html").read_text(encoding="utf-8")
+    for sid in SECTIONS:
+        assert f'<section id="{sid}">' in html
+    for key in FIGURES:
+        assert f'<figure id="fig-{key}"><img' in html
+    assert json.loads((out_dir / "report.json").read_text(encoding="utf-8"))["schema"] == \
+        report["schema"]
+    assert load_sae(out_dir / "experiment" / "atoms").d_sae == 2304

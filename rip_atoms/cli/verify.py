@@ -74,9 +74,17 @@ def _quick_target(seed: int):
 
 
 def _default_target(args: argparse.Namespace, out: Path):
-    from rip_atoms.cli.sae import _adapter, _quiet_transformers, _threads
+    from rip_atoms.cli.sae import _quiet_transformers, _threads
 
-    _adapter()
+    try:
+        import transformers  # noqa: F401
+
+        import rip_atoms.sae  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(
+            f"the default run (SmolLM2-135M end to end) needs the llm extra ({exc}): pip "
+            "install 'rip-atoms[llm]'; 'rip-atoms verify --quick' runs the synthetic version "
+            "without it") from exc
     _quiet_transformers()
     _threads(args)
     from rip_atoms.report import VerifyTarget

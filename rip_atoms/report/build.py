@@ -319,7 +319,7 @@ def build_report(
     t = time.perf_counter()
     report["recovery"] = _recovery_section(d, metric, codes, l0, nonneg, live,
                                            BUDGET_SHARES["recovery"] * budget_s, seed,
-                                           l1_max_tokens, say)
+                                           l1_max_tokens, say, progress)
     seconds["recovery"] = time.perf_counter() - t
 
     # ---------------------------------------------------------------- criteria table
@@ -343,7 +343,8 @@ def build_report(
     return report
 
 
-def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_tokens, say):
+def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_tokens, say,
+                      progress):
     from rip_atoms.atoms import l1_certified_fraction
     from rip_atoms.recovery import STATUS_NAMES, classify_recovery
 
@@ -366,7 +367,7 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_t
     if codes is not None:
         say(f"ℓ1 recovery of the target's codes (at most {l1_max_tokens} tokens)")
         cert = l1_certified_fraction(d, codes, metric=metric_arg, nonneg=nonneg,
-                                     max_tokens=l1_max_tokens, seed=seed)
+                                     max_tokens=l1_max_tokens, seed=seed, progress=progress)
         code_l0 = l0[cert.tokens]
         out["codes"] = {"computed": True, **cert.to_dict(),
                         "l0": code_l0.tolist(), "status": cert.status.tolist()}
@@ -383,7 +384,17 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_t
     live_idx = d.live_atoms
     rows: list[dict] = []
     say(f"ℓ1 probe: {PROBE_CODES} random codes at k = {ks} ({budget:.0f} s)")
+    bar = None
+    if progress:
+        import sys
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(ks), desc="ℓ1 probe", unit="k", file=sys.stderr, leave=False)
     for k in ks:
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(k=k)
         if time.perf_counter() - t0 > budget:
             rows.append({"k": k, "run": False, "why": "budget exhausted"})
             continue
@@ -398,6 +409,8 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_t
                                 lp_time_limit=max(1.0, budget / 10))
         counts = {name: int(np.sum(res.status == s)) for s, name in enumerate(STATUS_NAMES)}
         rows.append({"k": k, "run": True, **counts, "seconds": res.seconds})
+    if bar is not None:
+        bar.close()
     out["probe"] = {
         "rows": rows, "codes_per_k": PROBE_CODES, "seed": seed,
         "method": "codes with uniformly random supports of size k on the live atoms, "

@@ -36,7 +36,8 @@ th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
 .verdict{background:#f3f7fb;border-left:4px solid #1f77b4;padding:.6em 1em}
 .method{color:#555;font-size:.88em} figure{margin:1em 0} figcaption{color:#555;font-size:.9em}
 img{max-width:100%} code,pre{background:#f6f6f6;font-size:.88em} pre{padding:.6em;overflow:auto}
-.missing{color:#8a6d3b}
+.missing{color:#8a6d3b} table.kv th{text-align:left;font-weight:600}
+table.kv td.v{text-align:left}
 """
 
 
@@ -60,11 +61,20 @@ def _fmt(v, digits: int = 4) -> str:
     return _e(v)
 
 
+def _cell(v) -> str:
+    return _e(v) if isinstance(v, str) else _fmt(v)
+
+
 def _table(header: list[str], rows: list[list]) -> str:
     h = "".join(f"<th>{_e(c)}</th>" for c in header)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(c) if not isinstance(c, str) else _e(c)}</td>"
-                                    for c in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><tr>{h}</tr>{body}</table>"
+
+
+def _kv(rows: list[list]) -> str:
+    """A two-column key/value table (no header, values left-aligned)."""
+    body = "".join(f"<tr><th>{_e(k)}</th><td class='v'>{_cell(v)}</td></tr>" for k, v in rows)
+    return f"<table class='kv'>{body}</table>"
 
 
 def _figure(figs: dict[str, str], key: str) -> str:
@@ -113,7 +123,7 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
 
     m = report["metric"]
     det = m.get("detail") or {}
-    section("target", _table(["", ""], [
+    section("target", _kv([
         ["target", t["description"]], ["kind", t["kind"]],
         ["shape H × N", f"{d['dim']} × {d['n_atoms']}"],
         ["dead atoms", len(d.get("dead_atoms", []))],
@@ -187,7 +197,7 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
     if "codes_within_uniqueness" in u:
         rows.append(["codes with L0 ≤ unique-up-to", u["codes_within_uniqueness"]])
         rows.append(["codes with L0 ≤ certified K (μ)", u["codes_within_coherence_guarantee"]])
-    body = _table(["", ""], rows) + f"<p>{_e(sp_['statement'])}</p>" + _method(sp_["reading"])
+    body = _kv(rows) + f"<p>{_e(sp_['statement'])}</p>" + _method(sp_["reading"])
     section("spark", body)
 
     rec = report["recovery"]
@@ -227,7 +237,7 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
     if tw.get("computed") and tw.get("check"):
         ch = tw["check"]
         w = ch["window"]
-        body = _table(["", ""], [
+        body = _kv([
             ["ε (AIP μ)", w["eps"]], ["K (max L0)", w["K"]], ["δ_min", w["delta_min"]],
             ["δ_max", w["delta_max"]], ["window", f"({_fmt(w['lower'])}, {_fmt(w['upper'])})"],
             ["feasible", w["feasible"]], ["thresholds inside", ch["n_inside"]],

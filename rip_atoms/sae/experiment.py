@@ -49,6 +49,9 @@ class AtomsExperiment:
     threads: int = 0
     model_dtype: str = "float32"
     device: str = "cpu"
+    # training checkpoints (every this many steps; 0: none): a rerun into the same folder
+    # continues each SAE from its last checkpoint, as the harvest continues from its shards
+    checkpoint_every: int = 500
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -176,7 +179,7 @@ def run_atoms_experiment(exp: AtomsExperiment, out_dir: str | Path, *, progress:
         f"{metric.condition_number:.3g}); {X_eval.shape[0]} held-out tokens")
     base = TrainConfig(width=width, target_l0=exp.target_l0, steps=exp.steps,
                        batch_size=exp.batch_size, lr=exp.lr, seed=exp.seed,
-                       threads=exp.threads)
+                       threads=exp.threads, checkpoint_every=exp.checkpoint_every)
     meta = {"model_name": store.manifest.get("model", {}).get("name"),
             "hook_name": f"blocks.{layer}.hook_resid_post" if layer is not None else None,
             "hook_layer": layer, "context_size": store.manifest.get("context_size"),
@@ -192,7 +195,7 @@ def run_atoms_experiment(exp: AtomsExperiment, out_dir: str | Path, *, progress:
             f"{exp.target_l0:g})")
         cfg = replace(base, architecture="standard")
         res = train_sae(X_train, cfg, out_dir=out / "features", progress=progress,
-                        metadata=meta)
+                        metadata=meta, resume=exp.checkpoint_every > 0)
         features = res.sae
         training["features"] = res.to_dict()
         training["features"].pop("history", None)
@@ -203,7 +206,8 @@ def run_atoms_experiment(exp: AtomsExperiment, out_dir: str | Path, *, progress:
     say(f"training the TSAE (JumpReLU, N = {width}, target L0 {exp.target_l0:g}"
         f"{', AIP-whitened' if exp.whiten else ''})")
     res = train_sae(X_train, replace(base, architecture="jumprelu", whiten=exp.whiten),
-                    out_dir=out / "atoms", progress=progress, metadata=meta)
+                    out_dir=out / "atoms", progress=progress, metadata=meta,
+                    resume=exp.checkpoint_every > 0)
     training["atoms"] = res.to_dict()
     training["atoms"].pop("history", None)
     saved["atoms"] = str(out / "atoms")
