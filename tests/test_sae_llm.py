@@ -110,3 +110,30 @@ def test_verify_default_run_small(tmp_path):
     assert json.loads((out_dir / "report.json").read_text(encoding="utf-8"))["schema"] == \
         report["schema"]
     assert load_sae(out_dir / "experiment" / "atoms").d_sae == 2304
+
+
+def test_verify_sae_harvesting_from_the_model(tmp_path):
+    """``rip-atoms verify params.npz --model smollm2``: the activations are harvested at the
+    SAE's own hook layer (from the Gemma Scope path, layer_5) and the data-dependent sections
+    are computed on them."""
+    rng = np.random.default_rng(0)
+    H, N = 576, 640
+    W_dec = rng.standard_normal((N, H)).astype(np.float32)
+    W_dec /= np.linalg.norm(W_dec, axis=1, keepdims=True)
+    path = tmp_path / "gemma-scope-like" / "layer_5" / "width_1k" / "average_l0_20"
+    path.mkdir(parents=True)
+    np.savez(path / "params.npz", W_enc=W_dec.T.copy(), W_dec=W_dec,
+             b_enc=np.zeros(N, np.float32), b_dec=np.zeros(H, np.float32),
+             threshold=np.full(N, 0.5, np.float32))
+    out_dir = tmp_path / "report"
+    r = subprocess.run(
+        [sys.executable, "-m", "rip_atoms", "verify", str(path / "params.npz"), "--model",
+         "smollm2", "--tokens", "1500", "--budget-s", "6", "--out", str(out_dir), "--json"],
+        capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(r.stdout)
+    store = ActivationStore(out_dir / "activations")
+    assert store.layers == (5,) and store.d_model == 576
+    assert report["representation_shift"]["computed"]
+    assert report["criteria"]["computed"] and report["tsae_window"]["computed"]
+    assert report["metric"]["key"] == "activations"

@@ -170,6 +170,10 @@ def _file_target(args: argparse.Namespace):
     t = VerifyTarget(dictionary=d, description=str(spec), kind="sae" if sae else "dictionary")
     if sae is not None:
         t.context["sae"] = sae.to_dict()
+    if args.model:
+        if args.acts:
+            raise UsageError("give --acts or --model, not both")
+        args.acts = str(_harvest_for(args, sae, d.dim))
     if args.acts:
         X_fit, X_eval = _activations(args, d.dim)
         t.metric = fit_metric(X_fit, source=f"{args.acts} (first {100 - HELD_OUT * 100:.0f} %)")
@@ -186,6 +190,40 @@ def _file_target(args: argparse.Namespace):
     elif sae is not None and sae.threshold is not None:
         t.thresholds = sae.folded().threshold.double().numpy()
     return t
+
+
+def _harvest_for(args: argparse.Namespace, sae, H: int) -> Path:
+    """--model: harvest --tokens activations of --layer (default: the SAE's hook layer) into
+    OUT/activations (resumed if it is there) and return that folder."""
+    from rip_atoms.cli.sae import _adapter, _dtype, _quiet_transformers, _threads
+
+    _adapter()
+    _quiet_transformers()
+    _threads(args)
+    from rip_atoms.errors import ShapeMismatchError
+    from rip_atoms.sae.harvest import harvest
+    from rip_atoms.sae.model import load_model
+
+    layer = args.layer
+    if layer is None and sae is not None:
+        import re
+
+        layer = sae.metadata.get("hook_layer")
+        m = re.match(r"blocks\.(\d+)\.", sae.hook_name or "")
+        if layer is None and m:
+            layer = int(m.group(1))
+    if layer is None:
+        raise UsageError("--model needs --layer L (the SAE does not name its hook layer)")
+    log(args, f"loading {args.model} to harvest {args.tokens} tokens of layer {layer}")
+    lm = load_model(args.model, dtype=_dtype(args.dtype), device=args.device)
+    if lm.d_model != H:
+        raise ShapeMismatchError(f"{args.target}: H = {H} but {args.model} has d_model = "
+                                 f"{lm.d_model}")
+    folder = Path(args.out) / "activations"
+    harvest(lm, [int(layer)], folder, n_tokens=args.tokens, texts=args.text,
+            progress=show_progress(args))
+    args.layer = int(layer)
+    return folder
 
 
 def run(args: argparse.Namespace) -> int:
@@ -229,7 +267,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "folder, Gemma Scope params.npz, ae.pt); default: the SmolLM2 run")
     p.add_argument("--acts", help="activations: an n×H .npy or a rip-atoms harvest folder (the "
                                   "metric is fitted on the first 80 %%, the rest is evaluated)")
-    p.add_argument("--layer", type=int, help="layer of a multi-layer harvest folder")
+    p.add_argument("--layer", type=int,
+                   help="layer of a multi-layer harvest folder, or to harvest with --model "
+                        "(default: the SAE's hook layer)")
+    p.add_argument("--model", help="harvest the activations from this causal LM instead of "
+                                   "--acts: smollm2, a HF folder, a .gguf or a hub name (llm "
+                                   "extra); --tokens of them, into OUT/activations")
+    p.add_argument("--text", action="append",
+                   help="with --model: text to run (see rip-atoms harvest; default: the "
+                        "stdlib's pydoc_data.topics)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                   help="with --model: model weights dtype")
+    p.add_argument("--device", default="cpu", help="with --model: model device, e.g. cuda")
     p.add_argument("--out", default="rip-atoms-report",
                    help="output folder for report.json and report.html (default "
                         "./rip-atoms-report)")
@@ -239,7 +288,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true",
                    help="synthetic planted-atoms default (no torch needed, < 1 min)")
     p.add_argument("--tokens", type=int, default=DEFAULT_TOKENS,
-                   help=f"default run: tokens to harvest (default {DEFAULT_TOKENS})")
+                   help=f"tokens to harvest (default run, or --model; default "
+                        f"{DEFAULT_TOKENS})")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
                    help=f"default run: training steps per SAE (default {DEFAULT_STEPS})")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")

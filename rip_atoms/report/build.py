@@ -132,10 +132,6 @@ def _codes(unit, X: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix(C) if not sp.issparse(C) else C.tocsr()
 
 
-def _budget_left(t0: float, budget: float) -> float:
-    return budget - (time.perf_counter() - t0)
-
-
 def build_report(
     target: VerifyTarget,
     *,
@@ -391,11 +387,13 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_t
         from tqdm import tqdm
 
         bar = tqdm(total=len(ks), desc="ℓ1 probe", unit="k", file=sys.stderr, leave=False)
+    last = 0.0
     for k in ks:
         if bar is not None:
             bar.update(1)
             bar.set_postfix(k=k)
-        if time.perf_counter() - t0 > budget:
+        left = budget - (time.perf_counter() - t0)
+        if left <= 0 or last > left:  # larger k cost more than the last batch did
             rows.append({"k": k, "run": False, "why": "budget exhausted"})
             continue
         C = sp.lil_matrix((PROBE_CODES, d.n_atoms))
@@ -409,6 +407,7 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_t
                                 lp_time_limit=max(1.0, budget / 10))
         counts = {name: int(np.sum(res.status == s)) for s, name in enumerate(STATUS_NAMES)}
         rows.append({"k": k, "run": True, **counts, "seconds": res.seconds})
+        last = res.seconds
     if bar is not None:
         bar.close()
     out["probe"] = {
@@ -444,8 +443,14 @@ def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say) ->
     units = {target.unit.name: target.unit, **target.extra_units}
     tab = compare_units(X, units, metric=metric, split=split, l1_max_tokens=l1_max_tokens,
                         seed=seed, progress=say)
-    return {"computed": True, "source": "computed on the activations given",
-            **tab.to_dict(detail=False), "rendered": tab.render()}
+    out = {"computed": True, "source": "computed on the activations given",
+           **tab.to_dict(detail=False), "rendered": tab.render()}
+    if target.metric is not None:  # the metric came with the target, fitted on other tokens
+        desc = (f"{n} evaluated tokens ({target.activations_source or 'activations'}); the "
+                f"metric was fitted on other tokens ({metric.source})")
+        out["split"] = {**out["split"], "description": desc}
+        out["rendered"] = out["rendered"].replace(split.describe(), desc)
+    return out
 
 
 def _tsae_section(target: VerifyTarget, metric, say) -> dict:
@@ -488,8 +493,9 @@ def verdict(report: dict) -> list[str]:
                  f"{where}); coherence certifies K ≤ {c['certified_K']}, Babel K ≤ "
                  f"{c['babel_certified_K']}.")
     sp_ = report["spark"]
+    u = _num(sp_["unique_up_to"])
     lines.append(f"spark ∈ [{_num(sp_['lower'])}, {_num(sp_['upper'])}]: codes with at most "
-                 f"{_num(sp_['unique_up_to'])} non-zeros are unique.")
+                 f"{u} non-zero{'' if u == '1' else 's'} are unique.")
     rip = report.get("rip", {})
     if rip.get("computed"):
         thr = math.sqrt(2) - 1

@@ -29,5 +29,6 @@ def render_summary(report: dict, paths: dict | None = None) -> str:
         lines.append("not computed: " + "; ".join(f"{n['section']} ({n['why']})" for n in nc))
     if paths:
         lines.append("report: " + ", ".join(str(p) for p in paths.values()))
-    lines.append(f"done in {report['seconds']['total']:.1f} s")
+    secs = report["seconds"]
+    lines.append(f"done in {secs.get('wall', secs['total']):.1f} s")
     return "\n".join(lines)
