@@ -60,8 +60,17 @@ def test_ridge_is_reported_and_applied():
 @given(st.integers(2, 12), st.integers(0, 2**31 - 1))
 def test_aip_cosine_is_invariant_under_invertible_maps(h, seed):
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((20 * h, h)) @ rng.standard_normal((h, h))
-    A = rng.standard_normal((h, h)) + 0.5 * h * np.eye(h)  # invertible, not orthogonal
+
+    def conditioned(kappa: float) -> np.ndarray:
+        """U diag(s) Vᵀ with random orthogonal U, V and singular values in [1, kappa]: an
+        invertible, non-orthogonal map whose conditioning is bounded (a plain Gaussian matrix
+        can be near-singular, which makes Σ⁻¹ legitimately refuse)."""
+        U, _ = np.linalg.qr(rng.standard_normal((h, h)))
+        V, _ = np.linalg.qr(rng.standard_normal((h, h)))
+        return U @ np.diag(np.geomspace(1.0, kappa, h)) @ V.T
+
+    X = rng.standard_normal((20 * h, h)) @ conditioned(30.0)
+    A = conditioned(10.0)
     u, v = rng.standard_normal((2, h))
     m = fit_metric(X)
     m_mapped = fit_metric(X @ A.T)

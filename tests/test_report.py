@@ -289,3 +289,31 @@ def test_verify_gemma_scope_params_npz(tmp_path, capsys):
     assert not report["tsae_window"]["computed"]
     assert "activations" in report["tsae_window"]["why"]
     assert (tmp_path / "r" / "report.html").exists()
+
+
+def test_dead_duplicate_and_independent_atoms_are_said(tmp_path):
+    """A zero atom is left out (and said), a duplicate pair makes spark = 2 exactly with the
+    pair as its witness, and N < H (independent atoms) gives spark = ∞ under the raw metric
+    (the self metric is singular, which the report says)."""
+    from rip_atoms.dictionary import Dictionary
+    from rip_atoms.report import VerifyTarget, build_report
+
+    rng = np.random.default_rng(3)
+    D = rng.standard_normal((16, 40))
+    D[:, 5] = 0.0
+    D[:, 9] = -2.0 * D[:, 2]
+    rep = build_report(VerifyTarget(Dictionary(D), "dead+dup"), budget_s=2)
+    assert rep["dictionary"]["dead_atoms"] == [5]
+    assert any("dead" in v for v in rep["verdict"])
+    assert rep["spark"]["lower"] == rep["spark"]["upper"] == 2
+    assert sorted(rep["spark"]["witness"]) == [2, 9]
+    assert [sorted(p[:2]) for p in rep["coherence"]["aip"]["duplicate_pairs"]] == [[2, 9]]
+    assert 5 not in {i for b in rep["rip"]["brackets"] for i in b["witness_U"]}
+
+    tall = build_report(VerifyTarget(Dictionary(rng.standard_normal((30, 12))), "tall"),
+                        budget_s=2)
+    assert tall["metric"]["key"] == "raw"
+    assert any(n["section"] == "metric" for n in tall["not_computed"])
+    assert tall["spark"]["lower"] == float("inf")
+    assert tall["reference"]["welch_bound"] == 0.0
+    assert tall["recovery"]["k_weak"] is None

@@ -244,8 +244,9 @@ def run(args: argparse.Namespace) -> int:
     budget = budget if budget is not None else 120.0
     report = build_report(target, budget_s=budget, seed=args.seed,
                           progress=show_progress(args), log=lambda m: log(args, m))
-    report["command"] = "rip-atoms verify " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 \
-        else "rip-atoms verify"
+    import shlex
+
+    report["command"] = "rip-atoms " + shlex.join(getattr(args, "argv", ["verify"]))
     report["seconds"]["wall"] = time.perf_counter() - t0
     paths = write_report(report, out, html=not args.no_html)
     if args.json:

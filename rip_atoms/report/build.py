@@ -492,10 +492,22 @@ def verdict(report: dict) -> list[str]:
     lines.append(f"AIP coherence μ = {c['mu']:.4f} (Welch bound {ref['welch_bound']:.4f}"
                  f"{where}); coherence certifies K ≤ {c['certified_K']}, Babel K ≤ "
                  f"{c['babel_certified_K']}.")
+    d = report["dictionary"]
+    if d["dead_atoms"]:
+        lines.append(f"{len(d['dead_atoms'])} dead (zero) atom(s), e.g. {d['dead_atoms'][0]}: "
+                     "left out of RIP, spark and recovery (alone, a zero atom has spark 1).")
+    dup = report["coherence"]["aip"]["duplicate_pairs"]
+    if dup:
+        lines.append(f"{len(dup)} duplicate pair(s) (|cos| ≥ 1 − 1e-6), e.g. atoms {dup[0][0]} "
+                     f"and {dup[0][1]}: no code using one of them is unique.")
     sp_ = report["spark"]
     u = _num(sp_["unique_up_to"])
-    lines.append(f"spark ∈ [{_num(sp_['lower'])}, {_num(sp_['upper'])}]: codes with at most "
-                 f"{u} non-zero{'' if u == '1' else 's'} are unique.")
+    if sp_["lower"] is None or (isinstance(sp_["lower"], float) and math.isinf(sp_["lower"])):
+        lines.append("the live atoms are linearly independent (spark = ∞): every code is the "
+                     "unique representation of its signal.")
+    else:
+        lines.append(f"spark ∈ [{_num(sp_['lower'])}, {_num(sp_['upper'])}]: codes with at "
+                     f"most {u} non-zero{'' if u == '1' else 's'} are unique.")
     rip = report.get("rip", {})
     if rip.get("computed"):
         thr = math.sqrt(2) - 1

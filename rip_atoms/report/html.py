@@ -256,7 +256,9 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
         if nc else "<p>Everything was computed.</p>")
 
     secs = report["seconds"]
-    body = _table(["step", "seconds"], [[k, v] for k, v in secs.items()])
+    body = (f"<p>Command: <code>{_e(report['command'])}</code></p>"
+            if report.get("command") else "")
+    body += _table(["step", "seconds"], [[k, v] for k, v in secs.items()])
     body += (f"<p>Search budget {_fmt(report['budget_s'])} s, seed {report['seed']}. Every "
              "number, with its method and witness, is in <code>report.json</code> beside this "
              "file.</p>")
