@@ -42,6 +42,20 @@ def _plt():
     return plt
 
 
+def _axes():
+    fig, ax = _plt().subplots(figsize=(6.4, 3.6))
+    return fig, ax
+
+
+def _finish(fig, ax, xlabel: str, ylabel: str, title: str, legend_size: float | None = None):
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=legend_size)
+    fig.tight_layout()
+    return fig
+
+
 def _stairs(ax, hist: dict, label: str, color: str, density: bool = True, **kw) -> None:
     counts = np.asarray(hist["counts"], dtype=np.float64)
     edges = np.asarray(hist["edges"], dtype=np.float64)
@@ -54,44 +68,32 @@ def fig_shift(report: dict):
     s = report.get("representation_shift", {})
     if not s.get("computed"):
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = _axes()
     _stairs(ax, s["raw"]["histogram"], f"raw (mean angle {s['raw']['mean_angle_deg']:.1f}°)",
             _RAW, fill=True, alpha=0.5)
     _stairs(ax, s["aip"]["histogram"], f"AIP (mean angle {s['aip']['mean_angle_deg']:.1f}°)",
             _AIP, linewidth=2)
     ax.axvline(0.0, color="k", linewidth=0.8, linestyle=":")
-    ax.set_xlabel("cos(xᵢ, xⱼ)")
-    ax.set_ylabel("density")
-    ax.set_title(f"representation shift ({s['n_vectors']} activations)")
-    ax.legend(frameon=False)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "cos(xᵢ, xⱼ)", "density",
+                   f"representation shift ({s['n_vectors']} activations)")
 
 
 def fig_pair_cosines(report: dict):
     c = report["coherence"]
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = _axes()
     _stairs(ax, c["raw"]["histogram"], f"raw (μ = {c['raw']['mu']:.3f})", _RAW, fill=True,
             alpha=0.5)
     if not c.get("aip_is_raw"):
         _stairs(ax, c["aip"]["histogram"], f"AIP (μ = {c['aip']['mu']:.3f})", _AIP,
                 linewidth=2)
     ax.set_yscale("log")
-    ax.set_xlabel("|⟨d̃ᵢ, d̃ⱼ⟩|, i < j")
-    ax.set_ylabel("density (log)")
-    ax.set_title("pairwise cosines of the atoms")
-    ax.legend(frameon=False)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "|⟨d̃ᵢ, d̃ⱼ⟩|, i < j", "density (log)", "pairwise cosines of the atoms")
 
 
 def fig_per_atom(report: dict):
     c = report["coherence"]
     ref = report["reference"]
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = _axes()
     _stairs(ax, c["raw"]["per_atom_histogram"], "raw", _RAW, fill=True, alpha=0.4)
     if not c.get("aip_is_raw"):
         _stairs(ax, c["aip"]["per_atom_histogram"], "AIP", _AIP, linewidth=2)
@@ -105,19 +107,13 @@ def fig_per_atom(report: dict):
     if cf:
         ax.axvline(cf["mean"], color=_GAUSS, linestyle=":",
                    label=f"Gaussian μ (Cai–Jiang) {cf['mean']:.3f}")
-    ax.set_xlabel("μⱼ")
-    ax.set_ylabel("density")
-    ax.set_title("per-atom coherence")
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "μⱼ", "density", "per-atom coherence", legend_size=8)
 
 
 def fig_babel(report: dict):
     c = report["coherence"]
     ref = report["reference"]
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = _axes()
     aip = c["aip"]
     k = np.arange(1, len(aip["babel"]) + 1)
     ax.plot(k, aip["babel"], color=_AIP, marker=".", label="AIP μ₁(k) (attained)")
@@ -135,20 +131,15 @@ def fig_babel(report: dict):
                label="½ (μ₁(K−1) + μ₁(K) < 1 region)")
     ax.set_ylim(0, min(3.0, max(1.2, 1.05 * float(np.nanmax(aip["babel_upper"])))))
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("k")
-    ax.set_ylabel("μ₁(k)")
-    ax.set_title(f"Babel function (certified K = {aip['babel_certified_K']})")
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "k", "μ₁(k)",
+                   f"Babel function (certified K = {aip['babel_certified_K']})", legend_size=8)
 
 
 def fig_rip(report: dict):
     r = report.get("rip", {})
     if not r.get("computed"):
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = _axes()
     b = r["brackets"]
     k = np.array([x["k"] for x in b], dtype=np.float64)
     lo = np.array([x["delta_lower"] for x in b], dtype=np.float64)
@@ -160,18 +151,12 @@ def fig_rip(report: dict):
     ax.axhline(math.sqrt(2) - 1, color="k", linestyle=":", label="√2 − 1 (δ_2k condition)")
     ax.axhline(1.0, color="k", linewidth=0.8)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("k")
-    ax.set_ylabel("δ_k")
-    ax.set_title("restricted isometry constants")
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "k", "δ_k", "restricted isometry constants", legend_size=8)
 
 
 def fig_recovery(report: dict):
     rec = report["recovery"]
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = _axes()
     rows = [r for r in rec["probe"]["rows"] if r.get("run")]
     if rows:
         k = np.array([r["k"] for r in rows], dtype=np.float64)
@@ -202,12 +187,8 @@ def fig_recovery(report: dict):
         ax.axvline(rec["k_weak"], color="k", linestyle=":",
                    label=f"Donoho–Tanner k_W = {rec['k_weak']:.1f}")
     ax.set_ylim(-0.05, 1.05)
-    ax.set_xlabel("code L0 (k)")
-    ax.set_ylabel("fraction")
-    ax.set_title("exact ℓ1 recovery" + (" (non-negative BP)" if rec["nonneg"] else ""))
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
+    title = "exact ℓ1 recovery" + (" (non-negative BP)" if rec["nonneg"] else "")
+    return _finish(fig, ax, "code L0 (k)", "fraction", title, legend_size=8)
 
 
 _DRAW = {"shift": fig_shift, "pair_cosines": fig_pair_cosines, "per_atom": fig_per_atom,
