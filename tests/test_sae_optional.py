@@ -52,3 +52,31 @@ def test_without_torch_the_adapter_says_what_to_install(tmp_path):
                         "'--out', 'o']))"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "rip-atoms[torch]" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_verify_without_torch(tmp_path):
+    """``rip-atoms verify`` with no TARGET needs the llm extra and says so in one line (exit 2,
+    nothing written); ``--quick`` runs without torch and never imports it."""
+    # a finder that refuses torch and transformers, as if not installed (sys.modules[...] = None
+    # would confuse scipy's array-API probe, which looks torch up in sys.modules)
+    blocked = ("import sys, importlib.abc\n"
+               "class Block(importlib.abc.MetaPathFinder):\n"
+               "    def find_spec(self, name, path, target=None):\n"
+               "        if name.split('.')[0] in ('torch', 'transformers'):\n"
+               "            raise ImportError(f'No module named {name!r}')\n"
+               "sys.meta_path.insert(0, Block())\n"
+               "from rip_atoms.cli import main\n")
+    r = subprocess.run([sys.executable, "-c", blocked + "sys.exit(main(['verify', '--out', "
+                        f"{str(tmp_path / 'a')!r}]))"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2
+    assert "rip-atoms[llm]" in r.stderr and "--quick" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "a").exists()
+    r = subprocess.run([sys.executable, "-c", blocked + "rc = main(['verify', '--quick', "
+                        f"'--quiet', '--out', {str(tmp_path / 'b')!r}]); "
+                        "print('torch' in sys.modules); "
+                        "sys.exit(rc)"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "b" / "report.html").exists()
