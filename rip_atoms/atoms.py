@@ -1115,7 +1115,9 @@ def tsae_window(eps: float, K: int, delta_min: float, delta_max: float) -> TSAEW
 @dataclass(frozen=True)
 class ThresholdCheck:
     """A trained TSAE's thresholds against the identifiability window (in AIP-normalised code
-    units: τ̂ⱼ = τⱼ·‖dⱼ‖_S when atom norms were given)."""
+    units: τ̂ⱼ = τⱼ·‖dⱼ‖_S when atom norms were given). ``below``: τ̂ⱼ ≤ lower (cross-talk may
+    pass); ``above``: τ̂ⱼ ≥ upper (true atoms may be cut). When the window is infeasible
+    (upper < lower) a threshold in [upper, lower] is both, counted in ``n_both``."""
 
     window: TSAEWindow
     n_latents: int
@@ -1127,6 +1129,7 @@ class ThresholdCheck:
     tau_min: float = 0.0
     tau_max: float = 0.0
     scaled: bool = False
+    n_both: int = 0  # below and above at once: only when the window is infeasible
 
     @property
     def fraction_inside(self) -> float:
@@ -1143,6 +1146,7 @@ class ThresholdCheck:
             "n_inside": self.n_inside,
             "n_below": self.n_below,
             "n_above": self.n_above,
+            "n_both": self.n_both,
             "fraction_inside": self.fraction_inside,
             "all_inside": self.all_inside,
             "below": self.below[:100].tolist(),
@@ -1196,7 +1200,7 @@ def check_thresholds(
     return ThresholdCheck(window=window, n_latents=int(t.size), n_inside=inside,
                           n_below=int(below.size), n_above=int(above.size), below=below,
                           above=above, tau_min=float(t.min()), tau_max=float(t.max()),
-                          scaled=scaled)
+                          scaled=scaled, n_both=int(np.intersect1d(below, above).size))
 
 
 def tsae_encoder(

@@ -454,3 +454,15 @@ def test_l1_on_a_basis_is_certified_without_lps():
     D = np.hstack([D, np.zeros((4, 1))])  # a dead atom: codes using it are not identifiable
     c = l1_certified_fraction(D, np.array([[1.0, 0, 0, 0], [1.0, 0, 0, 2.0]]), metric="raw")
     assert c.status.tolist() == ["certified", "invalid"]
+
+
+def test_check_thresholds_counts_both_sides_of_an_infeasible_window():
+    from rip_atoms.atoms import check_thresholds, tsae_window
+
+    w = tsae_window(0.5, 3, 1.0, 2.0)  # lower = 3, upper = 1 − 2 = −1: infeasible
+    assert not w.feasible
+    chk = check_thresholds(np.array([-2.0, 0.5, 4.0]), w)
+    # −2 ≤ lower only; 0.5 is ≤ lower and ≥ upper; 4 ≥ upper only
+    assert (chk.n_inside, chk.n_below, chk.n_above, chk.n_both) == (0, 2, 2, 1)
+    ok = check_thresholds(np.array([0.2, 0.3]), tsae_window(0.05, 2, 1.0, 1.0))  # (0.1, 0.95)
+    assert ok.window.feasible and ok.n_both == 0 and ok.n_inside == 2

@@ -242,6 +242,7 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
             ["δ_max", w["delta_max"]], ["window", f"({_fmt(w['lower'])}, {_fmt(w['upper'])})"],
             ["feasible", w["feasible"]], ["thresholds inside", ch["n_inside"]],
             ["below", ch["n_below"]], ["above", ch["n_above"]],
+            ["below and above (infeasible window)", ch.get("n_both", 0)],
             ["τ range (AIP units)", f"[{_fmt(ch['tau_min'])}, {_fmt(ch['tau_max'])}]"],
         ]) + _method(tw.get("reading"))
     elif tw.get("computed"):
