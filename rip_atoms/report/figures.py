@@ -2,7 +2,8 @@
 
 Each function takes the report and returns a matplotlib Figure (or None when its section was not
 computed); :func:`render_figures` returns them as base64-encoded PNGs for embedding in HTML.
-matplotlib runs on the Agg backend: no display, no network.
+Figures are built without pyplot (``matplotlib.figure.Figure``, rendered by Agg): no display, no
+global state, nothing changed in a notebook's backend.
 """
 
 from __future__ import annotations
@@ -33,18 +34,12 @@ _AIP = "#1f77b4"
 _GAUSS = "#d62728"
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _axes():
-    fig, ax = _plt().subplots(figsize=(6.4, 3.6))
-    return fig, ax
+    """A Figure of its own (no pyplot: no global state, no backend switch in a notebook)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 3.6))
+    return fig, fig.subplots()
 
 
 def _finish(fig, ax, xlabel: str, ylabel: str, title: str, legend_size: float | None = None):
@@ -197,7 +192,6 @@ _DRAW = {"shift": fig_shift, "pair_cosines": fig_pair_cosines, "per_atom": fig_p
 
 def render_figures(report: dict, dpi: int = 110) -> dict[str, str]:
     """key → base64 PNG of every figure whose section was computed."""
-    plt = _plt()
     out: dict[str, str] = {}
     for key, draw in _DRAW.items():
         fig = draw(report)
@@ -205,6 +199,5 @@ def render_figures(report: dict, dpi: int = 110) -> dict[str, str]:
             continue
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=dpi)
-        plt.close(fig)
         out[key] = base64.b64encode(buf.getvalue()).decode("ascii")
     return out
