@@ -42,7 +42,6 @@ Whatever proposes a certificate or a witness, only the float64 checks above deci
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -58,6 +57,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from rip_atoms import strict_json
 from rip_atoms.corrected_atoms import resolve_metric
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import (
@@ -312,7 +312,7 @@ class RecoveryResult:
             "shape": np.array([self.n, self.n_atoms]),
             "status_names": np.array(STATUS_NAMES), "method_names": np.array(METHOD_NAMES),
             "invalid_reasons": np.array(INVALID_REASONS),
-            "summary": np.array(json.dumps(_json_safe(self.to_dict()))),
+            "summary": np.array(strict_json.dumps(self.to_dict())),
         }
         folder = path.parent if str(path.parent) else Path(".")
         try:
@@ -331,16 +331,6 @@ class RecoveryResult:
                     f"{path}: cannot write the per-code results ({exc})") from exc
             raise
         return path
-
-
-def _json_safe(o):
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, dict):
-        return {k: _json_safe(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_json_safe(v) for v in o]
-    return o
 
 
 # ---------------------------------------------------------------------------------------------

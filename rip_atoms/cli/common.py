@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from rip_atoms import strict_json
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import RipAtomsError, ShapeMismatchError
 from rip_atoms.matrix_files import load_matrix
@@ -20,30 +17,9 @@ class UsageError(RipAtomsError):
     """A command-line argument is malformed."""
 
 
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
-def _finite(o):
-    """Replace non-finite floats by None so the output is strict JSON."""
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_finite(v) for v in o]
-    return o
-
-
 def emit_json(obj: dict) -> None:
     """Print one strict-JSON object (±inf and NaN become null) on stdout."""
-    sys.stdout.write(json.dumps(_finite(obj), default=_json_default) + "\n")
+    sys.stdout.write(strict_json.dumps(obj) + "\n")
 
 
 def log(args: argparse.Namespace, msg: str) -> None:

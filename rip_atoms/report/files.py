@@ -5,38 +5,17 @@ leaves a half-written report (a previous report stays as it was)."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
+from rip_atoms import strict_json
 from rip_atoms.errors import FileFormatError
-
-
-def _finite(o):
-    """Strict JSON: ±inf and NaN become null; numpy scalars and arrays become Python ones."""
-    if isinstance(o, dict):
-        return {str(k): _finite(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_finite(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _finite(o.tolist())
-    if isinstance(o, np.bool_):
-        return bool(o)
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        o = float(o)
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return o
 
 
 def report_json(report: dict) -> str:
     """The report as strict JSON text."""
-    return json.dumps(_finite(report), indent=1, ensure_ascii=False) + "\n"
+    return strict_json.dumps(report, indent=1, ensure_ascii=False) + "\n"
 
 
 def _stage(folder: Path, name: str, text: str) -> str:
