@@ -172,7 +172,7 @@ class Dictionary:
         if text.startswith("neurons:"):
             raise FileFormatError(f"{text}: expected neurons:H with H a positive integer")
         path = Path(text)
-        if path.is_dir() or path.suffix.lower() in SAE_SUFFIXES:
+        if is_sae_spec(path):
             return cls._from_sae(path)
         return cls.from_file(path, tensor=tensor, rows_are_atoms=rows_are_atoms,
                              nonfinite=nonfinite)
@@ -180,17 +180,7 @@ class Dictionary:
     @classmethod
     def _from_sae(cls, path: Path) -> Dictionary:
         """D = W_decᵀ of an SAE file or folder, through the torch adapter (lazy import)."""
-        if not path.exists():
-            raise FileFormatError(f"{path}: no such file or folder")
-        try:
-            from rip_atoms.sae.formats import load_sae
-        except ImportError as exc:
-            kind = "folder" if path.is_dir() else f"{path.suffix} file"
-            raise FileFormatError(
-                f"{path}: an SAE {kind} is read by the torch adapter, which needs PyTorch: "
-                "pip install 'rip-atoms[torch]'"
-            ) from exc
-        return load_sae(path).dictionary()
+        return load_sae_spec(path).dictionary()
 
     # ------------------------------------------------------------------ properties
     @property
@@ -267,6 +257,31 @@ class Dictionary:
             "norm_max": float(live_norms.max()) if live_norms.size else None,
             "norm_mean": float(live_norms.mean()) if live_norms.size else None,
         }
+
+
+def is_sae_spec(spec: str | os.PathLike) -> bool:
+    """Whether :meth:`Dictionary.load` reads ``spec`` as an SAE (a folder, or an SAE file
+    suffix) rather than as a matrix."""
+    path = Path(spec)
+    return path.is_dir() or path.suffix.lower() in SAE_SUFFIXES
+
+
+def load_sae_spec(spec: str | os.PathLike):
+    """The SAE at ``spec`` (:class:`rip_atoms.sae.SparseAutoencoder`), read by the torch adapter
+    (imported here, lazily); a missing path or a missing torch is a one-line
+    :class:`FileFormatError` naming the path."""
+    path = Path(spec)
+    if not path.exists():
+        raise FileFormatError(f"{path}: no such file or folder")
+    try:
+        from rip_atoms.sae.formats import load_sae
+    except ImportError as exc:
+        kind = "folder" if path.is_dir() else f"{path.suffix} file"
+        raise FileFormatError(
+            f"{path}: an SAE {kind} is read by the torch adapter, which needs PyTorch: "
+            "pip install 'rip-atoms[torch]'"
+        ) from exc
+    return load_sae(path)
 
 
 def as_dictionary(d: Dictionary | np.ndarray) -> Dictionary:

@@ -72,6 +72,8 @@ def test_matches_hidden_states_and_drops_position_zero(tiny, tiny_dir, tmp_path)
     store = ActivationStore(tmp_path / "h")
     A1, A3 = store.array(1), store.array(3)
     assert A1.shape == A3.shape == (300, 32)
+    with pytest.raises(ParameterError, match=r"holds layers \[1, 3\]; choose one"):
+        store.array()  # two layers: the store asks which, for every command that reads it
     # reference: transformers' own hidden states on the same contexts
     from rip_atoms.sae.harvest import token_contexts
 

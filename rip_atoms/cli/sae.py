@@ -106,9 +106,6 @@ def run_train(args: argparse.Namespace) -> int:
 
     store = ActivationStore(args.acts)
     layer = args.layer
-    if layer is None and len(store.layers) > 1:
-        raise UsageError(f"{args.acts}: holds layers {list(store.layers)}; choose one with "
-                         "--layer")
     X_train, X_eval = store.split(layer, held_out=args.held_out) if args.held_out > 0 else (
         store.array(layer), None)
     target = args.target_l0 if args.target_l0 > 0 else None

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from rip_atoms.cli.common import UsageError, emit_json, log, show_progress
-from rip_atoms.dictionary import SAE_SUFFIXES, Dictionary
+from rip_atoms.dictionary import Dictionary, is_sae_spec, load_sae_spec
 from rip_atoms.errors import FileFormatError
 
 #: the --quick default: planted atoms seen through an anisotropic map, with a common offset
@@ -109,11 +109,6 @@ def _default_target(args: argparse.Namespace, out: Path):
                  "seconds": res.seconds, "saved": res.saved})
 
 
-def _is_sae(spec: str) -> bool:
-    p = Path(spec)
-    return p.is_dir() or p.suffix.lower() in SAE_SUFFIXES
-
-
 def _activations(args: argparse.Namespace, H: int):
     """(fit, eval) activations from --acts: the first 80 % fit the metric, the rest are
     evaluated."""
@@ -125,12 +120,7 @@ def _activations(args: argparse.Namespace, H: int):
         except ImportError as exc:
             raise FileFormatError(f"{args.acts}: a harvest folder is read by the torch adapter: "
                                   "pip install 'rip-atoms[torch]'") from exc
-        store = ActivationStore(args.acts)
-        layer = args.layer
-        if layer is None and len(store.layers) > 1:
-            raise UsageError(f"{args.acts}: holds layers {list(store.layers)}; choose one with "
-                             "--layer")
-        X = store.array(layer)
+        X = ActivationStore(args.acts).array(args.layer)
     else:
         from rip_atoms.matrix_files import load_matrix
 
@@ -155,15 +145,8 @@ def _file_target(args: argparse.Namespace):
 
     spec = args.target
     sae = None
-    if _is_sae(spec):
-        if not Path(spec).exists():
-            raise FileFormatError(f"{spec}: no such file or folder")
-        try:
-            from rip_atoms.sae.formats import load_sae
-        except ImportError as exc:
-            raise FileFormatError(f"{spec}: an SAE is read by the torch adapter, which needs "
-                                  "PyTorch: pip install 'rip-atoms[torch]'") from exc
-        sae = load_sae(spec)
+    if is_sae_spec(spec):
+        sae = load_sae_spec(spec)
         d = sae.dictionary()
     else:
         d = Dictionary.load(spec, tensor=args.tensor, rows_are_atoms=args.rows_are_atoms)
@@ -233,15 +216,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.target is not None and args.quick:
         raise UsageError("--quick runs the built-in synthetic default; drop TARGET or --quick")
-    budget = args.budget_s
     if args.target is not None:
         target = _file_target(args)
     elif args.quick:
         target = _quick_target(args.seed)
-        budget = budget if budget is not None else 12.0
     else:
         target = _default_target(args, out)
-    budget = budget if budget is not None else 120.0
+    budget = args.budget_s if args.budget_s is not None else (12.0 if args.quick else 120.0)
     report = build_report(target, budget_s=budget, seed=args.seed,
                           progress=show_progress(args), log=lambda m: log(args, m))
     import shlex

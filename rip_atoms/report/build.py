@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from rip_atoms import theory
 from rip_atoms.coherence import CoherenceResult, coherence
 from rip_atoms.dictionary import Dictionary
-from rip_atoms.errors import ParameterError, SingularMetricError
+from rip_atoms.errors import ParameterError, ShapeMismatchError, SingularMetricError
 from rip_atoms.metric import AIPMetric, fit_metric, representation_shift
 
 SCHEMA = "rip_atoms.report/1"
@@ -124,14 +124,6 @@ def _metric_choice(t: VerifyTarget, notes: list) -> tuple[AIPMetric | None, str,
         return None, "raw", "raw Euclidean cosines (D Dᵀ is singular)"
 
 
-def _codes(unit, X: np.ndarray) -> sp.csr_matrix:
-    if getattr(unit, "codes", None) is not None:
-        C = unit.codes
-    else:
-        C = unit.encoder(X)
-    return sp.csr_matrix(C) if not sp.issparse(C) else C.tocsr()
-
-
 def build_report(
     target: VerifyTarget,
     *,
@@ -158,8 +150,6 @@ def build_report(
     H = d.dim
     X = target.activations
     if X is not None and X.shape[1] != H:
-        from rip_atoms.errors import ShapeMismatchError
-
         raise ShapeMismatchError(f"{target.activations_source or 'activations'}: width "
                                  f"{X.shape[1]} but the dictionary has H = {H}")
     report: dict = {
@@ -252,7 +242,7 @@ def build_report(
     l0 = None
     if X is not None and target.unit is not None:
         say("codes of the target on the activations")
-        codes = _codes(target.unit, X)
+        codes = target.unit.codes_for(X, np.arange(X.shape[0]))
         l0 = np.diff(codes.indptr)
     nonneg = target.nonneg
     if nonneg is None:
@@ -349,7 +339,7 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_t
     out: dict = {"nonneg": nonneg}
     if delta < 1:
         out["rho_weak"] = theory.rho_weak(delta, nonneg=nonneg)
-        out["k_weak"] = out["rho_weak"] * H
+        out["k_weak"] = theory.k_weak(H, live, nonneg=nonneg)
     else:
         out["rho_weak"] = None
         out["k_weak"] = None

@@ -437,6 +437,9 @@ class ActivationStore:
     def _layer(self, layer: int | None) -> int | None:
         if layer is None and len(self.layers) == 1:
             return self.layers[0]
+        if layer is None:
+            raise ParameterError(f"{self.path}: holds layers {list(self.layers)}; choose one "
+                                 "(--layer)")
         if layer not in self.layers:
             raise ParameterError(
                 f"{self.path}: no layer {layer} (it holds layers {list(self.layers)})"
