@@ -42,7 +42,7 @@ import scipy.sparse as sp
 
 from rip_atoms.coherence import coherence
 from rip_atoms.corrected_atoms import CorrectedAtoms
-from rip_atoms.dictionary import Dictionary, as_dictionary
+from rip_atoms.dictionary import DUPLICATE_TOL, Dictionary, as_dictionary
 from rip_atoms.errors import (
     NonFiniteError,
     ParameterError,
@@ -358,10 +358,17 @@ class PerAtomCoherence:
     """Per-atom AIP coherence μⱼ = max_{l≠j} |⟨d̃ⱼ, d̃ₗ⟩| over the live atoms.
 
     ``values`` (N,) float64, NaN for dead atoms; ``partner`` the l attaining it (−1 if none);
-    ``exact`` marks values computed in float64 (the others are float32 values within
-    ``tolerance`` of the truth, and at least ``tolerance`` away from every threshold
-    1/(2k − 1), so each uniqueness comparison is decided exactly). ``mu`` and ``pair`` are the
-    float64 maximum and its pair. A single live atom has μⱼ = 0 (no other atom).
+    ``exact`` marks values computed in float64 (within ``tolerance64`` of the truth; the others
+    are float32 values within ``tolerance`` of the truth, and at least ``tolerance`` away from
+    every threshold 1/(2k − 1), so each uniqueness comparison is decided exactly). ``mu`` and
+    ``pair`` are the float64 maximum and its pair. A single live atom has μⱼ = 0 (no other
+    atom).
+
+    Decisions (q* readings, the atom-set check) use upper bounds (:meth:`decision_values`,
+    :meth:`for_supports`, :attr:`mu_upper`): the float64 values raised by ``tolerance64``, so a
+    value that only rounding puts below a threshold 1/(2k − 1) never passes it, and 1 for atoms
+    in a duplicate pair (|cos| ≥ 1 − 1e-6: treated as parallel, as in
+    :mod:`rip_atoms.coherence`).
     """
 
     values: np.ndarray = field(repr=False)
@@ -374,15 +381,34 @@ class PerAtomCoherence:
     n_live: int
     metric: dict
     method: str
+    tolerance64: float = 0.0
+
+    @property
+    def mu_upper(self) -> float:
+        """Certified upper bound on μ: min(μ + tolerance64, 1); 1 with a duplicate pair."""
+        return 1.0 if self.mu >= 1.0 - DUPLICATE_TOL else min(1.0, self.mu + self.tolerance64)
 
     def live_values(self) -> np.ndarray:
         """μⱼ of the live atoms."""
         return self.values[np.isfinite(self.values)]
 
+    def _upper(self) -> np.ndarray:
+        up = np.where(self.exact, np.minimum(self.values + self.tolerance64, 1.0), self.values)
+        return np.where(self.values >= 1.0 - DUPLICATE_TOL, 1.0, up)  # NaN stays NaN
+
+    def decision_values(self) -> np.ndarray:
+        """Upper bounds on μⱼ of the live atoms for uniqueness decisions: float64 values plus
+        ``tolerance64`` (capped at 1), float32 values as they are (already decided exactly),
+        1 for atoms in a duplicate pair."""
+        up = self._upper()
+        return up[np.isfinite(up)]
+
     def for_supports(self) -> np.ndarray:
-        """μⱼ with dead atoms set to 1: a code that uses a zero atom is never unique (its
-        coefficient can be changed freely), so it fails every uniqueness condition."""
-        return np.where(np.isfinite(self.values), self.values, 1.0)
+        """Upper bounds on μⱼ (as :meth:`decision_values`) for every atom, dead atoms set to 1:
+        a code that uses a zero atom is never unique (its coefficient can be changed freely), so
+        it fails every uniqueness condition."""
+        up = self._upper()
+        return np.where(np.isfinite(up), up, 1.0)
 
     def to_dict(self) -> dict:
         return {
@@ -480,9 +506,12 @@ def per_atom_coherence(
         mu, pair = float(coh.mu), (int(coh.pair[0]), int(coh.pair[1]))
         method = (f"float32 blocked pass (tolerance {tol:.2g}); {int(J.size)} atoms near a "
                   "threshold 1/(2k−1) recomputed in float64")
+    if np.any(values >= 1.0 - DUPLICATE_TOL):  # NaN (dead) compares False
+        method += "; atoms in a duplicate pair (|cos| ≥ 1 − 1e-6) decide as μⱼ = 1"
     return PerAtomCoherence(
         values=values, partner=partner, exact=exact, tolerance=tol, mu=mu, pair=pair,
         n_atoms=d.n_atoms, n_live=n, metric=atoms.metric_info(), method=method,
+        tolerance64=atoms.tolerance64,
     )
 
 
@@ -550,7 +579,7 @@ def q_star_quantile(per_atom_mu: np.ndarray | PerAtomCoherence, l0: np.ndarray
     it fails on the first cell (0, g₁] (in particular when μ_min·(2K_min − 1) ≥ 1), and q* = 1
     when it holds at q = 1 (μ_max·(2K_max − 1) < 1).
     """
-    mu = per_atom_mu.live_values() if isinstance(per_atom_mu, PerAtomCoherence) else (
+    mu = per_atom_mu.decision_values() if isinstance(per_atom_mu, PerAtomCoherence) else (
         np.asarray(per_atom_mu, dtype=np.float64))
     mu = np.sort(mu[np.isfinite(mu)])
     K = np.sort(np.asarray(l0, dtype=np.int64).reshape(-1))
@@ -752,15 +781,23 @@ def l1_certified_fraction(
 
 
 def _independent_atoms(d: Dictionary, metric: AIPMetric | str | None) -> bool:
-    """True when the live AIP-normalised atoms are linearly independent (N_live ≤ H and
-    σ_min/σ_max of D̃ > 1e-9, float64 SVD), e.g. the neuron basis."""
+    """True when the live AIP-normalised atoms are linearly independent at the input's
+    precision (N_live ≤ H, σ_min/σ_max of D̃ above :func:`rip_atoms.spark.rank_tolerance`,
+    float64 SVD) and no pair is a duplicate (|cos| ≥ 1 − 1e-6, treated as parallel), e.g. the
+    neuron basis."""
     live = d.live_atoms
     if len(live) > d.dim:
         return False
-    from rip_atoms.recovery import RANK_TOL
+    from rip_atoms.spark import rank_tolerance
 
-    s = np.linalg.svd(CorrectedAtoms(d, metric, rows=False).vectors(live), compute_uv=False)
-    return bool(s[-1] > RANK_TOL * s[0])
+    atoms = CorrectedAtoms(d, metric, rows=False)
+    V = atoms.vectors(live)
+    G = np.abs(V.T @ V)
+    np.fill_diagonal(G, 0.0)
+    if G.size and G.max() >= 1.0 - DUPLICATE_TOL:
+        return False
+    s = np.linalg.svd(V, compute_uv=False)
+    return bool(s[-1] > rank_tolerance(d, atoms.metric) * s[0])
 
 
 # =============================================================================== streaming
@@ -1334,7 +1371,9 @@ def atom_set_check(
 
     ``metric``: the AIP metric (an :class:`AIPMetric`, ``"self"`` or ``"raw"``/None). ``eps``
     and ``K``: the values to test (default: the smallest at which the conditions hold, i.e.
-    ε = μ and K = max L0). ``rtol``: representability tolerance on the relative residual.
+    ε = the certified upper bound on μ (:attr:`PerAtomCoherence.mu_upper`: μ plus its float64
+    error bound, 1 with a duplicate pair) and K = max L0). ``rtol``: representability
+    tolerance on the relative residual.
     """
     X = _check_activations(activations, unit.decoder.dim)
     idx = np.arange(X.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -1353,7 +1392,7 @@ def atom_set_check(
     K_use = K_obs if K is None else int(K)
     if K is not None and K_use < 1:
         raise ParameterError(f"atom-set check: K must be ≥ 1, got {K}")
-    eps_use = pac.mu if eps is None else float(eps)
+    eps_use = pac.mu_upper if eps is None else float(eps)
     rel = st.rel_aip_max if m is not None else st.rel_euc_max
     have_mags = st.mag_max > 0
     window = None

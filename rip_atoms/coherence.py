@@ -12,7 +12,19 @@ For unit atoms d̃ᵢ (by default the AIP-corrected ones, d̃ᵢ = W dᵢ/‖W d
 ``babel_upper`` certified *upper* bounds: maxⱼ (float32 top-p sum of row j) + p·tol32.
 
 Dead atoms (zero) are excluded and reported; duplicate pairs (|cos| ≥ 1 − 1e-6) are reported and
-*not* dropped (so μ is then ≈ 1, which is the truth about such a dictionary).
+*not* dropped. For every guarantee a duplicate pair is treated as parallel: at that distance
+from ±1 the two atoms cannot be told apart at the precision of real SAE weights (float32 rounding
+of an exactly parallel pair such as dⱼ = −3dᵢ leaves |cos| = 1 − 1e-15), so every certified upper
+bound counts it as |cos| = 1 (``mu_upper`` = 1, ``per_atom_upper`` = 1 for both atoms, the
+entry counts 1 in ``babel_upper``): a dictionary with a duplicate pair certifies nothing
+(certified K = 0, spark ≤ 2). The measured values (``mu``, ``per_atom``, ``babel``, the pair
+lists) stay what they are: true values up to their stated float error, never rounded up.
+
+Certified values. Every guarantee (uniqueness K, spark lower bounds, Babel K, RIP upper sides) is
+taken from an upper bound on μ, never from the float value itself: ``mu_upper`` =
+min(μ + tol64, maxⱼ float32 μⱼ + tol32, 1) (tol64 = 4(H + 2)·ε₆₄·κ(S̃) bounds the float64
+recomputation, :func:`rip_atoms.corrected_atoms.float64_cosine_tolerance`), 1 with a duplicate
+pair; ``per_atom_upper`` = min(μⱼ + tol32, 1), 1 for atoms in a duplicate pair.
 
 Precision. The pass over all pairs is blocked float32 GEMM (:mod:`rip_atoms.kernels`), never
 holding the N×N Gram. Every float32 cosine is within ``tol32`` = γ_H + 2.5u of the exact value
@@ -67,6 +79,26 @@ class CoherenceResult:
     duplicate_pairs: list[tuple[int, int, float]] = field(repr=False)
     float32_tolerance: float = 0.0
     seconds: float = 0.0
+    mu_upper: float = 1.0  # certified upper bound on μ (1 with a duplicate pair)
+    float64_tolerance: float = 0.0
+
+    @property
+    def per_atom_upper(self) -> np.ndarray:
+        """Certified upper bounds on μⱼ: min(μⱼ + tol32, 1); 1 for atoms in a duplicate pair;
+        NaN for dead atoms."""
+        up = np.minimum(self.per_atom + self.float32_tolerance, 1.0)
+        for i, j, _ in self.duplicate_pairs:
+            up[[i, j]] = 1.0
+        return up
+
+    @property
+    def certified_k(self) -> int | float:
+        """Largest K with (2K − 1)·mu_upper < 1: every code with at most K non-zeros is the
+        unique K-sparse representation of its signal and basis pursuit and OMP recover it
+        (Donoho–Elad 2003, Tropp 2004); 0 with a duplicate pair."""
+        from rip_atoms.theory import coherence_certified_k
+
+        return coherence_certified_k(self.mu_upper)
 
     @property
     def per_atom_quantiles(self) -> dict[float, float]:
@@ -81,6 +113,8 @@ class CoherenceResult:
             "n_live": self.n_live,
             "metric": self.metric,
             "mu": self.mu,
+            "mu_upper": self.mu_upper,
+            "certified_K": self.certified_k,
             "pair": list(self.pair),
             "welch_bound": self.welch_bound,
             "mu_over_welch": self.mu / self.welch_bound if self.welch_bound > 0 else None,
@@ -97,8 +131,11 @@ class CoherenceResult:
             "dead_atoms": self.dead_atoms.tolist(),
             "duplicate_pairs": [[i, j, v] for i, j, v in self.duplicate_pairs],
             "float32_tolerance": self.float32_tolerance,
+            "float64_tolerance": self.float64_tolerance,
             "precision": "mu, pair, top_pairs, duplicate_pairs and babel recomputed in float64; "
-            "per_atom and histogram are float32 (error <= float32_tolerance)",
+            "per_atom and histogram are float32 (error <= float32_tolerance); mu_upper, "
+            "babel_upper and certified_K are certified (a duplicate pair counts as parallel: "
+            "mu_upper = 1)",
             "seconds": self.seconds,
         }
 
@@ -235,6 +272,13 @@ def coherence(
     per_atom[live] = row_max
     partner = np.full(d.n_atoms, -1, dtype=np.int64)
     partner[live] = live[topi[:, 0]]
+    # certified: float32 top-p sums + p·tol32, with duplicate-range entries counted as 1
+    top_up = np.where(topv[:, :babel_p] >= dup_cutoff, np.float32(1.0), topv[:, :babel_p])
+    babel_upper = (np.cumsum(top_up, axis=1, dtype=np.float64).max(axis=0)
+                   + tol * np.arange(1, babel_p + 1))
+    mu_upper = min(1.0, mu + atoms.tolerance64, float(babel_upper[0]))
+    if duplicate_pairs:  # treated as parallel: nothing is certified
+        mu_upper = 1.0
     return CoherenceResult(
         dim=d.dim,
         n_atoms=d.n_atoms,
@@ -247,7 +291,7 @@ def coherence(
         per_atom_partner=partner,
         babel=babel,
         babel_rows=babel_rows,
-        babel_upper=cums.max(axis=0) + tol * np.arange(1, babel_p + 1),
+        babel_upper=babel_upper,
         top_pairs=top_pairs[: max(0, top)] if top > 0 else [],
         histogram_counts=red.histogram,
         histogram_edges=red.bin_edges,
@@ -255,4 +299,6 @@ def coherence(
         duplicate_pairs=duplicate_pairs,
         float32_tolerance=tol,
         seconds=time.perf_counter() - t0,
+        mu_upper=mu_upper,
+        float64_tolerance=atoms.tolerance64,
     )

@@ -21,7 +21,17 @@ s = 𝟙: max_{j∈Sᶜ} d̃ⱼᵀ y* < 1). Each code is classified
 * **failed** — a witness x ≠ δ̃ with ‖D̃x − y‖₂ ≤ FEAS_TOL·‖δ̃‖₂, ‖x‖₁ ≤ (1 + L1_TOL)‖δ̃‖₁ (and
   x ≥ 0 for non-negative codes) and ‖x − δ̃‖₂ > RECOVERY_TOL·‖δ̃‖₂; v = x − δ̃ ∈ ker D̃ (to the
   same tolerance) has ‖v_{Sᶜ}‖₁ ≤ ‖v_S‖₁: a null-space-property violation of order |S|.
-* **undetermined** — neither was found (solver cap, numerics, LP budget). Never guessed.
+* **undetermined** — neither was found (solver cap, numerics, LP budget, the call's
+  ``budget_s``). Never guessed.
+
+Duplicate atoms. A code whose support holds an atom of a duplicate pair (|⟨d̃ᵢ, d̃ⱼ⟩| ≥ 1 − 1e-6;
+for non-negative codes a pair with ⟨d̃ᵢ, d̃ⱼ⟩ ≥ 1 − 1e-6) is never certified: such a pair is
+treated as parallel (:mod:`rip_atoms.coherence`), and with d̃ⱼ = ±d̃ᵢ moving δ̃ᵢ onto j leaves y
+and ‖δ̃‖₁ unchanged. Those codes end failed — by a stage's exact witness, or else ("duplicate") by
+the witness that moves each δ̃ᵢ onto its partner j (coefficient sign(cos)·δ̃ᵢ): same ‖x‖₁,
+‖D̃x − y‖₂ ≤ √(2·1e-6)·‖δ̃‖₁, exact when the pair is exactly parallel — or undetermined.
+The pairs come from a certified projection screen
+(:func:`rip_atoms.kernels.near_duplicates.near_duplicate_pairs`, O(N·H) plus a k-d tree).
 * **invalid** — the code itself is unusable (empty support, a negative entry of a non-negative
   code, a support on a dead atom); reported by index, the batch goes on.
 
@@ -59,7 +69,8 @@ from threadpoolctl import threadpool_limits
 
 from rip_atoms import strict_json
 from rip_atoms.corrected_atoms import resolve_metric
-from rip_atoms.dictionary import Dictionary, as_dictionary
+from rip_atoms.deadline import Deadline
+from rip_atoms.dictionary import DUPLICATE_TOL, Dictionary, as_dictionary
 from rip_atoms.errors import (
     EmptyDictionaryError,
     FileFormatError,
@@ -106,11 +117,11 @@ HOMOTOPY_ALPHA_MIN = 1e-9
 HOMOTOPY_ALPHA_MIN_32 = 1e-6
 
 STATUS_NAMES = ("undetermined", "certified", "failed", "invalid")
-METHOD_NAMES = ("none", "fuchs", "rank", "admm", "homotopy", "lp")
+METHOD_NAMES = ("none", "fuchs", "rank", "admm", "homotopy", "lp", "duplicate")
 INVALID_REASONS = ("", "empty support", "negative entry in a non-negative code",
                    "support on a dead atom")
 UNDETERMINED, CERTIFIED, FAILED, INVALID = 0, 1, 2, 3
-M_NONE, M_FUCHS, M_RANK, M_ADMM, M_HOMOTOPY, M_LP = range(6)
+M_NONE, M_FUCHS, M_RANK, M_ADMM, M_HOMOTOPY, M_LP, M_DUPLICATE = range(7)
 _U64 = 2.0**-53
 _ADMM_BATCH = 256
 _ADMM_CHECK = 10
@@ -369,6 +380,33 @@ class _UnitAtoms:
         small = self.dim * self.n_atoms <= _SMALL_PROBLEM
         self.homotopy_dtypes = (np.float64,) if small else (np.float32, np.float64)
         self._dt32: np.ndarray | None = None
+        self._dups: tuple[np.ndarray, np.ndarray] | None = None
+
+    def duplicate_partners(self) -> dict[int, list[tuple[int, float]]]:
+        """atom → [(partner, cos)] over the duplicate pairs (computed with the masks)."""
+        self.duplicate_atoms(False)
+        return self._partners
+
+    def duplicate_atoms(self, nonneg: bool) -> np.ndarray:
+        """Boolean mask of atoms in a duplicate pair (|cos| ≥ 1 − DUPLICATE_TOL; with
+        ``nonneg``, only pairs with cos ≥ 1 − DUPLICATE_TOL), computed once."""
+        if self._dups is None:
+            from rip_atoms.kernels.near_duplicates import near_duplicate_pairs
+
+            live = np.flatnonzero(~self.dead)
+            pairs = near_duplicate_pairs(self.DT[live], DUPLICATE_TOL)
+            signed = np.zeros(self.n_atoms, dtype=bool)
+            positive = np.zeros(self.n_atoms, dtype=bool)
+            self._partners: dict[int, list[tuple[int, float]]] = {}
+            for i, j, c in pairs:
+                a, b = int(live[int(i)]), int(live[int(j)])
+                signed[[a, b]] = True
+                if c > 0:
+                    positive[[a, b]] = True
+                self._partners.setdefault(a, []).append((b, float(c)))
+                self._partners.setdefault(b, []).append((a, float(c)))
+            self._dups = (signed, positive)
+        return self._dups[1] if nonneg else self._dups[0]
 
     def dt32(self) -> np.ndarray:
         """D̃ rounded to float32 (H×N, Fortran order), for the fast first homotopy pass."""
@@ -398,6 +436,7 @@ class _Code:
     l1: float
     sigma_min: float = math.nan
     sigma_ratio: float = math.nan
+    blocked: bool = False  # uses an atom of a duplicate pair: never certified
 
     @property
     def k(self) -> int:
@@ -963,6 +1002,7 @@ def classify_recovery(
     progress: bool = False,
     out: str | os.PathLike | None = None,
     source: str = "codes",
+    budget_s: float | None = None,
 ) -> RecoveryResult:
     """Classify, code by code, whether basis pursuit recovers each code *uniquely*, with a proof.
 
@@ -995,8 +1035,12 @@ def classify_recovery(
     progress : a tqdm bar on stderr.
     out : write the per-code arrays to this ``.npz`` (atomically; :meth:`RecoveryResult.save`).
     source : label for error messages (e.g. the codes' file name).
+    budget_s : wall-clock budget of the whole call (None: no limit). Checked before every chunk
+        and every per-code solve; the LP's own time limit is capped by what is left. Codes not
+        decided when it runs out stay undetermined.
     """
     t_start = time.perf_counter()
+    deadline = Deadline(budget_s) if budget_s is not None else None
     if not 0 <= margin < 1:
         raise ParameterError(f"margin must lie in [0, 1), got {margin}")
     if chunk_size < 1 or witness_iters < 0:
@@ -1022,16 +1066,22 @@ def classify_recovery(
             done_before = stop - start - len(pending)
             if bar is not None:
                 bar.update(done_before)
+            if deadline is not None and deadline.expired():  # left undetermined
+                if bar is not None:
+                    bar.update(len(pending))
+                continue
             with threadpool_limits(blas_threads):
                 pending = _stage_fuchs(atoms, pending, nonneg, margin, rec, stage, bar)
                 if witness_iters > 0 and pending:
                     pending = _stage_admm(atoms, pending, nonneg, witness_iters, rec, stage,
                                           bar)
             with threadpool_limits(1):  # per-code work: one BLAS thread is faster on busy cores
-                pending = _stage_homotopy(atoms, pending, nonneg, margin, cap, rec, stage, bar)
+                pending = _stage_homotopy(atoms, pending, nonneg, margin, cap, rec, stage, bar,
+                                          deadline)
                 if lp and pending:
                     pending = _stage_lp(atoms, pending, nonneg, margin, lp_time_limit,
-                                        lp_max_size, rec, stage, bar)
+                                        lp_max_size, rec, stage, bar, deadline)
+                pending = _stage_duplicates(atoms, pending, nonneg, rec)
             if bar is not None:
                 bar.update(len(pending))
     finally:
@@ -1074,7 +1124,8 @@ def _parse_chunk(block: sp.csr_matrix, start: int, atoms: _UnitAtoms, nonneg: bo
         vals = v * atoms.scale[S]
         y = atoms.DT[S].T @ vals
         out.append(_Code(index=i, S=S, vals=vals, s=np.ones(len(S)) if nonneg else np.sign(vals),
-                         y=y, norm2=float(np.linalg.norm(vals)), l1=float(np.abs(vals).sum())))
+                         y=y, norm2=float(np.linalg.norm(vals)), l1=float(np.abs(vals).sum()),
+                         blocked=bool(atoms.duplicate_atoms(nonneg)[S].any())))
     return out
 
 
@@ -1096,7 +1147,7 @@ def _stage_fuchs(atoms, pending, nonneg, margin, rec, stage, bar):
         bound = value + fb.eq_residual[j] / code.sigma_min + atoms.gamma * fb.y_norm[j] * (
             1 + 1e-12)
         rec.offer_bound(code, bound)
-        if bound < 1.0 - margin:
+        if bound < 1.0 - margin and not code.blocked:
             rec.certify(code, M_FUCHS, bound)
             if bar is not None:
                 bar.update(1)
@@ -1137,7 +1188,7 @@ def _rank_decisions(atoms, suspects, nonneg, margin, rec, bar):
                                           atoms.gamma)
         rec.fuchs[code.index] = value
         rec.offer_bound(code, bound)
-        if bound < 1.0 - margin:
+        if bound < 1.0 - margin and not code.blocked:
             rec.certify(code, M_FUCHS, bound)
             if bar is not None:
                 bar.update(1)
@@ -1209,14 +1260,17 @@ def _admm_accept(atoms, proj, cols, X, Z, batch, Y, tries, nonneg, rec, found, b
     return done
 
 
-def _stage_homotopy(atoms, pending, nonneg, margin, cap, rec, stage, bar):
+def _stage_homotopy(atoms, pending, nonneg, margin, cap, rec, stage, bar, deadline=None):
     """LARS path per code: a witness, or a pushed final-segment certificate. On large
     dictionaries the path is first run on a float32 copy of D̃ (twice as fast; its active set and
     solution are only proposals, verified in float64), then, if that decides nothing, in
     float64."""
     t0 = time.perf_counter()
     rest = []
-    for code in pending:
+    for n_done, code in enumerate(pending):
+        if deadline is not None and deadline.expired():
+            rest.extend(pending[n_done:])
+            break
         decided = False
         total = 0
         for dt in atoms.homotopy_dtypes:
@@ -1258,17 +1312,65 @@ def _decide_from_path(atoms, code, coef, active, nonneg, margin, rec) -> bool:
     sT[sT == 0] = 1.0
     bound = _push_certificate(atoms, code, T, sT, nonneg)
     rec.offer_bound(code, bound)
-    if bound < 1.0 - margin:
+    if bound < 1.0 - margin and not code.blocked:
         rec.certify(code, M_HOMOTOPY, bound)
         return True
     return False
 
 
-def _stage_lp(atoms, pending, nonneg, margin, time_limit, max_size, rec, stage, bar):
+def _stage_duplicates(atoms: _UnitAtoms, pending: list[_Code], nonneg: bool,
+                      rec: _Recorder) -> list[_Code]:
+    """Blocked codes still open: the witness that moves each δ̃ᵢ on a duplicate atom onto its
+    partner (module docstring, "Duplicate atoms")."""
+    rest = []
+    partners = atoms.duplicate_partners() if any(c.blocked for c in pending) else {}
+    for code in pending:
+        wit = _duplicate_swap(atoms, code, nonneg, partners) if code.blocked else None
+        if wit is None:
+            rest.append(code)
+        else:
+            rec.fail(code, M_DUPLICATE, wit)
+    return rest
+
+
+def _duplicate_swap(atoms: _UnitAtoms, code: _Code, nonneg: bool,
+                    partners: dict[int, list[tuple[int, float]]]):
+    x = dict(zip(code.S.tolist(), code.vals.tolist(), strict=True))
+    moved = False
+    for a, v in zip(code.S.tolist(), code.vals.tolist(), strict=True):
+        for b, c in partners.get(a, ()):
+            if nonneg and c <= 0:
+                continue
+            x[a] = x.get(a, 0.0) - v
+            x[b] = x.get(b, 0.0) + math.copysign(1.0, c) * v
+            moved = True
+            break
+    if not moved:
+        return None
+    idx = np.array(sorted(k for k, v in x.items() if v != 0.0), dtype=np.int64)
+    vals = np.array([x[k] for k in idx])
+    if (nonneg and np.any(vals < 0)) or np.abs(vals).sum() > (1.0 + L1_TOL) * code.l1:
+        return None
+    if np.linalg.norm(_apply(atoms.DT, idx, vals) - code.y) > (
+            math.sqrt(2.0 * DUPLICATE_TOL) * code.l1 * (1 + 1e-9)):
+        return None
+    if _sparse_diff_norm(idx, vals, code.S, code.vals) <= RECOVERY_TOL * code.norm2:
+        return None
+    return idx, vals
+
+
+def _stage_lp(atoms, pending, nonneg, margin, time_limit, max_size, rec, stage, bar,
+              deadline=None):
     """The exact certificate LP: certificate (t* < 1) or dual witness (t* > 1)."""
     t0 = time.perf_counter()
     rest = []
-    for code in pending:
+    for n_done, code in enumerate(pending):
+        if deadline is not None:
+            if deadline.expired():
+                rest.extend(pending[n_done:])
+                break
+            left = deadline.remaining()
+            time_limit = left if time_limit is None else min(time_limit, left)
         size = (atoms.n_atoms - code.k) * (atoms.dim + 1) * (1 if nonneg else 2)
         if size > max_size or not code.sigma_ratio > RANK_TOL:
             rest.append(code)
@@ -1280,7 +1382,7 @@ def _stage_lp(atoms, pending, nonneg, margin, time_limit, max_size, rec, stage, 
             _, bound = _certificate_bound(atoms.DT, code.S, code.s, y, nonneg, code.sigma_min,
                                           atoms.gamma)
             rec.offer_bound(code, bound)
-            if bound < 1.0 - margin:
+            if bound < 1.0 - margin and not code.blocked:
                 rec.certify(code, M_LP, bound)
                 decided = True
             elif res.x[-1] >= 1.0 - margin:  # δ̃ is not the unique solution: find the tie

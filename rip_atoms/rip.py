@@ -47,6 +47,7 @@ from threadpoolctl import threadpool_limits
 
 from rip_atoms.coherence import CoherenceResult, coherence
 from rip_atoms.corrected_atoms import CorrectedAtoms
+from rip_atoms.deadline import Deadline
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import DeadAtomsError, ParameterError
 from rip_atoms.metric import AIPMetric
@@ -205,9 +206,18 @@ def _extreme(G: np.ndarray, upper: bool) -> tuple[float, np.ndarray]:
     return (float(w[-1]), V[:, -1]) if upper else (float(-w[0]), V[:, 0])
 
 
-def _batch_scores(G: np.ndarray, upper: bool) -> np.ndarray:
-    w = np.linalg.eigvalsh(G)
-    return w[:, -1] if upper else -w[:, 0]
+def _batch_scores(G: np.ndarray, upper: bool, deadline: Deadline | None = None) -> np.ndarray:
+    """Scores of a batch of Gram matrices, in chunks of about 50 ms of eigensolves; once the
+    deadline has passed the rest stay −inf (the first chunk is always evaluated)."""
+    k = G.shape[-1]
+    chunk = max(1, int(0.05 / (3e-10 * k**3 + 1e-6)))
+    out = np.full(G.shape[0], -np.inf)
+    for s in range(0, G.shape[0], chunk):
+        if s and deadline is not None and deadline.expired():
+            break
+        w = np.linalg.eigvalsh(G[s: s + chunk])
+        out[s: s + chunk] = w[:, -1] if upper else -w[:, 0]
+    return out
 
 
 class SearchSupport:
@@ -231,13 +241,17 @@ class SupportSearch:
     """Population search for supports with extreme λmax (upper=True) or λmin (upper=False)."""
 
     def __init__(self, atoms: CorrectedAtoms, upper: bool, rng: np.random.Generator,
-                 spectral_sq: float, screen: int) -> None:
+                 spectral_sq: float, screen: int, deadline: Deadline | None = None) -> None:
         self.A = atoms.rows
         self.n = self.A.shape[0]
         self.upper = upper
         self.rng = rng
         self.c = spectral_sq  # shift for the λmin power iteration
         self.screen = screen
+        self.deadline = deadline
+
+    def expired(self) -> bool:
+        return self.deadline is not None and self.deadline.expired()
 
     # ---- correlation screening: one GEMM for the whole population
     def directions(self, chains: Sequence[SearchSupport]) -> np.ndarray:
@@ -258,8 +272,11 @@ class SupportSearch:
         return idx[np.argsort(-s[idx], kind="stable")][:m]
 
     def grow(self, chains: list[SearchSupport], corr: np.ndarray) -> None:
-        """Add to each chain the screened atom that most improves its score."""
+        """Add to each chain the screened atom that most improves its score (chains left once
+        the deadline has passed are not grown: :meth:`grow_to` completes them)."""
         for r, ch in enumerate(chains):
+            if self.expired():
+                return
             cand = self._top_candidates(corr[:, r], ch.S, self.screen)
             if cand.size == 0:
                 continue
@@ -270,8 +287,21 @@ class SupportSearch:
             G[:, k, :k] = cross
             G[:, :k, k] = cross
             G[:, k, k] = 1.0
-            best = int(np.argmax(_batch_scores(G, self.upper)))
+            best = int(np.argmax(_batch_scores(G, self.upper, self.deadline)))
             ch.replace(np.append(ch.S, cand[best]), G[best], self.upper)
+
+    def grow_to(self, chains: list[SearchSupport], k: int) -> None:
+        """Grow every chain to k atoms: greedy steps while the deadline allows, then the
+        best-screened atoms without eigensolves (one GEMM per step), then one eigensolve."""
+        while any(len(ch.S) < k for ch in chains):
+            short = [ch for ch in chains if len(ch.S) < k]
+            corr = self.directions(short)
+            if self.expired():  # fill in bulk from the current directions, one eigensolve each
+                for r, ch in enumerate(short):
+                    S = np.append(ch.S, self._top_candidates(corr[:, r], ch.S, k - len(ch.S)))
+                    ch.replace(S, _gram_rows(self.A, S), self.upper)
+                break
+            self.grow(short, corr)
 
     def swap(self, chains: list[SearchSupport], corr: np.ndarray, n_remove: int) -> bool:
         """One best-improvement swap per chain over (weakest members) × (screened atoms)."""
@@ -279,6 +309,8 @@ class SupportSearch:
         for r, ch in enumerate(chains):
             if ch.stuck:
                 continue
+            if self.expired():
+                break
             k = len(ch.S)
             if k >= self.n:
                 ch.stuck = True
@@ -288,18 +320,25 @@ class SupportSearch:
             cross = self._cross(cand, ch.S)
             rr = np.repeat(rem, len(cand))
             cc = np.tile(np.arange(len(cand)), len(rem))
-            B = len(rr)
-            G = np.repeat(ch.G[None], B, axis=0)
-            b = np.arange(B)
-            G[b, rr, :] = cross[cc]
-            G[b, :, rr] = cross[cc]
-            G[b, rr, rr] = 1.0
-            sc = _batch_scores(G, self.upper)
-            j = int(np.argmax(sc))
-            if sc[j] > ch.score + 1e-12:
+            chunk = max(1, int(0.05 / (3e-10 * k**3 + 1e-6)))
+            best_sc, best_G, best_j = -np.inf, None, -1
+            for s0 in range(0, len(rr), chunk):  # build and score the swapped Grams per chunk
+                if s0 and self.expired():
+                    break
+                r_, c_ = rr[s0: s0 + chunk], cc[s0: s0 + chunk]
+                b = np.arange(len(r_))
+                G = np.repeat(ch.G[None], len(r_), axis=0)
+                G[b, r_, :] = cross[c_]
+                G[b, :, r_] = cross[c_]
+                G[b, r_, r_] = 1.0
+                sc = _batch_scores(G, self.upper)
+                j = int(np.argmax(sc))
+                if sc[j] > best_sc:
+                    best_sc, best_G, best_j = float(sc[j]), G[j].copy(), s0 + j
+            if best_sc > ch.score + 1e-12:
                 newS = ch.S.copy()
-                newS[rr[j]] = cand[cc[j]]
-                ch.replace(newS, G[j], self.upper)
+                newS[rr[best_j]] = cand[cc[best_j]]
+                ch.replace(newS, best_G, self.upper)
                 improved = True
                 continue
             ch.stuck = True
@@ -343,13 +382,16 @@ def _support_extend(A: np.ndarray, row: int, k: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- exact pieces
-def _enumerate(G: np.ndarray, k: int, chunk: int = 200_000):
-    """Exact max λmax and min λmin of G_S over all C(n, k) supports (batched eigvalsh)."""
+def _enumerate(G: np.ndarray, k: int, deadline: Deadline | None = None, chunk: int = 20_000):
+    """Max λmax and min λmin of G_S over all C(n, k) supports (batched eigvalsh), and whether
+    every support was seen (False when the deadline passed first; checked per chunk)."""
     n = G.shape[0]
     best_max, best_min = -np.inf, np.inf
     arg_max = arg_min = None
     combos = itertools.combinations(range(n), k)
     while True:
+        if arg_max is not None and deadline is not None and deadline.expired():
+            return best_max, arg_max, best_min, arg_min, False
         flat = np.fromiter(itertools.chain.from_iterable(itertools.islice(combos, chunk)),
                            dtype=np.int64)
         if flat.size == 0:
@@ -362,7 +404,7 @@ def _enumerate(G: np.ndarray, k: int, chunk: int = 200_000):
         i = int(np.argmin(w[:, 0]))
         if w[i, 0] < best_min:
             best_min, arg_min = float(w[i, 0]), idx[i].copy()
-    return best_max, arg_max, best_min, arg_min
+    return best_max, arg_max, best_min, arg_min, True
 
 
 def sdp_sparse_eigen_bounds(G: np.ndarray, k: int) -> tuple[float, float]:
@@ -449,6 +491,28 @@ def _validate_ks(k: int | Iterable[int], n_live: int) -> list[int]:
     return sorted(set(out))
 
 
+@dataclass(frozen=True)
+class SearchSettings:
+    """Knobs of the witness search shared by every k (see :func:`rip_bounds`)."""
+
+    enumerate_max: int = 1_000_000
+    sdp_max_atoms: int = 40
+    screen: int = 16
+    population: int = 8
+    patience: int = 200
+
+
+@dataclass
+class _Side:
+    """One side (U or L) of one bracket while it is assembled."""
+
+    lower: float
+    upper: float
+    witness: tuple[int, ...]
+    lower_method: str
+    upper_method: str
+
+
 def rip_bounds(
     D: Dictionary | np.ndarray,
     k: int | Iterable[int],
@@ -473,8 +537,11 @@ def rip_bounds(
     D : Dictionary or H×N array (columns are atoms).
     k : one sparsity or several (shared work: one coherence/Babel pass, one growth pass).
     metric : ``"self"`` (S̃ = (D Dᵀ)⁻¹, default), an :class:`AIPMetric`, or ``"raw"``/None.
-    budget_s : wall-clock budget of the witness search, per k (> 0). When it runs out the
-        brackets found so far are returned with ``search = "budget exhausted"``.
+    budget_s : wall-clock budget of all the searches together (> 0), shared out over the k and
+        checked between small units of work (one grow step, one chunk of eigensolves of about
+        50 ms, one enumeration chunk), so the searches end within about budget_s; the fixed
+        costs before them (the coherence pass and the spectral norm) are not counted. When it
+        runs out the brackets found so far are returned with ``search = "budget exhausted"``.
     seed : seeds the random restarts.
     enumerate_max : enumerate all supports when C(N, k) ≤ this (and the estimated time fits the
         budget); 0 disables enumeration.
@@ -486,11 +553,24 @@ def rip_bounds(
         in which case they are left out (and said so in the notes).
     backend, device : engine of the coherence/Babel pass (``"torch"`` runs it on a GPU; see
         :func:`rip_atoms.coherence.coherence`).
+
+    Returns
+    -------
+    RIPResult
+        One :class:`RIPBracket` per k, each with witnesses and the method of each side.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rip_atoms import rip_bounds
+    >>> D = np.random.default_rng(0).standard_normal((8, 12))
+    >>> b = rip_bounds(D, 3, "raw", budget_s=1)[3]
+    >>> b.exact and b.delta_lower == b.delta_upper  # C(12, 3) = 220 supports: enumerated
+    True
     """
     t_start = time.perf_counter()
     d = as_dictionary(D)
-    if not budget_s > 0:
-        raise ParameterError(f"budget_s must be > 0, got {budget_s}")
+    Deadline(budget_s)  # validates budget_s
     if len(d.dead_atoms) and not drop_dead:
         shown = ", ".join(str(int(i)) for i in d.dead_atoms[:8])
         raise DeadAtomsError(
@@ -503,6 +583,9 @@ def rip_bounds(
     H = d.dim
     rng = np.random.default_rng(seed)
     notes_all = [f"{len(d.dead_atoms)} dead atoms left out"] if len(d.dead_atoms) else []
+    settings = SearchSettings(enumerate_max=int(enumerate_max), sdp_max_atoms=int(sdp_max_atoms),
+                              screen=int(screen), population=int(population),
+                              patience=int(patience))
 
     coh = None
     mu = 0.0
@@ -512,10 +595,10 @@ def rip_bounds(
                         device=device, progress=progress)
         mu = coh.mu
     spectral = atoms.spectral_norm_sq_upper()
+    deadline = Deadline(budget_s)  # the searches start now: fixed costs above are not counted
     # the search is many small GEMMs and eigensolves: multithreaded BLAS only adds contention
     with threadpool_limits(1):
-        brackets = _search_all(atoms, ks, coh, rng, spectral, budget_s, enumerate_max,
-                               sdp_max_atoms, screen, population, patience, notes_all,
+        brackets = _search_all(atoms, ks, coh, rng, spectral, deadline, settings, notes_all,
                                progress)
     return RIPResult(
         brackets=brackets, dim=H, n_atoms=d.n_atoms, n_live=n, metric=atoms.metric_info(),
@@ -524,28 +607,39 @@ def rip_bounds(
     )
 
 
-def _search_all(atoms, ks, coh, rng, spectral, budget_s, enumerate_max, sdp_max_atoms,
-                screen, population, patience, notes_all, progress) -> list[RIPBracket]:
+def _search_all(atoms: CorrectedAtoms, ks: list[int], coh: CoherenceResult | None,
+                rng: np.random.Generator, spectral: float, deadline: Deadline,
+                settings: SearchSettings, notes_all: list[str], progress: bool
+                ) -> list[RIPBracket]:
     """Per-k brackets (shared growth pass first); see :func:`rip_bounds`."""
     A = atoms.rows
     live = atoms.live
     n = atoms.n_live
     H = atoms.dim
     mu = coh.mu if coh is not None else 0.0
-    screen_eff = n if n <= 256 else screen
+    screen_eff = n if n <= 256 else settings.screen
+    searched = [kk for kk in ks if kk >= 3]
 
-    # ---- shared greedy growth from coherent pairs and Babel rows (supports for every k)
+    # ---- shared greedy growth from coherent pairs and Babel rows (supports for every k),
+    # within a fifth of the budget (sizes not reached are grown per k later)
     grown: dict[tuple[bool, int], list[SearchSupport]] = {}
     k_grow = max(ks)
     if n >= 3 and k_grow >= 3:
         pos = {int(a): r for r, a in enumerate(live)}
+        grow_deadline = deadline.share(0.2)
         for upper in (True, False):
-            search = SupportSearch(atoms, upper, rng, spectral, screen_eff)
-            seeds = [np.array([pos[a], pos[b]]) for a, b, _ in coh.top_pairs[:population]]
+            if upper is False and min(searched) > H:
+                break  # L_k = 1 exactly for k > H: no λmin search
+            search = SupportSearch(atoms, upper, rng, spectral, screen_eff,
+                                   deadline=grow_deadline)
+            seeds = [np.array([pos[a], pos[b]])
+                     for a, b, _ in coh.top_pairs[:settings.population]]
             chains = [SearchSupport(A, s, upper) for s in seeds]
             size = 2
-            while size < k_grow and chains:
+            while size < k_grow and chains and not search.expired():
                 search.grow(chains, search.directions(chains))
+                if any(len(ch.S) == size for ch in chains):
+                    break  # the deadline stopped this step part-way
                 size += 1
                 if size in ks:
                     grown[(upper, size)] = [SearchSupport(A, ch.S.copy(), upper) for ch in chains]
@@ -558,71 +652,32 @@ def _search_all(atoms, ks, coh, rng, spectral, budget_s, enumerate_max, sdp_max_
         bar = tqdm(total=len(ks), desc="RIP brackets", unit="k", leave=False)
     for kk in ks:
         t_k = time.perf_counter()
-        methods: dict[str, str] = {}
         notes: list[str] = list(notes_all)
         exact = False
         search_state = "exact"
         floor = generalized_welch_delta(H, n, kk) if n >= kk else 0.0
         if kk == 1:
-            wU = wL = (int(live[0]),)
-            U_lo = U_up = L_lo = L_up = 0.0
+            w = (int(live[0]),)
+            how = "closed form (unit atoms)"
+            U = _Side(0.0, 0.0, w, how, how)
+            L = _Side(0.0, 0.0, w, how, how)
             exact = True
-            methods = dict.fromkeys(("U_lower", "U_upper", "L_lower", "L_upper"),
-                                    "closed form (unit atoms)")
         elif kk == 2:
-            wU = wL = tuple(int(i) for i in coh.pair)
-            U_lo = U_up = L_lo = L_up = mu
+            w = tuple(int(i) for i in coh.pair)
+            how = "δ₂ = μ (exhaustive coherence pass, float64)"
+            U = _Side(mu, mu, w, how, how)
+            L = _Side(mu, mu, w, how, how)
             exact = True
-            methods = dict.fromkeys(("U_lower", "U_upper", "L_lower", "L_upper"),
-                                    "δ₂ = μ (exhaustive coherence pass, float64)")
         else:
-            n_sup = math.comb(n, kk)
-            can_enum = (enumerate_max > 0 and n_sup <= enumerate_max
-                        and n_sup * _EIG_SECONDS_PER_SUPPORT * kk <= max(budget_s, 1.0) * 4)
-            if can_enum:
-                Gfull = atoms.gram(live)
-                lmax, smax, lmin, smin = _enumerate(Gfull, kk)
-                wU = tuple(int(live[i]) for i in smax)
-                wL = tuple(int(live[i]) for i in smin)
-                U_lo = U_up = lmax - 1.0
-                L_lo = L_up = 1.0 - lmin
-                exact = True
-                methods = dict.fromkeys(("U_lower", "U_upper", "L_lower", "L_upper"),
-                                        f"enumeration of all {n_sup} supports (float64)")
-            else:
-                (wU, U_lo, mU, stU), (wL, L_lo, mL, stL) = (
-                    _search_k(atoms, kk, upper, grown.get((upper, kk), []), coh, rng,
-                              spectral, screen_eff, population, patience,
-                              budget_s / 2, live)
-                    for upper in (True, False)
-                )
-                methods["U_lower"], methods["L_lower"] = mU, mL
-                search_state = ("budget exhausted" if "budget" in (stU, stL) else "converged")
-                U_up, methods["U_upper"] = math.inf, ""
-                L_up, methods["L_upper"] = 1.0, "L_k ≤ 1"
-                if coh is not None:
-                    bab = float(coh.babel_upper[kk - 2])
-                    if bab < U_up:
-                        U_up, methods["U_upper"] = bab, "Babel μ₁(k−1) (Gershgorin)"
-                    if bab < L_up:
-                        L_up, methods["L_upper"] = bab, "Babel μ₁(k−1) (Gershgorin)"
-                if spectral - 1.0 < U_up:
-                    U_up, methods["U_upper"] = spectral - 1.0, "spectral ‖D̃‖₂² − 1"
-                if n <= sdp_max_atoms:
-                    up, lo = sdp_sparse_eigen_bounds(atoms.gram(live), kk)
-                    if up - 1.0 < U_up:
-                        U_up, methods["U_upper"] = up - 1.0, "SDP relaxation (DSPCA dual)"
-                    if 1.0 - lo < L_up:
-                        L_up, methods["L_upper"] = 1.0 - lo, "SDP relaxation (DSPCA dual)"
+            k_deadline = deadline.share(1.0 / max(1, len([x for x in searched if x >= kk])))
+            U, L, exact, search_state = _bracket_k(atoms, kk, coh, rng, spectral, k_deadline,
+                                                   settings, screen_eff, grown)
             if kk > H:
-                L_lo = L_up = 1.0
-                methods["L_lower"] = methods["L_upper"] = (
-                    f"exact: k = {kk} > H = {H}, so every G_S is singular")
-                if not wL or len(wL) != kk:
-                    wL = wU
+                how = f"exact: k = {kk} > H = {H}, so every G_S is singular"
+                L = _Side(1.0, 1.0, L.witness if len(L.witness) == kk else U.witness, how, how)
                 notes.append(f"k > H: L_k = 1 exactly (any {kk} atoms in R^{H} are dependent)")
-        brackets.append(_finish(kk, U_lo, U_up, L_lo, L_up, floor, exact, wU, wL, methods,
-                                search_state, notes, time.perf_counter() - t_k))
+        brackets.append(_finish(kk, U, L, floor, exact, search_state, notes,
+                                time.perf_counter() - t_k))
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -630,17 +685,75 @@ def _search_all(atoms, ks, coh, rng, spectral, budget_s, enumerate_max, sdp_max_
     return _monotone(brackets)
 
 
-def _finish(k, U_lo, U_up, L_lo, L_up, floor, exact, wU, wL, methods, search, notes, sec):
-    d_lo, m = (U_lo, methods["U_lower"]) if U_lo >= L_lo else (L_lo, methods["L_lower"])
+def _bracket_k(atoms: CorrectedAtoms, kk: int, coh: CoherenceResult | None,
+               rng: np.random.Generator, spectral: float, deadline: Deadline,
+               settings: SearchSettings, screen: int,
+               grown: dict[tuple[bool, int], list[SearchSupport]]
+               ) -> tuple[_Side, _Side, bool, str]:
+    """U and L sides of one k ≥ 3: enumeration when it fits, else search + certified bounds."""
+    live = atoms.live
+    n = atoms.n_live
+    n_sup = math.comb(n, kk)
+    can_enum = (settings.enumerate_max > 0 and n_sup <= settings.enumerate_max
+                and n_sup * _EIG_SECONDS_PER_SUPPORT * kk <= max(deadline.remaining(), 1.0) * 4)
+    if can_enum:
+        lmax, smax, lmin, smin, complete = _enumerate(atoms.gram(live), kk, deadline)
+        wU = tuple(int(live[i]) for i in smax)
+        wL = tuple(int(live[i]) for i in smin)
+        if complete:
+            how = f"enumeration of all {n_sup} supports (float64)"
+            return (_Side(lmax - 1.0, lmax - 1.0, wU, how, how),
+                    _Side(1.0 - lmin, 1.0 - lmin, wL, how, how), True, "exact")
+        # the budget stopped the enumeration: what it saw are lower sides only
+        how = "enumeration (stopped by the budget; float64 witness)"
+        U = _Side(lmax - 1.0, math.inf, wU, how, "")
+        L = _Side(1.0 - lmin, 1.0, wL, how, "L_k ≤ 1")
+        state = "budget exhausted"
+    else:
+        sides = {}
+        states = []
+        search_L = kk <= atoms.dim  # for k > H, L_k = 1 exactly: no search
+        for upper in ((True, False) if search_L else (True,)):
+            side_deadline = deadline.share(0.5 if upper and search_L else 1.0)
+            w, bound, how, st = _search_k(atoms, kk, upper, grown.get((upper, kk), []), coh,
+                                          rng, spectral, screen, settings, side_deadline)
+            sides[upper] = (w, bound, how)
+            states.append(st)
+        wU, U_lo, mU = sides[True]
+        wL, L_lo, mL = sides.get(False, (wU, 1.0, "k > H"))
+        U = _Side(U_lo, math.inf, wU, mU, "")
+        L = _Side(L_lo, 1.0, wL, mL, "L_k ≤ 1")
+        state = "budget exhausted" if "budget" in states else "converged"
+    if coh is not None:
+        bab = float(coh.babel_upper[kk - 2])
+        if bab < U.upper:
+            U.upper, U.upper_method = bab, "Babel μ₁(k−1) (Gershgorin)"
+        if bab < L.upper:
+            L.upper, L.upper_method = bab, "Babel μ₁(k−1) (Gershgorin)"
+    if spectral - 1.0 < U.upper:
+        U.upper, U.upper_method = spectral - 1.0, "spectral ‖D̃‖₂² − 1"
+    if n <= settings.sdp_max_atoms and not deadline.expired():
+        up, lo = sdp_sparse_eigen_bounds(atoms.gram(live), kk)
+        if up - 1.0 < U.upper:
+            U.upper, U.upper_method = up - 1.0, "SDP relaxation (DSPCA dual)"
+        if 1.0 - lo < L.upper:
+            L.upper, L.upper_method = 1.0 - lo, "SDP relaxation (DSPCA dual)"
+    return U, L, False, state
+
+
+def _finish(k: int, U: _Side, L: _Side, floor: float, exact: bool, search: str,
+            notes: list[str], sec: float) -> RIPBracket:
+    methods = {"U_lower": U.lower_method, "U_upper": U.upper_method,
+               "L_lower": L.lower_method, "L_upper": L.upper_method}
+    d_lo, m = (U.lower, U.lower_method) if U.lower >= L.lower else (L.lower, L.lower_method)
     if floor > d_lo:
         d_lo, m = floor, "generalised Welch sqrt((k−1)(N−H)/(H(N−1)))"
-    methods = dict(methods)
     methods["delta_lower"] = m
-    methods["delta_upper"] = methods["U_upper"] if U_up >= L_up else methods["L_upper"]
+    methods["delta_upper"] = U.upper_method if U.upper >= L.upper else L.upper_method
     return RIPBracket(
-        k=k, U_lower=float(U_lo), U_upper=float(U_up), L_lower=float(L_lo),
-        L_upper=float(L_up), delta_lower=float(d_lo), delta_upper=float(max(U_up, L_up)),
-        exact=exact, witness_U=tuple(wU), witness_L=tuple(wL), methods=methods,
+        k=k, U_lower=float(U.lower), U_upper=float(U.upper), L_lower=float(L.lower),
+        L_upper=float(L.upper), delta_lower=float(d_lo), delta_upper=float(max(U.upper, L.upper)),
+        exact=exact, witness_U=tuple(U.witness), witness_L=tuple(L.witness), methods=methods,
         search=search, notes=tuple(notes), seconds=sec,
     )
 
@@ -667,13 +780,18 @@ def _monotone(brackets: list[RIPBracket]) -> list[RIPBracket]:
     return out
 
 
-def _search_k(atoms, k, upper, grown, coh, rng, spectral, screen, population, patience,
-              budget_s, live):
-    """Local search for one k and one side; returns (witness atoms, bound, method, state)."""
+def _search_k(atoms: CorrectedAtoms, k: int, upper: bool, grown: list[SearchSupport],
+              coh: CoherenceResult | None, rng: np.random.Generator, spectral: float,
+              screen: int, settings: SearchSettings, deadline: Deadline
+              ) -> tuple[tuple[int, ...], float, str, str]:
+    """Local search for one k and one side until the deadline or ``patience`` restarts without
+    improvement; returns (witness atoms, bound, method, state). At least one support is always
+    built (a Babel-row or power-iteration support: one GEMV pass and one eigensolve)."""
     A = atoms.rows
+    live = atoms.live
     n = A.shape[0]
-    t0 = time.perf_counter()
-    search = SupportSearch(atoms, upper, rng, spectral, screen)
+    population = settings.population
+    search = SupportSearch(atoms, upper, rng, spectral, screen, deadline=deadline)
     pos = {int(a): r for r, a in enumerate(live)}
     origin: dict[int, str] = {}
     pool: list[SearchSupport] = []
@@ -688,8 +806,10 @@ def _search_k(atoms, k, upper, grown, coh, rng, spectral, screen, population, pa
         rows = [pos[int(a)] for a in coh.babel_rows[max(0, k - 2): k - 1]]
         rows += [pos[int(a)] for a, _, _ in coh.top_pairs[:population]]
         for r in list(dict.fromkeys(rows))[:population]:
+            if pool and search.expired():
+                break
             add(SearchSupport(A, _support_extend(A, r, k), upper), "Babel-row support")
-    while len(pool) < population:
+    while len(pool) < population and not (pool and search.expired()):
         add(search.power_start(k), "truncated power iteration")
     n_remove = k if n <= 256 else min(k, 4)
     pairs = [(pos[int(a)], pos[int(b)]) for a, b, _ in coh.top_pairs] if coh is not None else []
@@ -705,8 +825,7 @@ def _search_k(atoms, k, upper, grown, coh, rng, spectral, screen, population, pa
             pair = next(next_pair, None)
             if pair is not None:
                 ch = SearchSupport(A, np.array(pair), upper)
-                while len(ch.S) < k:
-                    search.grow([ch], search.directions([ch]))
+                search.grow_to([ch], k)
                 return ch, "greedy growth from coherent pairs"
         if kind == 1 and k < n:
             S = best_S.copy()
@@ -723,7 +842,7 @@ def _search_k(atoms, k, upper, grown, coh, rng, spectral, screen, population, pa
     stale = 0
     active = pool
     while True:
-        if time.perf_counter() - t0 > budget_s:
+        if search.expired():
             state = "budget"
             break
         corr = search.directions(active)
@@ -733,16 +852,24 @@ def _search_k(atoms, k, upper, grown, coh, rng, spectral, screen, population, pa
                 best_S, best_score = ch.S.copy(), ch.score
                 best_how = origin.get(id(ch), "restart") + " + swap search"
                 stale = 0
+        if search.expired():
+            state = "budget"
+            break
         done = [ch for ch in active if ch.stuck]
         if done:
             stale += len(done)
-            if stale >= patience:
+            if stale >= settings.patience:
                 break
             active = [ch for ch in active if not ch.stuck]
             for _ in done:
+                if search.expired():
+                    break
                 ch, how = restart()
                 origin[id(ch)] = how
                 active.append(ch)
+            if not active:
+                state = "budget"
+                break
     S_atoms = tuple(sorted(int(live[i]) for i in best_S))
     w = np.linalg.eigvalsh(atoms.gram(list(S_atoms)))
     bound = float(w[-1] - 1.0) if upper else float(1.0 - w[0])

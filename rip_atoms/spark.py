@@ -5,14 +5,28 @@ spark(D) = min{‖v‖₀ : D v = 0, v ≠ 0}, the size of the smallest linearly
 the AIP does not change it (the coherence bounds below use whichever metric is given). A K-sparse
 code is the unique K-sparse representation of its signal iff 2K < spark (Donoho & Elad 2003).
 
-Dependence is numerical: a set T is dependent when σ_min(D̃_T)/σ_max(D̃_T) ≤ ``rank_rtol``
-(float64 SVD; default 1e-9), and the witness is a null vector v with ‖D̃_T v‖₂ ≤ rank_rtol·‖D̃_T‖₂
-for unit ‖v‖₂. Computing the spark is NP-hard (Tillmann 2019); we report a bracket:
+Dependence is numerical, at the precision of the input: a set T is dependent when
+σ_min(D̃_T)/σ_max(D̃_T) ≤ r (float64 SVD), and the witness is a null vector v with
+‖D̃_T v‖₂ ≤ r·‖D̃_T‖₂ for unit ‖v‖₂. The tolerance is r = max(``rank_rtol``, r_in) with
+r_in = √(H + 1)·κ(W)·u_in (:func:`rank_tolerance`): u_in is the unit roundoff of the dtype the
+atoms arrived in (float32: 2⁻²⁴, bfloat16: 2⁻⁸, float16: 2⁻¹¹, float64: 2⁻⁵³) and κ(W) =
+√κ(S̃) the condition number of the whitening (1 for raw geometry). Rounding each entry to the
+input's precision moves a column dᵢ by at most u_in‖dᵢ‖, its corrected unit column by at most
+κ(W)·u_in, so a set of t ≤ H + 1 unit columns by at most √t·κ(W)·u_in in ‖·‖_F ≥ ‖·‖₂; a set
+whose σ_min is below that cannot be told from a dependent set at the input's precision (by
+Eckart–Young a perturbation of norm σ_min makes it dependent), and is reported as dependent. A
+float32 pair dⱼ = −3dᵢ (σ_min/σ_max ≈ 1e-8 after rounding) is therefore dependent; float64 inputs
+keep the 1e-9 floor. A duplicate pair (|cos| ≥ 1 − 1e-6, see :mod:`rip_atoms.coherence`) is
+always treated as dependent: spark ≤ 2.
 
-Lower bounds: spark ≥ 1 + 1/μ (Donoho–Elad); spark ≥ min{t : μ₁(t−1) ≥ 1} (Babel: every set with
-μ₁(|T|−1) < 1 is independent, by Gershgorin), using the certified upper Babel values; spark ≥ 2/μ
-for a union of two orthonormal bases (Elad–Bruckstein); ∞ when the whole dictionary has full
-column rank; and t + 1 when every set of size ≤ t was enumerated and found independent.
+Computing the spark is NP-hard (Tillmann 2019); we report a bracket:
+
+Lower bounds (each also holds at the tolerance r: a set is independent at r when
+σ_min²/σ_max² > r², which Gershgorin gives when μ₁(|T|−1) < c_r := (1 − r²)/(1 + r²)):
+spark ≥ 1 + c_r/μ (Donoho–Elad); spark ≥ min{t : μ₁(t−1) ≥ c_r} (Babel: every set with
+μ₁(|T|−1) < c_r is independent, by Gershgorin), using the certified upper values of μ and μ₁;
+spark ≥ 2/μ for a union of two orthonormal bases (Elad–Bruckstein); ∞ when the whole dictionary
+has full column rank; and t + 1 when every set of size ≤ t was enumerated and found independent.
 
 Upper bounds (each with a null vector as witness): rank(D) + 1 (a pivoted-QR basis plus one atom);
 sparse dependent sets found by the λmin local search of :mod:`rip_atoms.rip` and by ℓ1
@@ -35,11 +49,36 @@ from threadpoolctl import threadpool_limits
 
 from rip_atoms.coherence import coherence
 from rip_atoms.corrected_atoms import CorrectedAtoms
+from rip_atoms.deadline import Deadline
 from rip_atoms.dictionary import Dictionary, as_dictionary
-from rip_atoms.errors import DeadAtomsError, ParameterError
+from rip_atoms.errors import DeadAtomsError
 from rip_atoms.metric import AIPMetric
 
 RANK_RTOL = 1e-9
+
+#: unit roundoff of the dtypes atoms arrive in (integers are exact: treated as float64)
+UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11,
+                 "bfloat16": 2.0**-8}
+
+
+def input_unit_roundoff(d: Dictionary) -> float:
+    """Unit roundoff of the precision the atoms are known to: the coarser of the dtype they
+    arrived in (``provenance.dtype``) and the dtype they are held in."""
+    names = {str(d.provenance.dtype).replace("torch.", ""), str(d.atoms.dtype)}
+    return max(UNIT_ROUNDOFF.get(n, 2.0**-53 if "int" in n else 2.0**-24) for n in names)
+
+
+def rank_tolerance(d: Dictionary, metric: AIPMetric | None,
+                   rank_rtol: float = RANK_RTOL) -> float:
+    """r = max(rank_rtol, √(H + 1)·κ(W)·u_in): the relative σ_min below which a set of corrected
+    atoms is dependent at the input's precision (module docstring has the derivation)."""
+    kappa_w = 1.0 if metric is None else math.sqrt(max(1.0, metric.condition_number))
+    return max(float(rank_rtol), math.sqrt(d.dim + 1) * kappa_w * input_unit_roundoff(d))
+
+
+def _gershgorin_threshold(rtol: float) -> float:
+    """c_r = (1 − r²)/(1 + r²): μ₁(|T|−1) < c_r ⇒ σ_min²/σ_max² > r² (independent at r)."""
+    return (1.0 - rtol * rtol) / (1.0 + rtol * rtol)
 
 
 @dataclass(frozen=True)
@@ -134,9 +173,9 @@ def circuit(atoms: CorrectedAtoms, T, rtol: float = RANK_RTOL):
     return tuple(int(T[i]) for i in order), v[order], res
 
 
-def _babel_lower(babel_upper: np.ndarray) -> tuple[int, bool]:
-    """min{t : μ₁(t−1) ≥ 1} from certified upper Babel values; (t, reached within the list)."""
-    hit = np.flatnonzero(babel_upper >= 1.0)
+def _babel_lower(babel_upper: np.ndarray, threshold: float = 1.0) -> tuple[int, bool]:
+    """min{t : μ₁(t−1) ≥ c} from certified upper Babel values; (t, reached within the list)."""
+    hit = np.flatnonzero(babel_upper >= threshold)
     if hit.size:
         return int(hit[0]) + 2, True  # babel_upper[p − 1] = μ₁(p), t = p + 1
     return len(babel_upper) + 2, False
@@ -169,15 +208,18 @@ def spark_bounds(
     ----------
     metric : the metric for the coherence-based lower bounds and the search geometry (the spark
         itself does not depend on it). ``"self"`` falls back to raw when D Dᵀ is singular.
-    budget_s : time for the sparse-null-vector search (> 0).
-    rank_rtol : a set is dependent when σ_min/σ_max ≤ rank_rtol (float64).
+    budget_s : wall-clock budget of the searches (rank test, enumeration, null-vector search;
+        the coherence pass before them and the first import of scikit-learn are fixed costs
+        outside it), checked between small units of work; the bracket found so far is returned
+        and a note says the budget ran out.
+    rank_rtol : floor of the rank tolerance: a set is dependent when σ_min/σ_max ≤
+        max(rank_rtol, √(H + 1)·κ(W)·u_in) (float64 SVD; :func:`rank_tolerance`).
     enumerate_max : enumerate all subsets of a size when there are at most this many.
     drop_dead : a zero atom is a dependent set of size 1 (spark = 1); by default that is
         reported as an error, with ``drop_dead`` the live atoms are analysed.
     """
     t0 = time.perf_counter()
-    if not budget_s > 0:
-        raise ParameterError(f"budget_s must be > 0, got {budget_s}")
+    Deadline(budget_s)  # validates budget_s
     d = as_dictionary(D)
     notes: list[str] = []
     if len(d.dead_atoms):
@@ -194,6 +236,8 @@ def spark_bounds(
     atoms = CorrectedAtoms(d, metric, min_live=1)
     live = atoms.live
     n, H = atoms.n_live, d.dim
+    rank_rtol = rank_tolerance(d, atoms.metric, rank_rtol)
+    c_r = _gershgorin_threshold(rank_rtol)
     rng = np.random.default_rng(seed)
     methods: dict[str, str] = {}
     lower: float = 1.0
@@ -214,22 +258,34 @@ def spark_bounds(
     if n >= 2:
         coh = coherence(d, atoms.metric, babel_p=min(n - 1, max(2, min(H + 1, 256))), top=64,
                         progress=progress)
-        mu_up = float(coh.babel_upper[0])  # certified upper bound on μ
-        if mu_up < 1:
-            lb = math.floor(1 + 1 / mu_up + 1e-12)
-            lb = lb + 1 if 1 + 1 / mu_up > lb else lb  # ceil, robust to exact reciprocals
+        mu_up = coh.mu_upper  # certified upper bound on μ (1 with a duplicate pair)
+        if mu_up < c_r:
+            # sets of size t with (t − 1)·μ < c_r are independent: t < 1 + c_r/μ
+            r = c_r / mu_up
+            lb = math.ceil(1 + r)
             if lb > lower:
-                lower, methods["lower"] = lb, "1 + 1/μ (coherence)"
-        t_b, reached = _babel_lower(coh.babel_upper)
+                lower, methods["lower"] = lb, "1 + 1/μ (coherence, certified μ)"
+        t_b, reached = _babel_lower(coh.babel_upper, c_r)
         if t_b > lower:
             lower, methods["lower"] = t_b, "Babel: min{t : μ₁(t−1) ≥ 1}"
-        if _two_orthonormal_bases(atoms.vectors(live)) and coh.mu > 0:
+        if (not coh.duplicate_pairs and coh.mu > 0
+                and _two_orthonormal_bases(atoms.vectors(live))):
             lb2 = math.ceil(2 / (coh.mu + atoms.tolerance) - 1e-12)
             if lb2 > lower:
                 lower, methods["lower"] = lb2, "two orthonormal bases: 2/μ (Elad–Bruckstein)"
-        for i, j, _ in coh.duplicate_pairs:
-            take_upper(circuit(atoms, [i, j], rank_rtol), "duplicate atoms")
+        for i, j, _ in coh.duplicate_pairs[:1]:
+            found = circuit(atoms, [i, j], rank_rtol)
+            if found is None:  # |cos| ≥ 1 − 1e-6 but σ_min above r: dependent by convention
+                X = atoms.vectors([i, j])
+                _, v = _relative_smallest_singular(X)
+                v = v / np.linalg.norm(v)
+                found = ((i, j), v,
+                         float(np.linalg.norm(X @ v) / max(np.linalg.norm(X, 2), 1e-300)))
+            take_upper(found, "duplicate pair (|cos| ≥ 1 − 1e-6: treated as dependent)")
 
+    import sklearn.linear_model  # noqa: F401  (its first import, ~1 s, is a fixed cost)
+
+    deadline = Deadline(budget_s)  # the searches start now: the coherence pass is not counted
     with threadpool_limits(1):
         # ---- rank: full column rank ⇒ ∞; otherwise a basis plus one atom is dependent
         sample = live if n <= 2 * H else np.sort(rng.choice(live, size=2 * H, replace=False))
@@ -250,22 +306,27 @@ def spark_bounds(
         # ---- exact enumeration of small sizes
         t = int(lower) if math.isfinite(lower) else None
         enumerated_all = False
-        while t is not None and t < upper and math.comb(n, t) <= enumerate_max:
-            found = _enumerate_dependent(atoms, t, rank_rtol)
+        while (t is not None and t < upper and math.comb(n, t) <= enumerate_max
+               and not deadline.expired()):
+            found = _enumerate_dependent(atoms, t, rank_rtol, deadline)
+            if found is _BUDGET:
+                notes.append(f"budget exhausted while enumerating the sets of size {t}")
+                break
             if found is not None:
                 take_upper(circuit(atoms, found, rank_rtol), f"enumeration of all size-{t} sets")
                 break
             lower, methods["lower"] = t + 1, f"enumeration: every set of size ≤ {t} independent"
             t += 1
-            if time.perf_counter() - t0 > budget_s:
-                break
         else:
             enumerated_all = t is not None and t >= upper
 
         # ---- search for sparse null vectors within the budget
-        if math.isfinite(lower) and lower < upper and not enumerated_all:
-            remaining = budget_s - (time.perf_counter() - t0)
-            _search_null_vectors(atoms, lower, upper, rank_rtol, remaining, rng, take_upper, coh)
+        if (math.isfinite(lower) and lower < upper and not enumerated_all
+                and not deadline.expired()):
+            _search_null_vectors(atoms, lower, upper, rank_rtol, deadline, rng, take_upper, coh)
+        if deadline.expired() and lower < upper:
+            notes.append(f"search stopped by the budget ({budget_s:g} s): the bracket is the "
+                         "best found so far")
 
     exact = lower == upper
     if best is not None and not exact and len(best[0]) < lower:  # cannot happen if sound
@@ -291,14 +352,21 @@ def spark_bounds(
     )
 
 
-def _enumerate_dependent(atoms: CorrectedAtoms, t: int, rtol: float, chunk: int = 20000):
-    """The first dependent t-subset of live atoms (batched SVD), or None."""
+_BUDGET = object()  # returned by searches stopped by their deadline
+
+
+def _enumerate_dependent(atoms: CorrectedAtoms, t: int, rtol: float,
+                         deadline: Deadline | None = None, chunk: int = 2000):
+    """The first dependent t-subset of live atoms (batched SVD), None when every t-subset is
+    independent, or ``_BUDGET`` when the deadline passed first (checked per chunk)."""
     live = atoms.live
     U = atoms.vectors(live)
     if t > atoms.dim:
         return [int(a) for a in live[:t]]
     combos = itertools.combinations(range(len(live)), t)
     while True:
+        if deadline is not None and deadline.expired():
+            return _BUDGET
         flat = np.fromiter(itertools.chain.from_iterable(itertools.islice(combos, chunk)),
                            dtype=np.int64)
         if flat.size == 0:
@@ -311,20 +379,21 @@ def _enumerate_dependent(atoms: CorrectedAtoms, t: int, rtol: float, chunk: int 
             return [int(live[i]) for i in idx[hit[0]]]
 
 
-def _search_null_vectors(atoms, lower, upper, rtol, budget, rng, take_upper, coh) -> None:
+def _search_null_vectors(atoms, lower, upper, rtol, deadline: Deadline, rng, take_upper,
+                         coh) -> None:
     """λmin local search at sizes t = lower, lower+1, … and ℓ1 self-expression of the most
-    coherent atoms, until the budget runs out; every dependent set found is reduced to a
-    circuit and offered as an upper bound."""
+    coherent atoms, until the deadline; every dependent set found is reduced to a circuit and
+    offered as an upper bound."""
     from rip_atoms.rip import SearchSupport, SupportSearch
 
-    t0 = time.perf_counter()
     n = atoms.n_live
     live = atoms.live
+    half = deadline.share(0.5)
     # ℓ1 self-expression (homotopy) for the atoms with the largest coherence first
     if coh is not None:
         order = np.argsort(-np.nan_to_num(coh.per_atom[live], nan=-1.0), kind="stable")
         for r in order[: min(n, 16)]:
-            if time.perf_counter() - t0 > budget / 2:
+            if half.expired():
                 break
             found = _self_expression(atoms, int(r), rtol)
             if found is not None:
@@ -332,18 +401,18 @@ def _search_null_vectors(atoms, lower, upper, rtol, budget, rng, take_upper, coh
     # λmin search: a set of size t with λmin(G_S) ≈ 0 is dependent
     spectral = atoms.spectral_norm_sq_upper()  # the c of the c·I − G power iteration
     t = int(lower)
-    while time.perf_counter() - t0 < budget and t < min(upper, atoms.dim + 1) and t <= n:
-        search = SupportSearch(atoms, False, rng, spectral, n if n <= 256 else 16)
+    while not deadline.expired() and t < min(upper, atoms.dim + 1) and t <= n:
+        search = SupportSearch(atoms, False, rng, spectral, n if n <= 256 else 16,
+                               deadline=deadline)
         chains = [search.power_start(t) for _ in range(4)]
         if coh is not None:
             pos = {int(a): i for i, a in enumerate(live)}
             for a, b, _ in coh.top_pairs[:4]:
                 ch = SearchSupport(atoms.rows, np.array([pos[a], pos[b]]), False)
-                while len(ch.S) < t:
-                    search.grow([ch], search.directions([ch]))
+                search.grow_to([ch], t)
                 chains.append(ch)
-        t_size = time.perf_counter()
-        while time.perf_counter() - t_size < max(0.2, budget / 20):
+        per_size = deadline.share(0.25)
+        while not per_size.expired():
             if not search.swap(chains, search.directions(chains), min(t, 4)):
                 break
         for ch in chains:

@@ -19,15 +19,17 @@ from rip_atoms.cli.common import (
 from rip_atoms.coherence import CoherenceResult, coherence
 
 
-def uniqueness_phrase(mu: float) -> str:
-    """What coherence certifies about uniqueness, in words."""
-    k = theory.coherence_certified_k(mu)
+def uniqueness_phrase(mu_upper: float) -> str:
+    """What coherence certifies about uniqueness, in words, from a *certified upper bound* on μ
+    (never from the float value: see :attr:`CoherenceResult.mu_upper`)."""
+    k = theory.coherence_certified_k(mu_upper)
     if k == 0:
-        return "μ = 1: not even 1-sparse codes are unique (duplicate atoms)"
+        return ("nothing certified: μ ≤ 1 cannot be bounded below 1 (a duplicate or parallel "
+                "pair), so not even 1-sparse codes are certified unique")
     if math.isinf(k):
         return "μ = 0: every code is unique and recovered by ℓ1 (orthogonal atoms)"
     return (f"every code with K ≤ {k} non-zeros is the unique K-sparse code and ℓ1 recovers "
-            f"it (μ < 1/(2K−1))")
+            f"it ((2K−1)·μ < 1 with the certified μ ≤ {mu_upper:.9g})")
 
 
 def summarize(res: CoherenceResult, source: str) -> str:
@@ -48,8 +50,9 @@ def summarize(res: CoherenceResult, source: str) -> str:
         f"per-atom μⱼ  min {q[0.0]:.4f}  median {q[0.5]:.4f}  p95 {q[0.95]:.4f}  "
         f"max {q[1.0]:.4f}",
         f"Babel μ₁(p)  {babel}",
-        f"uniqueness   {uniqueness_phrase(res.mu)}",
-        f"spark        ≥ {theory.spark_lower_from_coherence(res.mu)} (from 1 + 1/μ)",
+        f"uniqueness   {uniqueness_phrase(res.mu_upper)}",
+        f"spark        ≥ {theory.spark_lower_from_coherence(res.mu_upper)} (from 1 + 1/μ, "
+        "certified μ)",
         f"dead atoms   {len(res.dead_atoms)}    duplicate pairs (|cos| ≥ 1−1e-6) "
         f"{len(res.duplicate_pairs)}",
     ])

@@ -80,9 +80,10 @@ def _coherence_section(res: CoherenceResult, top: int = 20) -> dict:
     out = res.to_dict()
     out["top_pairs"] = out["top_pairs"][:top]
     out["per_atom_histogram"] = _histogram(res.per_atom, PER_ATOM_BINS, 0.0, 1.0)
-    out["certified_K"] = theory.coherence_certified_k(res.mu)
-    out["unique_below_K"] = theory.coherence_uniqueness_k(res.mu)
-    out["spark_lower"] = theory.spark_lower_from_coherence(res.mu)
+    # every guarantee from the certified upper bound on μ, never the float value itself
+    out["certified_K"] = res.certified_k
+    out["unique_below_K"] = theory.coherence_uniqueness_k(res.mu_upper)
+    out["spark_lower"] = theory.spark_lower_from_coherence(res.mu_upper)
     out["babel_certified_K"] = babel_certified_k(res.babel_upper)
     out["method"] = ("blocked float32 Gram sweep (never N×N), extremes recomputed in float64; "
                      "Babel lower values exact on the rows found, upper values certified with "
@@ -394,7 +395,7 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_t
                 mags *= rng.choice([-1.0, 1.0], size=k)
             C[i, S] = mags
         res = classify_recovery(d, C.tocsr(), nonneg=nonneg, metric=metric_arg,
-                                lp_time_limit=max(1.0, budget / 10))
+                                lp_time_limit=max(1.0, budget / 10), budget_s=left)
         counts = {name: int(np.sum(res.status == s)) for s, name in enumerate(STATUS_NAMES)}
         rows.append({"k": k, "run": True, **counts, "seconds": res.seconds})
         last = res.seconds
