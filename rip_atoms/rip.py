@@ -475,12 +475,22 @@ def random_supports_lower_bound(
 
 # ---------------------------------------------------------------------------- main entry
 def _validate_ks(k: int | Iterable[int], n_live: int) -> list[int]:
-    ks = [k] if isinstance(k, int | np.integer) else list(k)
+    if isinstance(k, int | np.integer | float | np.floating):
+        ks = [k]
+    elif isinstance(k, str | bytes):
+        raise ParameterError(f"k must be an integer or a list of integers, not {k!r}")
+    else:
+        try:
+            ks = list(k)
+        except TypeError:
+            raise ParameterError(f"k must be an integer or a list of integers, not "
+                                 f"{type(k).__name__}") from None
     if not ks:
         raise ParameterError("no sparsity k given")
     out = []
     for v in ks:
-        if int(v) != v:
+        if isinstance(v, bool) or not isinstance(v, int | np.integer | float | np.floating) or (
+                not math.isfinite(v) or int(v) != v):
             raise ParameterError(f"k must be an integer, got {v!r}")
         v = int(v)
         if v < 1:

@@ -226,3 +226,27 @@ def test_recovery_budget_leaves_codes_undetermined():
     res = classify_recovery(D, C, nonneg=True, metric="raw", budget_s=1e-3, witness_iters=0)
     assert res.n == 30
     assert np.all((res.status == CERTIFIED) | (res.status == FAILED) | (res.status == 0))
+
+
+@pytest.mark.parametrize("k", [2.5, float("nan"), "3", None, [3, 1.5], True])
+def test_rip_bounds_rejects_non_integer_k(k):
+    from rip_atoms.errors import ParameterError
+
+    D = np.random.default_rng(0).standard_normal((6, 12))
+    with pytest.raises(ParameterError, match="k must be an integer"):
+        rip_bounds(D, k, budget_s=0.1)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["witness", "{p}", "--support", "1,,2"], "--support"),
+    (["rip", "{p}", "-k", "3", "--seed", "-1"], "--seed"),
+    (["spark", "{p}", "--budget-s", "0"], "--budget-s"),
+    (["rip", "{p}", "-k", "3", "--budget-s", "nan"], "--budget-s"),
+])
+def test_cli_search_arguments_are_checked(tmp_path, args, words):
+    p = tmp_path / "D.npy"
+    np.save(p, np.random.default_rng(0).standard_normal((6, 12)))
+    r = run_cli(*[a.format(p=p) for a in args], cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0]

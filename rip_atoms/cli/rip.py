@@ -21,13 +21,23 @@ from rip_atoms.spark import spark_bounds
 
 
 def _int_list(text: str, what: str) -> list[int]:
+    """Comma-separated integers; an empty item (``1,,2``, a trailing comma) is an error."""
+    items = text.replace(" ", "").split(",")
+    if not text.strip():
+        raise UsageError(f"{what}: empty list")
+    if any(t == "" for t in items):
+        raise UsageError(f"{what}: empty item in {text!r} (expected e.g. 1,2,3)")
     try:
-        out = [int(t) for t in text.replace(" ", "").split(",") if t]
+        return [int(t) for t in items]
     except ValueError:
         raise UsageError(f"{what}: expected comma-separated integers, got {text!r}") from None
-    if not out:
-        raise UsageError(f"{what}: empty list")
-    return out
+
+
+def _check_search_args(args: argparse.Namespace) -> None:
+    if not (math.isfinite(args.budget_s) and args.budget_s > 0):
+        raise UsageError(f"--budget-s must be a positive number of seconds, got {args.budget_s}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be ≥ 0, got {args.seed}")
 
 
 def _fmt(x: float) -> str:
@@ -35,6 +45,7 @@ def _fmt(x: float) -> str:
 
 
 def run_rip(args: argparse.Namespace) -> int:
+    _check_search_args(args)
     ks = _int_list(args.k, "-k")
     d = load_dictionary(args)
     m = load_metric(args, d)
@@ -62,6 +73,7 @@ def run_rip(args: argparse.Namespace) -> int:
 
 
 def run_spark(args: argparse.Namespace) -> int:
+    _check_search_args(args)
     d = load_dictionary(args)
     m = load_metric(args, d) if (args.raw or args.metric != "self") else "self"
     res = spark_bounds(d, m, budget_s=args.budget_s, seed=args.seed, drop_dead=args.drop_dead,
@@ -97,7 +109,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dictionary_args(p)
     add_metric_args(p)
     p.add_argument("-k", required=True, help="sparsities, comma-separated (e.g. 2,3,4)")
-    p.add_argument("--budget-s", type=float, default=10.0, help="search seconds per k")
+    p.add_argument("--budget-s", type=float, default=10.0,
+                   help="search seconds, all k together (the coherence pass before the search "
+                        "is not counted)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--drop-dead", action="store_true", help="leave dead (zero) atoms out")
     p.add_argument("--backend", choices=["numpy", "torch"], default="numpy",

@@ -256,9 +256,9 @@ def build_report(
     kmax = min(H // 2, live)  # beyond H/2 the brackets say little and the search is slow
     ks = sorted({k for k in rip_ks if 2 <= k <= kmax})
     if ks:
-        per_k = BUDGET_SHARES["rip"] * budget_s / len(ks)
-        say(f"RIP brackets for k = {ks} ({per_k:.0f} s of search per k)")
-        rip = rip_bounds(d, ks, metric if metric is not None else "raw", budget_s=per_k,
+        rip_budget = BUDGET_SHARES["rip"] * budget_s
+        say(f"RIP brackets for k = {ks} ({rip_budget:.0f} s of search)")
+        rip = rip_bounds(d, ks, metric if metric is not None else "raw", budget_s=rip_budget,
                          seed=seed, drop_dead=True, progress=progress)
         report["rip"] = {
             "computed": True, **rip.to_dict(),
