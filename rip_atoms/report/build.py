@@ -480,9 +480,14 @@ def verdict(report: dict) -> list[str]:
     ref = report["reference"]
     g = ref.get("gaussian_closed_form")
     where = (f"; a Gaussian dictionary of this shape has μ ≈ {g['mean']:.3f}" if g else "")
+    if c["certified_K"] == 0 and c["babel_certified_K"] == 0:
+        says = ("coherence and Babel certify nothing (the certified upper bound on μ is "
+                f"{c.get('mu_upper', c['mu']):.6g}: not even 1-sparse codes are certified)")
+    else:
+        says = (f"coherence certifies K ≤ {c['certified_K']}, Babel K ≤ "
+                f"{c['babel_certified_K']}")
     lines.append(f"AIP coherence μ = {c['mu']:.4f} (Welch bound {ref['welch_bound']:.4f}"
-                 f"{where}); coherence certifies K ≤ {c['certified_K']}, Babel K ≤ "
-                 f"{c['babel_certified_K']}.")
+                 f"{where}); {says}.")
     d = report["dictionary"]
     if d["dead_atoms"]:
         lines.append(f"{len(d['dead_atoms'])} dead (zero) atom(s), e.g. {d['dead_atoms'][0]}: "
@@ -496,6 +501,9 @@ def verdict(report: dict) -> list[str]:
     if sp_["lower"] is None or (isinstance(sp_["lower"], float) and math.isinf(sp_["lower"])):
         lines.append("the live atoms are linearly independent (spark = ∞): every code is the "
                      "unique representation of its signal.")
+    elif u == "0":
+        lines.append(f"spark ∈ [{_num(sp_['lower'])}, {_num(sp_['upper'])}]: a dependent pair, "
+                     "so uniqueness is certified for no code.")
     else:
         lines.append(f"spark ∈ [{_num(sp_['lower'])}, {_num(sp_['upper'])}]: codes with at "
                      f"most {u} non-zero{'' if u == '1' else 's'} are unique.")

@@ -99,8 +99,8 @@ def _coherence_rows(c: dict) -> list[list]:
     for name, key in (("raw (Euclidean)", "raw"), ("AIP", "aip")):
         r = c[key]
         q = r["per_atom_quantiles"]
-        rows.append([name, r["mu"], f"{r['pair'][0]}–{r['pair'][1]}", q.get("0.5"),
-                     r["welch_bound"], r["certified_K"], r["babel_certified_K"],
+        rows.append([name, r["mu"], r.get("mu_upper"), f"{r['pair'][0]}–{r['pair'][1]}",
+                     q.get("0.5"), r["welch_bound"], r["certified_K"], r["babel_certified_K"],
                      len(r["duplicate_pairs"])])
     return rows
 
@@ -147,7 +147,8 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
     gd = ref.get("gaussian_dictionary", {})
     cf = ref.get("gaussian_closed_form") or {}
     top = c["aip"]["top_pairs"][:8]
-    body = _table(["geometry", "μ", "pair", "median μⱼ", "Welch", "certified K (μ)",
+    body = _table(["geometry", "μ", "μ certified ≤", "pair", "median μⱼ", "Welch",
+                   "certified K (μ)",
                    "certified K (Babel)", "duplicates"], _coherence_rows(c))
     body += _table(["reference", "μ"], [
         ["Welch bound √((N−H)/(H(N−1)))", ref["welch_bound"]],
