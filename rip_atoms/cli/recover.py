@@ -4,15 +4,44 @@
 undetermined by exact ℓ1 recovery (:func:`rip_atoms.recovery.classify_recovery`);
 ``phase-transition`` measures basis pursuit's success rate against k on Gaussian dictionaries
 beside the Donoho–Tanner prediction (:func:`rip_atoms.recovery.phase_transition`).
+
+Resumable runs (``recover --checkpoint-dir DIR [--resume]``)
+-------------------------------------------------------------
+The codes are cut into checkpoint chunks of ``--checkpoint-codes`` rows (a multiple of
+``--chunk-size``, so every code is classified in the same batch as in a run without a
+checkpoint, and the merged result is the same). DIR holds::
+
+    manifest.json        format "rip-atoms-recover-checkpoint", version 1; the inputs' identity
+                         (SHA-256 of the dictionary matrix as loaded, of the codes file, of the
+                         metric's activations file), every option that changes a result
+                         (nonneg, metric, ridge, center, margin, chunk sizes, max-iter,
+                         witness-iters, lp, lp-time-limit), n_chunks, and complete
+    chunk-00000.npz      codes [0, C): the per-code arrays of RecoveryResult.save
+    chunk-00001.npz      codes [C, 2C), ...
+
+Every file is written to a temporary name in DIR and renamed into place (``os.replace``) when
+complete, so a chunk file that exists is whole. A rerun with ``--resume`` checks the manifest
+against the inputs and options (any difference: exit 2, naming what differs), loads the chunks
+that are there (a chunk that does not load is computed again), computes the others, and merges
+them; without ``--resume`` an existing checkpoint is refused. Temporary files of a killed run
+are removed. Ctrl-C stops after cleaning up and says how many chunks are saved.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
+import json
+import math
+import os
 import re
+import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from rip_atoms.cli.common import (
     METRIC_NAMES,
@@ -26,9 +55,17 @@ from rip_atoms.cli.common import (
     log,
     show_progress,
 )
-from rip_atoms.errors import FileFormatError, InvalidCodeError
+from rip_atoms.dictionary import Dictionary
+from rip_atoms.errors import FileFormatError, Interrupted, InvalidCodeError
 from rip_atoms.matrix_files import load_npy
-from rip_atoms.recovery import MARGIN, classify_recovery, phase_transition
+from rip_atoms.recovery import MARGIN, RecoveryResult, classify_recovery, phase_transition
+
+#: ``recover --checkpoint-dir``: manifest format and version (layout: module docstring)
+CHECKPOINT_FORMAT = "rip-atoms-recover-checkpoint"
+CHECKPOINT_VERSION = 1
+CHECKPOINT_MANIFEST = "manifest.json"
+#: default checkpoint chunk, in units of --chunk-size
+CHECKPOINT_CHUNKS = 16
 
 
 def load_codes(path: str | Path):
@@ -79,17 +116,106 @@ def summarize(res, source: str, codes: str) -> str:
     return "\n".join(lines)
 
 
+def check_recover_args(args: argparse.Namespace) -> None:
+    """Reject out-of-domain budgets and counts of ``recover`` with one line naming the option
+    (:class:`UsageError`)."""
+    if not (math.isfinite(args.margin) and 0 <= args.margin < 1):
+        raise UsageError(f"--margin must lie in [0, 1), got {args.margin}")
+    if args.chunk_size < 1:
+        raise UsageError(f"--chunk-size must be ≥ 1, got {args.chunk_size}")
+    if args.max_iter is not None and args.max_iter < 1:
+        raise UsageError(f"--max-iter must be ≥ 1, got {args.max_iter}")
+    if args.witness_iters < 0:
+        raise UsageError(f"--witness-iters must be ≥ 0 (0: skip the search), got "
+                         f"{args.witness_iters}")
+    if not args.lp_time_limit > 0:  # also NaN
+        raise UsageError(f"--lp-time-limit must be a positive number of seconds, got "
+                         f"{args.lp_time_limit}")
+    if args.threads < 0:
+        raise UsageError(f"--threads must be ≥ 0 (0: the BLAS default), got {args.threads}")
+    if args.checkpoint_codes is not None:
+        if args.checkpoint_dir is None:
+            raise UsageError("--checkpoint-codes needs --checkpoint-dir DIR")
+        if args.checkpoint_codes < 1 or args.checkpoint_codes % args.chunk_size:
+            raise UsageError(f"--checkpoint-codes must be a positive multiple of --chunk-size "
+                             f"({args.chunk_size}), got {args.checkpoint_codes}")
+    if args.resume and args.checkpoint_dir is None:
+        raise UsageError("--resume needs --checkpoint-dir DIR (the folder of the run to resume)")
+
+
+def _check_out_file(out: str) -> None:
+    """--out FILE.npz must be writable before any work; a killed run's temporary files for it
+    are removed."""
+    path = Path(out)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"--out {out}: cannot write the per-code results: a folder, not a file "
+                         "name such as results.npz")
+    if not folder.is_dir():
+        raise UsageError(f"--out {out}: cannot write the per-code results: the folder {folder} "
+                         "does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write the per-code results in {folder} "
+                         f"({exc.strerror or exc})") from exc
+    _remove_temps(folder, f".{path.name}.*.tmp")
+
+
+def _file_mode() -> int:
+    """The mode a new file gets: 0o666 less the umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _honour_umask(path: str | os.PathLike) -> None:
+    """RecoveryResult.save writes through mkstemp (mode 0600): give the file the usual mode."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, _file_mode())
+
+
+def _remove_temps(folder: Path, pattern: str) -> None:
+    for p in folder.glob(pattern):
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
 def run_recover(args: argparse.Namespace) -> int:
+    check_recover_args(args)
+    if args.out:
+        _check_out_file(args.out)
     d = load_dictionary(args)
     m = load_metric(args, d)
     codes = load_codes(args.codes)
-    res = classify_recovery(
-        d, codes, nonneg=args.nonneg, metric=m if m is not None else "raw",
-        margin=args.margin, chunk_size=args.chunk_size, max_iter=args.max_iter,
-        witness_iters=args.witness_iters, lp=not args.no_lp, lp_time_limit=args.lp_time_limit,
-        blas_threads=args.threads or None, progress=show_progress(args), out=args.out,
-        source=str(args.codes),
+    options = dict(
+        nonneg=args.nonneg, metric=m if m is not None else "raw", margin=args.margin,
+        chunk_size=args.chunk_size, max_iter=args.max_iter, witness_iters=args.witness_iters,
+        lp=not args.no_lp,
+        lp_time_limit=None if math.isinf(args.lp_time_limit) else args.lp_time_limit,
+        blas_threads=args.threads or None, progress=show_progress(args),
     )
+    checkpoint = None
+    try:
+        if args.checkpoint_dir is not None:
+            res, checkpoint = run_checkpointed(args, d, codes, options)
+            if args.out:
+                res.save(args.out)
+        else:
+            res = classify_recovery(d, codes, out=args.out, source=str(args.codes), **options)
+        if args.out:
+            _honour_umask(args.out)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        # every file is written through a temporary name that is removed on the way out
+        if checkpoint is not None:  # only --out was left to write
+            raise Interrupted(f"all {checkpoint['chunks']} chunks saved in {checkpoint['dir']}; "
+                              "rerun with --resume to finish") from None
+        raise Interrupted("no results written (--checkpoint-dir DIR --resume makes a long run "
+                          "resumable)") from None
     if res.n and res.invalid == res.n:
         first = res.invalid_examples(1)[0]
         raise InvalidCodeError(
@@ -105,12 +231,247 @@ def run_recover(args: argparse.Namespace) -> int:
         out["source"] = d.provenance.to_dict()
         out["codes"] = str(args.codes)
         out["out"] = str(args.out) if args.out else None
+        if checkpoint is not None:
+            out["checkpoint"] = checkpoint
         emit_json(out)
     else:
         print(summarize(res, d.provenance.source, str(args.codes)))
+        if checkpoint is not None:
+            print(f"checkpoint   {checkpoint['dir']}: {checkpoint['chunks']} chunks "
+                  f"({checkpoint['resumed']} resumed)")
         if args.out:
             print(f"per-code     {args.out}")
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# resumable runs: --checkpoint-dir / --resume (layout: module docstring)
+# ---------------------------------------------------------------------------------------------
+
+
+def _sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sha256_array(a: np.ndarray) -> str:
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    a = np.ascontiguousarray(a)
+    step = max(1, (1 << 24) // max(1, a[:1].nbytes))
+    for start in range(0, a.shape[0], step):
+        h.update(np.ascontiguousarray(a[start : start + step]).tobytes())
+    return h.hexdigest()
+
+
+def checkpoint_identity(args: argparse.Namespace, d: Dictionary, n_codes: int) -> dict:
+    """What a checkpoint is pinned to: the inputs' content hashes and every option that changes
+    a result. Two runs may share a checkpoint folder only when these agree."""
+    if args.raw:
+        metric = {"kind": "raw"}
+    elif args.metric == "self":
+        metric = {"kind": "self", "ridge": args.ridge}
+    else:
+        metric = {"kind": "activations", "sha256": _sha256_file(args.metric),
+                  "center": args.center, "ridge": args.ridge}
+    per = args.checkpoint_codes or CHECKPOINT_CHUNKS * args.chunk_size
+    return {
+        "dictionary": {"sha256": _sha256_array(np.asarray(d.atoms)),
+                       "shape": [d.dim, d.n_atoms]},
+        "codes": {"sha256": _sha256_file(args.codes), "n": int(n_codes)},
+        "metric": metric,
+        "options": {"nonneg": bool(args.nonneg), "margin": args.margin,
+                    "chunk_size": args.chunk_size, "checkpoint_codes": per,
+                    "max_iter": args.max_iter, "witness_iters": args.witness_iters,
+                    "lp": not args.no_lp,
+                    "lp_time_limit": None if math.isinf(args.lp_time_limit)
+                    else args.lp_time_limit},
+    }
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and key == "options":
+            out += _differences(a, b, prefix=f"{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, _file_mode())
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=1, allow_nan=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_result(path: str | os.PathLike) -> RecoveryResult:
+    """A :class:`RecoveryResult` back from the ``.npz`` :meth:`RecoveryResult.save` wrote
+    (raises :class:`FileFormatError` naming the file when it is not one)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            a = {k: z[k] for k in z.files}
+        info = json.loads(str(a["summary"]))
+        n, n_atoms = (int(v) for v in a["shape"])
+        wit = sp.csr_matrix((a["witness_data"], a["witness_indices"], a["witness_indptr"]),
+                            shape=(n, n_atoms))
+        fc = sp.csr_matrix((a["failed_code_data"], a["failed_code_indices"],
+                            a["failed_code_indptr"]), shape=(n, n_atoms))
+        res = RecoveryResult(
+            n=n, dim=int(info["dim"]), n_atoms=n_atoms, nonneg=bool(info["nonneg"]),
+            metric=info["metric"], margin=float(info["margin"]), status=a["status"],
+            method=a["method"], certificate=a["certificate"], fuchs=a["fuchs"],
+            support_size=a["support_size"], invalid_reason=a["invalid_reason"],
+            homotopy_iters=a["homotopy_iters"], witnesses=wit, failed_codes=fc,
+            atom_scale=a["atom_scale"], seconds=float(info.get("seconds") or 0.0),
+            stage_seconds=dict(info.get("stage_seconds") or {}),
+            source=str(info.get("source", "codes")))
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        raise FileFormatError(f"{path}: not a per-code result file ({exc})") from exc
+    if any(len(v) != n for v in (res.status, res.method, res.certificate, res.fuchs,
+                                 res.support_size, res.invalid_reason, res.homotopy_iters)):
+        raise FileFormatError(f"{path}: per-code arrays of different lengths")
+    return res
+
+
+def merge_results(parts: list[RecoveryResult], *, source: str = "codes") -> RecoveryResult:
+    """One :class:`RecoveryResult` from the results of consecutive row blocks of the codes, in
+    order (times are summed)."""
+    if not parts:
+        raise ValueError("merge_results needs at least one part")
+    first = parts[0]
+    stages: dict[str, float] = {}
+    for p in parts:
+        for k, v in p.stage_seconds.items():
+            stages[k] = round(stages.get(k, 0.0) + float(v), 6)
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts])
+
+    return RecoveryResult(
+        n=sum(p.n for p in parts), dim=first.dim, n_atoms=first.n_atoms, nonneg=first.nonneg,
+        metric=first.metric, margin=first.margin, status=cat("status"), method=cat("method"),
+        certificate=cat("certificate"), fuchs=cat("fuchs"), support_size=cat("support_size"),
+        invalid_reason=cat("invalid_reason"), homotopy_iters=cat("homotopy_iters"),
+        witnesses=sp.vstack([p.witnesses for p in parts], format="csr"),
+        failed_codes=sp.vstack([p.failed_codes for p in parts], format="csr"),
+        atom_scale=first.atom_scale, seconds=sum(p.seconds for p in parts),
+        stage_seconds=stages, source=source)
+
+
+def _open_checkpoint(args: argparse.Namespace, identity: dict, n_chunks: int) -> Path:
+    folder = Path(args.checkpoint_dir)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--checkpoint-dir {folder}: not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--checkpoint-dir {folder}: cannot create the folder "
+                         f"({exc.strerror or exc})") from exc
+    man_path = folder / CHECKPOINT_MANIFEST
+    if man_path.exists():
+        if not args.resume:
+            raise UsageError(f"--checkpoint-dir {folder}: already holds a recover checkpoint; "
+                             "add --resume to continue it, or choose another folder")
+        try:
+            old = json.loads(man_path.read_text(encoding="utf-8"))
+            if not isinstance(old, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            raise FileFormatError(f"{man_path}: unreadable checkpoint manifest ({exc})") from exc
+        if old.get("format") != CHECKPOINT_FORMAT or old.get("version") != CHECKPOINT_VERSION:
+            raise FileFormatError(f"{man_path}: not a recover checkpoint (format "
+                                  f"{CHECKPOINT_FORMAT!r} version {CHECKPOINT_VERSION} expected)")
+        diff = _differences(old.get("identity", {}), identity)
+        if diff:
+            raise UsageError(f"--checkpoint-dir {folder}: the checkpoint was made with different "
+                             f"inputs or options ({', '.join(diff)}); rerun with the same ones or "
+                             "choose another folder")
+    else:
+        if any(folder.glob("chunk-*.npz")):
+            raise UsageError(f"--checkpoint-dir {folder}: holds chunk files but no "
+                             f"{CHECKPOINT_MANIFEST}; choose another folder")
+    try:
+        _remove_temps(folder, ".chunk-*.tmp")
+        _remove_temps(folder, f".{CHECKPOINT_MANIFEST}.*.tmp")
+        if not man_path.exists():
+            _write_manifest(man_path, identity, n_chunks, complete=False)
+    except OSError as exc:
+        raise UsageError(f"--checkpoint-dir {folder}: not writable "
+                         f"({exc.strerror or exc})") from exc
+    return folder
+
+
+def _write_manifest(path: Path, identity: dict, n_chunks: int, *, complete: bool) -> None:
+    _write_json_atomic(path, {
+        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "identity": identity,
+        "n_chunks": n_chunks, "chunk_file": "chunk-{index:05d}.npz",
+        "chunk_codes": identity["options"]["checkpoint_codes"], "complete": complete})
+
+
+def run_checkpointed(args: argparse.Namespace, d: Dictionary, codes,
+                     options: dict) -> tuple[RecoveryResult, dict]:
+    """classify_recovery over checkpoint chunks of the codes, each saved atomically in
+    ``args.checkpoint_dir``; with ``args.resume`` the chunks already there are loaded instead
+    of computed. Returns the merged result and a summary of the checkpoint."""
+    from rip_atoms.recovery import _code_matrix
+
+    source = str(args.codes)
+    # validate every code once, with row numbers of the whole file (as a plain run does)
+    _, codes, n = _code_matrix(codes, d.n_atoms, source, args.chunk_size)
+    identity = checkpoint_identity(args, d, n)
+    per = identity["options"]["checkpoint_codes"]
+    starts = list(range(0, n, per))
+    folder = _open_checkpoint(args, identity, len(starts))
+    if not starts:  # no codes: nothing to save
+        return classify_recovery(d, codes, source=source, **options), {
+            "dir": str(folder), "chunks": 0, "resumed": 0, "computed": 0}
+    parts: list[RecoveryResult] = []
+    resumed = 0
+    try:
+        for i, start in enumerate(starts):
+            stop = min(n, start + per)
+            path = folder / f"chunk-{i:05d}.npz"
+            part = None
+            if path.exists():
+                try:
+                    part = load_result(path)
+                    if (part.n, part.n_atoms, part.nonneg, part.margin) != (
+                            stop - start, d.n_atoms, bool(args.nonneg), args.margin):
+                        raise FileFormatError(f"{path}: holds codes of another run")
+                    resumed += 1
+                except FileFormatError as exc:
+                    log(args, f"rip-atoms: warning: {exc}; computing it again")
+                    part = None
+            if part is None:
+                block = codes[start:stop]
+                part = classify_recovery(d, block, source=source, **options)
+                part.save(path)
+                _honour_umask(path)
+            parts.append(part)
+    except KeyboardInterrupt:
+        raise Interrupted(f"{len(parts)} of {len(starts)} chunks saved in {folder}; rerun with "
+                          "--resume to continue") from None
+    if resumed:
+        log(args, f"resumed {resumed} of {len(starts)} chunks from {folder}")
+    with contextlib.suppress(OSError):
+        _write_manifest(folder / CHECKPOINT_MANIFEST, identity, len(starts), complete=True)
+    res = merge_results(parts, source=source)
+    return res, {"dir": str(folder), "chunks": len(starts), "resumed": resumed,
+                 "computed": len(starts) - resumed}
 
 
 _RANGE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*(?::\s*(\d+)\s*)?$")
@@ -135,6 +496,11 @@ def parse_k(text: str) -> list[int]:
 
 
 def run_phase(args: argparse.Namespace) -> int:
+    for opt, value, least in (("--dim", args.dim, 1), ("--atoms", args.atoms, 1),
+                              ("--trials", args.trials, 1),
+                              ("--witness-iters", args.witness_iters, 0)):
+        if value < least:
+            raise UsageError(f"{opt} must be ≥ {least}, got {value}")
     ks = parse_k(args.k)
     res = phase_transition(
         args.dim, args.atoms, ks, args.trials, nonneg=args.nonneg, seed=args.seed,
@@ -175,9 +541,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="ADMM iterations of the batched failure-witness search (0: skip)")
     p.add_argument("--no-lp", action="store_true", help="never fall back to the exact LP")
     p.add_argument("--lp-time-limit", type=float, default=60.0,
-                   help="seconds per code for the exact certificate LP (HiGHS)")
+                   help="seconds per code for the exact certificate LP (HiGHS; > 0, inf: no "
+                        "limit)")
     p.add_argument("--threads", type=int, default=1,
                    help="BLAS threads for the batched stages (0: the BLAS default; default 1)")
+    p.add_argument("--checkpoint-dir", metavar="DIR",
+                   help="save the results chunk by chunk in DIR (atomically), so an "
+                        "interrupted run can be resumed with --resume")
+    p.add_argument("--resume", action="store_true",
+                   help="with --checkpoint-dir: load the chunks already in DIR (the inputs and "
+                        "options must be the same) and compute only the others")
+    p.add_argument("--checkpoint-codes", type=int, default=None, metavar="C",
+                   help=f"codes per checkpoint chunk, a multiple of --chunk-size (default "
+                        f"{CHECKPOINT_CHUNKS}·chunk-size)")
     add_output_args(p)
     p.set_defaults(func=run_recover)
 

@@ -18,6 +18,7 @@ instead (no torch needed, under a minute).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 
 from rip_atoms.cli.common import UsageError, emit_json, log, show_progress
 from rip_atoms.dictionary import Dictionary, is_sae_spec, load_sae_spec
-from rip_atoms.errors import FileFormatError
+from rip_atoms.errors import FileFormatError, Interrupted
 
 #: the --quick default: planted atoms seen through an anisotropic map, with a common offset
 QUICK = {"dim": 128, "n_atoms": 512, "K": 4, "n_samples": 10000, "offset": 2.0}
@@ -209,27 +210,48 @@ def _harvest_for(args: argparse.Namespace, sae, H: int) -> Path:
     return folder
 
 
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Budgets and counts must be positive (one line naming the option otherwise)."""
+    if args.budget_s is not None and not (math.isfinite(args.budget_s) and args.budget_s > 0):
+        raise UsageError(f"--budget-s must be a positive number of seconds, got {args.budget_s}")
+    for opt, value, least in (("--tokens", args.tokens, 1), ("--steps", args.steps, 1),
+                              ("--threads", args.threads, 0)):
+        if value < least:
+            raise UsageError(f"{opt} must be ≥ {least}, got {value}")
+
+
 def run(args: argparse.Namespace) -> int:
     from rip_atoms.report import build_report, render_summary, write_report
+    from rip_atoms.report.files import prepare_report_folder
 
     t0 = time.perf_counter()
     out = Path(args.out)
     if args.target is not None and args.quick:
         raise UsageError("--quick runs the built-in synthetic default; drop TARGET or --quick")
-    if args.target is not None:
-        target = _file_target(args)
-    elif args.quick:
-        target = _quick_target(args.seed)
-    else:
-        target = _default_target(args, out)
-    budget = args.budget_s if args.budget_s is not None else (12.0 if args.quick else 120.0)
-    report = build_report(target, budget_s=budget, seed=args.seed,
-                          progress=show_progress(args), log=lambda m: log(args, m))
-    import shlex
+    _check_numbers(args)
+    # before any long work: the report folder must be writable (and loses a killed run's
+    # temporary files); a folder made for the check is removed again until there is a report
+    prepare_report_folder(out, keep=False)
+    try:
+        if args.target is not None:
+            target = _file_target(args)
+        elif args.quick:
+            target = _quick_target(args.seed)
+        else:
+            target = _default_target(args, out)
+        budget = args.budget_s if args.budget_s is not None else (12.0 if args.quick else 120.0)
+        report = build_report(target, budget_s=budget, seed=args.seed,
+                              progress=show_progress(args), log=lambda m: log(args, m))
+        import shlex
 
-    report["command"] = "rip-atoms " + shlex.join(getattr(args, "argv", ["verify"]))
-    report["seconds"]["wall"] = time.perf_counter() - t0
-    paths = write_report(report, out, html=not args.no_html)
+        report["command"] = "rip-atoms " + shlex.join(getattr(args, "argv", ["verify"]))
+        report["seconds"]["wall"] = time.perf_counter() - t0
+        paths = write_report(report, out, html=not args.no_html)
+    except Interrupted:
+        raise  # a harvest or training step says what it saved
+    except KeyboardInterrupt:
+        # write_report removes its temporary files itself; the previous report is untouched
+        raise Interrupted(f"no report written to {out}") from None
     if args.json:
         emit_json(report)
     else:
