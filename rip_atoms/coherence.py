@@ -106,6 +106,23 @@ class CoherenceResult:
         values = np.quantile(live, PER_ATOM_QUANTILES)
         return {q: float(v) for q, v in zip(PER_ATOM_QUANTILES, values, strict=True)}
 
+    def covers(self, atoms: CorrectedAtoms, *, babel_p: int = 1, top: int = 0) -> bool:
+        """Can this result stand in for a new pass over ``atoms``? Same dictionary shape, live
+        atoms and metric description, Babel to at least ``babel_p`` and at least ``top`` top
+        pairs (each capped by what exists), and the pair's float64 cosine recomputed from
+        ``atoms`` equals ``mu`` (a cheap check that it is the same dictionary and metric)."""
+        n = atoms.n_live
+        if (self.dim, self.n_atoms, self.n_live) != (atoms.dim, atoms.dictionary.n_atoms, n):
+            return False
+        if self.metric != atoms.metric_info():
+            return False
+        if len(self.babel) < min(babel_p, n - 1):
+            return False
+        if len(self.top_pairs) < min(top, n * (n - 1) // 2):
+            return False
+        again = float(atoms.cosines_pairs(np.array([self.pair]))[0])
+        return abs(again - self.mu) <= 1e-9
+
     def to_dict(self) -> dict:
         return {
             "dim": self.dim,

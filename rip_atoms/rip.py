@@ -539,6 +539,7 @@ def rip_bounds(
     backend: str = "numpy",
     device: str | None = None,
     progress: bool = False,
+    coherence_result: CoherenceResult | None = None,
 ) -> RIPResult:
     """Brackets [lower, upper] of U_k, L_k and δ_k for each k, with witnesses and methods.
 
@@ -563,6 +564,9 @@ def rip_bounds(
         in which case they are left out (and said so in the notes).
     backend, device : engine of the coherence/Babel pass (``"torch"`` runs it on a GPU; see
         :func:`rip_atoms.coherence.coherence`).
+    coherence_result : a coherence pass already made (e.g. by the report): used instead of a
+        new one when it covers this call (:meth:`CoherenceResult.covers`: same dictionary and
+        metric, Babel to max(k) − 1, enough top pairs); otherwise the pass is recomputed.
 
     Returns
     -------
@@ -600,9 +604,13 @@ def rip_bounds(
     coh = None
     mu = 0.0
     if n >= 2:
-        coh = coherence(atoms.dictionary, atoms.metric, babel_p=max(1, max(ks) - 1),
-                        top=max(256 if n <= 20000 else 64, population), backend=backend,
-                        device=device, progress=progress)
+        need_p, need_top = max(1, max(ks) - 1), max(256 if n <= 20000 else 64, population)
+        if coherence_result is not None and coherence_result.covers(
+                atoms, babel_p=need_p, top=need_top):
+            coh = coherence_result
+        else:
+            coh = coherence(atoms.dictionary, atoms.metric, babel_p=need_p, top=need_top,
+                            backend=backend, device=device, progress=progress)
         mu = coh.mu
     spectral = atoms.spectral_norm_sq_upper()
     deadline = Deadline(budget_s)  # the searches start now: fixed costs above are not counted

@@ -47,7 +47,7 @@ import numpy as np
 import scipy.linalg
 from threadpoolctl import threadpool_limits
 
-from rip_atoms.coherence import coherence
+from rip_atoms.coherence import CoherenceResult, coherence
 from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.deadline import Deadline
 from rip_atoms.dictionary import Dictionary, as_dictionary
@@ -201,6 +201,7 @@ def spark_bounds(
     seed: int = 0,
     drop_dead: bool = False,
     progress: bool = False,
+    coherence_result: CoherenceResult | None = None,
 ) -> SparkResult:
     """Bracket the spark of D (see the module docstring for every method).
 
@@ -217,6 +218,10 @@ def spark_bounds(
     enumerate_max : enumerate all subsets of a size when there are at most this many.
     drop_dead : a zero atom is a dependent set of size 1 (spark = 1); by default that is
         reported as an error, with ``drop_dead`` the live atoms are analysed.
+    coherence_result : a coherence pass already made under the same metric (e.g. by the
+        report), used instead of a new one when it covers the live atoms and metric
+        (:meth:`CoherenceResult.covers`; its Babel depth bounds how far the Babel lower bound
+        can reach).
     """
     t0 = time.perf_counter()
     Deadline(budget_s)  # validates budget_s
@@ -256,8 +261,11 @@ def spark_bounds(
 
     # ---- lower bounds from coherence / Babel
     if n >= 2:
-        coh = coherence(d, atoms.metric, babel_p=min(n - 1, max(2, min(H + 1, 256))), top=64,
-                        progress=progress)
+        if coherence_result is not None and coherence_result.covers(atoms, babel_p=2, top=4):
+            coh = coherence_result
+        else:
+            coh = coherence(d, atoms.metric, babel_p=min(n - 1, max(2, min(H + 1, 256))),
+                            top=64, progress=progress)
         mu_up = coh.mu_upper  # certified upper bound on μ (1 with a duplicate pair)
         if mu_up < c_r:
             # sets of size t with (t − 1)·μ < c_r are independent: t < 1 + c_r/μ

@@ -76,15 +76,17 @@ def _histogram(values: np.ndarray, bins: int, lo: float, hi: float) -> dict:
     return {"counts": counts.tolist(), "edges": edges.tolist()}
 
 
-def _coherence_section(res: CoherenceResult, top: int = 20) -> dict:
+def _coherence_section(res: CoherenceResult, top: int = 20, babel_p: int = 64) -> dict:
     out = res.to_dict()
     out["top_pairs"] = out["top_pairs"][:top]
+    for key in ("babel", "babel_rows", "babel_upper"):  # the pass may go deeper (for spark)
+        out[key] = out[key][:babel_p]
     out["per_atom_histogram"] = _histogram(res.per_atom, PER_ATOM_BINS, 0.0, 1.0)
     # every guarantee from the certified upper bound on μ, never the float value itself
     out["certified_K"] = res.certified_k
     out["unique_below_K"] = theory.coherence_uniqueness_k(res.mu_upper)
     out["spark_lower"] = theory.spark_lower_from_coherence(res.mu_upper)
-    out["babel_certified_K"] = babel_certified_k(res.babel_upper)
+    out["babel_certified_K"] = babel_certified_k(res.babel_upper[:babel_p])
     out["method"] = ("blocked float32 Gram sweep (never N×N), extremes recomputed in float64; "
                      "Babel lower values exact on the rows found, upper values certified with "
                      "the float32 error bound")
@@ -199,12 +201,17 @@ def build_report(
     if live < 2:
         raise ParameterError(f"{d.provenance.source}: fewer than two live atoms ({live})")
     babel_p = int(min(max(rip_ks), live - 1))
+    # one pass per geometry: the AIP pass also serves rip_bounds (Babel to max k − 1, 256 top
+    # pairs) and spark_bounds (Babel as deep as the spark bound can use, up to H + 1 ≤ 256)
+    babel_aip = int(min(max(babel_p, min(H + 1, 256)), live - 1))
+    top_aip = 256 if live <= 20000 else 64
     say("coherence and Babel, raw and under the AIP")
-    coh_raw = coherence(d, None, babel_p=babel_p, top=64, progress=progress)
-    coh_aip = coherence(d, metric, babel_p=babel_p, top=64, progress=progress) \
+    coh_raw = coherence(d, None, babel_p=babel_p if metric is not None else babel_aip,
+                        top=64 if metric is not None else top_aip, progress=progress)
+    coh_aip = coherence(d, metric, babel_p=babel_aip, top=top_aip, progress=progress) \
         if metric is not None else coh_raw
-    report["coherence"] = {"raw": _coherence_section(coh_raw),
-                           "aip": _coherence_section(coh_aip),
+    report["coherence"] = {"raw": _coherence_section(coh_raw, babel_p=babel_p),
+                           "aip": _coherence_section(coh_aip, babel_p=babel_p),
                            "aip_is_raw": metric is None}
     seconds["coherence"] = time.perf_counter() - t
 
@@ -259,7 +266,8 @@ def build_report(
         rip_budget = BUDGET_SHARES["rip"] * budget_s
         say(f"RIP brackets for k = {ks} ({rip_budget:.0f} s of search)")
         rip = rip_bounds(d, ks, metric if metric is not None else "raw", budget_s=rip_budget,
-                         seed=seed, drop_dead=True, progress=progress)
+                         seed=seed, drop_dead=True, progress=progress,
+                         coherence_result=coh_aip)
         report["rip"] = {
             "computed": True, **rip.to_dict(),
             "method": "lower sides: float64 eigenvalues of witness supports found by greedy "
@@ -282,7 +290,7 @@ def build_report(
     say("spark bounds")
     spark = spark_bounds(d, metric if metric is not None else "raw",
                          budget_s=max(1.0, BUDGET_SHARES["spark"] * budget_s), seed=seed,
-                         drop_dead=True, progress=progress)
+                         drop_dead=True, progress=progress, coherence_result=coh_aip)
     report["spark"] = {
         "computed": True, **spark.to_dict(),
         "reading": "spark = size of the smallest linearly dependent set of atoms; every code "
