@@ -48,3 +48,29 @@ class InvalidCodeError(RipAtomsError):
     """A code cannot be used: wrong dtype, an empty support, negative entries where codes must
     be non-negative, or a support on dead atoms (batch functions report such codes by index
     instead of raising)."""
+
+
+class ParameterTypeError(ParameterError, TypeError):
+    """An argument has the wrong type (``k=2.5`` where an integer is needed, an ndarray where a
+    metric is expected). Also a ``TypeError``, so code that catches ``TypeError`` keeps
+    working."""
+
+
+class InsufficientMemoryError(RipAtomsError):
+    """An input would need more memory than this machine can give it (a `.npy` header that
+    claims 100000×100000 float64, ``neurons:100000``); the message says how much would be needed
+    and how much is available. Refused before allocating, instead of numpy's MemoryError or
+    the kernel's OOM killer."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The user interrupted a long job (Ctrl-C / SIGINT). The message says what was saved, e.g.
+    "12000 tokens saved, rerun to resume"; the CLI prints it on one line and exits 130.
+
+    A job that catches ``KeyboardInterrupt`` cleans up its temporary files, then raises
+    ``Interrupted(note) from None``; a bare ``KeyboardInterrupt`` is reported without a note.
+    """
+
+    @property
+    def note(self) -> str:
+        return str(self.args[0]) if self.args else ""

@@ -3,17 +3,24 @@
 * ``rip-atoms harvest --model smollm2 --layers 15 --tokens N --out DIR`` — residual-stream
   activations into shards with a manifest (resumable);
 * ``rip-atoms train ACTS --out DIR [--arch jumprelu|standard] [--width W] [--target-l0 K]`` — a
-  TSAE or a ReLU + L1 SAE, saved in the SAELens layout (checkpoints, ``--resume``);
+  TSAE or a ReLU + L1 SAE, saved in the SAELens layout (checkpoints, ``--resume``; an existing
+  SAE is replaced only with ``--overwrite``, an interrupted harvest used only with
+  ``--allow-incomplete``);
 * ``rip-atoms atoms --model smollm2 --layer L [--tokens N] [--width W] --out DIR`` — the paper's
   table: neurons / features / atoms on held-out tokens (also ``--acts DIR`` and
   ``--features SAE``).
 
-torch is imported only when one of them runs, so the rest of the CLI works without it.
+torch is imported only when one of them runs, so the rest of the CLI works without it. Sizes,
+counts, rates and seeds are checked before any work (exit 2, one line naming the option); a bad
+``--device`` is refused before the model is loaded; Ctrl-C leaves the harvest or the training
+checkpoint consistent and says what is saved (exit 130).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+from pathlib import Path
 
 from rip_atoms.cli.common import UsageError, add_output_args, emit_json, log, show_progress
 
@@ -62,23 +69,60 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _layers(text: str) -> list[int]:
+    items = [t.strip() for t in text.split(",")]
     try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError as exc:
-        raise UsageError(f"--layers: expected integers like 6,15, got {text!r}") from exc
+        layers = [int(t) for t in items]
+    except ValueError:
+        raise UsageError(f"--layers: expected integers like 6,15, got {text!r}") from None
+    bad = [v for v in layers if v < 0]
+    if bad:
+        raise UsageError(f"--layers: layers are numbered from 0, got {bad[0]}")
+    return layers
+
+
+def _check(args: argparse.Namespace, *, ints: dict[str, int] | None = None,
+           positive: tuple[str, ...] = (),
+           fractions: dict[str, tuple[float, bool]] | None = None) -> None:
+    """One-line UsageErrors naming the option: ``ints`` maps an option (``--width``) to its
+    least value (None values are skipped: the option was not given); ``positive``: finite
+    numbers > 0; ``fractions`` maps an option to (its least value, whether that is allowed),
+    the value must be < 1."""
+    for opt, least in (ints or {}).items():
+        value = getattr(args, opt[2:].replace("-", "_"))
+        if value is not None and value < least:
+            raise UsageError(f"{opt} must be ≥ {least}, got {value}")
+    for opt in positive:
+        value = getattr(args, opt[2:].replace("-", "_"))
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"{opt} must be a finite number > 0, got {value}")
+    for opt, (least, closed) in (fractions or {}).items():
+        value = getattr(args, opt[2:].replace("-", "_"))
+        ok = math.isfinite(value) and value < 1 and (value >= least if closed else value > least)
+        if not ok:
+            raise UsageError(f"{opt} must be in {'[' if closed else '('}{least:g}, 1), got "
+                             f"{value}")
 
 
 # ---------------------------------------------------------------------- harvest
 def run_harvest(args: argparse.Namespace) -> int:
+    layers = _layers(args.layers)
+    _check(args, ints={"--tokens": 1, "--context": 2, "--batch": 1, "--skip-first": 0,
+                       "--shard-tokens": 1, "--threads": 0})
+    if args.skip_first >= args.context:
+        raise UsageError(f"--skip-first must be < --context ({args.context}), got "
+                         f"{args.skip_first}")
     _adapter()
     _quiet_transformers()
     _threads(args)
+    from rip_atoms.kernels.torch_gram import resolve_device
     from rip_atoms.sae.harvest import harvest
     from rip_atoms.sae.model import load_model
 
+    resolve_device(args.device)  # before the log line and the model load
     log(args, f"loading {args.model}")
-    lm = load_model(args.model, dtype=_dtype(args.dtype), device=args.device)
-    res = harvest(lm, _layers(args.layers), args.out, n_tokens=args.tokens, texts=args.text,
+    lm = load_model(args.model, dtype=_dtype(args.dtype), device=args.device,
+                    progress=show_progress(args))
+    res = harvest(lm, layers, args.out, n_tokens=args.tokens, texts=args.text,
                   context_size=args.context, batch_contexts=args.batch,
                   skip_first=args.skip_first,
                   prepend_bos={"auto": None, "yes": True, "no": False}[args.bos],
@@ -96,21 +140,44 @@ def run_harvest(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- train
+def _check_train(args: argparse.Namespace) -> None:
+    _check(args, ints={"--width": 1, "--steps": 1, "--batch": 1, "--checkpoint-every": 0,
+                       "--seed": 0, "--threads": 0, "--layer": 0},
+           positive=("--lr",), fractions={"--held-out": (0.0, True)})
+    if not math.isfinite(args.target_l0) or (args.arch == "jumprelu" and args.target_l0 <= 0):
+        raise UsageError(f"--target-l0 must be a finite number > 0 (the TSAE's target L0), "
+                         f"got {args.target_l0}")
+    if args.width is not None and args.target_l0 > args.width:
+        raise UsageError(f"--target-l0 ({args.target_l0:g}) must be ≤ --width ({args.width})")
+    if not (math.isfinite(args.l1) and args.l1 >= 0):
+        raise UsageError(f"--l1 must be a finite number ≥ 0, got {args.l1}")
+    if args.resume and args.overwrite:
+        raise UsageError("--resume continues the run in --out, --overwrite replaces it: "
+                         "choose one")
+
+
 def run_train(args: argparse.Namespace) -> int:
+    _check_train(args)
     _adapter()
     _threads(args)
     import numpy as np
 
     from rip_atoms.sae.harvest import ActivationStore
-    from rip_atoms.sae.train import TrainConfig, train_sae
+    from rip_atoms.sae.train import TrainConfig, check_output_folder, train_sae
 
-    store = ActivationStore(args.acts)
+    # refuse an existing run before reading the activations (exit 2 in no time)
+    check_output_folder(Path(args.out), resume=args.resume, overwrite=args.overwrite)
+    store = ActivationStore(args.acts).require_complete(args.allow_incomplete)
     layer = args.layer
     X_train, X_eval = store.split(layer, held_out=args.held_out) if args.held_out > 0 else (
         store.array(layer), None)
     target = args.target_l0 if args.target_l0 > 0 else None
+    width = args.width if args.width is not None else 4 * store.d_model
+    if target is not None and target > width:
+        raise UsageError(f"--target-l0 ({target:g}) must be ≤ the width N = {width} (4·d "
+                         "unless --width)")
     cfg = TrainConfig(
-        architecture=args.arch, width=args.width or 4 * store.d_model, target_l0=target,
+        architecture=args.arch, width=width, target_l0=target,
         steps=args.steps, batch_size=args.batch, lr=args.lr, whiten=args.whiten,
         checkpoint_every=args.checkpoint_every, seed=args.seed,
         l1_coefficient=args.l1, threads=args.threads,
@@ -119,8 +186,11 @@ def run_train(args: argparse.Namespace) -> int:
     meta = {"model_name": (store.manifest.get("model") or {}).get("name"),
             "hook_name": f"blocks.{used}.hook_resid_post" if used is not None else None,
             "hook_layer": used, "dataset_path": store.manifest.get("text")}
+    used_name = f", layer {used}" if used is not None else ""
+    source = f"{args.acts}{used_name}" + (" (training tokens)" if X_eval is not None else "")
     res = train_sae(X_train, cfg, out_dir=args.out, resume=args.resume,
-                    progress=show_progress(args), metadata=meta)
+                    overwrite=args.overwrite, progress=show_progress(args), metadata=meta,
+                    source=source)
     out = res.to_dict()
     out.pop("history", None)
     if X_eval is not None and X_eval.shape[0] > 1:
@@ -147,6 +217,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- atoms
 def run_atoms(args: argparse.Namespace) -> int:
+    _check(args, ints={"--layer": 0, "--tokens": 1, "--width": 1, "--steps": 1, "--batch": 1,
+                       "--context": 2, "--l1-tokens": 1, "--seed": 0, "--threads": 0},
+           positive=("--lr", "--target-l0"), fractions={"--held-out": (0.0, False)})
     _adapter()
     _quiet_transformers()
     _threads(args)
@@ -160,7 +233,7 @@ def run_atoms(args: argparse.Namespace) -> int:
         batch_size=args.batch, lr=args.lr, whiten=args.whiten, held_out=args.held_out,
         context_size=args.context, text=args.text, acts=args.acts, features=args.features,
         l1_tokens=args.l1_tokens, seed=args.seed, threads=args.threads,
-        model_dtype=args.dtype, device=args.device,
+        model_dtype=args.dtype, device=args.device, allow_incomplete=args.allow_incomplete,
     )
     res = run_atoms_experiment(exp, args.out, progress=show_progress(args),
                                log=lambda m: log(args, m))
@@ -215,7 +288,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fraction of contexts kept out of training and scored (0: none)")
     p.add_argument("--checkpoint-every", type=int, default=200, help="steps (0: never)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an SAE (and checkpoint) already in OUT (default: refuse)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="train on an interrupted harvest (manifest complete: false)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (≥ 0)")
     _add_threads(p)
     add_output_args(p)
     p.set_defaults(func=run_train)
@@ -236,12 +313,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--context", type=int, default=256)
     p.add_argument("--text", action="append", help="text source(s) (see harvest --text)")
     p.add_argument("--acts", help="use saved activations (harvest folder or .npy) instead")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="with --acts: accept an interrupted harvest (manifest complete: false)")
     p.add_argument("--features", metavar="SAE",
                    help="an SAE file/folder for the features row (e.g. a Gemma Scope "
                         "params.npz) instead of training the ReLU + L1 baseline")
     p.add_argument("--l1-tokens", type=int, default=256,
                    help="held-out tokens sampled for the exact ℓ1 test")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (≥ 0)")
     p.add_argument("--out", required=True, help="output folder")
     _add_threads(p)
     add_output_args(p)

@@ -18,6 +18,7 @@ instead (no torch needed, under a minute).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import sys
 import time
@@ -121,7 +122,7 @@ def _activations(args: argparse.Namespace, H: int):
         except ImportError as exc:
             raise FileFormatError(f"{args.acts}: a harvest folder is read by the torch adapter: "
                                   "pip install 'rip-atoms[torch]'") from exc
-        X = ActivationStore(args.acts).array(args.layer)
+        X = ActivationStore(args.acts).require_complete(args.allow_incomplete).array(args.layer)
     else:
         from rip_atoms.matrix_files import load_matrix
 
@@ -199,7 +200,8 @@ def _harvest_for(args: argparse.Namespace, sae, H: int) -> Path:
     if layer is None:
         raise UsageError("--model needs --layer L (the SAE does not name its hook layer)")
     log(args, f"loading {args.model} to harvest {args.tokens} tokens of layer {layer}")
-    lm = load_model(args.model, dtype=_dtype(args.dtype), device=args.device)
+    lm = load_model(args.model, dtype=_dtype(args.dtype), device=args.device,
+                    progress=show_progress(args))
     if lm.d_model != H:
         raise ShapeMismatchError(f"{args.target}: H = {H} but {args.model} has d_model = "
                                  f"{lm.d_model}")
@@ -215,7 +217,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
     if args.budget_s is not None and not (math.isfinite(args.budget_s) and args.budget_s > 0):
         raise UsageError(f"--budget-s must be a positive number of seconds, got {args.budget_s}")
     for opt, value, least in (("--tokens", args.tokens, 1), ("--steps", args.steps, 1),
-                              ("--threads", args.threads, 0)):
+                              ("--threads", args.threads, 0), ("--seed", args.seed, 0)):
         if value < least:
             raise UsageError(f"{opt} must be ≥ {least}, got {value}")
 
@@ -229,6 +231,10 @@ def run(args: argparse.Namespace) -> int:
     if args.target is not None and args.quick:
         raise UsageError("--quick runs the built-in synthetic default; drop TARGET or --quick")
     _check_numbers(args)
+    if args.model is not None and importlib.util.find_spec("torch") is not None:
+        from rip_atoms.kernels.torch_gram import resolve_device
+
+        resolve_device(args.device)  # a bad --device fails now, not after minutes of work
     # before any long work: the report folder must be writable (and loses a killed run's
     # temporary files); a folder made for the check is removed again until there is a report
     prepare_report_folder(out, keep=False)
@@ -271,6 +277,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "folder, Gemma Scope params.npz, ae.pt); default: the SmolLM2 run")
     p.add_argument("--acts", help="activations: an n×H .npy or a rip-atoms harvest folder (the "
                                   "metric is fitted on the first 80 %%, the rest is evaluated)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="use an interrupted harvest folder (manifest complete: false) as --acts")
     p.add_argument("--layer", type=int,
                    help="layer of a multi-layer harvest folder, or to harvest with --model "
                         "(default: the SAE's hook layer)")

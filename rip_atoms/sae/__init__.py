@@ -26,7 +26,12 @@ from rip_atoms.sae.canonical import SparseAutoencoder, estimate_input_scale
 from rip_atoms.sae.errors import (
     CheckpointError,
     CorruptShardError,
+    DegenerateActivationsError,
+    HarvestInterrupted,
+    IncompleteHarvestError,
     MissingDependencyError,
+    OutputExistsError,
+    TrainingInterrupted,
     UnknownArchitectureError,
 )
 from rip_atoms.sae.formats import detect_format, load_sae, save_sae
@@ -34,8 +39,13 @@ from rip_atoms.sae.formats import detect_format, load_sae, save_sae
 __all__ = [
     "CheckpointError",
     "CorruptShardError",
+    "DegenerateActivationsError",
+    "HarvestInterrupted",
+    "IncompleteHarvestError",
     "MissingDependencyError",
+    "OutputExistsError",
     "SparseAutoencoder",
+    "TrainingInterrupted",
     "UnknownArchitectureError",
     "detect_format",
     "estimate_input_scale",

@@ -398,10 +398,16 @@ def estimate_input_scale(X: np.ndarray, *, d_in: int | None = None, max_rows: in
     X = np.asarray(X) if not isinstance(X, np.memmap) else X
     n = X.shape[0]
     idx = np.linspace(0, n - 1, num=min(n, max_rows)).astype(np.int64)
+    if convention not in ("sae_lens", "unit_mean_square"):
+        raise ParameterError(
+            f"convention must be 'sae_lens' or 'unit_mean_square', not {convention!r}"
+        )
     sq = np.einsum("ij,ij->i", X[idx].astype(np.float64), X[idx].astype(np.float64))
+    if not sq.any():
+        from rip_atoms.sae.errors import DegenerateActivationsError
+
+        raise DegenerateActivationsError("activations: all zero, so they have no input scale")
     if convention == "sae_lens":
         d = d_in or X.shape[1]
         return float(math.sqrt(d) / np.sqrt(sq).mean())
-    if convention == "unit_mean_square":
-        return float(1.0 / math.sqrt(sq.mean()))
-    raise ValueError(f"convention must be 'sae_lens' or 'unit_mean_square', not {convention!r}")
+    return float(1.0 / math.sqrt(sq.mean()))

