@@ -17,7 +17,12 @@ from __future__ import annotations
 import numpy as np
 
 from rip_atoms.dictionary import Dictionary, as_dictionary
-from rip_atoms.errors import EmptyDictionaryError, ShapeMismatchError
+from rip_atoms.errors import (
+    EmptyDictionaryError,
+    ParameterError,
+    ParameterTypeError,
+    ShapeMismatchError,
+)
 from rip_atoms.metric import AIPMetric
 
 _U32 = 2.0**-24
@@ -29,14 +34,30 @@ def float32_cosine_tolerance(dim: int) -> float:
     return hu / (1.0 - hu) + 2.5 * _U32
 
 
+def float64_cosine_tolerance(dim: int, condition_number: float = 1.0) -> float:
+    """Bound on |float64 cosine − exact cosine| of cos(j, l) = dⱼᵀ S̃ dₗ / (‖dⱼ‖_S ‖dₗ‖_S) for
+    the atoms and S̃ as stored: 4(H + 2)·ε₆₄·κ(S̃) (ε₆₄ = 2⁻⁵²; the products S̃d and dᵀ(S̃d) carry
+    relative error ≤ (H + 1)ε₆₄‖S̃‖‖d‖², which is ≤ (H + 1)ε₆₄·κ(S̃) relative to ‖d‖²_S ≥
+    λmin(S̃)‖d‖²; the two norms and the division add a few ε₆₄; κ = 1 for raw cosines)."""
+    return 4.0 * (dim + 2) * float(np.finfo(np.float64).eps) * max(1.0, float(condition_number))
+
+
 def resolve_metric(d: Dictionary, metric: AIPMetric | str | None) -> AIPMetric | None:
-    """``"raw"``/None → Euclidean (None); ``"self"`` → (D Dᵀ)⁻¹; an AIPMetric is checked."""
+    """``"raw"``/None → Euclidean (None); ``"self"`` → (D Dᵀ)⁻¹; an AIPMetric is checked.
+
+    Any other string is a :class:`ParameterError`, any other object a
+    :class:`ParameterTypeError` (both name the value and the accepted ones)."""
     if metric is None or (isinstance(metric, str) and metric == "raw"):
         return None
     if isinstance(metric, str):
         if metric == "self":
             return AIPMetric.from_dictionary(d)
-        raise ValueError(f"metric must be 'raw', 'self', None or an AIPMetric, not {metric!r}")
+        raise ParameterError(
+            f"metric must be 'raw', 'self', None or an AIPMetric, not {metric!r}")
+    if not isinstance(metric, AIPMetric):
+        raise ParameterTypeError(
+            f"metric must be 'raw', 'self', None or an AIPMetric, not a "
+            f"{type(metric).__name__}")
     if metric.dim != d.dim:
         raise ShapeMismatchError(
             f"{d.provenance.source}: the metric is for H = {metric.dim} but the dictionary has "
@@ -76,9 +97,12 @@ class CorrectedAtoms:
     dictionary : the :class:`Dictionary` as given.
     metric : the :class:`AIPMetric` applied, or None for Euclidean geometry.
     live : indices (into the dictionary) of live atoms; row r of ``rows`` is atom ``live[r]``.
-    norms : float64 ‖dᵢ‖_S = ‖W dᵢ‖₂ for every atom (0 for dead atoms).
+    norms : float64 ‖dᵢ‖_S = ‖W dᵢ‖₂ for every atom (0 for dead atoms). Cosines are computed
+        from the atoms scaled by exact powers of two (:meth:`Dictionary.scaled_columns`, the
+        atoms as given unless they are tiny or huge), so they never underflow.
     rows : float32 N_live×H unit rows (None when built with ``rows=False``).
     tolerance : bound on the error of a float32 row cosine.
+    tolerance64 : bound on the error of a float64 cosine (:func:`float64_cosine_tolerance`).
     """
 
     def __init__(
@@ -94,14 +118,19 @@ class CorrectedAtoms:
         self.dictionary = d
         self.live = d.live_atoms
         if len(self.live) < min_live:
+            dead = d.dead_summary(with_source=False)
             raise EmptyDictionaryError(
                 f"{d.provenance.source}: needs at least {min_live} live atoms, found "
-                f"{len(self.live)}"
+                f"{len(self.live)}" + (f" ({dead})" if dead else "")
             )
         self.metric = resolve_metric(d, metric)
         self.tolerance = float32_cosine_tolerance(d.dim)
+        self.tolerance64 = float64_cosine_tolerance(
+            d.dim, 1.0 if self.metric is None else self.metric.condition_number)
         self.rows = None
         self.norms = np.zeros(d.n_atoms)
+        self._snorms = np.zeros(d.n_atoms)  # ‖W 2^−eᵢ dᵢ‖₂, the norms of the scaled atoms
+        exps = d.column_exponents
         reuse = (
             rows and self.metric is None and len(d.dead_atoms) == 0
             and d.atoms.dtype == np.float32 and d.atoms.T.flags.c_contiguous
@@ -111,17 +140,20 @@ class CorrectedAtoms:
         if reuse:  # unit float32 N×H rows already: use them in place, widen the tolerance
             self.rows = d.atoms.T
             self.norms[:] = d.norms
+            self._snorms[:] = d.norms
             self.tolerance += 2 * float(np.abs(d.norms**2 - 1.0).max())
             return
         if rows:
             self.rows = np.empty((len(self.live), d.dim), dtype=np.float32)
         for s in range(0, len(self.live), chunk):
             idx = self.live[s : s + chunk]
-            X = d.columns(idx)
+            X = d.scaled_columns(idx)
             if self.metric is not None:
                 X = self.metric.W @ X
             nx = np.linalg.norm(X, axis=0)
-            self.norms[idx] = nx
+            self._snorms[idx] = nx
+            with np.errstate(over="ignore", under="ignore"):
+                self.norms[idx] = np.ldexp(nx, exps[idx])
             if rows:
                 self.rows[s : s + len(idx)] = (X / nx).T
 
@@ -142,7 +174,9 @@ class CorrectedAtoms:
         ‖D̃‖₂ ≤ ‖A‖₂ · maxᵢ 1/nᵢ. A relative slack of 1e-12 covers the float64 eigensolve.
         """
         if self.rows is None:
-            raise ValueError("built with rows=False")
+            raise ParameterError(
+                "spectral_norm_sq_upper needs the float32 rows: build CorrectedAtoms with "
+                "rows=True")
         M = np.zeros((self.dim, self.dim))
         for s in range(0, self.rows.shape[0], chunk):
             X = self.rows[s : s + chunk].astype(np.float64)
@@ -160,7 +194,7 @@ class CorrectedAtoms:
     def vectors(self, atoms) -> np.ndarray:
         """float64 H×k matrix of d̃ᵢ for the given atom indices (exact)."""
         atoms = np.asarray(atoms, dtype=np.int64)
-        X = self.dictionary.columns(atoms)
+        X = self.dictionary.scaled_columns(atoms)
         if self.metric is not None:
             X = self.metric.W @ X
         return X / np.linalg.norm(X, axis=0)
@@ -168,9 +202,9 @@ class CorrectedAtoms:
     def gram(self, atoms) -> np.ndarray:
         """float64 G_S = D̃_Sᵀ D̃_S for a support S (atom indices as given)."""
         atoms = np.asarray(atoms, dtype=np.int64)
-        X = self.dictionary.columns(atoms)
+        X = self.dictionary.scaled_columns(atoms)
         SX = X if self.metric is None else self.metric.S @ X
-        G = (X.T @ SX) / np.outer(self.norms[atoms], self.norms[atoms])
+        G = (X.T @ SX) / np.outer(self._snorms[atoms], self._snorms[atoms])
         G = 0.5 * (G + G.T)
         np.fill_diagonal(G, 1.0)
         return G
@@ -178,10 +212,10 @@ class CorrectedAtoms:
     def cosines_row(self, j: int, cols) -> np.ndarray:
         """float64 |cos(j, l)| for l in ``cols`` (atom indices as given)."""
         cols = np.asarray(cols, dtype=np.int64)
-        dj = self.dictionary.columns([j])[:, 0]
+        dj = self.dictionary.scaled_columns([j])[:, 0]
         v = dj if self.metric is None else self.metric.S @ dj
-        vals = self.dictionary.columns(cols).T @ v
-        return np.abs(vals) / (self.norms[j] * self.norms[cols])
+        vals = self.dictionary.scaled_columns(cols).T @ v
+        return np.abs(vals) / (self._snorms[j] * self._snorms[cols])
 
     def cosines_pairs(self, pairs: np.ndarray) -> np.ndarray:
         """float64 |cos(i, j)| for an m×2 array of atom-index pairs."""

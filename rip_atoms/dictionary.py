@@ -4,12 +4,23 @@ Notation (DESIGN.md): D ∈ R^{H×N}, columns dᵢ are atoms. An SAE's ``W_dec``
 D = W_decᵀ (``rows_are_atoms=True``). Unit normalisation is kept separate from the raw atoms:
 ``atoms`` is D as given, ``norms`` holds ‖dᵢ‖₂ in float64, and :meth:`Dictionary.unit` returns
 dᵢ/‖dᵢ‖₂. An atom is *dead* when ‖dᵢ‖₂ ≤ ``dead_rtol``·maxⱼ‖dⱼ‖₂ (zero in practice); its cosines
-are undefined, so it is excluded from coherence and reported. Duplicate atoms (|cos| ≥ 1 − 1e-6)
-are found by the coherence pass (:func:`rip_atoms.coherence.coherence`), which reports them.
+are undefined, so it is excluded from coherence and reported (:meth:`Dictionary.dead_summary`
+says why, e.g. that one huge atom puts the others below the threshold). Duplicate atoms
+(|cos| ≥ 1 − 1e-6) are found by the coherence pass (:func:`rip_atoms.coherence.coherence`), which
+reports them.
+
+Scale. Norms are computed without underflow or overflow: a float64 column whose largest entry
+lies outside [2⁻²⁰⁰, 2²⁰⁰] is first multiplied by an exact power of two, 2^−eᵢ
+(:attr:`Dictionary.column_exponents`, 0 for every column in range, so ordinary dictionaries are
+used exactly as given), which brings it to unit scale (:meth:`Dictionary.scaled_columns`). A
+dictionary multiplied by 1e-300 therefore has the same unit atoms, dead atoms and cosines as the
+original; only the Euclidean norms carry the scale.
 """
 
 from __future__ import annotations
 
+import math
+import operator
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -17,10 +28,18 @@ from pathlib import Path
 
 import numpy as np
 
-from rip_atoms.errors import EmptyDictionaryError, FileFormatError, NonFiniteError
-from rip_atoms.matrix_files import load_matrix
+from rip_atoms.errors import (
+    EmptyDictionaryError,
+    FileFormatError,
+    NonFiniteError,
+    ParameterError,
+    ParameterTypeError,
+)
+from rip_atoms.matrix_files import check_memory, load_matrix
 
 DEAD_RTOL = 1e-8
+NONFINITE_MODES = ("raise", "dead")
+_SAFE_EXPONENT = 200  # columns with max |entry| in [2^-200, 2^200] are used as given
 DUPLICATE_TOL = 1e-6
 SAE_SUFFIXES = (".npz", ".pt", ".pth")  # read by the torch adapter (rip_atoms.sae)
 
@@ -41,6 +60,36 @@ class Provenance:
         d = asdict(self)
         d["shape"] = list(self.shape)
         return d
+
+
+def _check_dead_rtol(dead_rtol: float) -> float:
+    try:
+        v = float(dead_rtol)
+    except (TypeError, ValueError):
+        raise ParameterTypeError(
+            f"dead_rtol must be a number in [0, 1), got {dead_rtol!r}") from None
+    if not 0.0 <= v < 1.0:  # also rejects NaN
+        raise ParameterError(f"dead_rtol must be a number in [0, 1), got {dead_rtol!r}")
+    return v
+
+
+def _check_nonfinite(nonfinite: str) -> str:
+    if not isinstance(nonfinite, str) or nonfinite not in NONFINITE_MODES:
+        raise ParameterError(f"nonfinite must be 'raise' or 'dead', not {nonfinite!r}")
+    return nonfinite
+
+
+def _column_exponents(arr: np.ndarray) -> np.ndarray:
+    """eᵢ with 2^−eᵢ·dᵢ at unit scale for float64 columns outside [2⁻²⁰⁰, 2²⁰⁰]; 0 otherwise
+    (float32 and narrower columns are always in range for float64 arithmetic)."""
+    n = arr.shape[1]
+    if arr.dtype != np.float64 or n == 0:
+        return np.zeros(n, dtype=np.int64)
+    peak = np.maximum(arr.max(axis=0), -arr.min(axis=0))
+    _, e = np.frexp(peak)
+    e = e.astype(np.int64)
+    e[(e > -_SAFE_EXPONENT) & (e < _SAFE_EXPONENT)] = 0
+    return e
 
 
 def _nonfinite_message(arr: np.ndarray, what: str) -> str:
@@ -67,8 +116,10 @@ class Dictionary:
     nonfinite : {"raise", "dead"}
         Non-finite entries raise :class:`NonFiniteError` naming the first offending atom and row
         (default), or with ``"dead"`` the offending atoms are zeroed and reported as dead.
-    dead_rtol : float
-        Atoms with ‖dᵢ‖₂ ≤ dead_rtol · max‖dⱼ‖₂ are dead.
+    dead_rtol : float in [0, 1)
+        Atoms with ‖dᵢ‖₂ ≤ dead_rtol · max‖dⱼ‖₂ are dead (default 1e-8; 0 keeps every non-zero
+        atom). Invalid values raise :class:`~rip_atoms.errors.ParameterError`, as does a
+        ``nonfinite`` other than "raise"/"dead" (checked whether or not D is finite).
     """
 
     def __init__(
@@ -82,14 +133,18 @@ class Dictionary:
         dead_rtol: float = DEAD_RTOL,
         note: str | None = None,
     ) -> None:
+        nonfinite = _check_nonfinite(nonfinite)
+        dead_rtol = _check_dead_rtol(dead_rtol)
         arr = np.asarray(atoms)
         if arr.ndim != 2:
             raise FileFormatError(f"{source}: a dictionary is a 2-D matrix, got shape {arr.shape}")
         if not np.issubdtype(arr.dtype, np.floating):
             if not np.issubdtype(arr.dtype, np.integer):
                 raise FileFormatError(f"{source}: expected real numbers, got dtype {arr.dtype}")
+            check_memory(arr.size * 8, f"{source}: converting the {arr.dtype} matrix to float64")
             arr = arr.astype(np.float64)
         elif arr.dtype not in (np.float32, np.float64):
+            check_memory(arr.size * 4, f"{source}: widening the {arr.dtype} matrix to float32")
             arr = arr.astype(np.float32)  # float16 and friends: widen exactly
         orig_dtype = str(np.asarray(atoms).dtype)
         if rows_are_atoms:
@@ -101,20 +156,43 @@ class Dictionary:
         if nonfinite_atoms.size:
             if nonfinite == "raise":
                 raise NonFiniteError(_nonfinite_message(arr, source))
-            if nonfinite != "dead":
-                raise ValueError(f"nonfinite must be 'raise' or 'dead', not {nonfinite!r}")
             arr = np.array(arr, copy=True)
             arr[:, nonfinite_atoms] = 0
-        norms = np.sqrt(np.einsum("ij,ij->j", arr, arr, dtype=np.float64))
-        max_norm = float(norms.max())
-        dead = np.flatnonzero(norms <= dead_rtol * max_norm) if max_norm > 0 else np.arange(
-            arr.shape[1]
-        )
+        exps = _column_exponents(arr)
+        with np.errstate(under="ignore", over="ignore"):
+            norms = np.sqrt(np.einsum("ij,ij->j", arr, arr, dtype=np.float64))
+        scaled_norms = norms.copy()
+        out_of_range = np.flatnonzero(exps)
+        if out_of_range.size:  # exact power-of-two scaling: no underflow, no overflow
+            sc = np.ldexp(np.asarray(arr[:, out_of_range], dtype=np.float64),
+                          -exps[out_of_range])
+            scaled_norms[out_of_range] = np.sqrt(np.einsum("ij,ij->j", sc, sc))
+            with np.errstate(under="ignore", over="ignore"):
+                norms[out_of_range] = np.ldexp(scaled_norms[out_of_range], exps[out_of_range])
+            # dead atoms relative to the largest norm, compared on the log scale
+            with np.errstate(divide="ignore"):
+                log2n = np.log2(scaled_norms) + exps
+            top = float(log2n.max())
+            dead = (np.flatnonzero(log2n <= math.log2(dead_rtol) + top) if dead_rtol > 0
+                    else np.flatnonzero(scaled_norms == 0)) if top > -np.inf else np.arange(
+                arr.shape[1])
+            max_atom = int(np.argmax(log2n))
+        else:
+            max_norm = float(norms.max())
+            dead = np.flatnonzero(norms <= dead_rtol * max_norm) if max_norm > 0 else np.arange(
+                arr.shape[1]
+            )
+            max_atom = int(np.argmax(norms))
+        exps.flags.writeable = False
+        scaled_norms.flags.writeable = False
         arr = arr.view()
         arr.flags.writeable = False
         norms.flags.writeable = False
         self._atoms = arr
         self._norms = norms
+        self._exps = exps
+        self._scaled_norms = scaled_norms
+        self._max_atom = max_atom
         self._dead = dead
         self._nonfinite_atoms = nonfinite_atoms
         self.dead_rtol = dead_rtol
@@ -130,9 +208,21 @@ class Dictionary:
     # ------------------------------------------------------------------ construction
     @classmethod
     def neurons(cls, dim: int) -> Dictionary:
-        """The neuron basis D = I_H (each coordinate of the representation is a unit)."""
+        """The neuron basis D = I_H (each coordinate of the representation is a unit).
+
+        D is materialised as an H×H float64 matrix (8·H² bytes): when that does not fit in the
+        available memory (:func:`rip_atoms.matrix_files.check_memory`) the request is refused
+        with :class:`~rip_atoms.errors.InsufficientMemoryError` before allocating.
+        """
+        try:
+            dim = operator.index(dim)
+        except TypeError:
+            raise ParameterTypeError(
+                f"neurons:{dim!r}: the dimension must be a positive integer") from None
         if dim < 1:
             raise FileFormatError(f"neurons:{dim}: the dimension must be a positive integer")
+        check_memory(8 * dim * dim, f"neurons:{dim}: the neuron basis (a {dim}×{dim} float64 "
+                                    "identity matrix)", hint="use a smaller H")
         return cls(np.eye(dim), source=f"neurons:{dim}")
 
     @classmethod
@@ -143,12 +233,15 @@ class Dictionary:
         tensor: str | None = None,
         rows_are_atoms: bool = False,
         nonfinite: str = "raise",
+        dead_rtol: float = DEAD_RTOL,
     ) -> Dictionary:
         """Read a `.npy` or `.safetensors` matrix (H×N; N×H with ``rows_are_atoms``)."""
+        _check_nonfinite(nonfinite)
+        _check_dead_rtol(dead_rtol)
         arr = load_matrix(path, tensor)
         return cls(
             arr, source=str(path), tensor=tensor, rows_are_atoms=rows_are_atoms,
-            nonfinite=nonfinite,
+            nonfinite=nonfinite, dead_rtol=dead_rtol,
         )
 
     @classmethod
@@ -159,28 +252,41 @@ class Dictionary:
         tensor: str | None = None,
         rows_are_atoms: bool = False,
         nonfinite: str = "raise",
+        dead_rtol: float = DEAD_RTOL,
     ) -> Dictionary:
         """Load a dictionary from a CLI-style spec: ``neurons:H``, a `.npy` or a `.safetensors`
         matrix, or an SAE — a SAELens / sparsify folder, a Gemma Scope ``.npz``, a
         dictionary_learning ``ae.pt`` (``weights_only=True``) — read by the torch adapter
         (:mod:`rip_atoms.sae`, imported only here and only for those) as D = W_decᵀ with the
-        decoder norms kept."""
+        decoder norms kept. ``dead_rtol`` sets the dead-atom threshold (see :class:`Dictionary`).
+        """
+        _check_nonfinite(nonfinite)
+        dead_rtol = _check_dead_rtol(dead_rtol)
         text = str(spec)
         m = re.fullmatch(r"neurons:(\d+)", text)
         if m:
-            return cls.neurons(int(m.group(1)))
+            d = cls.neurons(int(m.group(1)))
+            return d if dead_rtol == DEAD_RTOL else d.with_dead_rtol(dead_rtol)
         if text.startswith("neurons:"):
             raise FileFormatError(f"{text}: expected neurons:H with H a positive integer")
         path = Path(text)
         if is_sae_spec(path):
-            return cls._from_sae(path)
+            d = cls._from_sae(path)
+            return d if dead_rtol == DEAD_RTOL else d.with_dead_rtol(dead_rtol)
         return cls.from_file(path, tensor=tensor, rows_are_atoms=rows_are_atoms,
-                             nonfinite=nonfinite)
+                             nonfinite=nonfinite, dead_rtol=dead_rtol)
 
     @classmethod
     def _from_sae(cls, path: Path) -> Dictionary:
         """D = W_decᵀ of an SAE file or folder, through the torch adapter (lazy import)."""
         return load_sae_spec(path).dictionary()
+
+    def with_dead_rtol(self, dead_rtol: float) -> Dictionary:
+        """The same atoms and provenance with another dead-atom threshold."""
+        p = self.provenance
+        atoms = self._atoms.T if p.rows_are_atoms else self._atoms
+        return Dictionary(atoms, source=p.source, tensor=p.tensor,
+                          rows_are_atoms=p.rows_are_atoms, dead_rtol=dead_rtol, note=p.note)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -218,6 +324,58 @@ class Dictionary:
         return self._nonfinite_atoms
 
     @property
+    def column_exponents(self) -> np.ndarray:
+        """eᵢ such that 2^−eᵢ·dᵢ is at unit scale, for float64 columns whose largest entry lies
+        outside [2⁻²⁰⁰, 2²⁰⁰]; 0 for every other column (int64, read-only)."""
+        return self._exps
+
+    @property
+    def scaled_norms(self) -> np.ndarray:
+        """‖2^−eᵢ·dᵢ‖₂ (float64, read-only): the norms of :meth:`scaled_columns`, which never
+        underflow or overflow; equal to :attr:`norms` for columns with eᵢ = 0."""
+        return self._scaled_norms
+
+    def scaled_columns(self, idx: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+        """``D[:, idx]·2^−e[idx]`` (exact power-of-two scaling; the raw columns when every
+        eᵢ = 0): the same directions as :meth:`columns`, safe to multiply and square."""
+        idx = np.asarray(idx)
+        X = np.asarray(self._atoms[:, idx], dtype=np.float64 if self._exps.any() else dtype)
+        e = self._exps[idx]
+        if np.any(e):
+            X = np.ldexp(X, -e)
+        return np.asarray(X, dtype=dtype)
+
+    def dead_summary(self, *, with_source: bool = True) -> str | None:
+        """Why atoms are dead, in one sentence (None when none is): how many are zero (or
+        non-finite, with ``nonfinite="dead"``) and how many fall below the threshold
+        ``dead_rtol``·max‖dⱼ‖₂ relative to the largest atom, naming it and the option that
+        changes the threshold."""
+        if self._dead.size == 0:
+            return None
+        src = self.provenance.source
+        zero = self._dead[self._scaled_norms[self._dead] == 0]
+        nonfinite = np.intersect1d(zero, self._nonfinite_atoms)
+        small = np.setdiff1d(self._dead, zero)
+        parts = []
+        n_zero = len(zero) - len(nonfinite)
+        if n_zero:
+            parts.append(f"{n_zero} are zero")
+        if len(nonfinite):
+            parts.append(f"{len(nonfinite)} held non-finite values")
+        if len(small):
+            j = self._max_atom
+            below = float(np.max(self._norms[small]))
+            parts.append(
+                f"{len(small)} are non-zero but their norms (at most {below:.3g}) are below the "
+                f"dead-atom threshold dead_rtol·max‖dⱼ‖ = {self.dead_rtol:g} × "
+                f"{float(self._norms[j]):.3g} (the largest norm, atom {j}); if atom {j} is "
+                "an outlier, fix it, or lower the threshold (Dictionary(..., dead_rtol=…), "
+                "CLI --dead-rtol; 0 keeps every non-zero atom)"
+            )
+        return ((f"{src}: " if with_source else "")
+                + f"{len(self._dead)} of {self.n_atoms} atoms are dead: " + "; ".join(parts))
+
+    @property
     def live_atoms(self) -> np.ndarray:
         """Indices of atoms that are not dead."""
         mask = np.ones(self.n_atoms, dtype=bool)
@@ -226,12 +384,17 @@ class Dictionary:
 
     def unit(self, dtype: type = np.float64) -> np.ndarray:
         """H×N matrix of unit atoms dᵢ/‖dᵢ‖₂ (dead atoms are zero columns)."""
-        out = np.asarray(self._atoms, dtype=dtype).copy()
+        with np.errstate(over="ignore", under="ignore"):  # out-of-range columns: fixed below
+            out = np.asarray(self._atoms, dtype=dtype).copy()
         scale = np.zeros(self.n_atoms)
-        live = self._norms > 0
+        live = (self._norms > 0) & (self._exps == 0)
         scale[live] = 1.0 / self._norms[live]
         scale[self._dead] = 0.0
-        out *= scale.astype(dtype)
+        fix = np.setdiff1d(np.flatnonzero(self._exps), self._dead)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            out *= scale.astype(dtype)
+        if fix.size:  # tiny or huge columns: scale exactly first, then normalise
+            out[:, fix] = (self.scaled_columns(fix) / self._scaled_norms[fix]).astype(dtype)
         return out
 
     def columns(self, idx: np.ndarray, dtype: type = np.float64) -> np.ndarray:
@@ -253,6 +416,8 @@ class Dictionary:
             "provenance": self.provenance.to_dict(),
             "dead_atoms": [int(i) for i in self._dead],
             "nonfinite_atoms": [int(i) for i in self._nonfinite_atoms],
+            "dead_rtol": self.dead_rtol,
+            "dead_note": self.dead_summary(),
             "norm_min": float(live_norms.min()) if live_norms.size else None,
             "norm_max": float(live_norms.max()) if live_norms.size else None,
             "norm_mean": float(live_norms.mean()) if live_norms.size else None,

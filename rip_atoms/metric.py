@@ -19,15 +19,62 @@ cosine of (A u, A v) under S̃' equals that of (u, v) under S̃ (exactly when th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from rip_atoms.dictionary import Dictionary, as_dictionary
-from rip_atoms.errors import NonFiniteError, ShapeMismatchError, SingularMetricError
+from rip_atoms.errors import (
+    NonFiniteError,
+    ParameterError,
+    ParameterTypeError,
+    ShapeMismatchError,
+    SingularMetricError,
+)
 
 RCOND = 1e-10
+# the matrix inverted must have its largest eigenvalue in [2^-900, 2^900]: then it, its inverse
+# and the whitening (with condition number ≤ 1/rcond) are normal float64 numbers, computed to
+# full precision
+_EIG_RANGE = (2.0**-900, 2.0**900)
+
+
+def check_ridge(ridge: float) -> float:
+    """λ as a float: a finite number ≥ 0, else :class:`ParameterError` naming ``ridge``."""
+    try:
+        v = float(ridge)
+    except (TypeError, ValueError):
+        raise ParameterTypeError(f"ridge must be a finite number ≥ 0, got {ridge!r}") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise ParameterError(f"ridge must be a finite number ≥ 0, got {ridge!r}")
+    return v
+
+
+def _check_rcond(rcond: float) -> float:
+    try:
+        v = float(rcond)
+    except (TypeError, ValueError):
+        raise ParameterTypeError(f"rcond must be a number in (0, 1), got {rcond!r}") from None
+    if not 0.0 < v < 1.0:
+        raise ParameterError(f"rcond must be a number in (0, 1), got {rcond!r}")
+    return v
+
+
+def _real_array(v, what: str) -> np.ndarray:
+    """``v`` as an ndarray of real numbers (complex, string or object input is refused rather
+    than silently cast, which would drop imaginary parts)."""
+    arr = np.asarray(v)
+    if np.iscomplexobj(arr):
+        raise ParameterError(
+            f"{what}: complex values (dtype {arr.dtype}); the AIP metric is defined for real "
+            "vectors: pass the real part (or stack real and imaginary parts) explicitly"
+        )
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+            or arr.dtype == np.bool_):
+        raise ParameterTypeError(f"{what}: expected real numbers, got dtype {arr.dtype}")
+    return arr
 
 
 @dataclass(frozen=True)
@@ -73,20 +120,33 @@ class AIPMetric:
         """S̃ = (Σ + λ·(tr Σ/H)·I)⁻¹ from a symmetric moment matrix Σ.
 
         Raises :class:`SingularMetricError` when the smallest eigenvalue of the regularised
-        matrix is ≤ rcond × the largest (the inverse would be meaningless in float64).
+        matrix is ≤ rcond × the largest (the inverse would be meaningless in float64), or when
+        its largest eigenvalue lies outside [2⁻⁹⁰⁰, 2⁹⁰⁰] (its inverse would underflow or
+        overflow float64: the data are too small or too large; cosines do not depend on their
+        scale, so rescaling them is harmless). ``ridge`` must be finite and ≥ 0 and ``rcond`` in
+        (0, 1), else :class:`ParameterError`.
         """
-        sigma = np.asarray(sigma, dtype=np.float64)
+        ridge = check_ridge(ridge)
+        rcond = _check_rcond(rcond)
+        sigma = _real_array(sigma, what).astype(np.float64, copy=False)
         if sigma.ndim != 2 or sigma.shape[0] != sigma.shape[1]:
             raise ShapeMismatchError(f"{what}: expected a square matrix, got {sigma.shape}")
         if not np.isfinite(sigma).all():
-            raise NonFiniteError(f"{what}: holds non-finite values")
-        if ridge < 0:
-            raise ValueError(f"ridge must be ≥ 0, got {ridge}")
+            raise NonFiniteError(f"{info.get('source') or what}: the {what} holds non-finite "
+                                 "values")
         h = sigma.shape[0]
         sigma = 0.5 * (sigma + sigma.T)
         ridge_abs = ridge * float(np.trace(sigma)) / h
         lam, vec = np.linalg.eigh(sigma + ridge_abs * np.eye(h))
         top = float(lam[-1])
+        if top > 0 and not _EIG_RANGE[0] <= top <= _EIG_RANGE[1]:
+            side = "small" if top < _EIG_RANGE[0] else "large"
+            raise SingularMetricError(
+                f"{info.get('source') or what}: the {what} has eigenvalues of order {top:.3g}, "
+                f"too {side} for float64: its inverse cannot be computed accurately; rescale "
+                "the data (AIP cosines, μ, RIP and spark do not depend on their scale) or use "
+                "the raw (Euclidean) metric"
+            )
         if top <= 0 or lam[0] <= rcond * top:
             cond = np.inf if lam[0] <= 0 else top / float(lam[0])
             n_small = int(np.sum(lam <= rcond * max(top, 0.0)))
@@ -131,21 +191,38 @@ class AIPMetric:
         :class:`SingularMetricError`.
         With W = (D Dᵀ)^{-1/2}, the whitened W D is a Parseval frame: (W D)(W D)ᵀ = I_H.
         """
+        if atoms not in ("unit", "raw"):
+            raise ParameterError(f"atoms must be 'unit' or 'raw', not {atoms!r}")
+        ridge = check_ridge(ridge)
         d = as_dictionary(D)
-        if atoms == "unit":
-            mat = d.unit(np.float64)
-        elif atoms == "raw":
-            mat = np.asarray(d.atoms, dtype=np.float64)
-        else:
-            raise ValueError(f"atoms must be 'unit' or 'raw', not {atoms!r}")
         if len(d.live_atoms) < d.dim:
+            dead = d.dead_summary(with_source=False)
             raise SingularMetricError(
                 f"{d.provenance.source}: D Dᵀ is singular: {len(d.live_atoms)} live atoms "
                 f"cannot span H = {d.dim} dimensions; use the raw (Euclidean) metric or "
-                "activations"
+                "activations" + (f" ({dead})" if dead else "")
+            )
+        mat = d.unit(np.float64) if atoms == "unit" else np.asarray(d.atoms, dtype=np.float64)
+        peak = float(np.max(np.abs(mat)))
+        if not _EIG_RANGE[0] <= peak * peak <= _EIG_RANGE[1]:
+            side = "small" if peak * peak < _EIG_RANGE[0] else "large"
+            raise SingularMetricError(
+                f"{d.provenance.source}: the atoms are too {side} for the self metric "
+                f"(D Dᵀ)⁻¹ to be computed in float64 (largest |entry| of D is {peak:.3g}: "
+                f"D Dᵀ would {'underflow' if side == 'small' else 'overflow'}); rescale the "
+                "dictionary (AIP cosines, μ, RIP and spark do not depend on its scale) or use "
+                "the raw (Euclidean) metric"
+            )
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            moment = mat @ mat.T
+        if not np.isfinite(moment).all():
+            raise SingularMetricError(
+                f"{d.provenance.source}: D Dᵀ overflows float64 (largest |entry| of D is "
+                f"{peak:.3g}); rescale the dictionary (AIP cosines, μ, RIP and spark do not "
+                "depend on its scale) or use the raw (Euclidean) metric"
             )
         return cls.from_moment(
-            mat @ mat.T, kind="dictionary", ridge=ridge, rcond=rcond, what="D Dᵀ",
+            moment, kind="dictionary", ridge=ridge, rcond=rcond, what="D Dᵀ",
             source=d.provenance.source,
         )
 
@@ -160,7 +237,7 @@ class AIPMetric:
         return float(self.moment_eigenvalues[-1] / self.moment_eigenvalues[0])
 
     def _check(self, v: np.ndarray, what: str) -> np.ndarray:
-        v = np.asarray(v, dtype=np.float64)
+        v = _real_array(v, what).astype(np.float64, copy=False)
         if v.shape[0] != self.dim:
             raise ShapeMismatchError(
                 f"{what}: has {v.shape[0]} rows but the metric is for H = {self.dim}"
@@ -192,7 +269,7 @@ class AIPMetric:
     def corrected(self, D: Dictionary | np.ndarray) -> Dictionary:
         """The AIP-corrected dictionary D̃ with columns W dᵢ / ‖W dᵢ‖₂ (dead atoms stay 0)."""
         d = as_dictionary(D)
-        wd = self.whiten(np.asarray(d.atoms, dtype=np.float64))
+        wd = self.whiten(d.scaled_columns(np.arange(d.n_atoms)))  # exact 2^k scaling per atom
         norms = np.linalg.norm(wd, axis=0)
         scale = np.zeros_like(norms)
         live = np.setdiff1d(np.flatnonzero(norms > 0), d.dead_atoms)
@@ -249,12 +326,18 @@ def fit_metric(
     n < H, when Σ has rank ≤ n).
     """
     label = source or "activations"
+    ridge = check_ridge(ridge)
+    _check_rcond(rcond)
+    if not isinstance(chunk_size, int | np.integer) or isinstance(chunk_size, bool):
+        raise ParameterTypeError(f"chunk_size must be an integer ≥ 1, got {chunk_size!r}")
+    if chunk_size < 1:
+        raise ParameterError(f"chunk_size must be an integer ≥ 1, got {chunk_size}")
     n = 0
     h = None
     mean = None
     scatter = None  # Σ (x − x̄)(x − x̄)ᵀ if center else Σ x xᵀ
     for chunk in _iter_chunks(activations, chunk_size):
-        c = np.asarray(chunk, dtype=np.float64)
+        c = _real_array(chunk, label).astype(np.float64, copy=False)
         if c.ndim != 2:
             raise ShapeMismatchError(f"{label}: expected n×H chunks, got shape {c.shape}")
         if h is None:
@@ -369,7 +452,7 @@ def representation_shift(
     """Distribution of pairwise cosines cos(xᵢ, xⱼ), i < j, over a random sample of
     ``n_vectors`` activations: Euclidean, and under the AIP (cosines of W xᵢ). Zero rows are
     skipped. Returns mean, std, quantiles, mean angle and a histogram over [−1, 1] for each."""
-    X = np.asarray(activations)
+    X = _real_array(activations, "activations")
     if X.ndim != 2 or X.shape[1] != metric.dim:
         raise ShapeMismatchError(
             f"activations: shape {X.shape} does not match the metric's H = {metric.dim}"

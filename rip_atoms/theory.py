@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special
 
+from rip_atoms.errors import ParameterError, ParameterTypeError
+
 __all__ = [
     "GaussianCoherence",
     "coherence_certified_k",
@@ -53,16 +55,23 @@ def _positive_int(name: str, value: int) -> int:
     try:
         v = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+        raise ParameterTypeError(f"{name} must be an integer, got {value!r}") from None
     if v < 1:
-        raise ValueError(f"{name} must be >= 1, got {v}")
+        raise ParameterError(f"{name} must be >= 1, got {v}")
     return v
 
 
+def _as_float(name: str, value: float) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ParameterTypeError(f"{name} must be a real number, got {value!r}") from None
+
+
 def _unit_interval(name: str, value: float) -> float:
-    v = float(value)
+    v = _as_float(name, value)
     if not 0.0 <= v <= 1.0:  # also rejects NaN
-        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+        raise ParameterError(f"{name} must lie in [0, 1], got {value!r}")
     return v
 
 
@@ -130,7 +139,7 @@ def generalized_welch_delta(H: int, N: int, k: int) -> float:
     N = _positive_int("N", N)
     k = _positive_int("k", k)
     if k > N:
-        raise ValueError(f"k must be <= N = {N}, got {k}")
+        raise ParameterError(f"k must be <= N = {N}, got {k}")
     if N <= H or k <= 1:
         return 0.0
     return math.sqrt((k - 1) * (N - H) / (H * (N - 1)))
@@ -295,9 +304,9 @@ def rho_weak(delta: float, nonneg: bool = False) -> float:
     float
         rho_W in (0, 1].
     """
-    d = float(delta)
+    d = _as_float("delta", delta)
     if not 0.0 < d <= 1.0:
-        raise ValueError(f"delta = H/N must lie in (0, 1], got {delta!r}")
+        raise ParameterError(f"delta = H/N must lie in (0, 1], got {delta!r}")
     if d == 1.0:
         return 1.0
 
@@ -337,7 +346,7 @@ def k_weak(H: int, N: int, nonneg: bool = False) -> float:
     H = _positive_int("H", H)
     N = _positive_int("N", N)
     if H > N:
-        raise ValueError(f"k_weak needs H <= N (delta = H/N <= 1), got H={H}, N={N}")
+        raise ParameterError(f"k_weak needs H <= N (delta = H/N <= 1), got H={H}, N={N}")
     return rho_weak(H / N, nonneg) * H
 
 
@@ -426,11 +435,11 @@ def gaussian_coherence(
     H = _positive_int("H", H)
     N = _positive_int("N", N)
     if N < 3:
-        raise ValueError(f"gaussian_coherence needs N >= 3, got N={N}")
-    qs = [float(q) for q in quantiles]
+        raise ParameterError(f"gaussian_coherence needs N >= 3, got N={N}")
+    qs = [_as_float("quantile level", q) for q in quantiles]
     for q in qs:
         if not 0.0 < q < 1.0:
-            raise ValueError(f"quantile levels must lie in (0, 1), got {q!r}")
+            raise ParameterError(f"quantile levels must lie in (0, 1), got {q!r}")
 
     log_n = math.log(N)
     centre = 4.0 * log_n - math.log(log_n)
@@ -459,9 +468,9 @@ def gaussian_coherence(
 
 
 def _coherence_value(mu: float) -> float:
-    m = float(mu)
+    m = _as_float("coherence mu", mu)
     if not 0.0 <= m <= 1.0 + 1e-12:
-        raise ValueError(f"coherence mu must lie in [0, 1], got {mu!r}")
+        raise ParameterError(f"coherence mu must lie in [0, 1], got {mu!r}")
     return min(m, 1.0)
 
 

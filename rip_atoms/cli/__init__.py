@@ -36,11 +36,16 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
-    except (RipAtomsError, ValueError, OverflowError) as exc:
-        # RipAtomsError: bad input; ValueError/OverflowError: argument values the maths rejects
+    except RipAtomsError as exc:
+        # bad input (every library input error is a RipAtomsError): one line, exit 2. Any other
+        # exception, ValueError included, is a bug and keeps its traceback (exit 1).
         msg = " ".join(str(exc).split())
         print(f"rip-atoms: error: {msg}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `rip-atoms ... | head`
         sys.stderr.close()
         return 0
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line, no traceback, the shell's 130
+        note = " ".join(getattr(exc, "note", "").split())  # rip_atoms.errors.Interrupted
+        print("rip-atoms: interrupted" + (f"; {note}" if note else ""), file=sys.stderr)
+        return 130

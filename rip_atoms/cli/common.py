@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 from rip_atoms import strict_json
-from rip_atoms.dictionary import Dictionary
+from rip_atoms.dictionary import DEAD_RTOL, Dictionary
 from rip_atoms.errors import RipAtomsError, ShapeMismatchError
 from rip_atoms.matrix_files import load_matrix
 from rip_atoms.metric import AIPMetric, fit_metric
@@ -43,6 +44,9 @@ def add_dictionary_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tensor", help="tensor name inside a .safetensors file")
     p.add_argument("--rows-are-atoms", action="store_true",
                    help="the matrix is N×H (e.g. an SAE's W_dec)")
+    p.add_argument("--dead-rtol", type=float, default=DEAD_RTOL, metavar="R",
+                   help="atoms with norm ≤ R·(largest atom norm) are dead and left out "
+                        f"(default {DEAD_RTOL:g}; 0 keeps every non-zero atom)")
 
 
 def add_metric_args(p: argparse.ArgumentParser) -> None:
@@ -58,15 +62,41 @@ def add_metric_args(p: argparse.ArgumentParser) -> None:
 
 
 def load_dictionary(args: argparse.Namespace) -> Dictionary:
-    return Dictionary.load(args.dict, tensor=args.tensor, rows_are_atoms=args.rows_are_atoms)
+    """The dictionary the arguments name (``--dead-rtol`` sets the dead-atom threshold)."""
+    rtol = getattr(args, "dead_rtol", DEAD_RTOL)
+    if not (isinstance(rtol, float | int) and 0 <= rtol < 1):  # NaN fails too
+        raise UsageError(f"--dead-rtol must be a number in [0, 1), got {rtol}")
+    return Dictionary.load(args.dict, tensor=args.tensor, rows_are_atoms=args.rows_are_atoms,
+                           dead_rtol=rtol)
+
+
+def warn_dead_by_threshold(args: argparse.Namespace, d: Dictionary) -> None:
+    """One stderr line (unless --quiet) when atoms are dead only because of the relative
+    threshold (non-zero, but tiny next to the largest atom), saying why and how to change it.
+    Called once the inputs are loaded, so a run that then fails on them still prints exactly
+    one line (the error, which carries the same explanation)."""
+    dead = d.dead_atoms
+    if dead.size and len(d.live_atoms) >= 2 and (d.scaled_norms[dead] > 0).any():
+        log(args, f"warning: {d.dead_summary()}")
+
+
+def check_ridge_arg(ridge: float) -> float:
+    """--ridge: a finite number ≥ 0 (NaN and ±inf would reach the eigensolver)."""
+    if not (math.isfinite(ridge) and ridge >= 0):
+        raise UsageError(f"--ridge must be a finite number ≥ 0, got {ridge}")
+    return ridge
 
 
 def load_metric(args: argparse.Namespace, d: Dictionary) -> AIPMetric | None:
     """The metric the arguments ask for: None (raw), (D Dᵀ)⁻¹, or Σ⁻¹ fitted on a file."""
     if args.raw:
+        warn_dead_by_threshold(args, d)
         return None
+    check_ridge_arg(args.ridge)
     if args.metric == "self":
-        return AIPMetric.from_dictionary(d, ridge=args.ridge)
+        metric = AIPMetric.from_dictionary(d, ridge=args.ridge)
+        warn_dead_by_threshold(args, d)
+        return metric
     path = Path(args.metric)
     X = load_matrix(path, mmap=True)
     if X.shape[1] != d.dim:
@@ -76,6 +106,7 @@ def load_metric(args: argparse.Namespace, d: Dictionary) -> AIPMetric | None:
     metric = fit_metric(X, center=args.center, ridge=args.ridge, source=str(path))
     log(args, f"fitted the AIP metric on {X.shape[0]} activations from {path} "
               f"(condition number {metric.condition_number:.3g})")
+    warn_dead_by_threshold(args, d)
     return metric
 
 

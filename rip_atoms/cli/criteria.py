@@ -11,10 +11,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from rip_atoms.atoms import UnitSet, compare_units, token_split
-from rip_atoms.cli.common import UsageError, add_output_args, emit_json, log
+from rip_atoms.cli.common import UsageError, add_output_args, check_ridge_arg, emit_json, log
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import FileFormatError, ShapeMismatchError
-from rip_atoms.matrix_files import load_matrix
+from rip_atoms.matrix_files import load_matrix, load_npy
 from rip_atoms.metric import fit_metric
 from rip_atoms.theorems import THEOREMS, run_theorems
 
@@ -42,6 +42,8 @@ examples:
 def run_theorems_cmd(args: argparse.Namespace) -> int:
     if args.max_examples < 1:
         raise UsageError(f"theorems: --max-examples must be ≥ 1, got {args.max_examples}")
+    if args.seed < 0:
+        raise UsageError(f"theorems: --seed must be ≥ 0, got {args.seed}")
     res = run_theorems(max_examples=args.max_examples, seed=args.seed, names=args.only,
                        progress=None if args.quiet else (lambda m: log(args, m)))
     if args.json:
@@ -63,8 +65,7 @@ def run_theorems_cmd(args: argparse.Namespace) -> int:
 def _load_vector(path: str, dim: int, what: str) -> np.ndarray:
     p = Path(path)
     try:
-        arr = np.load(p, allow_pickle=False) if p.suffix.lower() == ".npy" else (
-            load_matrix(p))
+        arr = load_npy(p) if p.suffix.lower() == ".npy" else load_matrix(p)
     except FileNotFoundError as exc:
         raise FileFormatError(f"{p}: no such file ({what})") from exc
     except (OSError, ValueError) as exc:
@@ -131,6 +132,11 @@ def parse_unit_spec(spec: str, n_tokens: int, dim: int) -> UnitSet | None:
 
 
 def run_criteria(args: argparse.Namespace) -> int:
+    check_ridge_arg(args.ridge)
+    if args.seed < 0:
+        raise UsageError(f"criteria: --seed must be ≥ 0, got {args.seed}")
+    if args.l1_tokens < 0:
+        raise UsageError(f"criteria: --l1-tokens must be ≥ 0 (0: all), got {args.l1_tokens}")
     X = load_matrix(args.acts, mmap=True)
     n, H = X.shape
     units = []

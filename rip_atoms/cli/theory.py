@@ -6,9 +6,25 @@ import argparse
 
 from rip_atoms import theory
 from rip_atoms.cli.common import UsageError, add_output_args, emit_json
+from rip_atoms.errors import ParameterError
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        out = _compute(args)
+    except ParameterError as exc:  # name the options: H is --dim, N is --atoms, δ is --delta
+        given = (f"--delta {args.delta}" if args.what == "rho-weak"
+                 else f"--dim {args.dim} (H), --atoms {args.atoms} (N)")
+        raise type(exc)(f"theory {args.what} ({given}): {exc}") from exc
+    if args.json:
+        emit_json(out)
+    else:
+        for k, v in out.items():
+            print(f"{k:14s} {v}")
+    return 0
+
+
+def _compute(args: argparse.Namespace) -> dict:
     if args.what == "rho-weak":
         if args.delta is None:
             raise UsageError("theory rho-weak: --delta is required")
@@ -25,12 +41,7 @@ def run(args: argparse.Namespace) -> int:
                    "welch_bound": theory.welch_bound(args.dim, args.atoms)}
         else:  # gaussian-coherence
             out = theory.gaussian_coherence(args.dim, args.atoms).to_dict()
-    if args.json:
-        emit_json(out)
-    else:
-        for k, v in out.items():
-            print(f"{k:14s} {v}")
-    return 0
+    return out
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -5,8 +5,12 @@ errors that name the file, and atomic writes (temporary file + ``os.replace``)."
 from __future__ import annotations
 
 import json
+import math
 import os
+import pickle
+import re
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +35,53 @@ def read_json(path: Path) -> dict:
     if not isinstance(obj, dict):
         raise FileFormatError(f"{path}: expected a JSON object, got {type(obj).__name__}")
     return obj
+
+
+def config_int(value, key: str, path: Path, *, minimum: int | None = None) -> int:
+    """An integer config value (``d_in``, ``k`` …): a JSON integer, or an integral float or
+    string; anything else is a :class:`FileFormatError` naming the file and the key."""
+    v = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        v = value
+    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        v = int(value)
+    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        v = int(value)
+    if v is None:
+        raise FileFormatError(f"{path}: {key} must be an integer, got {value!r}")
+    if minimum is not None and v < minimum:
+        raise FileFormatError(f"{path}: {key} must be ≥ {minimum}, got {v}")
+    return v
+
+
+def config_float(value, key: str, path: Path, *, positive: bool = False) -> float:
+    """A finite real config value (a JSON number or a numeric string); FileFormatError naming
+    the file and the key otherwise."""
+    v = None
+    if not isinstance(value, bool):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            v = None
+    if v is None:
+        raise FileFormatError(f"{path}: {key} must be a number, got {value!r}")
+    if not math.isfinite(v) or (positive and v <= 0):
+        raise FileFormatError(
+            f"{path}: {key} must be a {'positive ' if positive else ''}finite number, got "
+            f"{value!r}")
+    return v
+
+
+def config_bool(value, key: str, path: Path, default: bool = False) -> bool:
+    """A boolean config value (JSON true/false, or 0/1; null or absent is ``default``);
+    FileFormatError naming the file and the key otherwise."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise FileFormatError(f"{path}: {key} must be true or false, got {value!r}")
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -60,16 +111,47 @@ def read_npz(path: Path) -> dict[str, torch.Tensor]:
     return out
 
 
+_REFUSED_GLOBAL = re.compile(r"GLOBAL\s+([\w.]+)")
+_REFUSED_OTHER = re.compile(r"(Unsupported operand \d+|Unsupported class [\w.]+|"
+                            r"Unsupported global: [\w. ]+)")
+
+
+def _first_sentence(exc: BaseException, limit: int = 160) -> str:
+    """The first sentence of an exception message, without any advice about weights_only."""
+    text = " ".join(str(exc).split())
+    sentences = [t for t in re.split(r"(?<=[.!?])\s+", text) if "weights_only" not in t]
+    out = sentences[0] if sentences else type(exc).__name__
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
 def read_torch_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A ``torch.save``d state dict, loaded with ``weights_only=True`` (no arbitrary pickle)."""
+    """A ``torch.save``d state dict, loaded with ``weights_only=True`` (no arbitrary pickle).
+
+    A file whose pickle names code or other non-tensor objects (``os.system``, a class) is
+    refused for safety with a :class:`FileFormatError` that says so, and nothing in it runs;
+    the message never suggests loading it with ``weights_only=False``.
+    """
     if not path.is_file():
         raise FileFormatError(f"{path}: no such file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for bad pickles / zips
-        msg = " ".join(str(exc).split())[:200]
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = " ".join(str(exc).split())
+        m = _REFUSED_GLOBAL.search(text)
+        what = (f"it references {m.group(1)}" if m else
+                (f"{m2.group(1)}" if (m2 := _REFUSED_OTHER.search(text)) else
+                 "it uses pickle instructions a weights-only load does not allow"))
         raise FileFormatError(
-            f"{path}: not a weights-only torch state dict ({type(exc).__name__}: {msg})"
+            f"{path}: refused for safety: the file holds code objects or other non-tensor "
+            f"Python objects ({what}), which the weights-only loader never loads or runs; an "
+            "SAE file must hold only tensors (a state dict saved with torch.save)"
+        ) from exc
+    except Exception as exc:  # torch raises many types for truncated or foreign zips
+        raise FileFormatError(
+            f"{path}: truncated, corrupt or not a torch.save file ({type(exc).__name__}: "
+            f"{_first_sentence(exc)})"
         ) from exc
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise FileFormatError(f"{path}: expected a dict of tensors (a state dict)")

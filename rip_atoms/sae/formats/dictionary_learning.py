@@ -30,7 +30,7 @@ import torch
 from rip_atoms.errors import FileFormatError
 from rip_atoms.sae.canonical import SparseAutoencoder
 from rip_atoms.sae.errors import UnknownArchitectureError
-from rip_atoms.sae.formats._io import read_json, read_torch_state_dict, take
+from rip_atoms.sae.formats._io import config_int, read_json, read_torch_state_dict, take
 
 WEIGHTS = "ae.pt"
 CONFIG = "config.json"
@@ -99,10 +99,17 @@ def load_dictionary_learning(path: str | Path) -> SparseAutoencoder:
     if dict_class in ("AutoEncoderTopK", "BatchTopKSAE", "MatryoshkaBatchTopKSAE"):
         w = _pick(sd, _LINEAR, path)
         k = trainer.get("k")
-        if k is None and "k" in sd:
-            k = int(sd["k"].item())
+        if k is not None:
+            k = config_int(k, "trainer.k", cfg_path, minimum=1)
+        elif "k" in sd:
+            if sd["k"].numel() != 1 or sd["k"].is_floating_point() or sd["k"].is_complex():
+                raise FileFormatError(f"{path}: the k buffer must be one integer, got "
+                                      f"{sd['k'].dtype} of shape {tuple(sd['k'].shape)}")
+            k = config_int(int(sd["k"].item()), "the k buffer", path, minimum=1)
         if k is None:
             raise FileFormatError(f"{cfg_path}: {dict_class} without k (config or buffer)")
+        if "threshold" in sd and sd["threshold"].numel() == 0:
+            raise FileFormatError(f"{path}: the threshold buffer is empty")
         tau = float(sd["threshold"].reshape(-1)[0]) if "threshold" in sd else -1.0
         if dict_class != "AutoEncoderTopK" and tau >= 0:
             notes.append(f"{dict_class} read as JumpReLU with its global threshold {tau:g}")

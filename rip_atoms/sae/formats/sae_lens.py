@@ -24,6 +24,9 @@ from rip_atoms.errors import FileFormatError, ShapeMismatchError
 from rip_atoms.sae.canonical import ARCHITECTURES, SparseAutoencoder
 from rip_atoms.sae.errors import UnknownArchitectureError
 from rip_atoms.sae.formats._io import (
+    config_bool,
+    config_float,
+    config_int,
     read_json,
     read_safetensors,
     take,
@@ -72,6 +75,9 @@ def parse_config(cfg: dict, path: Path) -> dict:
         arch = cfg.get("architecture") or "standard"
         act = cfg.get("activation_fn") or "relu"
         kwargs = cfg.get("activation_fn_kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise FileFormatError(
+                f"{path}: activation_fn_kwargs must be an object, got {kwargs!r}")
         if act == "topk":
             if kwargs.get("k") is None:
                 raise FileFormatError(
@@ -92,6 +98,9 @@ def parse_config(cfg: dict, path: Path) -> dict:
         if arch is None:
             raise FileFormatError(f"{path}: a v6 cfg.json without 'architecture'")
         norm = cfg.get("normalize_activations")
+        if not isinstance(cfg.get("metadata") or {}, dict):
+            raise FileFormatError(f"{path}: metadata must be an object, got "
+                                  f"{type(cfg['metadata']).__name__}")
         metadata = dict(cfg.get("metadata") or {})
     if arch not in ARCHITECTURES:
         raise UnknownArchitectureError(
@@ -103,19 +112,27 @@ def parse_config(cfg: dict, path: Path) -> dict:
             f"{path}: normalize_activations 'covariance_whitening' is a training-time setting "
             "(SAELens folds it when training ends); this file was saved before folding"
         )
+    if not isinstance(norm, str):
+        raise FileFormatError(f"{path}: normalize_activations must be a string, got {norm!r}")
     if cfg.get("reshape_activations", "none") not in ("none", None):
         metadata["reshape_activations"] = cfg["reshape_activations"]
+    key_k = "activation_fn_kwargs.k" if legacy and arch == "topk" else "k"
     return {
         "architecture": arch,
-        "k": cfg.get("k"),
-        "rescale_acts_by_decoder_norm": bool(cfg.get("rescale_acts_by_decoder_norm", False)),
-        "apply_b_dec_to_input": bool(cfg.get("apply_b_dec_to_input", True)),
+        "k": None if cfg.get("k") is None else config_int(cfg["k"], key_k, path, minimum=1),
+        "rescale_acts_by_decoder_norm": config_bool(
+            cfg.get("rescale_acts_by_decoder_norm"), "rescale_acts_by_decoder_norm", path),
+        "apply_b_dec_to_input": config_bool(
+            cfg.get("apply_b_dec_to_input"), "apply_b_dec_to_input", path, default=True),
         "normalize_activations": norm,
-        "d_in": cfg.get("d_in"),
-        "d_sae": cfg.get("d_sae"),
+        "d_in": None if cfg.get("d_in") is None else config_int(cfg["d_in"], "d_in", path,
+                                                                minimum=1),
+        "d_sae": None if cfg.get("d_sae") is None else config_int(cfg["d_sae"], "d_sae", path,
+                                                                  minimum=1),
         "metadata": metadata,
         "legacy": legacy,
-        "finetuning_scaling_factor": bool(cfg.get("finetuning_scaling_factor", False)),
+        "finetuning_scaling_factor": config_bool(
+            cfg.get("finetuning_scaling_factor"), "finetuning_scaling_factor", path),
     }
 
 
@@ -151,7 +168,7 @@ def load_sae_lens(folder: str | Path, *, input_scale: float | None = None) -> Sp
             notes.append("legacy finetuning scaling_factor folded into W_dec")
     d_in, d_sae = w["W_enc"].shape
     for key, val in (("d_in", d_in), ("d_sae", d_sae)):
-        if p[key] is not None and int(p[key]) != val:
+        if p[key] is not None and p[key] != val:
             raise ShapeMismatchError(
                 f"{cfg_path}: {key} = {p[key]} but {w_path.name} has W_enc of shape "
                 f"{(d_in, d_sae)}"
@@ -160,14 +177,16 @@ def load_sae_lens(folder: str | Path, *, input_scale: float | None = None) -> Sp
     scale = input_scale
     if p["normalize_activations"] == "expected_average_only_in" and scale is None:
         ours = meta.get("rip_atoms") if isinstance(meta.get("rip_atoms"), dict) else {}
-        for cand in (ours.get("input_scale"), meta.get("norm_scaling_factor")):
+        for key, cand in (("metadata.rip_atoms.input_scale", ours.get("input_scale")),
+                          ("metadata.norm_scaling_factor", meta.get("norm_scaling_factor"))):
             if cand is not None:
-                scale = float(cand)
+                scale = config_float(cand, key, cfg_path, positive=True)
                 break
         scaler = folder / SCALER
         if scale is None and scaler.is_file():
             s = read_json(scaler).get("scaling_factor")
-            scale = float(s) if s is not None else None
+            scale = config_float(s, "scaling_factor", scaler, positive=True) if (
+                s is not None) else None
         if scale is None:
             notes.append("expected_average_only_in without a known scaling factor: "
                          "inputs must be scaled by the caller (input_scale)")

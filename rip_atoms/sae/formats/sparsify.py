@@ -16,7 +16,7 @@ from pathlib import Path
 from rip_atoms.errors import ShapeMismatchError
 from rip_atoms.sae.canonical import SparseAutoencoder
 from rip_atoms.sae.errors import UnknownArchitectureError
-from rip_atoms.sae.formats._io import read_json, read_safetensors, take
+from rip_atoms.sae.formats._io import config_int, read_json, read_safetensors, take
 
 CFG = "cfg.json"
 WEIGHTS = "sae.safetensors"
@@ -41,10 +41,11 @@ def load_sparsify(folder: str | Path) -> SparseAutoencoder:
             )
     if "k" not in cfg:
         raise UnknownArchitectureError(f"{cfg_path}: sparsify config without 'k'")
+    k = config_int(cfg["k"], "k", cfg_path, minimum=1)
     w = take(read_safetensors(w_path), _NAMES, w_path)
     w["W_enc"] = w["W_enc"].T.contiguous()
     d_in = cfg.get("d_in")
-    if d_in is not None and int(d_in) != w["W_enc"].shape[0]:
+    if d_in is not None and config_int(d_in, "d_in", cfg_path, minimum=1) != w["W_enc"].shape[0]:
         raise ShapeMismatchError(
             f"{cfg_path}: d_in = {d_in} but {w_path.name} has encoder.weight of width "
             f"{w['W_enc'].shape[0]}"
@@ -52,7 +53,7 @@ def load_sparsify(folder: str | Path) -> SparseAutoencoder:
     meta = {"hook_name": folder.name,
             "sparsify_config": {k: v for k, v in cfg.items() if k != "d_in"}}
     return SparseAutoencoder(
-        architecture="topk", k=int(cfg["k"]), apply_b_dec_to_input=True,
+        architecture="topk", k=k, apply_b_dec_to_input=True,
         normalize_activations="none", metadata=meta, source=str(folder), format="sparsify",
         **w,
     )
