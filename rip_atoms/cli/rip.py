@@ -75,7 +75,8 @@ def run_rip(args: argparse.Namespace) -> int:
 def run_spark(args: argparse.Namespace) -> int:
     _check_search_args(args)
     d = load_dictionary(args)
-    m = load_metric(args, d) if (args.raw or args.metric != "self") else "self"
+    use_self = not args.raw and args.metric == "self" and args.ridge == 0
+    m = "self" if use_self else load_metric(args, d)  # load_metric checks --ridge
     res = spark_bounds(d, m, budget_s=args.budget_s, seed=args.seed, drop_dead=args.drop_dead,
                        progress=show_progress(args))
     if args.json:

@@ -24,6 +24,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from rip_atoms.errors import ParameterError
+
 
 @dataclass(frozen=True)
 class GramReduction:
@@ -110,7 +112,7 @@ def blocked_gram_reduce(
     A = np.ascontiguousarray(A, dtype=np.float32)
     n = A.shape[0]
     if not 1 <= n_top <= n - 1:
-        raise ValueError(f"n_top must be in [1, N-1] = [1, {n - 1}], got {n_top}")
+        raise ParameterError(f"n_top must be in [1, N-1] = [1, {n - 1}], got {n_top}")
     topv = np.full((n, n_top), -1.0, dtype=np.float32)
     topi = np.full((n, n_top), -1, dtype=np.int32)
     n_chunks = max(1, numba.get_num_threads()) * 4
