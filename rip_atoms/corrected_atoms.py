@@ -29,6 +29,14 @@ def float32_cosine_tolerance(dim: int) -> float:
     return hu / (1.0 - hu) + 2.5 * _U32
 
 
+def float64_cosine_tolerance(dim: int, condition_number: float = 1.0) -> float:
+    """Bound on |float64 cosine − exact cosine| of cos(j, l) = dⱼᵀ S̃ dₗ / (‖dⱼ‖_S ‖dₗ‖_S) for
+    the atoms and S̃ as stored: 4(H + 2)·ε₆₄·κ(S̃) (ε₆₄ = 2⁻⁵²; the products S̃d and dᵀ(S̃d) carry
+    relative error ≤ (H + 1)ε₆₄‖S̃‖‖d‖², which is ≤ (H + 1)ε₆₄·κ(S̃) relative to ‖d‖²_S ≥
+    λmin(S̃)‖d‖²; the two norms and the division add a few ε₆₄; κ = 1 for raw cosines)."""
+    return 4.0 * (dim + 2) * float(np.finfo(np.float64).eps) * max(1.0, float(condition_number))
+
+
 def resolve_metric(d: Dictionary, metric: AIPMetric | str | None) -> AIPMetric | None:
     """``"raw"``/None → Euclidean (None); ``"self"`` → (D Dᵀ)⁻¹; an AIPMetric is checked."""
     if metric is None or (isinstance(metric, str) and metric == "raw"):
@@ -79,6 +87,7 @@ class CorrectedAtoms:
     norms : float64 ‖dᵢ‖_S = ‖W dᵢ‖₂ for every atom (0 for dead atoms).
     rows : float32 N_live×H unit rows (None when built with ``rows=False``).
     tolerance : bound on the error of a float32 row cosine.
+    tolerance64 : bound on the error of a float64 cosine (:func:`float64_cosine_tolerance`).
     """
 
     def __init__(
@@ -100,6 +109,8 @@ class CorrectedAtoms:
             )
         self.metric = resolve_metric(d, metric)
         self.tolerance = float32_cosine_tolerance(d.dim)
+        self.tolerance64 = float64_cosine_tolerance(
+            d.dim, 1.0 if self.metric is None else self.metric.condition_number)
         self.rows = None
         self.norms = np.zeros(d.n_atoms)
         reuse = (
