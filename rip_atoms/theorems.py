@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from rip_atoms.atoms import tsae_window, uniqueness_holds
+from rip_atoms.corrected_atoms import CorrectedAtoms
+from rip_atoms.criteria.tsae import tsae_window
 from rip_atoms.errors import ParameterError
 from rip_atoms.metric import AIPMetric, fit_metric
 from rip_atoms.testing.generators import (
@@ -57,6 +58,7 @@ from rip_atoms.testing.generators import (
     second_moment_matrix,
     sparse_code_matrix,
 )
+from rip_atoms.theory import uniqueness_holds
 
 DEP_RTOL = 1e-10
 INDEP_RTOL = 1e-7
@@ -212,12 +214,18 @@ def _whitening(S: np.ndarray) -> np.ndarray:
     return (V * np.sqrt(lam)) @ V.T
 
 
+def _given_metric(S: np.ndarray) -> AIPMetric:
+    """S̃ as given (an example's metric) as an :class:`AIPMetric`, W = S̃^{1/2} from S̃ itself."""
+    S = np.asarray(S, dtype=np.float64)
+    lam = np.linalg.eigvalsh(0.5 * (S + S.T))
+    return AIPMetric(S=S, W=_whitening(S), moment_eigenvalues=np.sort(1.0 / lam), kind="given")
+
+
 def aip_unit_atoms(D: np.ndarray, S: np.ndarray | None) -> np.ndarray:
-    """D̃: columns W dⱼ/‖W dⱼ‖ with W = S̃^{1/2} (Euclidean when S is None)."""
-    X = np.asarray(D, dtype=np.float64)
-    if S is not None:
-        X = _whitening(np.asarray(S, dtype=np.float64)) @ X
-    return X / np.linalg.norm(X, axis=0)
+    """D̃ (H×N, float64): columns W dⱼ/‖W dⱼ‖ with W = S̃^{1/2} (Euclidean when S is None) — the
+    corrected atoms of :class:`~rip_atoms.corrected_atoms.CorrectedAtoms` under S̃."""
+    metric = None if S is None else _given_metric(S)
+    return CorrectedAtoms(D, metric, rows=False, rows64=True, min_live=0).cols64
 
 
 def _coherence(Dt: np.ndarray) -> tuple[float, tuple[int, int]]:
