@@ -40,7 +40,6 @@ import time
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -48,6 +47,7 @@ from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.criteria.tsae import tsae_window
 from rip_atoms.errors import ParameterError
 from rip_atoms.metric import AIPMetric, fit_metric
+from rip_atoms.strict_json import json_ready
 from rip_atoms.testing.generators import (
     activations_with_moment,
     etf_block_atoms,
@@ -91,21 +91,6 @@ class Verdict:
     stats: dict = field(default_factory=dict)
 
 
-def _json(o: Any) -> Any:
-    if isinstance(o, np.ndarray):
-        return _json(o.tolist())
-    if isinstance(o, np.integer | np.bool_):
-        return o.item()
-    if isinstance(o, np.floating | float):
-        v = float(o)
-        return v if math.isfinite(v) else None
-    if isinstance(o, dict):
-        return {str(k): _json(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_json(v) for v in o]
-    return o
-
-
 @dataclass(frozen=True)
 class TheoremResult:
     """What running one theorem found.
@@ -136,7 +121,7 @@ class TheoremResult:
         return self.passed if self.expected == "holds" else (self.counterexample is not None)
 
     def to_dict(self) -> dict:
-        return _json({
+        return json_ready({
             "name": self.name,
             "statement": self.statement,
             "hypotheses": list(self.hypotheses),
@@ -203,7 +188,7 @@ class Theorem:
         return TheoremResult(
             name=self.name, statement=self.statement, hypotheses=self.hypotheses,
             expected=self.expected, examples=examples, discarded=discarded, failures=failures,
-            passed=examples > 0 and failures == 0, counterexample=_json(ce),
+            passed=examples > 0 and failures == 0, counterexample=json_ready(ce),
             corrected_statement=self.corrected_statement, corrected_by=self.corrected_by,
             stats=stats, seed=int(seed), seconds=time.perf_counter() - t0)
 
