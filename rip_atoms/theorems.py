@@ -48,7 +48,7 @@ from rip_atoms.criteria.tsae import tsae_window
 from rip_atoms.errors import ParameterError
 from rip_atoms.metric import AIPMetric, fit_metric
 from rip_atoms.strict_json import json_ready
-from rip_atoms.testing.generators import (
+from rip_atoms.synthetic import (
     activations_with_moment,
     etf_block_atoms,
     gaussian_atoms,
