@@ -21,7 +21,7 @@ import numpy as np
 
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import EmptyDictionaryError, ShapeMismatchError
-from rip_atoms.metric import AIPMetric
+from rip_atoms.metric import AIPMetric, metric_description
 
 _U32 = 2.0**-24
 
@@ -214,7 +214,8 @@ class CorrectedAtoms:
         return a * a * (1 + 1e-12)
 
     def metric_info(self) -> dict:
-        return {"kind": "raw"} if self.metric is None else self.metric.to_dict()
+        """:func:`rip_atoms.metric.metric_description` of the metric in use."""
+        return metric_description(self.metric)
 
     def vectors(self, atoms) -> np.ndarray:
         """float64 H×k matrix of d̃ᵢ for the given atom indices (exact)."""

@@ -28,6 +28,7 @@ from rip_atoms.coherence import CoherenceResult, coherence
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import ParameterError, ShapeMismatchError, SingularMetricError
 from rip_atoms.metric import AIPMetric, fit_metric, representation_shift
+from rip_atoms.theory import babel_certified_k
 
 SCHEMA = "rip_atoms.report/1"
 #: the sparsities at which the RIP constants are bracketed (those ≤ min(H, N_live))
@@ -92,20 +93,6 @@ def _coherence_section(res: CoherenceResult, top: int = 20) -> dict:
                       "unique and recovered by ℓ1 (certified_K); μ₁(K−1) + μ₁(K) < 1 (Tropp) "
                       "certifies the same from the Babel function (babel_certified_K)")
     return out
-
-
-def babel_certified_k(babel_upper: np.ndarray) -> int:
-    """Largest K with μ₁(K−1) + μ₁(K) < 1 (Tropp's exact-recovery condition; μ₁(0) = 0),
-    evaluated on certified upper values of μ₁ — so every K-sparse code is recovered by OMP and
-    basis pursuit. Limited to the K for which μ₁ was computed."""
-    b = np.concatenate([[0.0], np.asarray(babel_upper, dtype=np.float64)])
-    K = 0
-    for k in range(1, len(b)):
-        if b[k - 1] + b[k] < 1.0:
-            K = k
-        else:
-            break
-    return K
 
 
 def _metric_choice(t: VerifyTarget, notes: list) -> tuple[AIPMetric | None, str, str]:
@@ -332,7 +319,7 @@ def build_report(
 
 def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_tokens, say,
                       progress):
-    from rip_atoms.atoms import l1_certified_fraction
+    from rip_atoms.criteria import l1_certified_fraction
     from rip_atoms.recovery import STATUS_NAMES, classify_recovery
 
     H = d.dim
@@ -412,7 +399,7 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_t
 
 
 def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say) -> dict:
-    from rip_atoms.atoms import TokenSplit, compare_units
+    from rip_atoms.criteria import compare_units, token_split
 
     if target.table is not None:
         tab = target.table
@@ -430,10 +417,10 @@ def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say) ->
         return {"computed": False, "why": "no AIP metric (singular second moment)"}
     say("criteria table: neurons and the target on the activations")
     n = X.shape[0]
-    split = TokenSplit(n, np.arange(n), np.arange(n), 1.0, "all", None)
+    split = token_split(n, mode="all")
     units = {target.unit.name: target.unit, **target.extra_units}
     tab = compare_units(X, units, metric=metric, split=split, l1_max_tokens=l1_max_tokens,
-                        seed=seed, progress=say)
+                        seed=seed, log=say)
     out = {"computed": True, "source": "computed on the activations given",
            **tab.to_dict(detail=False), "rendered": tab.render()}
     if target.metric is not None:  # the metric came with the target, fitted on other tokens
@@ -451,8 +438,8 @@ def _tsae_section(target: VerifyTarget, metric, say) -> dict:
     if target.activations is None or target.unit is None:
         return {"computed": False, "why": "the window needs the code magnitudes: give "
                 "activations (--acts)"}
-    from rip_atoms.atoms import atom_set_check, check_thresholds
     from rip_atoms.corrected_atoms import CorrectedAtoms
+    from rip_atoms.criteria import atom_set_check, check_thresholds
 
     say("TSAE threshold window")
     X = target.activations
