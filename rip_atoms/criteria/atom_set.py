@@ -126,6 +126,41 @@ def atom_set_check(
     ε = the certified upper bound on μ (:attr:`PerAtomCoherence.mu_upper`: μ plus its float64
     error bound, 1 with a duplicate pair) and K = max L0). ``rtol``: representability
     tolerance on the relative residual.
+
+    Parameters
+    ----------
+    activations : array_like
+        X, n×H.
+    unit : UnitSet
+        The units (encoder or codes aligned with X, decoder, bias).
+    metric : AIPMetric, "self", "raw" or None
+        The AIP metric (None and "raw": Euclidean).
+    eps : float, optional
+        ε to test (default: the certified upper bound on μ).
+    K : int, optional
+        K to test (default: the largest L0 on the tokens).
+    rtol : float
+        Tolerance on the largest relative residual ‖xᵢ − x̂ᵢ‖/‖xᵢ‖.
+    rows : array_like of int, optional
+        The tokens to check (default: all).
+    exact_max_atoms : int
+        Per-atom coherences in float64 for all pairs up to this many live atoms.
+    chunk_size : int
+        Tokens encoded at a time.
+
+    Returns
+    -------
+    AtomSetCheck
+
+    Examples
+    --------
+    Two orthogonal atoms, codes with one non-zero each, x = D δ exactly:
+
+    >>> D = np.eye(2)
+    >>> codes = np.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> chk = atom_set_check(codes @ D.T, UnitSet.from_codes("u", D, codes), metric=None)
+    >>> chk.is_atom_set, chk.K, chk.eps < 1e-12, chk.window.feasible  # ε: μ = 0 + float error
+    (True, 1, True, True)
     """
     X = check_activations(activations, unit.decoder.dim)
     idx = np.arange(X.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)

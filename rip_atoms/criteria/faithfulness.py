@@ -55,7 +55,21 @@ class TokenStats:
 
 
 def check_activations(X: np.ndarray, dim: int | None, what: str = "activations") -> np.ndarray:
-    """``X`` as an n×H array (a memory map stays one), checking the width against ``dim``."""
+    """``X`` as an n×H array (a memory map stays one), checking the width against ``dim``.
+
+    Parameters
+    ----------
+    X : array_like
+        The activations.
+    dim : int or None
+        The width H they must have (None: any).
+    what : str
+        Their name in error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
     if isinstance(X, np.ndarray) and X.ndim == 2:
         if dim is not None and X.shape[1] != dim:
             raise ShapeMismatchError(f"{what}: width {X.shape[1]} but the unit set has "
@@ -68,7 +82,20 @@ def check_activations(X: np.ndarray, dim: int | None, what: str = "activations")
 
 
 def rows_of(X: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """The rows ``r`` of X as float64, checked finite (the error names the first bad row)."""
+    """The rows ``r`` of X as float64, checked finite (the error names the first bad row).
+
+    Parameters
+    ----------
+    X : array_like
+        n×H activations.
+    r : array_like of int
+        Row indices.
+
+    Returns
+    -------
+    numpy.ndarray
+        len(r)×H, float64.
+    """
     Xc = np.asarray(X[r], dtype=np.float64)
     if not np.isfinite(Xc).all():
         bad = int(r[np.flatnonzero(~np.isfinite(Xc).all(axis=1))[0]])
@@ -91,7 +118,35 @@ def stream_tokens(
 ) -> TokenStats:
     """One pass over the tokens ``rows``: residual sums for R², per-token L0 and support
     coherence, atoms ever active, the sign of the codes, normalised magnitude range, the codes
-    of the ``sample`` tokens (positions into ``rows``), and per-token relative residuals."""
+    of the ``sample`` tokens (positions into ``rows``), and per-token relative residuals.
+
+    Parameters
+    ----------
+    unit : UnitSet
+        The units.
+    X : array_like or None
+        n×H activations (None: precomputed codes only, no residuals).
+    rows : array_like of int
+        The tokens, in order.
+    metric : AIPMetric or None
+        The AIP metric of the AIP sums (None: Euclidean sums only).
+    mean : array_like or None
+        x̄ for the R² denominators (None: no R² sums).
+    atom_mu : array_like or None
+        Per-atom coherences for :func:`support_coherence` (None: not computed).
+    atom_norms : array_like or None
+        Scales of the code magnitudes (AIP norms of the atoms), or None.
+    sample : array_like of int or None
+        Positions into ``rows`` whose codes are kept.
+    chunk_size : int
+        Tokens encoded at a time.
+    relative : bool
+        Record per-token relative residuals ‖xᵢ − x̂ᵢ‖/‖xᵢ‖.
+
+    Returns
+    -------
+    TokenStats
+    """
     st = TokenStats()
     N = unit.decoder.n_atoms
     st.active = np.zeros(N, dtype=bool)
@@ -177,7 +232,19 @@ class FaithfulnessResult:
 
 
 def resolve_split(n: int, split: TokenSplit | None) -> TokenSplit:
-    """``split``, checked against n tokens; by default :func:`token_split` (n)."""
+    """``split``, checked against n tokens; by default :func:`token_split` (n).
+
+    Parameters
+    ----------
+    n : int
+        The number of tokens.
+    split : TokenSplit or None
+        The split to check, or None for the default.
+
+    Returns
+    -------
+    TokenSplit
+    """
     if split is None:
         return token_split(n)
     if split.n_tokens != n:
@@ -191,7 +258,25 @@ def data_metric(X: np.ndarray, split: TokenSplit, metric: AIPMetric | str | None
     """The metric of a criterion on activations, following the glossary of ``docs/api.md``:
     ``"fit"`` → Σ⁻¹ fitted on the split's ``fit`` tokens (``ridge``, ``center`` as in
     :func:`rip_atoms.metric.fit_metric`); an :class:`AIPMetric` → itself (its H checked);
-    ``"self"`` → (D Dᵀ)⁻¹ of ``D``; None or ``"raw"`` → None (Euclidean)."""
+    ``"self"`` → (D Dᵀ)⁻¹ of ``D``; None or ``"raw"`` → None (Euclidean).
+
+    Parameters
+    ----------
+    X : array_like
+        n×H activations.
+    split : TokenSplit
+        Its ``fit`` tokens fit the metric for ``"fit"``.
+    metric : "fit", AIPMetric, "self", "raw" or None
+        See above.
+    ridge, center :
+        As in :func:`rip_atoms.metric.fit_metric`.
+    D : Dictionary, optional
+        The dictionary of ``"self"`` (refused without one).
+
+    Returns
+    -------
+    AIPMetric or None
+    """
     if metric is None or (isinstance(metric, str) and metric == "raw"):
         return None
     if isinstance(metric, str):
@@ -213,16 +298,31 @@ def data_metric(X: np.ndarray, split: TokenSplit, metric: AIPMetric | str | None
 class _ChunkRows:
     """Iterable of row chunks X[rows] (for fit_metric over a subset without a copy)."""
 
-    def __init__(self, X: np.ndarray, rows: np.ndarray, chunk: int = 16384) -> None:
-        self.X, self.rows, self.chunk = X, rows, chunk
+    def __init__(self, X: np.ndarray, rows: np.ndarray, chunk_size: int = 16384) -> None:
+        self.X, self.rows, self.chunk_size = X, rows, chunk_size
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        for s in range(0, len(self.rows), self.chunk):
-            yield np.asarray(self.X[self.rows[s: s + self.chunk]], dtype=np.float64)
+        for s in range(0, len(self.rows), self.chunk_size):
+            yield np.asarray(self.X[self.rows[s: s + self.chunk_size]], dtype=np.float64)
 
 
 def eval_mean(X: np.ndarray, rows: np.ndarray, chunk_size: int) -> np.ndarray:
-    """x̄, the mean of the rows ``rows`` of X, read ``chunk_size`` rows at a time."""
+    """x̄, the mean of the rows ``rows`` of X, read ``chunk_size`` rows at a time.
+
+    Parameters
+    ----------
+    X : array_like
+        n×H activations.
+    rows : array_like of int
+        The rows to average.
+    chunk_size : int
+        Rows read at a time.
+
+    Returns
+    -------
+    numpy.ndarray
+        H, float64.
+    """
     total = np.zeros(X.shape[1])
     for s in range(0, len(rows), chunk_size):
         total += rows_of(X, rows[s: s + chunk_size]).sum(axis=0)
@@ -230,7 +330,19 @@ def eval_mean(X: np.ndarray, rows: np.ndarray, chunk_size: int) -> np.ndarray:
 
 
 def r2_value(res: float, tot: float) -> float:
-    """1 − res/tot (a ParameterError when the evaluated tokens have no variance)."""
+    """1 − res/tot (a ParameterError when the evaluated tokens have no variance).
+
+    Parameters
+    ----------
+    res : float
+        Σᵢ‖xᵢ − x̂ᵢ‖².
+    tot : float
+        Σᵢ‖xᵢ − x̄‖².
+
+    Returns
+    -------
+    float
+    """
     if not tot > 0:
         raise ParameterError("R²: the evaluated activations have zero variance about their mean")
     return 1.0 - res / tot
@@ -239,7 +351,21 @@ def r2_value(res: float, tot: float) -> float:
 def faithfulness_result(st: TokenStats, split: TokenSplit, metric: AIPMetric | None
                         ) -> FaithfulnessResult:
     """The :class:`FaithfulnessResult` of a streaming pass (the Euclidean sums stand for the
-    AIP ones when ``metric`` is None)."""
+    AIP ones when ``metric`` is None).
+
+    Parameters
+    ----------
+    st : TokenStats
+        The sums of :func:`stream_tokens` (with ``mean`` given).
+    split : TokenSplit
+        The split whose ``eval`` tokens were streamed.
+    metric : AIPMetric or None
+        The metric of the AIP sums.
+
+    Returns
+    -------
+    FaithfulnessResult
+    """
     res_aip, tot_aip = (st.res_euc, st.tot_euc) if metric is None else (st.res_aip, st.tot_aip)
     return FaithfulnessResult(
         r2_aip=r2_value(res_aip, tot_aip), r2_euclidean=r2_value(st.res_euc, st.tot_euc),

@@ -49,7 +49,26 @@ __all__ = ["L1Certified", "QStarQuantile", "QStarSupport", "StabilityResult",
 # =============================================================================== support coherence
 def support_coherence(codes: Codes, per_atom: PerAtomCoherence | np.ndarray) -> np.ndarray:
     """Per token, μ^{(i)} = max_{j∈Sᵢ} μⱼ = max_{j∈Sᵢ, l≠j} |⟨d̃ⱼ, d̃ₗ⟩| (l over all atoms);
-    0 for an empty support; dead atoms in a support count as 1."""
+    0 for an empty support; dead atoms in a support count as 1.
+
+    Parameters
+    ----------
+    codes : array_like or scipy sparse
+        Tokens × atoms codes.
+    per_atom : PerAtomCoherence or array_like
+        Per-atom coherences (a :class:`~rip_atoms.coherence.PerAtomCoherence` gives its
+        certified upper bounds, :meth:`~rip_atoms.coherence.PerAtomCoherence.for_supports`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, one value per token.
+
+    Examples
+    --------
+    >>> support_coherence(np.array([[1.0, 0, 2.0], [0, 0, 0]]), np.array([0.1, 0.5, 0.3])).tolist()
+    [0.3, 0.0]
+    """
     mu = per_atom.for_supports() if isinstance(per_atom, PerAtomCoherence) else (
         np.asarray(per_atom, dtype=np.float64))
     C = codes_csr(codes, len(mu), "codes")
@@ -111,6 +130,28 @@ def q_star_quantile(per_atom_mu: np.ndarray | PerAtomCoherence, l0: np.ndarray
     and its sup is the right end of the last grid cell where it holds. Conventions: q* = 0 when
     it fails on the first cell (0, g₁] (in particular when μ_min·(2K_min − 1) ≥ 1), and q* = 1
     when it holds at q = 1 (μ_max·(2K_max − 1) < 1).
+
+    Parameters
+    ----------
+    per_atom_mu : PerAtomCoherence or array_like
+        μⱼ of the live atoms (a :class:`~rip_atoms.coherence.PerAtomCoherence` gives its
+        certified upper bounds, :meth:`~rip_atoms.coherence.PerAtomCoherence.decision_values`;
+        non-finite values, i.e. dead atoms, are dropped).
+    l0 : array_like of int
+        Kᵢ, the L0 of every token's code.
+
+    Returns
+    -------
+    QStarQuantile
+
+    Examples
+    --------
+    μ_q ≤ 0.2 for q ≤ 1/2 and K_q = 2 for q ≤ 1/2: (2·2 − 1)·0.2 < 1 holds up to q = 1/2, and
+    at q > 1/2, μ_q = 0.4 fails it.
+
+    >>> r = q_star_quantile(np.array([0.1, 0.2, 0.4, 0.5]), np.array([1, 2, 3, 3]))
+    >>> r.value, r.mu_at, r.K_at
+    (0.5, 0.2, 2)
     """
     mu = per_atom_mu.decision_values() if isinstance(per_atom_mu, PerAtomCoherence) else (
         np.asarray(per_atom_mu, dtype=np.float64))
@@ -178,7 +219,25 @@ class QStarSupport:
 
 def q_star_support(support_mu: np.ndarray, l0: np.ndarray) -> QStarSupport:
     """Fraction of tokens with (2Kᵢ − 1)·μ^{(i)} < 1, from the per-token support coherences
-    μ^{(i)} (:func:`support_coherence`) and L0 Kᵢ."""
+    μ^{(i)} (:func:`support_coherence`) and L0 Kᵢ.
+
+    Parameters
+    ----------
+    support_mu : array_like
+        μ^{(i)}, one per token.
+    l0 : array_like of int
+        Kᵢ, one per token.
+
+    Returns
+    -------
+    QStarSupport
+
+    Examples
+    --------
+    >>> r = q_star_support(np.array([0.3, 0.3, 0.0]), np.array([2, 3, 0]))
+    >>> r.value, r.n_holding
+    (0.6666666666666666, 2)
+    """
     smu = np.asarray(support_mu, dtype=np.float64).reshape(-1)
     K = np.asarray(l0, dtype=np.int64).reshape(-1)
     if smu.shape != K.shape:
@@ -245,6 +304,22 @@ class L1Certified:
 
 
 def sample_tokens(n: int, max_tokens: int | None, seed: int | None) -> np.ndarray:
+    """Sorted indices of a seeded sample of at most ``max_tokens`` of n tokens (all when None).
+
+    Parameters
+    ----------
+    n : int
+        Number of tokens.
+    max_tokens : int or None
+        Sample size (≥ 1), or None for every token.
+    seed : int or None
+        Seed of the sample.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 indices in 0..n−1, sorted.
+    """
     if max_tokens is None or max_tokens >= n:
         return np.arange(n)
     if max_tokens < 1:
@@ -268,6 +343,27 @@ def l1_certified_fraction(
     :func:`rip_atoms.recovery.classify_recovery` under ``metric``; ``nonneg`` defaults to
     "every sampled code is ≥ 0". The value is certified / sampled; failed and undetermined
     codes are counted, never guessed.
+
+    Parameters
+    ----------
+    D : Dictionary or array_like
+        The dictionary (decoder), H×N, columns are atoms.
+    codes : array_like or scipy sparse
+        Tokens × atoms codes.
+    metric : AIPMetric, "self", "raw" or None
+        The inner product of the corrected atoms (None and "raw": Euclidean).
+    nonneg : bool, optional
+        Non-negative basis pursuit (default: whether every sampled code is ≥ 0).
+    max_tokens : int or None
+        Sample size (None: every code).
+    seed : int or None
+        Seed of the sample.
+    **recovery_options
+        Passed to :func:`rip_atoms.recovery.classify_recovery`.
+
+    Returns
+    -------
+    L1Certified
     """
     from rip_atoms.recovery import CERTIFIED, FAILED, INVALID, UNDETERMINED, classify_recovery
 
@@ -376,6 +472,29 @@ def stability(
     activations), ``"self"`` ((D Dᵀ)⁻¹; note that it makes the neuron basis orthonormal), or
     ``"raw"``/None (Euclidean). See :func:`q_star_quantile`, :func:`q_star_support`,
     :func:`l1_certified_fraction`.
+
+    Parameters
+    ----------
+    D : Dictionary or array_like
+        The dictionary (decoder), H×N, columns are atoms.
+    codes : array_like or scipy sparse
+        n×N codes.
+    metric : AIPMetric, "self", "raw" or None
+        See above.
+    l1 : bool
+        Run the exact ℓ1 test.
+    l1_max_tokens : int or None
+        Its sample size.
+    seed : int or None
+        Its seed.
+    nonneg : bool, optional
+        Non-negative codes (default: whether every code is ≥ 0).
+    exact_max_atoms : int
+        Per-atom coherences in float64 for all pairs up to this many live atoms.
+
+    Returns
+    -------
+    StabilityResult
     """
     d = as_dictionary(D)
     C = codes_csr(codes, d.n_atoms, "codes")

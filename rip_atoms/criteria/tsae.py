@@ -75,6 +75,27 @@ def tsae_window(eps: float, K: int, delta_min: float, delta_max: float) -> TSAEW
     (non-negative codes with σ_τ(z) = z·1[z > τ]; for signed codes the same window applies to
     |z|). Pre-activations z = D̃ᵀD̃δ satisfy zⱼ ≥ δ_min − (K − 1)εδ_max on the support and
     |zⱼ| ≤ Kεδ_max off it.
+
+    Parameters
+    ----------
+    eps : float
+        ε ∈ [0, 1], the coherence of the corrected atoms.
+    K : int
+        The largest number of non-zeros of a code (≥ 1).
+    delta_min, delta_max : float
+        The range of non-zero code magnitudes, 0 < δ_min ≤ δ_max.
+
+    Returns
+    -------
+    TSAEWindow
+
+    Examples
+    --------
+    >>> w = tsae_window(0.1, 2, 1.0, 1.5)
+    >>> round(w.lower, 12), round(w.upper, 12), w.feasible
+    (0.3, 0.85, True)
+    >>> tsae_window(0.3, 3, 1.0, 1.0).feasible  # δ_min ≤ ε(2K − 1)δ_max
+    False
     """
     if isinstance(K, bool) or not float(K).is_integer() or K < 1:
         raise ParameterError(f"TSAE window: K must be an integer ≥ 1, got {K}")
@@ -157,6 +178,21 @@ def check_thresholds(
     codes in its own units, and its τⱼ corresponds to τⱼ·nⱼ — pass ``atom_norms`` to rescale.
     Latents below the window may let cross-talk through (spurious support), latents above it may
     cut true atoms (missed support). Torch-free: the adapter passes numpy arrays.
+
+    Parameters
+    ----------
+    thresholds : float or array_like
+        τ, a scalar or one per latent.
+    window : TSAEWindow, optional
+        The window; else built from ``eps``, ``K``, ``delta_min``, ``delta_max``.
+    eps, K, delta_min, delta_max : optional
+        The window's parameters (see :func:`tsae_window`).
+    atom_norms : array_like, optional
+        AIP norms ‖dⱼ‖_S of the TSAE's atoms, to rescale τⱼ to normalised units.
+
+    Returns
+    -------
+    ThresholdCheck
     """
     if window is None:
         if None in (eps, K, delta_min, delta_max):
@@ -199,6 +235,22 @@ def tsae_encoder(
     ĉ = σ_τ(z) = z·1[z > τ] (``signed``: z·1[|z| > τ]); τ is in normalised units (scalar or one
     per atom). Returns codes for the atoms as given, cⱼ = ĉⱼ/‖dⱼ‖_S, so x̂ = D c = D̂ ĉ. Dead
     atoms get code 0.
+
+    Parameters
+    ----------
+    D : Dictionary or array_like
+        The decoder, H×N, columns are atoms.
+    metric : AIPMetric, "self", "raw" or None
+        The AIP metric S̃ (None and "raw": Euclidean).
+    thresholds : float or array_like
+        τ in normalised units, a scalar or one per atom.
+    signed : bool
+        Threshold |z| instead of z.
+
+    Returns
+    -------
+    callable
+        The encoder: an m×H array of activations → its m×N codes.
     """
     atoms = CorrectedAtoms(D, metric, rows=False)
     d = atoms.dictionary

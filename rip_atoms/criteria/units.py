@@ -182,13 +182,36 @@ class UnitSet:
 
 
 def neuron_codes(X: np.ndarray) -> np.ndarray:
-    """The neurons' encoder: δ = x (float64)."""
+    """The neurons' encoder: δ = x (float64).
+
+    Parameters
+    ----------
+    X : array_like
+        m×H activations.
+
+    Returns
+    -------
+    numpy.ndarray
+        The codes, X as float64.
+    """
     return np.asarray(X, dtype=np.float64)
 
 
 def as_unit_set(name: str, spec: UnitSet | Dictionary | np.ndarray) -> UnitSet:
     """``spec`` itself when it is a :class:`UnitSet`; a plain dictionary as
-    :meth:`UnitSet.from_dictionary` (codes by NNLS)."""
+    :meth:`UnitSet.from_dictionary` (codes by NNLS).
+
+    Parameters
+    ----------
+    name : str
+        The unit set's name (for a plain dictionary and for errors).
+    spec : UnitSet, Dictionary or array_like
+        The units.
+
+    Returns
+    -------
+    UnitSet
+    """
     if isinstance(spec, UnitSet):
         return spec
     if isinstance(spec, Dictionary | np.ndarray):

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from rip_atoms import theory
 from rip_atoms.coherence import CoherenceResult, coherence
+from rip_atoms.criteria import UnitComparison, UnitSet
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import ParameterError, ShapeMismatchError, SingularMetricError
 from rip_atoms.metric import AIPMetric, fit_metric, representation_shift
@@ -49,9 +50,9 @@ class VerifyTarget:
     """What to verify: a dictionary and whatever else is known about it.
 
     ``activations`` should be tokens the units were not trained on (the CLI holds some out);
-    ``unit`` is the target as a :class:`rip_atoms.atoms.UnitSet` (encoder or codes aligned with
+    ``unit`` is the target as a :class:`rip_atoms.criteria.UnitSet` (encoder or codes aligned with
     ``activations``); ``thresholds`` are a TSAE's τⱼ in the units of the unit's codes;
-    ``table`` a precomputed :class:`rip_atoms.atoms.UnitComparison` (else one is computed from
+    ``table`` a precomputed :class:`rip_atoms.criteria.UnitComparison` (else one is computed from
     ``unit`` and ``extra_units`` beside the neuron basis); ``nonneg`` whether codes are
     non-negative (SAE codes; default: inferred from the codes, else True).
     """
@@ -62,10 +63,10 @@ class VerifyTarget:
     activations: np.ndarray | None = field(default=None, repr=False)
     activations_source: str | None = None
     metric: AIPMetric | None = field(default=None, repr=False)
-    unit: object | None = field(default=None, repr=False)
-    extra_units: dict = field(default_factory=dict, repr=False)
+    unit: UnitSet | None = field(default=None, repr=False)
+    extra_units: dict[str, UnitSet] = field(default_factory=dict, repr=False)
     thresholds: np.ndarray | None = field(default=None, repr=False)
-    table: object | None = field(default=None, repr=False)
+    table: UnitComparison | None = field(default=None, repr=False)
     nonneg: bool | None = None
     context: dict = field(default_factory=dict)
 
@@ -317,7 +318,7 @@ def build_report(
     return report
 
 
-def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_tokens, say,
+def _recovery_section(d, metric, codes, l0, nonneg, live, budget_s, seed, l1_max_tokens, say,
                       progress):
     from rip_atoms.criteria import l1_certified_fraction
     from rip_atoms.recovery import STATUS_NAMES, classify_recovery
@@ -357,7 +358,7 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_t
     rng = np.random.default_rng(seed)
     live_idx = d.live_atoms
     rows: list[dict] = []
-    say(f"ℓ1 probe: {PROBE_CODES} random codes at k = {ks} ({budget:.0f} s)")
+    say(f"ℓ1 probe: {PROBE_CODES} random codes at k = {ks} ({budget_s:.0f} s)")
     bar = None
     if progress:
         import sys
@@ -370,7 +371,7 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_t
         if bar is not None:
             bar.update(1)
             bar.set_postfix(k=k)
-        left = budget - (time.perf_counter() - t0)
+        left = budget_s - (time.perf_counter() - t0)
         if left <= 0 or last > left:  # larger k cost more than the last batch did
             rows.append({"k": k, "run": False, "why": "budget exhausted"})
             continue
@@ -382,7 +383,7 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_t
                 mags *= rng.choice([-1.0, 1.0], size=k)
             C[i, S] = mags
         res = classify_recovery(d, C.tocsr(), nonneg=nonneg, metric=metric_arg,
-                                lp_time_limit=max(1.0, budget / 10), budget_s=left)
+                                lp_time_limit=max(1.0, budget_s / 10), budget_s=left)
         counts = {name: int(np.sum(res.status == s)) for s, name in enumerate(STATUS_NAMES)}
         rows.append({"k": k, "run": True, **counts, "seconds": res.seconds})
         last = res.seconds
