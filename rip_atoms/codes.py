@@ -67,33 +67,30 @@ def check_codes(codes: Codes, n_atoms: int, source: str, *,
     >>> check_codes(np.array([[0.0, 2.0, 0.0]]), 3, "codes")[0]
     'dense'
     """
-    if sp.issparse(codes):
-        M = sp.csr_matrix(codes)
-        if M.shape[1] != n_atoms:
-            raise ShapeMismatchError(
-                f"{source}: codes have {M.shape[1]} columns but the dictionary has N = "
-                f"{n_atoms} atoms (codes are tokens × atoms)")
-        if not _real_dtype(M.dtype):
-            raise InvalidCodeError(f"{source}: codes must be real numbers, got dtype {M.dtype}")
-        bad = np.flatnonzero(~np.isfinite(M.data))
-        if bad.size:
-            row = int(np.searchsorted(M.indptr, bad[0], side="right") - 1)
-            raise NonFiniteError(
-                _nonfinite_message(source, row, M.data[bad[0]], int(M.indices[bad[0]]))
-                + f"; {bad.size} non-finite entries in all")
-        return "sparse", M, M.shape[0]
-    arr = codes if isinstance(codes, np.ndarray) else np.asarray(codes)
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2:
-        raise ShapeMismatchError(f"{source}: codes must be a tokens × atoms matrix, got shape "
-                                 f"{arr.shape}")
+    sparse = sp.issparse(codes)
+    if sparse:
+        arr = sp.csr_matrix(codes)
+    else:
+        arr = codes if isinstance(codes, np.ndarray) else np.asarray(codes)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2:
+            raise ShapeMismatchError(f"{source}: codes must be a tokens × atoms matrix, got "
+                                     f"shape {arr.shape}")
     if arr.shape[1] != n_atoms:
         raise ShapeMismatchError(
             f"{source}: codes have {arr.shape[1]} columns but the dictionary has N = {n_atoms} "
             f"atoms (codes are tokens × atoms)")
     if not _real_dtype(arr.dtype):
         raise InvalidCodeError(f"{source}: codes must be real numbers, got dtype {arr.dtype}")
+    if sparse:
+        bad = np.flatnonzero(~np.isfinite(arr.data))
+        if bad.size:
+            row = int(np.searchsorted(arr.indptr, bad[0], side="right") - 1)
+            raise NonFiniteError(
+                _nonfinite_message(source, row, arr.data[bad[0]], int(arr.indices[bad[0]]))
+                + f"; {bad.size} non-finite entries in all")
+        return "sparse", arr, arr.shape[0]
     if np.issubdtype(arr.dtype, np.floating):
         for start in range(0, arr.shape[0], chunk_size):
             block = np.asarray(arr[start: start + chunk_size])
