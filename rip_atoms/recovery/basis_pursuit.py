@@ -168,6 +168,8 @@ def basis_pursuit(
         x, status = _solve_cvxpy(A, y, nonneg)
     else:
         raise ParameterError(f"solver must be 'homotopy', 'lp' or 'cvxpy', not {solver!r}")
+    if nonneg and np.all(np.isfinite(x)):
+        x = np.maximum(x, 0.0)  # HiGHS and cvxpy meet x ≥ 0 only to their tolerance (~1e-15)
     polished = False
     if polish and np.all(np.isfinite(x)) and np.any(x):
         x, polished = _polish_solution(A, y, x, nonneg)

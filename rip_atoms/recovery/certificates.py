@@ -46,6 +46,15 @@ def _cert_value(c: np.ndarray, nonneg: bool) -> float:
     return float(c.max() if nonneg else np.abs(c).max())
 
 
+def _rigorous_bound(value: float, eq_residual: float, sigma_min: float, gamma: float,
+                    y_norm: float, col_norm: float = 1.0) -> float:
+    """The bound of the module docstring: value + ‖D_Sᵀ y − s‖₂/σmin(D_S) + γ_H·‖y‖₂·maxⱼ‖dⱼ‖
+    (with a relative 1e-12 on the last term); +inf when σmin is not > 0."""
+    if not sigma_min > 0:
+        return math.inf
+    return value + eq_residual / sigma_min + gamma * y_norm * col_norm * (1 + 1e-12)
+
+
 def _certificate_bound(rows: np.ndarray, S: np.ndarray, s: np.ndarray, y: np.ndarray,
                        nonneg: bool, sigma_min: float, gamma: float,
                        col_norm: float = 1.0) -> tuple[float, float]:
@@ -57,11 +66,8 @@ def _certificate_bound(rows: np.ndarray, S: np.ndarray, s: np.ndarray, y: np.nda
     mask = np.ones(len(c), dtype=bool)
     mask[S] = False
     value = _cert_value(c[mask], nonneg)
-    if not sigma_min > 0:
-        return value, math.inf
-    bound = value + float(np.linalg.norm(e)) / sigma_min + gamma * float(
-        np.linalg.norm(y)) * col_norm * (1 + 1e-12)
-    return value, bound
+    return value, _rigorous_bound(value, float(np.linalg.norm(e)), sigma_min, gamma,
+                                  float(np.linalg.norm(y)), col_norm)
 
 
 def _sigma(cols: np.ndarray, S: np.ndarray) -> tuple[float, float, np.ndarray]:

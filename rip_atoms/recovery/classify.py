@@ -39,7 +39,13 @@ from rip_atoms.errors import ParameterError
 from rip_atoms.kernels.recovery_batch import admm_bp_batch, fuchs_batch
 from rip_atoms.metric import AIPMetric
 from rip_atoms.recovery.basis_pursuit import _lars
-from rip_atoms.recovery.certificates import _certificate_bound, _lp, _push_certificate, _sigma
+from rip_atoms.recovery.certificates import (
+    _certificate_bound,
+    _lp,
+    _push_certificate,
+    _rigorous_bound,
+    _sigma,
+)
 from rip_atoms.recovery.codes import _chunk_rows, _Code, _code_matrix, _UnitAtoms
 from rip_atoms.recovery.results import (
     CERTIFIED,
@@ -352,8 +358,8 @@ def _stage_fuchs(ctx: _Context, pending: list[_Code]) -> list[_Code]:
             code.sigma_ratio = math.sqrt(fb.lam_min[j] / fb.lam_max[j])
             value = float(fb.value[j])
             ctx.rec.fuchs[code.index] = value
-            bound = value + fb.eq_residual[j] / code.sigma_min + atoms.gamma * fb.y_norm[j] * (
-                1 + 1e-12)
+            bound = _rigorous_bound(value, float(fb.eq_residual[j]), code.sigma_min,
+                                    atoms.gamma, float(fb.y_norm[j]))
             if not ctx.offer(code, Method.FUCHS, bound):
                 rest.append(code)
     with ctx.timed("rank"), threadpool_limits(1):

@@ -1,5 +1,4 @@
-"""RecoveryResult: the per-code file is written atomically and loads without pickle.
-"""
+"""RecoveryResult: the per-code file is written atomically and loads without pickle."""
 
 from __future__ import annotations
 
