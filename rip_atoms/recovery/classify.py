@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from rip_atoms.codes import check_codes
 from rip_atoms.deadline import Deadline
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import ParameterError
@@ -46,7 +47,7 @@ from rip_atoms.recovery.certificates import (
     _rigorous_bound,
     _sigma,
 )
-from rip_atoms.recovery.codes import _chunk_rows, _Code, _code_matrix, _UnitAtoms
+from rip_atoms.recovery.codes import _chunk_rows, _Code, _UnitAtoms
 from rip_atoms.recovery.results import (
     CERTIFIED,
     FAILED,
@@ -262,7 +263,7 @@ def classify_recovery(
     cap = max_iter if max_iter is not None else 8 * max(h, 100)
     if cap < 1:
         raise ParameterError(f"max_iter must be ≥ 1, got {cap}")
-    kind, M, n = _code_matrix(codes, n_atoms, source, chunk_size)
+    kind, M, n = check_codes(codes, n_atoms, source, chunk_size=chunk_size)
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -4,8 +4,9 @@
 :class:`~rip_atoms.corrected_atoms.CorrectedAtoms` (the one representation of the corrected
 atoms), the scale ‖W dᵢ‖, the dead mask, duplicate pairs, a float32 copy for the fast homotopy
 pass and the row-space projector of the ADMM search. :class:`_Code` is one usable code δ̃ over D̃.
-The rest validates inputs: an H×N matrix with a support and signs (the single-support functions),
-and a tokens × atoms code matrix read chunk by chunk (:func:`classify_recovery`).
+The rest validates inputs: an H×N matrix with a support and signs (the single-support functions);
+code matrices are checked by :func:`rip_atoms.codes.check_codes` (the one check) and read chunk
+by chunk (:func:`_chunk_rows`).
 """
 
 from __future__ import annotations
@@ -152,48 +153,6 @@ def _support_signs(support, signs, n_atoms: int, nonneg: bool):
             raise InvalidCodeError("signs must be ±1, one per support index")
     order = np.argsort(S)
     return S[order], s[order]
-
-
-def _code_matrix(codes, n_atoms: int, source: str, chunk: int):
-    """Validate the structure of the codes (shape, dtype, finiteness) and return
-    (kind, object, n): kind "sparse" (CSR) or "dense" (2-D array, possibly a memory map)."""
-    if sp.issparse(codes):
-        M = sp.csr_matrix(codes)
-        if M.shape[1] != n_atoms:
-            raise ShapeMismatchError(
-                f"{source}: codes have {M.shape[1]} columns but the dictionary has N = "
-                f"{n_atoms} atoms (codes are tokens × atoms)")
-        if not (np.issubdtype(M.dtype, np.floating) or np.issubdtype(M.dtype, np.integer)):
-            raise InvalidCodeError(f"{source}: codes must be real numbers, got {M.dtype}")
-        bad = np.flatnonzero(~np.isfinite(M.data))
-        if bad.size:
-            row = int(np.searchsorted(M.indptr, bad[0], side="right") - 1)
-            raise NonFiniteError(
-                f"{source}: code {row} holds a non-finite value ({M.data[bad[0]]!r} at atom "
-                f"{int(M.indices[bad[0]])}); {bad.size} non-finite entries in all")
-        return "sparse", M, M.shape[0]
-    arr = codes if isinstance(codes, np.ndarray) else np.asarray(codes)
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2:
-        raise ShapeMismatchError(f"{source}: codes must be a tokens × atoms matrix, got shape "
-                                 f"{arr.shape}")
-    if arr.shape[1] != n_atoms:
-        raise ShapeMismatchError(
-            f"{source}: codes have {arr.shape[1]} columns but the dictionary has N = {n_atoms} "
-            f"atoms (codes are tokens × atoms)")
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise InvalidCodeError(f"{source}: codes must be real numbers, got dtype {arr.dtype}")
-    if np.issubdtype(arr.dtype, np.floating):
-        for start in range(0, arr.shape[0], chunk):
-            block = np.asarray(arr[start : start + chunk])
-            fin = np.isfinite(block)
-            if not fin.all():
-                r, c = np.argwhere(~fin)[0]
-                raise NonFiniteError(
-                    f"{source}: code {start + int(r)} holds a non-finite value "
-                    f"({block[r, c]!r} at atom {int(c)})")
-    return "dense", arr, arr.shape[0]
 
 
 def _chunk_rows(kind: str, M, start: int, stop: int) -> sp.csr_matrix:
