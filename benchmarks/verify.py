@@ -41,7 +41,7 @@ if which == "numpy":
     out = {"mu": float(np.abs(G).max())}
 else:
     from rip_atoms.report import VerifyTarget, build_report, write_report
-    from rip_atoms.atoms import UnitSet
+    from rip_atoms.criteria import UnitSet
     from rip_atoms.metric import fit_metric
     unit = UnitSet.from_codes("planted", p.dictionary, p.codes[n_fit:],
                               decoder_bias=p.offset_vector, kind="atoms")

@@ -3,7 +3,7 @@
 The mathematics is in DESIGN.md; each quantity's code is in the module of the same name:
 :mod:`~rip_atoms.dictionary`, :mod:`~rip_atoms.metric` (AIP), :mod:`~rip_atoms.coherence`,
 :mod:`~rip_atoms.rip`, :mod:`~rip_atoms.spark`, :mod:`~rip_atoms.recovery`,
-:mod:`~rip_atoms.atoms` (the paper's criteria), :mod:`~rip_atoms.theory`,
+:mod:`~rip_atoms.criteria` (the paper's criteria), :mod:`~rip_atoms.theory`,
 :mod:`~rip_atoms.synthetic`.
 """
 

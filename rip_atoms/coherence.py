@@ -51,7 +51,10 @@ from rip_atoms.kernels import blocked_gram_reduce
 from rip_atoms.metric import AIPMetric
 from rip_atoms.theory import welch_bound
 
+#: the quantile levels every per-atom or per-token distribution is summarised at
 PER_ATOM_QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
+#: per_atom_coherence computes every value in float64 up to this many live atoms
+EXACT_MAX_ATOMS = 4096
 _MAX_BABEL_ROWS = 64
 _MAX_EXTRA_PAIRS = 20000
 
@@ -319,3 +322,215 @@ def coherence(
         mu_upper=mu_upper,
         float64_tolerance=atoms.tolerance64,
     )
+
+
+# =============================================================================== per-atom coherence
+def quantile_table(values: np.ndarray) -> dict[str, float] | None:
+    """Inverse-empirical-CDF quantiles at :data:`PER_ATOM_QUANTILES` (None for an empty sample).
+
+    Parameters
+    ----------
+    values : array_like
+        The sample (non-finite values are dropped).
+
+    Returns
+    -------
+    dict or None
+        level (as a string) → quantile.
+
+    Examples
+    --------
+    >>> quantile_table(np.arange(1.0, 5.0))["0.5"]
+    2.0
+    """
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return None
+    qs = np.quantile(v, PER_ATOM_QUANTILES, method="inverted_cdf")
+    return {str(q): float(x) for q, x in zip(PER_ATOM_QUANTILES, qs, strict=True)}
+
+
+@dataclass(frozen=True)
+class PerAtomCoherence:
+    """Per-atom AIP coherence μⱼ = max_{l≠j} |⟨d̃ⱼ, d̃ₗ⟩| over the live atoms.
+
+    ``values`` (N,) float64, NaN for dead atoms; ``partner`` the l attaining it (−1 if none);
+    ``exact`` marks values computed in float64 (within ``tolerance64`` of the truth; the others
+    are float32 values within ``tolerance`` of the truth, and at least ``tolerance`` away from
+    every threshold 1/(2k − 1), so each uniqueness comparison is decided exactly). ``mu`` and
+    ``pair`` are the float64 maximum and its pair. A single live atom has μⱼ = 0 (no other
+    atom).
+
+    Decisions (q* readings, the atom-set check) use upper bounds (:meth:`decision_values`,
+    :meth:`for_supports`, :attr:`mu_upper`): the float64 values raised by ``tolerance64``, so a
+    value that only rounding puts below a threshold 1/(2k − 1) never passes it, and 1 for atoms
+    in a duplicate pair (|cos| ≥ 1 − 1e-6: treated as parallel, as in
+    :mod:`rip_atoms.coherence`).
+    """
+
+    values: np.ndarray = field(repr=False)
+    partner: np.ndarray = field(repr=False)
+    exact: np.ndarray = field(repr=False)
+    tolerance: float
+    mu: float
+    pair: tuple[int, int] | None
+    n_atoms: int
+    n_live: int
+    metric: dict
+    method: str
+    tolerance64: float = 0.0
+
+    @property
+    def mu_upper(self) -> float:
+        """Certified upper bound on μ: min(μ + tolerance64, 1); 1 with a duplicate pair."""
+        return 1.0 if self.mu >= 1.0 - DUPLICATE_TOL else min(1.0, self.mu + self.tolerance64)
+
+    def live_values(self) -> np.ndarray:
+        """μⱼ of the live atoms."""
+        return self.values[np.isfinite(self.values)]
+
+    def _upper(self) -> np.ndarray:
+        up = np.where(self.exact, np.minimum(self.values + self.tolerance64, 1.0), self.values)
+        return np.where(self.values >= 1.0 - DUPLICATE_TOL, 1.0, up)  # NaN stays NaN
+
+    def decision_values(self) -> np.ndarray:
+        """Upper bounds on μⱼ of the live atoms for uniqueness decisions: float64 values plus
+        ``tolerance64`` (capped at 1), float32 values as they are (already decided exactly),
+        1 for atoms in a duplicate pair."""
+        up = self._upper()
+        return up[np.isfinite(up)]
+
+    def for_supports(self) -> np.ndarray:
+        """Upper bounds on μⱼ (as :meth:`decision_values`) for every atom, dead atoms set to 1:
+        a code that uses a zero atom is never unique (its coefficient can be changed freely), so
+        it fails every uniqueness condition."""
+        up = self._upper()
+        return np.where(np.isfinite(up), up, 1.0)
+
+    def to_dict(self) -> dict:
+        return {
+            "mu": self.mu,
+            "pair": None if self.pair is None else list(self.pair),
+            "n_atoms": self.n_atoms,
+            "n_live": self.n_live,
+            "quantiles": quantile_table(self.live_values()),
+            "n_exact": int(self.exact.sum()),
+            "tolerance": self.tolerance,
+            "method": self.method,
+            "metric": self.metric,
+        }
+
+
+def _near_thresholds(f: np.ndarray, tol: float) -> np.ndarray:
+    """Mask of values within ``tol`` of some threshold 1/(2k − 1), k ≥ 1 (or of 0)."""
+    band = tol * (1 + 1e-6) + 1e-15
+    mask = f <= 3 * band
+    safe = np.where(mask, 1.0, f)
+    k0 = np.floor(0.5 * (1.0 / safe + 1.0))
+    for dk in (-1.0, 0.0, 1.0, 2.0):
+        k = np.maximum(k0 + dk, 1.0)
+        mask |= np.abs(f - 1.0 / (2.0 * k - 1.0)) <= band
+    return mask
+
+
+def _exact_rows(atoms: CorrectedAtoms, J: np.ndarray, live: np.ndarray, block: int = 2048,
+                V_live: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """float64 max_{l live, l≠j} |⟨d̃ⱼ, d̃ₗ⟩| and its argmax, for the atoms J."""
+    best = np.full(len(J), -1.0)
+    arg = np.full(len(J), -1, dtype=np.int64)
+    for js in range(0, len(J), block):
+        Jb = J[js: js + block]
+        VJ = atoms.vectors(Jb)
+        bb = np.full(len(Jb), -1.0)
+        ab = np.full(len(Jb), -1, dtype=np.int64)
+        for cs in range(0, len(live), block):
+            cols = live[cs: cs + block]
+            Vc = V_live[:, cs: cs + block] if V_live is not None else atoms.vectors(cols)
+            C = np.abs(Vc.T @ VJ)  # (cols, Jb)
+            C[cols[:, None] == Jb[None, :]] = -1.0
+            r = np.argmax(C, axis=0)
+            v = C[r, np.arange(len(Jb))]
+            upd = v > bb
+            bb[upd] = v[upd]
+            ab[upd] = cols[r[upd]]
+        best[js: js + len(Jb)] = bb
+        arg[js: js + len(Jb)] = ab
+    return np.minimum(best, 1.0), arg
+
+
+def per_atom_coherence(
+    D: Dictionary | np.ndarray,
+    metric: AIPMetric | str | None,
+    *,
+    exact_max_atoms: int = EXACT_MAX_ATOMS,
+    progress: bool = False,
+) -> PerAtomCoherence:
+    """μⱼ = max_{l≠j} |⟨d̃ⱼ, d̃ₗ⟩| for every live atom under ``metric`` (an :class:`AIPMetric`,
+    ``"self"`` for (D Dᵀ)⁻¹, or ``"raw"``/None for Euclidean cosines).
+
+    Up to ``exact_max_atoms`` live atoms: all pairs in float64. Above: the blocked float32 pass
+    of :func:`coherence`, then float64 recomputation of every atom within the float32 tolerance
+    of a threshold 1/(2k − 1) (see :class:`PerAtomCoherence`).
+
+    Parameters
+    ----------
+    D : Dictionary or array_like
+        The dictionary, H×N, columns are atoms.
+    metric : AIPMetric, "self", "raw" or None
+        The inner product (None and "raw": Euclidean).
+    exact_max_atoms : int
+        All pairs in float64 up to this many live atoms.
+    progress : bool
+        A progress bar for the blocked pass (large dictionaries only).
+
+    Returns
+    -------
+    PerAtomCoherence
+
+    Examples
+    --------
+    >>> D = np.array([[1.0, 0.0, 0.6], [0.0, 1.0, 0.8]])
+    >>> pac = per_atom_coherence(D, None)
+    >>> [round(float(v), 6) for v in pac.values], pac.pair
+    ([0.6, 0.8, 0.8], (1, 2))
+    """
+    atoms = CorrectedAtoms(D, metric, rows=False)
+    d = atoms.dictionary
+    live = atoms.live
+    n = len(live)
+    values = np.full(d.n_atoms, np.nan)
+    partner = np.full(d.n_atoms, -1, dtype=np.int64)
+    exact = np.zeros(d.n_atoms, dtype=bool)
+    tol = 0.0
+    if n == 1:
+        values[live] = 0.0
+        exact[live] = True
+        mu, pair, method = 0.0, None, "single live atom (μⱼ = 0)"
+    elif n <= exact_max_atoms:
+        V = atoms.vectors(live)
+        vals, part = _exact_rows(atoms, live, live, V_live=V)
+        values[live], partner[live], exact[live] = vals, part, True
+        r = int(np.argmax(vals))
+        mu, pair = float(vals[r]), (int(min(live[r], part[r])), int(max(live[r], part[r])))
+        method = "float64, all pairs"
+    else:
+        coh = coherence(d, atoms.metric, babel_p=1, top=1, progress=progress)
+        tol = float(coh.float32_tolerance)
+        values[live] = coh.per_atom[live]
+        partner[live] = coh.per_atom_partner[live]
+        J = live[_near_thresholds(values[live], tol)]
+        if J.size:
+            vals, part = _exact_rows(atoms, J, live)
+            values[J], partner[J], exact[J] = vals, part, True
+        mu, pair = float(coh.mu), (int(coh.pair[0]), int(coh.pair[1]))
+        method = (f"float32 blocked pass (tolerance {tol:.2g}); {int(J.size)} atoms near a "
+                  "threshold 1/(2k−1) recomputed in float64")
+    if np.any(values >= 1.0 - DUPLICATE_TOL):  # NaN (dead) compares False
+        method += "; atoms in a duplicate pair (|cos| ≥ 1 − 1e-6) decide as μⱼ = 1"
+    return PerAtomCoherence(
+        values=values, partner=partner, exact=exact, tolerance=tol, mu=mu, pair=pair,
+        n_atoms=d.n_atoms, n_live=n, metric=atoms.metric_info(), method=method,
+        tolerance64=atoms.tolerance64,
+    )
+

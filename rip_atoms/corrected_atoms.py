@@ -6,6 +6,9 @@ dictionary"). Passes over many atoms use float32 rows ``rows`` (N_live×H, C-con
 whitening itself is done in float64 and then rounded, so ill-conditioned metrics lose nothing);
 every reported number is recomputed in float64 from the atoms as given with
 cos(j, l) = dⱼᵀ S̃ dₗ / (‖dⱼ‖_S ‖dₗ‖_S) (:meth:`CorrectedAtoms.gram`, :meth:`cosines_row`).
+Exact ℓ1 recovery (:mod:`rip_atoms.recovery`) and the theorem suite need D̃ itself in float64:
+built with ``rows64=True``, ``rows64`` holds every atom's float64 unit row (N×H; dead atoms zero)
+from one unchunked float64 pass, and ``norms`` comes from that same pass.
 
 ``tolerance`` bounds |float32 row cosine − exact cosine|: γ_H + 2.5u (u = 2⁻²⁴, γ_H = Hu/(1−Hu);
 rounding of unit rows plus the GEMM's accumulation bound for unit vectors), plus twice the largest
@@ -23,7 +26,7 @@ from rip_atoms.errors import (
     ParameterTypeError,
     ShapeMismatchError,
 )
-from rip_atoms.metric import AIPMetric
+from rip_atoms.metric import AIPMetric, metric_description
 
 _U32 = 2.0**-24
 
@@ -101,6 +104,9 @@ class CorrectedAtoms:
         from the atoms scaled by exact powers of two (:meth:`Dictionary.scaled_columns`, the
         atoms as given unless they are tiny or huge), so they never underflow.
     rows : float32 N_live×H unit rows (None when built with ``rows=False``).
+    rows64 : float64 N×H unit rows of *all* atoms, C order, zero rows for dead atoms (None unless
+        built with ``rows64=True``); ``cols64`` is its H×N transpose (a view, Fortran order).
+    dead : boolean mask over all N atoms: dead in the dictionary, or ‖W dᵢ‖ = 0.
     tolerance : bound on the error of a float32 row cosine.
     tolerance64 : bound on the error of a float64 cosine (:func:`float64_cosine_tolerance`).
     """
@@ -111,6 +117,7 @@ class CorrectedAtoms:
         metric: AIPMetric | str | None = None,
         *,
         rows: bool = True,
+        rows64: bool = False,
         chunk: int = 4096,
         min_live: int = 1,
     ) -> None:
@@ -128,9 +135,16 @@ class CorrectedAtoms:
         self.tolerance64 = float64_cosine_tolerance(
             d.dim, 1.0 if self.metric is None else self.metric.condition_number)
         self.rows = None
+        self.rows64: np.ndarray | None = None
         self.norms = np.zeros(d.n_atoms)
         self._snorms = np.zeros(d.n_atoms)  # ‖W 2^−eᵢ dᵢ‖₂, the norms of the scaled atoms
         exps = d.column_exponents
+        if rows64:
+            self._float64_pass()
+            if rows:
+                self.rows = self.rows64[self.live].astype(np.float32)
+            self.rows_are_input = False
+            return
         reuse = (
             rows and self.metric is None and len(d.dead_atoms) == 0
             and d.atoms.dtype == np.float32 and d.atoms.T.flags.c_contiguous
@@ -157,9 +171,48 @@ class CorrectedAtoms:
             if rows:
                 self.rows[s : s + len(idx)] = (X / nx).T
 
+    def _float64_pass(self) -> None:
+        """``rows64`` and ``norms`` in one unchunked float64 pass over the atoms scaled by exact
+        powers of two (:meth:`Dictionary.scaled_columns`): X = W D', nᵢ = ‖xᵢ‖₂,
+        rows64 = (X·diag(1/nᵢ))ᵀ with dead atoms (in the dictionary, or nᵢ = 0) zero."""
+        d = self.dictionary
+        X = d.scaled_columns(np.arange(d.n_atoms))
+        if self.metric is not None:
+            X = self.metric.W @ X
+        snorms = np.sqrt(np.einsum("ij,ij->j", X, X))
+        dead = np.zeros(d.n_atoms, dtype=bool)
+        dead[d.dead_atoms] = True
+        dead |= ~(snorms > 0)
+        self._snorms = np.where(dead, 0.0, snorms)
+        with np.errstate(over="ignore", under="ignore"):
+            self.norms = np.where(dead, 0.0, np.ldexp(snorms, d.column_exponents))
+        inv = np.zeros_like(snorms)
+        inv[~dead] = 1.0 / snorms[~dead]
+        X *= inv
+        self.rows64 = np.ascontiguousarray(X.T)
+
     @property
     def dim(self) -> int:
         return self.dictionary.dim
+
+    @property
+    def n_atoms(self) -> int:
+        return self.dictionary.n_atoms
+
+    @property
+    def dead(self) -> np.ndarray:
+        """Boolean mask over all atoms: dead in the dictionary, or ‖W dᵢ‖ = 0."""
+        mask = np.ones(self.n_atoms, dtype=bool)
+        mask[self.live] = False
+        return mask | ~(self.norms > 0)
+
+    @property
+    def cols64(self) -> np.ndarray:
+        """D̃ as an H×N float64 matrix (columns d̃ᵢ; a Fortran-order view of ``rows64``)."""
+        if self.rows64 is None:
+            raise ParameterError("cols64 needs the float64 rows: build CorrectedAtoms with "
+                                 "rows64=True")
+        return self.rows64.T
 
     @property
     def n_live(self) -> int:
@@ -189,7 +242,8 @@ class CorrectedAtoms:
         return a * a * (1 + 1e-12)
 
     def metric_info(self) -> dict:
-        return {"kind": "raw"} if self.metric is None else self.metric.to_dict()
+        """:func:`rip_atoms.metric.metric_description` of the metric in use."""
+        return metric_description(self.metric)
 
     def vectors(self, atoms) -> np.ndarray:
         """float64 H×k matrix of d̃ᵢ for the given atom indices (exact)."""

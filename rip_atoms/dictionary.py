@@ -23,6 +23,7 @@ import math
 import operator
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,6 +43,8 @@ NONFINITE_MODES = ("raise", "dead")
 _SAFE_EXPONENT = 200  # columns with max |entry| in [2^-200, 2^200] are used as given
 DUPLICATE_TOL = 1e-6
 SAE_SUFFIXES = (".npz", ".pt", ".pth")  # read by the torch adapter (rip_atoms.sae)
+# the SAE reader rip_atoms.sae registers (register_sae_reader); None until it is imported
+_SAE_READER: Callable[[Path], Dictionary] | None = None
 
 
 @dataclass(frozen=True)
@@ -256,9 +259,10 @@ class Dictionary:
     ) -> Dictionary:
         """Load a dictionary from a CLI-style spec: ``neurons:H``, a `.npy` or a `.safetensors`
         matrix, or an SAE — a SAELens / sparsify folder, a Gemma Scope ``.npz``, a
-        dictionary_learning ``ae.pt`` (``weights_only=True``) — read by the torch adapter
-        (:mod:`rip_atoms.sae`, imported only here and only for those) as D = W_decᵀ with the
-        decoder norms kept. ``dead_rtol`` sets the dead-atom threshold (see :class:`Dictionary`).
+        dictionary_learning ``ae.pt`` (``weights_only=True``) — read by the torch adapter as
+        D = W_decᵀ with the decoder norms kept, once :mod:`rip_atoms.sae` is imported (it
+        registers its reader, :func:`register_sae_reader`; the CLI imports it for SAE
+        arguments). ``dead_rtol`` sets the dead-atom threshold (see :class:`Dictionary`).
         """
         _check_nonfinite(nonfinite)
         dead_rtol = _check_dead_rtol(dead_rtol)
@@ -278,8 +282,17 @@ class Dictionary:
 
     @classmethod
     def _from_sae(cls, path: Path) -> Dictionary:
-        """D = W_decᵀ of an SAE file or folder, through the torch adapter (lazy import)."""
-        return load_sae_spec(path).dictionary()
+        """D = W_decᵀ of an SAE file or folder, through the reader the torch adapter registers
+        (:func:`register_sae_reader`)."""
+        if not path.exists():
+            raise FileFormatError(f"{path}: no such file or folder")
+        if _SAE_READER is None:
+            kind = "folder" if path.is_dir() else f"{path.suffix} file"
+            raise FileFormatError(
+                f"{path}: an SAE {kind} is read by the torch adapter, which needs PyTorch: "
+                "pip install 'rip-atoms[torch]' and import rip_atoms.sae (the CLI does)"
+            )
+        return _SAE_READER(path)
 
     def with_dead_rtol(self, dead_rtol: float) -> Dictionary:
         """The same atoms and provenance with another dead-atom threshold."""
@@ -431,22 +444,16 @@ def is_sae_spec(spec: str | os.PathLike) -> bool:
     return path.is_dir() or path.suffix.lower() in SAE_SUFFIXES
 
 
-def load_sae_spec(spec: str | os.PathLike):
-    """The SAE at ``spec`` (:class:`rip_atoms.sae.SparseAutoencoder`), read by the torch adapter
-    (imported here, lazily); a missing path or a missing torch is a one-line
-    :class:`FileFormatError` naming the path."""
-    path = Path(spec)
-    if not path.exists():
-        raise FileFormatError(f"{path}: no such file or folder")
-    try:
-        from rip_atoms.sae.formats import load_sae
-    except ImportError as exc:
-        kind = "folder" if path.is_dir() else f"{path.suffix} file"
-        raise FileFormatError(
-            f"{path}: an SAE {kind} is read by the torch adapter, which needs PyTorch: "
-            "pip install 'rip-atoms[torch]'"
-        ) from exc
-    return load_sae(path)
+def register_sae_reader(reader: Callable[[Path], Dictionary] | None) -> None:
+    """Let :meth:`Dictionary.load` read SAE files and folders (:func:`is_sae_spec`) with
+    ``reader`` (path → the dictionary D = W_decᵀ, decoder norms kept).
+
+    The torch adapter registers its reader when :mod:`rip_atoms.sae` is imported, so the core
+    never imports the adapter (the import graph stays acyclic); the CLI imports the adapter for
+    SAE arguments. None unregisters.
+    """
+    global _SAE_READER
+    _SAE_READER = reader
 
 
 def as_dictionary(d: Dictionary | np.ndarray) -> Dictionary:

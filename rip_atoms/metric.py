@@ -291,6 +291,29 @@ class AIPMetric:
         }
 
 
+def metric_description(metric: AIPMetric | None) -> dict:
+    """The JSON description of a metric as every result records it: ``metric.to_dict()``, or
+    ``{"kind": "raw"}`` for None (Euclidean cosines, no metric).
+
+    Parameters
+    ----------
+    metric : AIPMetric or None
+        The metric, or None for the Euclidean inner product.
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> metric_description(None)
+    {'kind': 'raw'}
+    >>> metric_description(AIPMetric.identity(3))["kind"]
+    'identity'
+    """
+    return {"kind": "raw"} if metric is None else metric.to_dict()
+
+
 def _iter_chunks(activations, chunk_size: int):
     if isinstance(activations, np.ndarray):
         if activations.ndim != 2:

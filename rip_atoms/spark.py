@@ -364,7 +364,7 @@ _BUDGET = object()  # returned by searches stopped by their deadline
 
 
 def _enumerate_dependent(atoms: CorrectedAtoms, t: int, rtol: float,
-                         deadline: Deadline | None = None, chunk: int = 2000):
+                         deadline: Deadline | None = None, chunk_size: int = 2000):
     """The first dependent t-subset of live atoms (batched SVD), None when every t-subset is
     independent, or ``_BUDGET`` when the deadline passed first (checked per chunk)."""
     live = atoms.live
@@ -375,7 +375,7 @@ def _enumerate_dependent(atoms: CorrectedAtoms, t: int, rtol: float,
     while True:
         if deadline is not None and deadline.expired():
             return _BUDGET
-        flat = np.fromiter(itertools.chain.from_iterable(itertools.islice(combos, chunk)),
+        flat = np.fromiter(itertools.chain.from_iterable(itertools.islice(combos, chunk_size)),
                            dtype=np.int64)
         if flat.size == 0:
             return None

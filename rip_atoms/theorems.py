@@ -40,14 +40,15 @@ import time
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from rip_atoms.atoms import tsae_window, uniqueness_holds
+from rip_atoms.corrected_atoms import CorrectedAtoms
+from rip_atoms.criteria.tsae import tsae_window
 from rip_atoms.errors import ParameterError
 from rip_atoms.metric import AIPMetric, fit_metric
-from rip_atoms.testing.generators import (
+from rip_atoms.strict_json import json_ready
+from rip_atoms.synthetic import (
     activations_with_moment,
     etf_block_atoms,
     gaussian_atoms,
@@ -57,6 +58,7 @@ from rip_atoms.testing.generators import (
     second_moment_matrix,
     sparse_code_matrix,
 )
+from rip_atoms.theory import uniqueness_holds
 
 DEP_RTOL = 1e-10
 INDEP_RTOL = 1e-7
@@ -89,21 +91,6 @@ class Verdict:
     stats: dict = field(default_factory=dict)
 
 
-def _json(o: Any) -> Any:
-    if isinstance(o, np.ndarray):
-        return _json(o.tolist())
-    if isinstance(o, np.integer | np.bool_):
-        return o.item()
-    if isinstance(o, np.floating | float):
-        v = float(o)
-        return v if math.isfinite(v) else None
-    if isinstance(o, dict):
-        return {str(k): _json(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_json(v) for v in o]
-    return o
-
-
 @dataclass(frozen=True)
 class TheoremResult:
     """What running one theorem found.
@@ -134,7 +121,7 @@ class TheoremResult:
         return self.passed if self.expected == "holds" else (self.counterexample is not None)
 
     def to_dict(self) -> dict:
-        return _json({
+        return json_ready({
             "name": self.name,
             "statement": self.statement,
             "hypotheses": list(self.hypotheses),
@@ -201,7 +188,7 @@ class Theorem:
         return TheoremResult(
             name=self.name, statement=self.statement, hypotheses=self.hypotheses,
             expected=self.expected, examples=examples, discarded=discarded, failures=failures,
-            passed=examples > 0 and failures == 0, counterexample=_json(ce),
+            passed=examples > 0 and failures == 0, counterexample=json_ready(ce),
             corrected_statement=self.corrected_statement, corrected_by=self.corrected_by,
             stats=stats, seed=int(seed), seconds=time.perf_counter() - t0)
 
@@ -212,12 +199,18 @@ def _whitening(S: np.ndarray) -> np.ndarray:
     return (V * np.sqrt(lam)) @ V.T
 
 
+def _given_metric(S: np.ndarray) -> AIPMetric:
+    """S̃ as given (an example's metric) as an :class:`AIPMetric`, W = S̃^{1/2} from S̃ itself."""
+    S = np.asarray(S, dtype=np.float64)
+    lam = np.linalg.eigvalsh(0.5 * (S + S.T))
+    return AIPMetric(S=S, W=_whitening(S), moment_eigenvalues=np.sort(1.0 / lam), kind="given")
+
+
 def aip_unit_atoms(D: np.ndarray, S: np.ndarray | None) -> np.ndarray:
-    """D̃: columns W dⱼ/‖W dⱼ‖ with W = S̃^{1/2} (Euclidean when S is None)."""
-    X = np.asarray(D, dtype=np.float64)
-    if S is not None:
-        X = _whitening(np.asarray(S, dtype=np.float64)) @ X
-    return X / np.linalg.norm(X, axis=0)
+    """D̃ (H×N, float64): columns W dⱼ/‖W dⱼ‖ with W = S̃^{1/2} (Euclidean when S is None) — the
+    corrected atoms of :class:`~rip_atoms.corrected_atoms.CorrectedAtoms` under S̃."""
+    metric = None if S is None else _given_metric(S)
+    return CorrectedAtoms(D, metric, rows=False, rows64=True, min_live=0).cols64
 
 
 def _coherence(Dt: np.ndarray) -> tuple[float, tuple[int, int]]:

@@ -12,8 +12,9 @@ Contents
   for Gaussian dictionaries (signed and non-negative).
 - :func:`gaussian_coherence`: the Cai-Jiang limiting law of the coherence of N iid Gaussian
   vectors in R^H.
-- :func:`coherence_uniqueness_k`, :func:`spark_lower_from_coherence`: what a coherence value
-  certifies about uniqueness and the spark.
+- :func:`coherence_uniqueness_k`, :func:`spark_lower_from_coherence`, :func:`uniqueness_holds`,
+  :func:`babel_certified_k`: what a coherence value (or the Babel function) certifies about
+  uniqueness, exact recovery and the spark.
 
 Everything here is numpy/scipy only and costs microseconds to milliseconds.
 """
@@ -33,6 +34,7 @@ from rip_atoms.errors import ParameterError, ParameterTypeError
 
 __all__ = [
     "GaussianCoherence",
+    "babel_certified_k",
     "coherence_certified_k",
     "coherence_uniqueness_k",
     "gaussian_coherence",
@@ -42,6 +44,7 @@ __all__ = [
     "psi_tau",
     "rho_weak",
     "spark_lower_from_coherence",
+    "uniqueness_holds",
     "welch_bound",
 ]
 
@@ -550,3 +553,62 @@ def spark_lower_from_coherence(mu: float) -> int | float:
     if abs(r - nearest) <= 8.0 * np.finfo(float).eps * r:
         r = float(nearest)
     return int(math.ceil(1.0 + r))
+
+
+def uniqueness_holds(mu: np.ndarray | float, k: np.ndarray | int) -> np.ndarray | bool:
+    """The uniqueness condition (2k − 1)·μ < 1, elementwise (k = 0, the empty code, holds).
+
+    For k ≥ 1 it is μ < 1/(2k − 1): every code with at most k non-zeros over atoms of coherence
+    μ is the unique k-sparse representation of its signal (Donoho & Elad 2003), and basis pursuit
+    and OMP recover it (Tropp 2004).
+
+    Parameters
+    ----------
+    mu : float or array_like
+        Coherence values in [0, 1].
+    k : int or array_like
+        Sparsities ≥ 0 (broadcast against ``mu``).
+
+    Returns
+    -------
+    bool or numpy.ndarray of bool
+
+    Examples
+    --------
+    >>> bool(uniqueness_holds(0.3, 2)), bool(uniqueness_holds(0.34, 2))
+    (True, False)
+    """
+    return (2.0 * np.asarray(k, dtype=np.float64) - 1.0) * np.asarray(mu, dtype=np.float64) < 1.0
+
+
+def babel_certified_k(babel_upper: np.ndarray) -> int:
+    """Largest K with μ₁(K−1) + μ₁(K) < 1 (Tropp's exact-recovery condition; μ₁(0) = 0).
+
+    Evaluated on certified upper values of the Babel function μ₁, so every K-sparse code is
+    recovered by OMP and basis pursuit (J. A. Tropp, "Greed is good", IEEE Trans. Inf. Theory
+    50(10), 2004). Limited to the K for which μ₁ was computed.
+
+    Parameters
+    ----------
+    babel_upper : array_like
+        Upper bounds on μ₁(1), μ₁(2), … (e.g.
+        :attr:`rip_atoms.coherence.CoherenceResult.babel_upper`).
+
+    Returns
+    -------
+    int
+        K ≥ 0.
+
+    Examples
+    --------
+    >>> babel_certified_k(np.array([0.1, 0.3, 0.6, 0.9]))
+    3
+    """
+    b = np.concatenate([[0.0], np.asarray(babel_upper, dtype=np.float64)])
+    K = 0
+    for k in range(1, len(b)):
+        if b[k - 1] + b[k] < 1.0:
+            K = k
+        else:
+            break
+    return K

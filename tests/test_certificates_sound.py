@@ -22,8 +22,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rip_atoms import theory
-from rip_atoms.atoms import per_atom_coherence, q_star_quantile, q_star_support, support_coherence
 from rip_atoms.coherence import coherence
+from rip_atoms.criteria import (
+    per_atom_coherence,
+    q_star_quantile,
+    q_star_support,
+    support_coherence,
+)
 from rip_atoms.kernels.near_duplicates import near_duplicate_pairs
 from rip_atoms.recovery import CERTIFIED, FAILED, classify_recovery
 from rip_atoms.rip import rip_bounds

@@ -67,8 +67,8 @@ def test_quick_html_has_every_section_and_every_plot(quick):
 
 
 def test_quick_json_numbers_match_direct_library_calls(quick):
-    from rip_atoms.atoms import l1_certified_fraction
     from rip_atoms.cli.verify import _quick_target
+    from rip_atoms.criteria import l1_certified_fraction
     from rip_atoms.metric import representation_shift
     from rip_atoms.rip import witness_eigenvalues
 

@@ -38,7 +38,7 @@ def small_data(n=3000, d=16, seed=0) -> np.ndarray:
 
 
 def test_tsae_recovers_planted_atoms():
-    from rip_atoms.atoms import l1_certified_fraction
+    from rip_atoms.criteria import l1_certified_fraction
     from rip_atoms.metric import fit_metric
 
     H, N, K = 64, 128, 3

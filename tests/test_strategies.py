@@ -180,7 +180,7 @@ def test_core_works_and_strategies_say_so_without_hypothesis():
     import sys
 
     code = ("import sys; sys.modules['hypothesis'] = None\n"
-            "import rip_atoms.atoms, rip_atoms.theorems, rip_atoms.testing.generators\n"
+            "import rip_atoms.criteria, rip_atoms.theorems, rip_atoms.testing.generators\n"
             "assert 'torch' not in sys.modules\n"
             "print('core ok')\n"
             "from rip_atoms.testing import sparse_codes\n")

@@ -1,4 +1,7 @@
-"""Pieces every subcommand shares: JSON output, logging, dictionary and metric arguments."""
+"""Pieces the subcommands share: JSON output, logging, dictionary and metric arguments, loading
+dictionaries and SAEs (the CLI is the layer that dispatches SAE arguments to the torch adapter),
+and the torch settings of the adapter's commands. Subcommand modules import only public names
+from here, never private ones from each other."""
 
 from __future__ import annotations
 
@@ -8,8 +11,8 @@ import sys
 from pathlib import Path
 
 from rip_atoms import strict_json
-from rip_atoms.dictionary import DEAD_RTOL, Dictionary
-from rip_atoms.errors import RipAtomsError, ShapeMismatchError
+from rip_atoms.dictionary import DEAD_RTOL, Dictionary, is_sae_spec
+from rip_atoms.errors import FileFormatError, RipAtomsError, ShapeMismatchError
 from rip_atoms.matrix_files import load_matrix
 from rip_atoms.metric import AIPMetric, fit_metric
 
@@ -61,13 +64,43 @@ def add_metric_args(p: argparse.ArgumentParser) -> None:
                    help="ridge λ: invert Σ + λ·(tr Σ/H)·I (default 0)")
 
 
+def load_sae_spec(spec: str | Path):
+    """The SAE at ``spec`` (:class:`rip_atoms.sae.SparseAutoencoder`), read by the torch adapter
+    (imported here, lazily); a missing path or a missing torch is a one-line
+    :class:`~rip_atoms.errors.FileFormatError` naming the path."""
+    path = Path(spec)
+    if not path.exists():
+        raise FileFormatError(f"{path}: no such file or folder")
+    try:
+        from rip_atoms.sae.formats import load_sae
+    except ImportError as exc:
+        kind = "folder" if path.is_dir() else f"{path.suffix} file"
+        raise FileFormatError(
+            f"{path}: an SAE {kind} is read by the torch adapter, which needs PyTorch: "
+            "pip install 'rip-atoms[torch]'"
+        ) from exc
+    return load_sae(path)
+
+
+def load_dictionary_spec(spec: str | Path, *, tensor: str | None = None,
+                         rows_are_atoms: bool = False,
+                         dead_rtol: float = DEAD_RTOL) -> Dictionary:
+    """A DICT argument: an SAE file or folder (:func:`rip_atoms.dictionary.is_sae_spec`) through
+    the torch adapter as D = W_decᵀ, anything else through :meth:`Dictionary.load`."""
+    if is_sae_spec(spec) and not str(spec).startswith("neurons:"):
+        d = load_sae_spec(spec).dictionary()
+        return d if dead_rtol == DEAD_RTOL else d.with_dead_rtol(dead_rtol)
+    return Dictionary.load(spec, tensor=tensor, rows_are_atoms=rows_are_atoms,
+                           dead_rtol=dead_rtol)
+
+
 def load_dictionary(args: argparse.Namespace) -> Dictionary:
     """The dictionary the arguments name (``--dead-rtol`` sets the dead-atom threshold)."""
     rtol = getattr(args, "dead_rtol", DEAD_RTOL)
     if not (isinstance(rtol, float | int) and 0 <= rtol < 1):  # NaN fails too
         raise UsageError(f"--dead-rtol must be a number in [0, 1), got {rtol}")
-    return Dictionary.load(args.dict, tensor=args.tensor, rows_are_atoms=args.rows_are_atoms,
-                           dead_rtol=rtol)
+    return load_dictionary_spec(args.dict, tensor=args.tensor,
+                                rows_are_atoms=args.rows_are_atoms, dead_rtol=rtol)
 
 
 def warn_dead_by_threshold(args: argparse.Namespace, d: Dictionary) -> None:
@@ -85,6 +118,42 @@ def check_ridge_arg(ridge: float) -> float:
     if not (math.isfinite(ridge) and ridge >= 0):
         raise UsageError(f"--ridge must be a finite number ≥ 0, got {ridge}")
     return ridge
+
+
+def require_adapter() -> None:
+    """Import the torch adapter (:mod:`rip_atoms.sae`); without torch, a one-line UsageError
+    that says what to install."""
+    try:
+        import rip_atoms.sae  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(" ".join(str(exc).split())) from exc
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' warnings and progress bars (when it is installed)."""
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def set_threads(args: argparse.Namespace) -> None:
+    """--threads N: torch's intra-op threads for this command (0 keeps torch's default)."""
+    if getattr(args, "threads", 0):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def torch_dtype(name: str):
+    """The torch dtype of a --dtype argument ("float32", "bfloat16" or "float16")."""
+    import torch
+
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16,
+            "float16": torch.float16}[name]
 
 
 def load_metric(args: argparse.Namespace, d: Dictionary) -> AIPMetric | None:

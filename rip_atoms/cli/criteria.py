@@ -10,9 +10,15 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from rip_atoms.atoms import UnitSet, compare_units, token_split
-from rip_atoms.cli.common import UsageError, add_output_args, check_ridge_arg, emit_json, log
-from rip_atoms.dictionary import Dictionary
+from rip_atoms.cli.common import (
+    UsageError,
+    add_output_args,
+    check_ridge_arg,
+    emit_json,
+    load_dictionary_spec,
+    log,
+)
+from rip_atoms.criteria import UnitSet, compare_units, token_split
 from rip_atoms.errors import FileFormatError, ShapeMismatchError
 from rip_atoms.matrix_files import load_matrix, load_npy
 from rip_atoms.metric import fit_metric
@@ -117,7 +123,7 @@ def parse_unit_spec(spec: str, n_tokens: int, dim: int) -> UnitSet | None:
         opts[k] = v
     rows = dict_part.endswith(":rows")
     path = dict_part[: -len(":rows")] if rows else dict_part
-    d = Dictionary.load(path, tensor=opts.get("tensor"), rows_are_atoms=rows)
+    d = load_dictionary_spec(path, tensor=opts.get("tensor"), rows_are_atoms=rows)
     if d.dim != dim:
         raise ShapeMismatchError(f"{path}: decoder has H = {d.dim} but the activations have "
                                  f"width {dim}" + ("" if rows else " (N×H file? add ':rows')"))
@@ -150,7 +156,7 @@ def run_criteria(args: argparse.Namespace) -> int:
     if not units and not neurons:
         raise UsageError("criteria: no unit sets (give --units, or drop --no-neurons)")
     split = token_split(n, args.held_out, mode=args.split, seed=args.seed)
-    metric = None
+    metric = "fit"
     if args.metric != "fit":
         M = load_matrix(args.metric, mmap=True)
         if M.shape[1] != H:
@@ -159,8 +165,7 @@ def run_criteria(args: argparse.Namespace) -> int:
     l1_tokens = None if args.l1_tokens == 0 else args.l1_tokens
     res = compare_units(X, units, neurons=neurons, metric=metric, split=split, ridge=args.ridge,
                         center=args.center, l1=not args.no_l1, l1_max_tokens=l1_tokens,
-                        seed=args.seed, progress=None if args.quiet else
-                        (lambda m: log(args, m)))
+                        seed=args.seed, log=None if args.quiet else (lambda m: log(args, m)))
     if args.json:
         out = res.to_dict(detail=not args.brief)
         out["acts"] = {"path": str(args.acts), "shape": [int(n), int(H)]}

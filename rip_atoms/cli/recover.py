@@ -427,11 +427,11 @@ def run_checkpointed(args: argparse.Namespace, d: Dictionary, codes,
     """classify_recovery over checkpoint chunks of the codes, each saved atomically in
     ``args.checkpoint_dir``; with ``args.resume`` the chunks already there are loaded instead
     of computed. Returns the merged result and a summary of the checkpoint."""
-    from rip_atoms.recovery import _code_matrix
+    from rip_atoms.codes import check_codes
 
     source = str(args.codes)
     # validate every code once, with row numbers of the whole file (as a plain run does)
-    _, codes, n = _code_matrix(codes, d.n_atoms, source, args.chunk_size)
+    _, codes, n = check_codes(codes, d.n_atoms, source, chunk_size=args.chunk_size)
     identity = checkpoint_identity(args, d, n)
     per = identity["options"]["checkpoint_codes"]
     starts = list(range(0, n, per))

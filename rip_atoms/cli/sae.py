@@ -22,44 +22,22 @@ import argparse
 import math
 from pathlib import Path
 
-from rip_atoms.cli.common import UsageError, add_output_args, emit_json, log, show_progress
-
-
-def _adapter():
-    try:
-        import rip_atoms.sae  # noqa: F401
-    except ImportError as exc:
-        raise UsageError(" ".join(str(exc).split())) from exc
-
-
-def _quiet_transformers() -> None:
-    try:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()
-    except ImportError:
-        pass
-
-
-def _threads(args: argparse.Namespace) -> None:
-    """--threads N: torch's intra-op threads for this command (0 keeps torch's default)."""
-    if getattr(args, "threads", 0):
-        import torch
-
-        torch.set_num_threads(args.threads)
+from rip_atoms.cli.common import (
+    UsageError,
+    add_output_args,
+    emit_json,
+    log,
+    quiet_transformers,
+    require_adapter,
+    set_threads,
+    show_progress,
+    torch_dtype,
+)
 
 
 def _add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (default: torch's choice; small SAEs train on 1)")
-
-
-def _dtype(name: str):
-    import torch
-
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16,
-            "float16": torch.float16}[name]
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -111,16 +89,16 @@ def run_harvest(args: argparse.Namespace) -> int:
     if args.skip_first >= args.context:
         raise UsageError(f"--skip-first must be < --context ({args.context}), got "
                          f"{args.skip_first}")
-    _adapter()
-    _quiet_transformers()
-    _threads(args)
+    require_adapter()
+    quiet_transformers()
+    set_threads(args)
     from rip_atoms.kernels.torch_gram import resolve_device
     from rip_atoms.sae.harvest import harvest
     from rip_atoms.sae.model import load_model
 
     resolve_device(args.device)  # before the log line and the model load
     log(args, f"loading {args.model}")
-    lm = load_model(args.model, dtype=_dtype(args.dtype), device=args.device,
+    lm = load_model(args.model, dtype=torch_dtype(args.dtype), device=args.device,
                     progress=show_progress(args))
     res = harvest(lm, layers, args.out, n_tokens=args.tokens, texts=args.text,
                   context_size=args.context, batch_contexts=args.batch,
@@ -158,8 +136,8 @@ def _check_train(args: argparse.Namespace) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     _check_train(args)
-    _adapter()
-    _threads(args)
+    require_adapter()
+    set_threads(args)
     import numpy as np
 
     from rip_atoms.sae.harvest import ActivationStore
@@ -220,9 +198,9 @@ def run_atoms(args: argparse.Namespace) -> int:
     _check(args, ints={"--layer": 0, "--tokens": 1, "--width": 1, "--steps": 1, "--batch": 1,
                        "--context": 2, "--l1-tokens": 1, "--seed": 0, "--threads": 0},
            positive=("--lr", "--target-l0"), fractions={"--held-out": (0.0, False)})
-    _adapter()
-    _quiet_transformers()
-    _threads(args)
+    require_adapter()
+    quiet_transformers()
+    set_threads(args)
     from rip_atoms.sae.experiment import AtomsExperiment, run_atoms_experiment
 
     if args.acts is None and args.layer is None:

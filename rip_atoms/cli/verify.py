@@ -26,8 +26,20 @@ from pathlib import Path
 
 import numpy as np
 
-from rip_atoms.cli.common import UsageError, emit_json, log, show_progress
-from rip_atoms.dictionary import Dictionary, is_sae_spec, load_sae_spec
+from rip_atoms.cli.common import (
+    UsageError,
+    emit_json,
+    load_dictionary_spec,
+    load_sae_spec,
+    log,
+    quiet_transformers,
+    require_adapter,
+    set_threads,
+    show_progress,
+    torch_dtype,
+)
+from rip_atoms.criteria import UnitSet, token_split, tsae_encoder
+from rip_atoms.dictionary import is_sae_spec
 from rip_atoms.errors import FileFormatError, Interrupted
 
 #: the --quick default: planted atoms seen through an anisotropic map, with a common offset
@@ -39,15 +51,20 @@ DEFAULT_STEPS = 2500
 HELD_OUT = 0.2
 
 
+def _n_fit(n: int) -> int:
+    """How many of n tokens fit the metric: the held-out ones are the last ``HELD_OUT`` of them
+    (:func:`rip_atoms.criteria.token_split`, tail, the fitting share rounded to nearest)."""
+    return len(token_split(n, HELD_OUT, mode="tail", rounding="nearest").fit)
+
+
 def _quick_target(seed: int):
-    from rip_atoms.atoms import UnitSet, tsae_encoder
     from rip_atoms.metric import fit_metric
     from rip_atoms.report import VerifyTarget
     from rip_atoms.synthetic import planted_atoms
 
     p = planted_atoms(**QUICK, mixing="random", seed=seed)
     X = np.asarray(p.activations)
-    n_fit = int(round(X.shape[0] * (1 - HELD_OUT)))
+    n_fit = _n_fit(X.shape[0])
     metric = fit_metric(X[:n_fit], source="planted activations (first 80 %)")
     X_eval = X[n_fit:]
     codes_eval = p.codes[n_fit:]
@@ -76,8 +93,6 @@ def _quick_target(seed: int):
 
 
 def _default_target(args: argparse.Namespace, out: Path):
-    from rip_atoms.cli.sae import _quiet_transformers, _threads
-
     try:
         import transformers  # noqa: F401
 
@@ -87,8 +102,8 @@ def _default_target(args: argparse.Namespace, out: Path):
             f"the default run (SmolLM2-135M end to end) needs the llm extra ({exc}): pip "
             "install 'rip-atoms[llm]'; 'rip-atoms verify --quick' runs the synthetic version "
             "without it") from exc
-    _quiet_transformers()
-    _threads(args)
+    quiet_transformers()
+    set_threads(args)
     from rip_atoms.report import VerifyTarget
     from rip_atoms.sae.experiment import AtomsExperiment, run_atoms_experiment
 
@@ -137,7 +152,7 @@ def _activations(args: argparse.Namespace, H: int):
     n = X.shape[0]
     if n < 10:
         raise UsageError(f"{args.acts}: only {n} activations; need at least 10")
-    n_fit = int(round(n * (1 - HELD_OUT)))
+    n_fit = _n_fit(n)
     return np.asarray(X[:n_fit]), np.asarray(X[n_fit:])
 
 
@@ -151,7 +166,7 @@ def _file_target(args: argparse.Namespace):
         sae = load_sae_spec(spec)
         d = sae.dictionary()
     else:
-        d = Dictionary.load(spec, tensor=args.tensor, rows_are_atoms=args.rows_are_atoms)
+        d = load_dictionary_spec(spec, tensor=args.tensor, rows_are_atoms=args.rows_are_atoms)
     t = VerifyTarget(dictionary=d, description=str(spec), kind="sae" if sae else "dictionary")
     if sae is not None:
         t.context["sae"] = sae.to_dict()
@@ -165,10 +180,8 @@ def _file_target(args: argparse.Namespace):
         t.activations = X_eval
         t.activations_source = f"{args.acts} (last {HELD_OUT * 100:.0f} %)"
         if sae is not None:
-            from rip_atoms.sae.experiment import _unit_set
-
-            t.unit = _unit_set(Path(spec).name or str(spec), sae, "atoms"
-                               if sae.architecture == "jumprelu" else "features")
+            t.unit = UnitSet.from_sae(Path(spec).name or str(spec), sae, "atoms"
+                                      if sae.architecture == "jumprelu" else "features")
             t.nonneg = True
             if sae.threshold is not None:
                 t.thresholds = sae.folded().threshold.double().numpy()
@@ -180,11 +193,9 @@ def _file_target(args: argparse.Namespace):
 def _harvest_for(args: argparse.Namespace, sae, H: int) -> Path:
     """--model: harvest --tokens activations of --layer (default: the SAE's hook layer) into
     OUT/activations (resumed if it is there) and return that folder."""
-    from rip_atoms.cli.sae import _adapter, _dtype, _quiet_transformers, _threads
-
-    _adapter()
-    _quiet_transformers()
-    _threads(args)
+    require_adapter()
+    quiet_transformers()
+    set_threads(args)
     from rip_atoms.errors import ShapeMismatchError
     from rip_atoms.sae.harvest import harvest
     from rip_atoms.sae.model import load_model
@@ -200,7 +211,7 @@ def _harvest_for(args: argparse.Namespace, sae, H: int) -> Path:
     if layer is None:
         raise UsageError("--model needs --layer L (the SAE does not name its hook layer)")
     log(args, f"loading {args.model} to harvest {args.tokens} tokens of layer {layer}")
-    lm = load_model(args.model, dtype=_dtype(args.dtype), device=args.device,
+    lm = load_model(args.model, dtype=torch_dtype(args.dtype), device=args.device,
                     progress=show_progress(args))
     if lm.d_model != H:
         raise ShapeMismatchError(f"{args.target}: H = {H} but {args.model} has d_model = "

@@ -25,9 +25,11 @@ import scipy.sparse as sp
 
 from rip_atoms import theory
 from rip_atoms.coherence import CoherenceResult, coherence
+from rip_atoms.criteria import UnitComparison, UnitSet
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import ParameterError, ShapeMismatchError, SingularMetricError
 from rip_atoms.metric import AIPMetric, fit_metric, representation_shift
+from rip_atoms.theory import babel_certified_k
 
 SCHEMA = "rip_atoms.report/1"
 #: the sparsities at which the RIP constants are bracketed (those ≤ min(H, N_live))
@@ -48,9 +50,9 @@ class VerifyTarget:
     """What to verify: a dictionary and whatever else is known about it.
 
     ``activations`` should be tokens the units were not trained on (the CLI holds some out);
-    ``unit`` is the target as a :class:`rip_atoms.atoms.UnitSet` (encoder or codes aligned with
+    ``unit`` is the target as a :class:`rip_atoms.criteria.UnitSet` (encoder or codes aligned with
     ``activations``); ``thresholds`` are a TSAE's τⱼ in the units of the unit's codes;
-    ``table`` a precomputed :class:`rip_atoms.atoms.UnitComparison` (else one is computed from
+    ``table`` a precomputed :class:`rip_atoms.criteria.UnitComparison` (else one is computed from
     ``unit`` and ``extra_units`` beside the neuron basis); ``nonneg`` whether codes are
     non-negative (SAE codes; default: inferred from the codes, else True).
     """
@@ -61,10 +63,10 @@ class VerifyTarget:
     activations: np.ndarray | None = field(default=None, repr=False)
     activations_source: str | None = None
     metric: AIPMetric | None = field(default=None, repr=False)
-    unit: object | None = field(default=None, repr=False)
-    extra_units: dict = field(default_factory=dict, repr=False)
+    unit: UnitSet | None = field(default=None, repr=False)
+    extra_units: dict[str, UnitSet] = field(default_factory=dict, repr=False)
     thresholds: np.ndarray | None = field(default=None, repr=False)
-    table: object | None = field(default=None, repr=False)
+    table: UnitComparison | None = field(default=None, repr=False)
     nonneg: bool | None = None
     context: dict = field(default_factory=dict)
 
@@ -94,20 +96,6 @@ def _coherence_section(res: CoherenceResult, top: int = 20, babel_p: int = 64) -
                       "unique and recovered by ℓ1 (certified_K); μ₁(K−1) + μ₁(K) < 1 (Tropp) "
                       "certifies the same from the Babel function (babel_certified_K)")
     return out
-
-
-def babel_certified_k(babel_upper: np.ndarray) -> int:
-    """Largest K with μ₁(K−1) + μ₁(K) < 1 (Tropp's exact-recovery condition; μ₁(0) = 0),
-    evaluated on certified upper values of μ₁ — so every K-sparse code is recovered by OMP and
-    basis pursuit. Limited to the K for which μ₁ was computed."""
-    b = np.concatenate([[0.0], np.asarray(babel_upper, dtype=np.float64)])
-    K = 0
-    for k in range(1, len(b)):
-        if b[k - 1] + b[k] < 1.0:
-            K = k
-        else:
-            break
-    return K
 
 
 def _metric_choice(t: VerifyTarget, notes: list) -> tuple[AIPMetric | None, str, str]:
@@ -338,9 +326,9 @@ def build_report(
     return report
 
 
-def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_tokens, say,
+def _recovery_section(d, metric, codes, l0, nonneg, live, budget_s, seed, l1_max_tokens, say,
                       progress):
-    from rip_atoms.atoms import l1_certified_fraction
+    from rip_atoms.criteria import l1_certified_fraction
     from rip_atoms.recovery import STATUS_NAMES, classify_recovery
 
     H = d.dim
@@ -378,7 +366,7 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_t
     rng = np.random.default_rng(seed)
     live_idx = d.live_atoms
     rows: list[dict] = []
-    say(f"ℓ1 probe: {PROBE_CODES} random codes at k = {ks} ({budget:.0f} s)")
+    say(f"ℓ1 probe: {PROBE_CODES} random codes at k = {ks} ({budget_s:.0f} s)")
     bar = None
     if progress:
         import sys
@@ -391,7 +379,7 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_t
         if bar is not None:
             bar.update(1)
             bar.set_postfix(k=k)
-        left = budget - (time.perf_counter() - t0)
+        left = budget_s - (time.perf_counter() - t0)
         if left <= 0 or last > left:  # larger k cost more than the last batch did
             rows.append({"k": k, "run": False, "why": "budget exhausted"})
             continue
@@ -403,7 +391,7 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_t
                 mags *= rng.choice([-1.0, 1.0], size=k)
             C[i, S] = mags
         res = classify_recovery(d, C.tocsr(), nonneg=nonneg, metric=metric_arg,
-                                lp_time_limit=max(1.0, budget / 10), budget_s=left)
+                                lp_time_limit=max(1.0, budget_s / 10), budget_s=left)
         counts = {name: int(np.sum(res.status == s)) for s, name in enumerate(STATUS_NAMES)}
         rows.append({"k": k, "run": True, **counts, "seconds": res.seconds})
         last = res.seconds
@@ -420,7 +408,7 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget, seed, l1_max_t
 
 
 def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say) -> dict:
-    from rip_atoms.atoms import TokenSplit, compare_units
+    from rip_atoms.criteria import compare_units, token_split
 
     if target.table is not None:
         tab = target.table
@@ -438,10 +426,10 @@ def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say) ->
         return {"computed": False, "why": "no AIP metric (singular second moment)"}
     say("criteria table: neurons and the target on the activations")
     n = X.shape[0]
-    split = TokenSplit(n, np.arange(n), np.arange(n), 1.0, "all", None)
+    split = token_split(n, mode="all")
     units = {target.unit.name: target.unit, **target.extra_units}
     tab = compare_units(X, units, metric=metric, split=split, l1_max_tokens=l1_max_tokens,
-                        seed=seed, progress=say)
+                        seed=seed, log=say)
     out = {"computed": True, "source": "computed on the activations given",
            **tab.to_dict(detail=False), "rendered": tab.render()}
     if target.metric is not None:  # the metric came with the target, fitted on other tokens
@@ -459,8 +447,8 @@ def _tsae_section(target: VerifyTarget, metric, say) -> dict:
     if target.activations is None or target.unit is None:
         return {"computed": False, "why": "the window needs the code magnitudes: give "
                 "activations (--acts)"}
-    from rip_atoms.atoms import atom_set_check, check_thresholds
     from rip_atoms.corrected_atoms import CorrectedAtoms
+    from rip_atoms.criteria import atom_set_check, check_thresholds
 
     say("TSAE threshold window")
     X = target.activations

@@ -3,7 +3,7 @@ baseline (ReLU + L1 SAE) and the TSAE, and compare neurons / features / atoms.
 
 Tokens are split by whole contexts (every k-th context held out, k = round(1/held_out)); the SAEs
 train on the other contexts, the AIP metric S̃ = Σ⁻¹ (Σ = E[xxᵀ], uncentred) is fitted on the
-training tokens, and :func:`rip_atoms.atoms.compare_units` evaluates every criterion (R² AIP and
+training tokens, and :func:`rip_atoms.criteria.compare_units` evaluates every criterion (R² AIP and
 Euclidean, q* readings, ℓ1-certified fraction, μ, L0, dead atoms) on the held-out tokens only,
 under that one metric. The features row can instead be any SAE file (e.g. a Gemma Scope
 ``params.npz``); its d_in must match the activations.
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rip_atoms.criteria import TokenSplit, UnitComparison, UnitSet, compare_units
 from rip_atoms.errors import Interrupted, ParameterError, ShapeMismatchError
-from rip_atoms.metric import fit_metric
+from rip_atoms.metric import AIPMetric, fit_metric
 from rip_atoms.sae.canonical import SparseAutoencoder
 from rip_atoms.sae.errors import HarvestInterrupted, TrainingInterrupted
 from rip_atoms.sae.formats import load_sae
@@ -71,7 +72,7 @@ class AtomsExperiment:
 class AtomsResult:
     """The table and everything needed to reproduce and read it."""
 
-    table: object  # rip_atoms.atoms.UnitComparison
+    table: UnitComparison
     experiment: AtomsExperiment
     activations: dict
     n_train: int
@@ -81,10 +82,10 @@ class AtomsResult:
     seconds: dict = field(default_factory=dict)
     # what a report needs beyond the table (not serialised): the metric, the unit sets and
     # the held-out activations they were evaluated on
-    metric: object | None = field(default=None, repr=False, compare=False)
-    units: dict = field(default_factory=dict, repr=False, compare=False)
+    metric: AIPMetric | None = field(default=None, repr=False, compare=False)
+    units: dict[str, UnitSet] = field(default_factory=dict, repr=False, compare=False)
     eval_activations: np.ndarray | None = field(default=None, repr=False, compare=False)
-    saes: dict = field(default_factory=dict, repr=False, compare=False)
+    saes: dict[str, SparseAutoencoder] = field(default_factory=dict, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         return {
@@ -101,20 +102,6 @@ class AtomsResult:
 
     def render(self) -> str:
         return self.table.render()
-
-
-def _unit_set(name: str, sae: SparseAutoencoder, kind: str):
-    from rip_atoms.atoms import UnitSet
-
-    if sae.normalize_activations in ("constant_norm_rescale", "layer_norm"):
-        raise ParameterError(
-            f"{sae.source}: a per-token input normalisation ({sae.normalize_activations}) has "
-            "no fixed decoder bias; the unit-set criteria need x̂ = D δ + b"
-        )
-    sae = sae.folded()
-    return UnitSet.from_encoder(name, sae.dictionary(), sae.encoder(),
-                                decoder_bias=sae.b_dec.double().numpy(), kind=kind,
-                                coder=f"{sae.architecture} SAE encoder ({sae.format})")
 
 
 def run_atoms_experiment(exp: AtomsExperiment, out_dir: str | Path, *, progress: bool = True,
@@ -153,8 +140,6 @@ def run_atoms_experiment(exp: AtomsExperiment, out_dir: str | Path, *, progress:
 
 def _run_atoms_experiment(exp: AtomsExperiment, out: Path, progress: bool, log,
                           stages: dict) -> AtomsResult:
-    from rip_atoms.atoms import TokenSplit, compare_units
-
     say = log or (lambda _m: None)
     if exp.width is not None and exp.width < 1:
         raise ParameterError(f"width must be ≥ 1, got {exp.width}")
@@ -271,10 +256,10 @@ def _run_atoms_experiment(exp: AtomsExperiment, out: Path, progress: bool, log,
     n_tr = X_train.shape[0]
     split = TokenSplit(Xall.shape[0], np.arange(n_tr), np.arange(n_tr, Xall.shape[0]),
                        X_eval.shape[0] / Xall.shape[0], "tail", None)
-    units = {feat_name: _unit_set(feat_name, features, "features"),
-             "atoms": _unit_set("atoms", res.sae, "atoms")}
+    units = {feat_name: UnitSet.from_sae(feat_name, features, "features"),
+             "atoms": UnitSet.from_sae("atoms", res.sae, "atoms")}
     table = compare_units(Xall, units, metric=metric, split=split, l1_max_tokens=exp.l1_tokens,
-                          seed=exp.seed, progress=say)
+                          seed=exp.seed, log=say)
     seconds["compare_units"] = time.perf_counter() - t
     result = AtomsResult(table=table, experiment=exp, activations=store.to_dict(),
                          n_train=n_tr, n_eval=int(X_eval.shape[0]), training=training,

@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rip_atoms.criteria.units import token_split
 from rip_atoms.errors import FileFormatError, Interrupted, ParameterError, ShapeMismatchError
 from rip_atoms.matrix_files import load_npy
 from rip_atoms.sae.errors import (
@@ -613,12 +614,10 @@ class ActivationStore:
         return np.concatenate(parts, axis=0).astype(np.float32, copy=False)
 
     def held_out_mask(self, n: int, held_out: float) -> np.ndarray:
-        """Boolean mask of held-out tokens: whole contexts, every k-th with k = round(1/f)."""
-        if not 0 < held_out < 1:
-            raise ParameterError(f"held_out must be in (0, 1), got {held_out}")
-        k = max(2, round(1.0 / held_out))
-        ctx = np.arange(n) // self.tokens_per_context
-        return (ctx % k) == (k - 1)
+        """Boolean mask of held-out tokens: whole contexts, every k-th with k = round(1/f)
+        (:func:`rip_atoms.criteria.token_split` with ``mode="contexts"``)."""
+        return token_split(n, held_out, mode="contexts",
+                           tokens_per_context=self.tokens_per_context).mask()
 
     def split(self, layer: int | None = None, *, held_out: float = 0.1
               ) -> tuple[np.ndarray, np.ndarray]:

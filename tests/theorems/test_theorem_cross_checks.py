@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rip_atoms.atoms import tsae_encoder
 from rip_atoms.coherence import coherence
+from rip_atoms.criteria import tsae_encoder
 from rip_atoms.metric import AIPMetric
 from rip_atoms.recovery import classify_recovery
 from rip_atoms.rip import rip_bounds

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rip_atoms.dictionary import register_sae_reader
 from rip_atoms.errors import FileFormatError
 from rip_atoms.sae.canonical import SparseAutoencoder
 from rip_atoms.sae.formats.dictionary_learning import load_dictionary_learning
@@ -100,3 +101,11 @@ def save_sae(sae: SparseAutoencoder, folder: str | Path, *, metadata: dict | Non
              **kw) -> Path:
     """Save in the SAELens v6 layout (see :func:`.sae_lens.save_sae_lens`)."""
     return save_sae_lens(sae, folder, metadata=metadata, **kw)
+
+
+def _read_sae_dictionary(path: Path):
+    """D = W_decᵀ of the SAE at ``path`` (the reader :meth:`Dictionary.load` uses)."""
+    return load_sae(path).dictionary()
+
+
+register_sae_reader(_read_sae_dictionary)

@@ -1,0 +1,266 @@
+"""Dual certificates: the rigorous bound, the Fuchs certificate, the exact LP, the pushed one.
+
+**Theorem** (Fuchs; Zhang–Yin–Cheng; cs-methods §3.1). A code with support S and signs s is the
+unique basis-pursuit solution over D iff D_S has full column rank and some y has D_Sᵀ y = s and
+‖D_{Sᶜ}ᵀ y‖_∞ < 1 (non-negative case, s = 𝟙: max_{j∈Sᶜ} dⱼᵀ y < 1).
+
+**The rigorous bound** (:func:`_certificate_bound`, the one place it is computed). A y computed in
+float64 satisfies D_Sᵀ y = s only approximately. For e = D_Sᵀ y − s, the corrected
+y' = y − D_S G_S⁻¹ e satisfies D_Sᵀ y' = s exactly and |dⱼᵀ(y' − y)| ≤ ‖e‖₂/σmin(D_S)·‖dⱼ‖;
+computing dⱼᵀ y in float64 errs by at most γ_H‖y‖₂‖dⱼ‖ (γ_H = Hu/(1 − Hu), u = 2⁻⁵³). So
+
+    bound = value + ‖e‖₂/σmin(D_S) + γ_H‖y‖₂·maxⱼ‖dⱼ‖
+
+bounds the value of an exactly feasible certificate; σmin(D_S) > 0 is the full-column-rank check
+(σmin/σmax > RANK_TOL, float64 SVD). Certificates are statements about the float64 matrix held.
+
+Certificates built here: the min-ℓ2 (Fuchs) y₀ = D_S (D_Sᵀ D_S)⁻¹ s (:func:`fuchs_certificate`;
+cheap, sufficient only); the exact LP min t s.t. D_Sᵀ y = s, |dⱼᵀ y| ≤ t (j ∈ Sᶜ) through HiGHS
+(:func:`dual_certificate`; t* < 1 iff the code is unique); and the certificate pushed from the
+homotopy's final segment (:func:`_push_certificate`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+from scipy.optimize import minimize_scalar
+
+from rip_atoms.dictionary import Dictionary
+from rip_atoms.recovery.codes import _as_matrix, _Code, _gamma, _support_signs, _UnitAtoms
+from rip_atoms.recovery.results import RANK_TOL, Certificate
+
+_PUSH_ROUNDS = 10
+_ADD_TOL = 1e-7
+
+
+def _cert_value(c: np.ndarray, nonneg: bool) -> float:
+    """‖c‖_∞ (non-negative: max c; −inf/0 when c is empty)."""
+    if c.size == 0:
+        return -math.inf if nonneg else 0.0
+    return float(c.max() if nonneg else np.abs(c).max())
+
+
+def _rigorous_bound(value: float, eq_residual: float, sigma_min: float, gamma: float,
+                    y_norm: float, col_norm: float = 1.0) -> float:
+    """The bound of the module docstring: value + ‖D_Sᵀ y − s‖₂/σmin(D_S) + γ_H·‖y‖₂·maxⱼ‖dⱼ‖
+    (with a relative 1e-12 on the last term); +inf when σmin is not > 0."""
+    if not sigma_min > 0:
+        return math.inf
+    return value + eq_residual / sigma_min + gamma * y_norm * col_norm * (1 + 1e-12)
+
+
+def _certificate_bound(rows: np.ndarray, S: np.ndarray, s: np.ndarray, y: np.ndarray,
+                       nonneg: bool, sigma_min: float, gamma: float,
+                       col_norm: float = 1.0) -> tuple[float, float]:
+    """(value, bound) of a certificate y over the atoms ``rows`` (N×H): value = ‖D_{Sᶜ}ᵀ y‖_∞
+    (non-negative: max_{j∈Sᶜ} dⱼᵀy), bound = value + ‖D_Sᵀ y − s‖₂ / σmin(D_S) +
+    γ_H·‖y‖₂·maxⱼ‖dⱼ‖ (module docstring); +inf when σmin is not > 0."""
+    c = rows @ y
+    e = c[S] - s
+    mask = np.ones(len(c), dtype=bool)
+    mask[S] = False
+    value = _cert_value(c[mask], nonneg)
+    return value, _rigorous_bound(value, float(np.linalg.norm(e)), sigma_min, gamma,
+                                  float(np.linalg.norm(y)), col_norm)
+
+
+def _sigma(cols: np.ndarray, S: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """(σmin, σmax, last right singular vector) of D_S (float64 SVD); σmin = 0 when |S| > H."""
+    A = cols[:, S]
+    _, sv, Vt = np.linalg.svd(A, full_matrices=True)
+    smin = 0.0 if len(S) > A.shape[0] else float(sv[-1])
+    return smin, float(sv[0]), Vt[-1]
+
+
+def _single_support(D, support, signs, nonneg):
+    """(cols H×N, rows N×H, S, s, σmin, σmin/σmax, max‖dⱼ‖) for the single-support functions."""
+    cols = _as_matrix(D)
+    rows = np.ascontiguousarray(cols.T)
+    S, s = _support_signs(support, signs, cols.shape[1], nonneg)
+    smin, smax, _ = _sigma(cols, S)
+    ratio = smin / smax if smax > 0 else 0.0
+    col_norm = float(np.linalg.norm(cols, axis=0).max())
+    return cols, rows, S, s, smin, ratio, col_norm
+
+
+def fuchs_certificate(D: Dictionary | np.ndarray, support: Sequence[int] | np.ndarray,
+                      signs: Sequence[float] | np.ndarray | None = None, *,
+                      nonneg: bool = False) -> Certificate:
+    """The min-ℓ2 (Fuchs) certificate y₀ = D_S (D_Sᵀ D_S)⁻¹ s of one support, D as given.
+
+    Value ‖D_{Sᶜ}ᵀ y₀‖_∞ (non-negative, s = 𝟙: max_{j∈Sᶜ} dⱼᵀ y₀); a bound < 1 (with D_S of full
+    column rank) proves that every code with this support and sign pattern is the unique
+    solution of basis pursuit over D — sufficient, not necessary.
+
+    Parameters
+    ----------
+    D : Dictionary or numpy.ndarray
+        H×N, columns are atoms; used as given (no normalisation, no metric).
+    support : sequence of int
+        S, distinct atom indices (:class:`InvalidCodeError` otherwise).
+    signs : sequence of float, optional
+        s = sign of the code on S, one per index (default 𝟙; ignored with ``nonneg``).
+    nonneg : bool
+        The one-sided test of non-negative basis pursuit.
+
+    Returns
+    -------
+    Certificate
+        ``method="fuchs"``; value and rigorous bound in float64 (bound +inf and value NaN when
+        D_S is rank-deficient, σmin/σmax ≤ RANK_TOL).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = fuchs_certificate(np.eye(3), [0, 2], [1, -1])
+    >>> c.value, c.certifies()
+    (0.0, True)
+    """
+    cols, rows, S, s, smin, ratio, col_norm = _single_support(D, support, signs, nonneg)
+    if not ratio > RANK_TOL:
+        return Certificate(math.nan, math.inf, np.full(cols.shape[0], np.nan), ratio, "fuchs")
+    A = cols[:, S]
+    a = np.linalg.solve(A.T @ A, s)
+    y = A @ a
+    value, bound = _certificate_bound(rows, S, s, y, nonneg, smin, _gamma(cols.shape[0]),
+                                      col_norm)
+    return Certificate(value, bound, y, ratio, "fuchs")
+
+
+def _lp(rows: np.ndarray, S: np.ndarray, s: np.ndarray, nonneg: bool,
+        time_limit: float | None):
+    """HiGHS on the exact certificate LP: min t s.t. D_Sᵀ y = s, d_jᵀ y ≤ t (and −d_jᵀ y ≤ t
+    for signed codes), j ∈ Sᶜ; variables (y, t) ∈ R^{H+1}. The bound t ≥ −1 keeps the
+    one-sided (non-negative) LP bounded without changing whether t* < 1. Returns the scipy
+    result and Sᶜ."""
+    from scipy.optimize import linprog
+
+    n_atoms, h = rows.shape
+    mask = np.ones(n_atoms, dtype=bool)
+    mask[S] = False
+    C = rows[mask]
+    m = C.shape[0]
+    ones = -np.ones((m, 1))
+    A_ub = np.hstack([C, ones]) if nonneg else np.vstack([np.hstack([C, ones]),
+                                                          np.hstack([-C, ones])])
+    A_eq = np.hstack([rows[S], np.zeros((len(S), 1))])
+    c = np.zeros(h + 1)
+    c[-1] = 1.0
+    opts = {"presolve": True}
+    if time_limit is not None:
+        opts["time_limit"] = float(time_limit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = linprog(c, A_ub=sp.csr_matrix(A_ub), b_ub=np.zeros(A_ub.shape[0]),
+                      A_eq=sp.csr_matrix(A_eq), b_eq=s, bounds=[(None, None)] * h + [(-1, None)],
+                      method="highs", options=opts)
+    return res, np.flatnonzero(mask)
+
+
+def dual_certificate(D: Dictionary | np.ndarray, support: Sequence[int] | np.ndarray,
+                     signs: Sequence[float] | np.ndarray | None = None, *,
+                     nonneg: bool = False, time_limit: float | None = None) -> Certificate:
+    """The exact dual certificate of one support, D as given, by linear programming (HiGHS).
+
+    t* = min ‖D_{Sᶜ}ᵀ y‖_∞ s.t. D_Sᵀ y = s (non-negative, s = 𝟙: min max_{j∈Sᶜ} dⱼᵀ y); with
+    D_S of full column rank, a code with support S and signs s is the unique basis-pursuit
+    solution iff t* < 1.
+
+    Parameters
+    ----------
+    D : Dictionary or numpy.ndarray
+        H×N, columns are atoms; used as given.
+    support : sequence of int
+        S, distinct atom indices.
+    signs : sequence of float, optional
+        s on S (default 𝟙; ignored with ``nonneg``).
+    nonneg : bool
+        The one-sided LP of non-negative basis pursuit.
+    time_limit : float, optional
+        HiGHS time limit in seconds.
+
+    Returns
+    -------
+    Certificate
+        ``method="lp"``; ``lp_status`` is HiGHS's status (0 optimal), ``lp_value`` is max(t*, −1)
+        as HiGHS reports it; ``value``/``bound`` are recomputed from the returned y in float64.
+        Without an optimum: value NaN, bound +inf, lp_value None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> D = np.array([[1.0, 0.0, 0.6], [0.0, 1.0, 0.8]])
+    >>> c = dual_certificate(D, [0])
+    >>> round(c.lp_value, 6), c.certifies()
+    (0.333333, True)
+    """
+    cols, rows, S, s, smin, ratio, col_norm = _single_support(D, support, signs, nonneg)
+    res, _ = _lp(rows, S, s, nonneg, time_limit)
+    if res.status != 0 or res.x is None:
+        return Certificate(math.nan, math.inf, np.full(cols.shape[0], np.nan), ratio, "lp",
+                           int(res.status), None)
+    y = res.x[:-1]
+    value, bound = _certificate_bound(rows, S, s, y, nonneg, smin if ratio > RANK_TOL else 0.0,
+                                      _gamma(cols.shape[0]), col_norm)
+    return Certificate(value, bound, y, ratio, "lp", 0, float(res.x[-1]))
+
+
+def _push_certificate(atoms: _UnitAtoms, code: _Code, T: np.ndarray, sT: np.ndarray,
+                      nonneg: bool, rounds: int = _PUSH_ROUNDS) -> float:
+    """Certificate from an active set A = S ∪ T with signs s_A (the homotopy's final segment).
+
+    y_A = D̃_A G_A⁻¹ s_A (G_A = D̃_Aᵀ D̃_A) has D̃_Sᵀ y_A = s and d̃ⱼᵀ y_A = sⱼ on T; atoms off A
+    that reach 1 − 1e-7 are added to T with sign(d̃ⱼᵀ y_A) (at most ``rounds`` times). Then
+    y = y_A − η w with w = D̃_A G_A⁻¹ [0; s_T] (so d̃ⱼᵀ y = (1 − η) sⱼ on T and D̃_Sᵀ w = 0), η
+    minimising max(|1 − η|, max_{j∉A} |cⱼ − η wⱼ|) on [0, 2] (convex; bounded Brent). Returns
+    the rigorous bound of y (:func:`_certificate_bound`), +inf if nothing usable was built.
+    """
+    rows, h = atoms.rows64, atoms.dim
+    S, s = code.S, code.s
+    T = np.asarray(T, dtype=np.int64)
+    sT = np.asarray(sT, dtype=np.float64)
+    best = math.inf
+    for _ in range(rounds):
+        A = np.concatenate([S, T])
+        if len(A) >= h:
+            return best
+        sA = np.concatenate([s, sT])
+        DA = rows[A]  # |A|×H
+        G = DA @ DA.T
+        try:
+            cf = sla.cho_factor(G, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            return best
+        yA = DA.T @ sla.cho_solve(cf, sA, check_finite=False)
+        eT = np.zeros(len(A))
+        eT[len(S):] = sT
+        w = DA.T @ sla.cho_solve(cf, eT, check_finite=False)
+        CW = rows @ np.column_stack([yA, w])
+        off = np.ones(atoms.n_atoms, dtype=bool)
+        off[A] = False
+        off &= ~atoms.dead
+        c, cw = CW[off, 0], CW[off, 1]
+        viol = (c >= 1 - _ADD_TOL) if nonneg else (np.abs(c) >= 1 - _ADD_TOL)
+        if viol.any():
+            new = np.flatnonzero(off)[viol]
+            T = np.concatenate([T, new])
+            sT = np.concatenate([sT, np.ones(len(new)) if nonneg else np.sign(c[viol])])
+            continue
+        if len(T):
+            def f(eta: float, c=c, cw=cw) -> float:
+                return max(_cert_value(c - eta * cw, nonneg), abs(1.0 - eta))
+
+            eta = minimize_scalar(f, bounds=(0.0, 2.0), method="bounded",
+                                  options={"xatol": 1e-12}).x
+            y = yA - eta * w
+        else:
+            y = yA
+        _, bound = _certificate_bound(rows, S, s, y, nonneg, code.sigma_min, atoms.gamma)
+        return min(best, bound)
+    return best

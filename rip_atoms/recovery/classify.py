@@ -1,0 +1,570 @@
+"""Classify codes: certified, failed or undetermined by exact ℓ1 recovery, cheapest test first.
+
+Per chunk of codes (:func:`classify_recovery`), every stage takes the codes still open and
+returns those it did not decide; all stages share one :class:`_Context` (the atoms, the options,
+the per-code record, the stage timers, the progress bar and the deadline):
+
+1. **fuchs** — the batched min-ℓ2 certificate y₀ = D̃_S (D̃_Sᵀ D̃_S)⁻¹ s
+   (:func:`rip_atoms.kernels.recovery_batch.fuchs_batch`); codes whose Gram matrix looks singular
+   get an SVD (**rank**): σmin/σmax ≤ RANK_TOL gives a null-vector tie witness.
+2. **admm** — a batched ADMM search for a feasible x that beats δ̃, verified in float64.
+3. **homotopy** — LARS to α → 0 (on dictionaries over 2²² entries a float32 pass first): its
+   polished solution is a witness, or the final segment's dual vector is pushed strictly inside
+   (:func:`rip_atoms.recovery.certificates._push_certificate`).
+4. **lp** — where affordable, the exact certificate LP; its dual gives a witness when t* ≥ 1.
+5. **duplicate** — codes on duplicate atoms (never certified) still open: the swap witness.
+
+Whatever proposes a certificate or a witness, only the float64 checks of
+:mod:`~rip_atoms.recovery.certificates` and :mod:`~rip_atoms.recovery.witnesses` decide.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from rip_atoms.codes import check_codes
+from rip_atoms.deadline import Deadline
+from rip_atoms.dictionary import Dictionary
+from rip_atoms.errors import ParameterError
+from rip_atoms.kernels.recovery_batch import admm_bp_batch, fuchs_batch
+from rip_atoms.metric import AIPMetric
+from rip_atoms.recovery.basis_pursuit import _lars
+from rip_atoms.recovery.certificates import (
+    _certificate_bound,
+    _lp,
+    _push_certificate,
+    _rigorous_bound,
+    _sigma,
+)
+from rip_atoms.recovery.codes import _chunk_rows, _Code, _UnitAtoms
+from rip_atoms.recovery.results import (
+    CERTIFIED,
+    FAILED,
+    INVALID,
+    MARGIN,
+    RANK_TOL,
+    RECOVERY_TOL,
+    UNDETERMINED,
+    Method,
+    RecoveryResult,
+)
+from rip_atoms.recovery.witnesses import (
+    _check_witness,
+    _clean_sparse,
+    _duplicate_swap,
+    _lp_dual_witness,
+    _nnls,
+    _polish,
+    _sparse_diff_norm,
+    _witness_along,
+)
+
+#: the homotopy stops at α = HOMOTOPY_ALPHA_MIN·αmax (on the final segment, signs are readable)
+HOMOTOPY_ALPHA_MIN = 1e-9
+HOMOTOPY_ALPHA_MIN_32 = 1e-6
+_ADMM_BATCH = 256
+_ADMM_CHECK = 10
+_ADMM_POLISH_TRIES = 4
+
+Witness = tuple[np.ndarray, np.ndarray]
+
+
+class _Recorder:
+    """Per-code output arrays of :func:`classify_recovery`."""
+
+    def __init__(self, n: int) -> None:
+        self.status = np.zeros(n, dtype=np.int8)
+        self.method = np.zeros(n, dtype=np.int8)
+        self.certificate = np.full(n, np.nan)
+        self.fuchs = np.full(n, np.nan)
+        self.support_size = np.zeros(n, dtype=np.int64)
+        self.reason = np.zeros(n, dtype=np.int8)
+        self.iters = np.full(n, -1, dtype=np.int32)
+        self.witness: dict[int, Witness] = {}
+        self.deltas: dict[int, Witness] = {}
+
+    def offer_bound(self, code: _Code, bound: float) -> None:
+        """Keep the smallest certificate bound seen for the code."""
+        cur = self.certificate[code.index]
+        if not (cur <= bound):
+            self.certificate[code.index] = bound
+
+    def csr(self, which: dict[int, Witness], n: int, n_atoms: int) -> sp.csr_matrix:
+        rows, cols, vals = [], [], []
+        for i, (idx, v) in which.items():
+            rows.append(np.full(len(idx), i, dtype=np.int64))
+            cols.append(np.asarray(idx, dtype=np.int64))
+            vals.append(np.asarray(v, dtype=np.float64))
+        if not rows:
+            return sp.csr_matrix((n, n_atoms))
+        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
+                                                     np.concatenate(cols))), shape=(n, n_atoms))
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every stage of :func:`classify_recovery` shares: D̃, the options, the record."""
+
+    atoms: _UnitAtoms
+    nonneg: bool
+    margin: float
+    max_iter: int
+    witness_iters: int
+    lp: bool
+    lp_time_limit: float | None
+    lp_max_size: int
+    rec: _Recorder
+    stage_seconds: dict[str, float]
+    bar: Any = None  # a tqdm bar, or None
+    deadline: Deadline | None = None
+
+    def tick(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def expired(self) -> bool:
+        return self.deadline is not None and self.deadline.expired()
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds[stage] += time.perf_counter() - t0
+
+    def offer(self, code: _Code, method: Method, bound: float) -> bool:
+        """Record a certificate bound; certify the code (True) when bound < 1 − margin and the
+        code uses no duplicate atom."""
+        self.rec.offer_bound(code, bound)
+        if bound < 1.0 - self.margin and not code.blocked:
+            self.rec.status[code.index] = CERTIFIED
+            self.rec.method[code.index] = method
+            self.rec.certificate[code.index] = bound
+            self.tick()
+            return True
+        return False
+
+    def fail(self, code: _Code, method: Method, wit: Witness) -> None:
+        """Record a verified witness: the code failed."""
+        self.rec.status[code.index] = FAILED
+        self.rec.method[code.index] = method
+        self.rec.witness[code.index] = wit
+        self.rec.deltas[code.index] = (code.S, code.vals)
+        self.tick()
+
+
+def classify_recovery(
+    D: Dictionary | np.ndarray,
+    codes: np.ndarray | sp.spmatrix | sp.sparray,
+    *,
+    nonneg: bool = False,
+    metric: AIPMetric | str | None = "self",
+    margin: float = MARGIN,
+    chunk_size: int = 1024,
+    max_iter: int | None = None,
+    witness_iters: int = 100,
+    lp: bool = True,
+    lp_time_limit: float | None = 60.0,
+    lp_max_size: int = 20_000_000,
+    blas_threads: int | None = 1,
+    progress: bool = False,
+    out: str | os.PathLike | None = None,
+    source: str = "codes",
+    budget_s: float | None = None,
+) -> RecoveryResult:
+    """Classify, code by code, whether basis pursuit recovers each code *uniquely*, with a proof.
+
+    Classification is on the corrected unit atoms D̃ (columns W dᵢ/‖W dᵢ‖; raw metric: dᵢ/‖dᵢ‖):
+    a code δ over D as given is read as δ̃ᵢ = ‖W dᵢ‖·δᵢ over D̃ — same support S and signs —
+    so y = D̃ δ̃ = W D δ. Statuses, tests and tolerances: :mod:`rip_atoms.recovery`. Cheapest
+    test first: the batched Fuchs certificate and rank check, a batched ADMM witness search,
+    the homotopy (LARS), then the exact certificate LP (HiGHS).
+
+    Parameters
+    ----------
+    D : Dictionary or numpy.ndarray
+        H×N, columns are atoms.
+    codes : numpy.ndarray or scipy sparse matrix
+        tokens × atoms (n×N): a dense array (or memory map) or any scipy sparse matrix.
+        Structural problems raise with the index named: a width other than N
+        (:class:`ShapeMismatchError`), a non-finite entry (:class:`NonFiniteError`), a
+        non-numeric dtype (:class:`InvalidCodeError`). Per-code problems — an empty row, a
+        negative entry with ``nonneg``, a support on a dead atom — mark that code "invalid"
+        (``invalid_reason``) and the batch goes on.
+    nonneg : bool
+        Non-negative basis pursuit (SAE codes).
+    metric : AIPMetric or {"self", "raw"} or None
+        "self" (S̃ = (D Dᵀ)⁻¹, default), an :class:`AIPMetric`, or "raw"/None (Euclidean).
+    margin : float
+        Certified means rigorous bound < 1 − margin; in [0, 1).
+    chunk_size : int
+        Codes per chunk (the Fuchs GEMM batch and the ADMM batch work per chunk).
+    max_iter : int, optional
+        LARS iterations per code (default 8·max(H, 100)); hitting the cap leaves the code to
+        the next test.
+    witness_iters : int
+        ADMM iterations of the witness search (0 skips it).
+    lp : bool
+        Run the exact certificate LP on the codes still open.
+    lp_time_limit : float, optional
+        HiGHS seconds per code.
+    lp_max_size : int
+        The LP runs only when it has at most this many constraint entries.
+    blas_threads : int, optional
+        BLAS threads for the batched stages (Fuchs GEMMs, ADMM); None leaves the BLAS
+        default. The per-code stages always use one thread. The default is 1 because on a busy
+        or shared machine multi-threaded BLAS on these sizes was measured up to 25× slower
+        (2 cores, other jobs running); on a dedicated many-core machine pass None.
+    progress : bool
+        A tqdm bar on stderr.
+    out : str or os.PathLike, optional
+        Write the per-code arrays to this ``.npz`` (atomically; :meth:`RecoveryResult.save`).
+    source : str
+        Label for error messages (e.g. the codes' file name).
+    budget_s : float, optional
+        Wall-clock budget of the whole call (None: no limit). Checked before every chunk
+        and every per-code solve; the LP's own time limit is capped by what is left. Codes not
+        decided when it runs out stay undetermined.
+
+    Returns
+    -------
+    RecoveryResult
+        Per code: status, deciding method, certificate bound, Fuchs value, witnesses of failed
+        codes; counts and timings in ``to_dict()``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> D = np.array([[1.0, 0.0, 0.6], [0.0, 1.0, 0.8]])
+    >>> res = classify_recovery(D, np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]]), metric="raw")
+    >>> res.status_names().tolist(), res.certified, res.failed
+    (['certified', 'failed'], 1, 1)
+    """
+    t_start = time.perf_counter()
+    if not 0 <= margin < 1:
+        raise ParameterError(f"margin must lie in [0, 1), got {margin}")
+    if chunk_size < 1 or witness_iters < 0:
+        raise ParameterError("chunk_size must be ≥ 1 and witness_iters ≥ 0")
+    deadline = Deadline(budget_s) if budget_s is not None else None
+    atoms = _UnitAtoms(D, metric)
+    h, n_atoms = atoms.dim, atoms.n_atoms
+    cap = max_iter if max_iter is not None else 8 * max(h, 100)
+    if cap < 1:
+        raise ParameterError(f"max_iter must be ≥ 1, got {cap}")
+    kind, M, n = check_codes(codes, n_atoms, source, chunk_size=chunk_size)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc="recover", unit="code", file=sys.stderr, leave=False)
+    ctx = _Context(atoms=atoms, nonneg=nonneg, margin=margin, max_iter=cap,
+                   witness_iters=witness_iters, lp=lp, lp_time_limit=lp_time_limit,
+                   lp_max_size=lp_max_size, rec=_Recorder(n),
+                   stage_seconds=dict.fromkeys(("fuchs", "rank", "admm", "homotopy", "lp"), 0.0),
+                   bar=bar, deadline=deadline)
+    try:
+        for start in range(0, n, chunk_size):
+            stop = min(n, start + chunk_size)
+            pending = _parse_chunk(ctx, _chunk_rows(kind, M, start, stop), start)
+            ctx.tick(stop - start - len(pending))
+            if not ctx.expired():  # else the chunk is left undetermined
+                pending = _classify_chunk(ctx, pending, blas_threads)
+            ctx.tick(len(pending))
+    finally:
+        if bar is not None:
+            bar.close()
+    rec = ctx.rec
+    result = RecoveryResult(
+        n=n, dim=h, n_atoms=n_atoms, nonneg=nonneg, metric=atoms.metric_info(), margin=margin,
+        status=rec.status, method=rec.method, certificate=rec.certificate, fuchs=rec.fuchs,
+        support_size=rec.support_size, invalid_reason=rec.reason, homotopy_iters=rec.iters,
+        witnesses=rec.csr(rec.witness, n, n_atoms), failed_codes=rec.csr(rec.deltas, n, n_atoms),
+        atom_scale=atoms.scale, seconds=time.perf_counter() - t_start,
+        stage_seconds={k: round(v, 6) for k, v in ctx.stage_seconds.items()}, source=source,
+    )
+    if out is not None:
+        result.save(out)
+    return result
+
+
+def _classify_chunk(ctx: _Context, pending: list[_Code], blas_threads: int | None) -> list[_Code]:
+    """The stages in order on one chunk's usable codes; returns those left undetermined."""
+    with threadpool_limits(blas_threads):
+        pending = _stage_fuchs(ctx, pending)
+        if ctx.witness_iters > 0 and pending:
+            pending = _stage_admm(ctx, pending)
+    with threadpool_limits(1):  # per-code work: one BLAS thread is faster on busy cores
+        pending = _stage_homotopy(ctx, pending)
+        if ctx.lp and pending:
+            pending = _stage_lp(ctx, pending)
+        return _stage_duplicates(ctx, pending)
+
+
+def _parse_chunk(ctx: _Context, block: sp.csr_matrix, start: int) -> list[_Code]:
+    """Split a CSR chunk into usable codes (δ̃ = scale·δ over D̃, y = D̃ δ̃) and invalid ones."""
+    atoms, rec = ctx.atoms, ctx.rec
+    out = []
+    for r in range(block.shape[0]):
+        i = start + r
+        lo, hi = block.indptr[r], block.indptr[r + 1]
+        S = block.indices[lo:hi].astype(np.int64)
+        v = block.data[lo:hi]
+        rec.support_size[i] = len(S)
+        reason = 0
+        if len(S) == 0:
+            reason = 1
+        elif ctx.nonneg and np.any(v < 0):
+            reason = 2
+        elif np.any(atoms.dead[S]):
+            reason = 3
+        if reason:
+            rec.status[i] = INVALID
+            rec.reason[i] = reason
+            continue
+        vals = v * atoms.scale[S]
+        y = atoms.rows64[S].T @ vals
+        out.append(_Code(index=i, S=S, vals=vals,
+                         s=np.ones(len(S)) if ctx.nonneg else np.sign(vals),
+                         y=y, norm2=float(np.linalg.norm(vals)), l1=float(np.abs(vals).sum()),
+                         blocked=bool(atoms.duplicate_atoms(ctx.nonneg)[S].any())))
+    return out
+
+
+def _stage_fuchs(ctx: _Context, pending: list[_Code]) -> list[_Code]:
+    """Batched Fuchs certificates; SVD rank decisions for rank suspects."""
+    if not pending:
+        return pending
+    atoms = ctx.atoms
+    rest, suspects = [], []
+    with ctx.timed("fuchs"):
+        fb = fuchs_batch(atoms.rows64, [c.S for c in pending], [c.s for c in pending],
+                         nonneg=ctx.nonneg)
+        for j, code in enumerate(pending):
+            if fb.rank_suspect[j]:
+                suspects.append(code)
+                continue
+            code.sigma_min = math.sqrt(fb.lam_min[j])
+            code.sigma_ratio = math.sqrt(fb.lam_min[j] / fb.lam_max[j])
+            value = float(fb.value[j])
+            ctx.rec.fuchs[code.index] = value
+            bound = _rigorous_bound(value, float(fb.eq_residual[j]), code.sigma_min,
+                                    atoms.gamma, float(fb.y_norm[j]))
+            if not ctx.offer(code, Method.FUCHS, bound):
+                rest.append(code)
+    with ctx.timed("rank"), threadpool_limits(1):
+        rest.extend(_rank_decisions(ctx, suspects))
+    return rest
+
+
+def _rank_decisions(ctx: _Context, suspects: list[_Code]) -> list[_Code]:
+    """SVD of D̃_S for codes whose Gram matrix looked singular: a null-vector witness when
+    σmin/σmax ≤ RANK_TOL, else the Fuchs certificate through a least-squares solve."""
+    atoms = ctx.atoms
+    rest = []
+    for code in suspects:
+        smin, smax, v_S = _sigma(atoms.cols64, code.S)
+        code.sigma_min = smin
+        code.sigma_ratio = smin / smax if smax > 0 else 0.0
+        if code.sigma_ratio <= RANK_TOL:
+            wit = None
+            for sign in (1.0, -1.0):
+                wit = _witness_along(atoms.rows64, code, code.S, sign * v_S, ctx.nonneg)
+                if wit is not None:
+                    break
+            if wit is not None:
+                ctx.fail(code, Method.RANK, wit)
+            else:
+                rest.append(code)  # numerically rank-deficient, no clean witness: others try
+            continue
+        A = atoms.cols64[:, code.S]
+        y0 = A @ np.linalg.lstsq(A.T @ A, code.s, rcond=None)[0]
+        value, bound = _certificate_bound(atoms.rows64, code.S, code.s, y0, ctx.nonneg, smin,
+                                          atoms.gamma)
+        ctx.rec.fuchs[code.index] = value
+        if not ctx.offer(code, Method.FUCHS, bound):
+            rest.append(code)
+    return rest
+
+
+@dataclass(frozen=True)
+class _AdmmBatch:
+    """One ADMM batch: its codes, their signals Y (H×b) and polish attempts per code."""
+
+    codes: list[_Code]
+    Y: np.ndarray
+    tries: np.ndarray
+
+
+def _stage_admm(ctx: _Context, pending: list[_Code]) -> list[_Code]:
+    """Batched ADMM search for feasible points beating the codes (failure witnesses)."""
+    with ctx.timed("admm"):
+        proj = ctx.atoms.projector()
+        for start in range(0, len(pending), _ADMM_BATCH):
+            codes = pending[start : start + _ADMM_BATCH]
+            batch = _AdmmBatch(codes, np.column_stack([c.y for c in codes]),
+                               np.zeros(len(codes), dtype=np.int64))
+            thr = np.array([0.1 * c.l1 / c.k for c in codes])
+
+            def accept(cols, X, Z, batch=batch):
+                return _admm_accept(ctx, batch, cols, X, Z)
+
+            admm_bp_batch(proj, batch.Y, thr, nonneg=ctx.nonneg, iters=ctx.witness_iters,
+                          check_every=_ADMM_CHECK, accept=accept)
+    return [c for c in pending if ctx.rec.status[c.index] == UNDETERMINED]
+
+
+def _admm_accept(ctx: _Context, batch: _AdmmBatch, cols: np.ndarray, X: np.ndarray,
+                 Z: np.ndarray) -> np.ndarray:
+    """Verify ADMM proposals (iterates X, Z for the batch columns ``cols``) in float64: a
+    least-squares fit on the support of z (non-negative least squares for non-negative codes),
+    or (signed codes) the float64 projection x of the iterate onto {D̃x = y}, first refitted on
+    its H largest entries (a sparse witness), else as it is (dense); a verified witness ends
+    the code. Returns the mask of columns decided."""
+    atoms, nonneg = ctx.atoms, ctx.nonneg
+    done = np.zeros(len(cols), dtype=bool)
+    l1x = np.abs(X).sum(axis=0, dtype=np.float64)
+    l1z = Z.sum(axis=0, dtype=np.float64) if nonneg else None
+    for t, b in enumerate(cols):
+        code = batch.codes[b]
+        promising = (l1z[t] if nonneg else l1x[t]) < code.l1 * (1 - 1e-6)
+        if not promising or batch.tries[b] >= _ADMM_POLISH_TRIES:
+            continue
+        batch.tries[b] += 1
+        T = np.flatnonzero(Z[:, t])
+        fit = _nnls if nonneg else _polish
+        candidates = [(T, fit(atoms.cols64, code.y, T))]
+        wit = _first_witness(atoms, code, candidates, nonneg)
+        if wit is None and not nonneg:
+            x64 = atoms.projector().project64(X[:, t].astype(np.float64)[:, None],
+                                              batch.Y[:, [b]])[:, 0]
+            top = np.sort(np.argsort(-np.abs(x64))[: atoms.dim])  # a sparse witness if possible
+            wit = _first_witness(atoms, code, [(top, _polish(atoms.cols64, code.y, top))],
+                                 nonneg)
+            if wit is None:
+                wit = _first_witness(atoms, code, [(np.arange(len(x64)), x64)], nonneg)
+        if wit is not None:
+            ctx.fail(code, Method.ADMM, wit)
+            done[t] = True
+    return done
+
+
+def _first_witness(atoms: _UnitAtoms, code: _Code, candidates, nonneg: bool) -> Witness | None:
+    """The first (support, values) candidate that, cleaned, passes the witness check."""
+    for T, xp in candidates:
+        if xp is None:
+            continue
+        idx, vals = _clean_sparse(T, xp, nonneg)
+        if _check_witness(atoms.rows64, code, idx, vals, nonneg):
+            return idx, vals
+    return None
+
+
+def _stage_homotopy(ctx: _Context, pending: list[_Code]) -> list[_Code]:
+    """LARS path per code: a witness, or a pushed final-segment certificate. On large
+    dictionaries the path is first run on a float32 copy of D̃ (twice as fast; its active set and
+    solution are only proposals, verified in float64), then, if that decides nothing, in
+    float64."""
+    atoms = ctx.atoms
+    rest = []
+    with ctx.timed("homotopy"):
+        for n_done, code in enumerate(pending):
+            if ctx.expired():
+                rest.extend(pending[n_done:])
+                break
+            decided = False
+            total = 0
+            for dt in atoms.homotopy_dtypes:
+                cols = atoms.cols64 if dt == np.float64 else atoms.cols32()
+                rel = HOMOTOPY_ALPHA_MIN if dt == np.float64 else HOMOTOPY_ALPHA_MIN_32
+                coef, active, n_iter, _capped = _lars(cols, code.y, ctx.nonneg, ctx.max_iter,
+                                                      rel)
+                total += max(n_iter, 0)
+                if _decide_from_path(ctx, code, coef, active):
+                    decided = True
+                    break
+            ctx.rec.iters[code.index] = total
+            if not decided:
+                rest.append(code)
+    return rest
+
+
+def _decide_from_path(ctx: _Context, code: _Code, coef: np.ndarray, active: np.ndarray) -> bool:
+    """From the end of a homotopy path (coefficients at α = α_min, active set A): the float64
+    least-squares polish on A is a witness if it beats δ̃; otherwise try the certificate pushed
+    from the final segment (:func:`_push_certificate`) with T = A∖S and signs sign(x_T)."""
+    if len(active) == 0:
+        return False
+    atoms, nonneg = ctx.atoms, ctx.nonneg
+    xA = _polish(atoms.cols64, code.y, active)
+    if xA is not None:
+        idx, vals = _clean_sparse(active, xA, nonneg)
+        diff = _sparse_diff_norm(idx, vals, code.S, code.vals)
+        if diff > RECOVERY_TOL * code.norm2 and _check_witness(atoms.rows64, code, idx, vals,
+                                                               nonneg):
+            ctx.fail(code, Method.HOMOTOPY, (idx, vals))
+            return True
+    if not code.sigma_ratio > RANK_TOL:
+        return False
+    T = np.setdiff1d(active, code.S)
+    sT = np.ones(len(T)) if nonneg else np.sign(coef[T])
+    sT[sT == 0] = 1.0
+    return ctx.offer(code, Method.HOMOTOPY, _push_certificate(atoms, code, T, sT, nonneg))
+
+
+def _stage_lp(ctx: _Context, pending: list[_Code]) -> list[_Code]:
+    """The exact certificate LP: certificate (t* < 1) or dual witness (t* > 1)."""
+    atoms, nonneg = ctx.atoms, ctx.nonneg
+    time_limit = ctx.lp_time_limit
+    rest = []
+    with ctx.timed("lp"):
+        for n_done, code in enumerate(pending):
+            if ctx.deadline is not None:
+                if ctx.deadline.expired():
+                    rest.extend(pending[n_done:])
+                    break
+                left = ctx.deadline.remaining()
+                time_limit = left if time_limit is None else min(time_limit, left)
+            size = (atoms.n_atoms - code.k) * (atoms.dim + 1) * (1 if nonneg else 2)
+            if size > ctx.lp_max_size or not code.sigma_ratio > RANK_TOL:
+                rest.append(code)
+                continue
+            res, comp = _lp(atoms.rows64, code.S, code.s, nonneg, time_limit)
+            decided = False
+            if res.status == 0 and res.x is not None:
+                _, bound = _certificate_bound(atoms.rows64, code.S, code.s, res.x[:-1], nonneg,
+                                              code.sigma_min, atoms.gamma)
+                decided = ctx.offer(code, Method.LP, bound)
+                if not decided and res.x[-1] >= 1.0 - ctx.margin:  # not unique: find the tie
+                    wit = _lp_dual_witness(atoms, code, res, comp, nonneg)
+                    if wit is not None:
+                        ctx.fail(code, Method.LP, wit)
+                        decided = True
+            if not decided:
+                rest.append(code)
+    return rest
+
+
+def _stage_duplicates(ctx: _Context, pending: list[_Code]) -> list[_Code]:
+    """Blocked codes still open: the witness that moves each δ̃ᵢ on a duplicate atom onto its
+    partner (:func:`rip_atoms.recovery.witnesses._duplicate_swap`)."""
+    rest = []
+    partners = ctx.atoms.duplicate_partners() if any(c.blocked for c in pending) else {}
+    for code in pending:
+        wit = _duplicate_swap(ctx.atoms, code, ctx.nonneg, partners) if code.blocked else None
+        if wit is None:
+            rest.append(code)
+        else:
+            ctx.fail(code, Method.DUPLICATE, wit)
+    return rest

@@ -1,0 +1,168 @@
+"""The problem a decision is about: the corrected atoms D̃ in float64 and the codes over them.
+
+:class:`_UnitAtoms` is what the recovery tests need of D̃ — the float64 rows and columns of
+:class:`~rip_atoms.corrected_atoms.CorrectedAtoms` (the one representation of the corrected
+atoms), the scale ‖W dᵢ‖, the dead mask, duplicate pairs, a float32 copy for the fast homotopy
+pass and the row-space projector of the ADMM search. :class:`_Code` is one usable code δ̃ over D̃.
+The rest validates inputs: an H×N matrix with a support and signs (the single-support functions);
+code matrices are checked by :func:`rip_atoms.codes.check_codes` (the one check) and read chunk
+by chunk (:func:`_chunk_rows`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from rip_atoms.corrected_atoms import CorrectedAtoms
+from rip_atoms.dictionary import DUPLICATE_TOL, Dictionary
+from rip_atoms.errors import (
+    EmptyDictionaryError,
+    InvalidCodeError,
+    NonFiniteError,
+    ShapeMismatchError,
+)
+from rip_atoms.kernels.recovery_batch import RowSpaceProjector
+from rip_atoms.metric import AIPMetric
+
+_U64 = 2.0**-53
+#: dictionaries with at most this many entries run the homotopy in float64 only (larger ones
+#: try a float32 path first)
+_SMALL_PROBLEM = 1 << 22
+
+
+def _gamma(h: int) -> float:
+    """γ_H = Hu/(1 − Hu), u = 2⁻⁵³: bound on the relative error of a float64 dot product."""
+    return h * _U64 / (1.0 - h * _U64)
+
+
+class _UnitAtoms:
+    """D̃ in float64 for the recovery tests, from :class:`CorrectedAtoms` (``rows64=True``).
+
+    ``rows64`` (N×H, C order: atom rows) and ``cols64`` = rows64.T (H×N, Fortran order);
+    ``scale`` = ‖W dᵢ‖ (0 for dead atoms, whose rows are zero); ``dead`` the dead mask.
+    """
+
+    def __init__(self, D: Dictionary | np.ndarray, metric: AIPMetric | str | None) -> None:
+        corrected = CorrectedAtoms(D, metric, rows=False, rows64=True, min_live=0)
+        if corrected.dead.all():
+            raise EmptyDictionaryError(
+                f"{corrected.dictionary.provenance.source}: every atom is dead")
+        self.corrected = corrected
+        self.metric = corrected.metric
+        self.rows64 = corrected.rows64
+        self.cols64 = corrected.cols64
+        self.scale = corrected.norms
+        self.dead = corrected.dead
+        self.dim, self.n_atoms = corrected.dim, corrected.n_atoms
+        self.gamma = _gamma(self.dim)
+        small = self.dim * self.n_atoms <= _SMALL_PROBLEM
+        self.homotopy_dtypes = (np.float64,) if small else (np.float32, np.float64)
+        self._proj: RowSpaceProjector | None = None
+        self._cols32: np.ndarray | None = None
+        self._dups: tuple[np.ndarray, np.ndarray] | None = None
+        self._partners: dict[int, list[tuple[int, float]]] = {}
+
+    def duplicate_partners(self) -> dict[int, list[tuple[int, float]]]:
+        """atom → [(partner, cos)] over the duplicate pairs (computed with the masks)."""
+        self.duplicate_atoms(False)
+        return self._partners
+
+    def duplicate_atoms(self, nonneg: bool) -> np.ndarray:
+        """Boolean mask of atoms in a duplicate pair (|cos| ≥ 1 − DUPLICATE_TOL; with
+        ``nonneg``, only pairs with cos ≥ 1 − DUPLICATE_TOL), computed once."""
+        if self._dups is None:
+            from rip_atoms.kernels.near_duplicates import near_duplicate_pairs
+
+            live = np.flatnonzero(~self.dead)
+            pairs = near_duplicate_pairs(self.rows64[live], DUPLICATE_TOL)
+            signed = np.zeros(self.n_atoms, dtype=bool)
+            positive = np.zeros(self.n_atoms, dtype=bool)
+            for i, j, c in pairs:
+                a, b = int(live[int(i)]), int(live[int(j)])
+                signed[[a, b]] = True
+                if c > 0:
+                    positive[[a, b]] = True
+                self._partners.setdefault(a, []).append((b, float(c)))
+                self._partners.setdefault(b, []).append((a, float(c)))
+            self._dups = (signed, positive)
+        return self._dups[1] if nonneg else self._dups[0]
+
+    def cols32(self) -> np.ndarray:
+        """D̃ rounded to float32 (H×N, Fortran order), for the fast first homotopy pass."""
+        if self._cols32 is None:
+            self._cols32 = np.asfortranarray(self.cols64, dtype=np.float32)
+        return self._cols32
+
+    def metric_info(self) -> dict:
+        return self.corrected.metric_info()
+
+    def projector(self) -> RowSpaceProjector:
+        if self._proj is None:
+            self._proj = RowSpaceProjector(self.cols64)
+        return self._proj
+
+
+@dataclass
+class _Code:
+    """One usable code over D̃: support S (sorted), δ̃_S, signs s (ones if non-negative), y."""
+
+    index: int
+    S: np.ndarray
+    vals: np.ndarray
+    s: np.ndarray
+    y: np.ndarray
+    norm2: float
+    l1: float
+    sigma_min: float = math.nan
+    sigma_ratio: float = math.nan
+    blocked: bool = False  # uses an atom of a duplicate pair: never certified
+
+    @property
+    def k(self) -> int:
+        return len(self.S)
+
+
+def _as_matrix(D: Dictionary | np.ndarray) -> np.ndarray:
+    """D as given, as a float64 H×N matrix (no normalisation)."""
+    if isinstance(D, Dictionary):
+        return np.asarray(D.atoms, dtype=np.float64)
+    arr = np.asarray(D, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ShapeMismatchError(f"expected an H×N matrix, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise NonFiniteError("the dictionary holds non-finite values")
+    return arr
+
+
+def _support_signs(support, signs, n_atoms: int, nonneg: bool):
+    """Sorted support S and its signs s (𝟙 when ``signs`` is None or ``nonneg``), checked."""
+    S = np.asarray(support, dtype=np.int64).ravel()
+    if S.size == 0:
+        raise InvalidCodeError("empty support: a code needs at least one non-zero")
+    if S.min() < 0 or S.max() >= n_atoms or len(np.unique(S)) != len(S):
+        raise InvalidCodeError(f"support must hold distinct atom indices in [0, {n_atoms})")
+    if signs is None or nonneg:
+        s = np.ones(len(S))
+    else:
+        s = np.sign(np.asarray(signs, dtype=np.float64).ravel())
+        if s.shape != S.shape or np.any(s == 0):
+            raise InvalidCodeError("signs must be ±1, one per support index")
+    order = np.argsort(S)
+    return S[order], s[order]
+
+
+def _chunk_rows(kind: str, M, start: int, stop: int) -> sp.csr_matrix:
+    """Rows start:stop of the codes as a float64 CSR with sorted indices and no zeros."""
+    block = M[start:stop]
+    if kind == "dense":
+        block = sp.csr_matrix(np.asarray(block, dtype=np.float64))
+    else:
+        block = sp.csr_matrix(block, dtype=np.float64, copy=True)
+        block.sum_duplicates()
+        block.eliminate_zeros()
+        block.sort_indices()
+    return block
