@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rip_atoms.arguments import check_int, check_real
 from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.dictionary import DUPLICATE_TOL, Dictionary
 from rip_atoms.errors import ParameterError
@@ -190,11 +191,11 @@ def coherence(
         same float64 recomputation, so the reported extremes agree.
     """
     t0 = time.perf_counter()
-    if block_size < 1:
-        raise ParameterError(f"block_size must be ≥ 1, got {block_size}")
-    if babel_p < 1 or top < 0 or bins < 1:
-        raise ParameterError(f"need babel_p ≥ 1, top ≥ 0, bins ≥ 1 (got {babel_p}, {top}, "
-                             f"{bins})")
+    block_size = check_int("block_size", block_size, least=1)
+    babel_p = check_int("babel_p", babel_p, least=1)
+    top = check_int("top", top, least=0)
+    bins = check_int("bins", bins, least=1)
+    duplicate_tol = check_real("duplicate_tol", duplicate_tol, lo=0.0, hi=1.0, hi_open=True)
     atoms = CorrectedAtoms(D, metric, min_live=2)
     d = atoms.dictionary
     live = atoms.live

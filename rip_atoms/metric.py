@@ -376,14 +376,17 @@ def fit_metric(
             bad = int(np.flatnonzero(~finite)[0])
             raise NonFiniteError(f"{label}: row {n + bad} holds a non-finite value")
         m = c.shape[0]
-        cmean = c.mean(axis=0)
-        if center:
-            cc = c - cmean
-            delta = cmean - mean
-            scatter += cc.T @ cc + (n * m / (n + m)) * np.outer(delta, delta)
-        else:
-            scatter += c.T @ c
-        mean += (cmean - mean) * (m / (n + m))
+        # overflow (entries near 1e300) becomes inf/NaN in the moment, which from_moment
+        # reports as one error; numpy's RuntimeWarnings would only add lines to it
+        with np.errstate(over="ignore", invalid="ignore"):
+            cmean = c.mean(axis=0)
+            if center:
+                cc = c - cmean
+                delta = cmean - mean
+                scatter += cc.T @ cc + (n * m / (n + m)) * np.outer(delta, delta)
+            else:
+                scatter += c.T @ c
+            mean += (cmean - mean) * (m / (n + m))
         n += m
     if h is None or n == 0:
         raise ShapeMismatchError(f"{label}: no activations")

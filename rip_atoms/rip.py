@@ -30,6 +30,8 @@ Exact values: k = 1 (U = L = 0), k = 2 (U = L = μ, from the exhaustive coherenc
 (L_k = 1: any k atoms in R^H are dependent), and enumeration of all C(N, k) supports (batched
 eigensolves of the float64 Gram) when that fits ``enumerate_max``; then ``exact`` is true.
 
+The search itself lives in :mod:`rip_atoms.support_search`; this module assembles the brackets.
+
 Free consistency checks: δ₂ = μ; δ_k ≥ sqrt((k−1)(N−H)/(H(N−1))) (generalised Welch), which also
 serves as a lower bound on δ_k.
 """
@@ -39,18 +41,25 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from rip_atoms.arguments import check_int, check_seed
 from rip_atoms.coherence import CoherenceResult, coherence
 from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.deadline import Deadline
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import DeadAtomsError, ParameterError
 from rip_atoms.metric import AIPMetric
+from rip_atoms.support_search import (
+    SearchSettings,
+    SearchSupport,
+    SupportSearch,
+    search_k,
+)
 from rip_atoms.theory import generalized_welch_delta
 
 _EIG_SECONDS_PER_SUPPORT = 2e-6  # enumeration cost model (measured: ~1–3 µs per k ≤ 5 support)
@@ -191,196 +200,6 @@ def witness_eigenvalues(
     return WitnessCheck(tuple(S), float(w[0]), float(w[-1]), atoms.metric_info())
 
 
-# ---------------------------------------------------------------------------- search pieces
-def _gram_rows(A: np.ndarray, S: np.ndarray) -> np.ndarray:
-    """G_S from the float32 rows (search only; witnesses are recomputed in float64)."""
-    X = A[S]
-    G = (X @ X.T).astype(np.float64)
-    np.fill_diagonal(G, 1.0)
-    return 0.5 * (G + G.T)
-
-
-def _extreme(G: np.ndarray, upper: bool) -> tuple[float, np.ndarray]:
-    """Score (λmax, or −λmin) and its eigenvector."""
-    w, V = np.linalg.eigh(G)
-    return (float(w[-1]), V[:, -1]) if upper else (float(-w[0]), V[:, 0])
-
-
-def _batch_scores(G: np.ndarray, upper: bool, deadline: Deadline | None = None) -> np.ndarray:
-    """Scores of a batch of Gram matrices, in chunks of about 50 ms of eigensolves; once the
-    deadline has passed the rest stay −inf (the first chunk is always evaluated)."""
-    k = G.shape[-1]
-    chunk = max(1, int(0.05 / (3e-10 * k**3 + 1e-6)))
-    out = np.full(G.shape[0], -np.inf)
-    for s in range(0, G.shape[0], chunk):
-        if s and deadline is not None and deadline.expired():
-            break
-        w = np.linalg.eigvalsh(G[s: s + chunk])
-        out[s: s + chunk] = w[:, -1] if upper else -w[:, 0]
-    return out
-
-
-class SearchSupport:
-    """One support under local search: local row indices, its score and extreme eigenvector."""
-
-    __slots__ = ("S", "G", "score", "v", "stuck")
-
-    def __init__(self, A: np.ndarray | None, S: np.ndarray, upper: bool,
-                 G: np.ndarray | None = None) -> None:
-        self.S = np.asarray(S, dtype=np.int64)
-        self.G = _gram_rows(A, self.S) if G is None else G
-        self.score, self.v = _extreme(self.G, upper)
-        self.stuck = False
-
-    def replace(self, S: np.ndarray, G: np.ndarray, upper: bool) -> None:
-        self.S, self.G = S, G
-        self.score, self.v = _extreme(G, upper)
-
-
-class SupportSearch:
-    """Population search for supports with extreme λmax (upper=True) or λmin (upper=False)."""
-
-    def __init__(self, atoms: CorrectedAtoms, upper: bool, rng: np.random.Generator,
-                 spectral_sq: float, screen: int, deadline: Deadline | None = None) -> None:
-        self.A = atoms.rows
-        self.n = self.A.shape[0]
-        self.upper = upper
-        self.rng = rng
-        self.c = spectral_sq  # shift for the λmin power iteration
-        self.screen = screen
-        self.deadline = deadline
-
-    def expired(self) -> bool:
-        return self.deadline is not None and self.deadline.expired()
-
-    # ---- correlation screening: one GEMM for the whole population
-    def directions(self, chains: Sequence[SearchSupport]) -> np.ndarray:
-        """|⟨d̃ₗ, D̃_S v⟩| for every atom l and chain (one GEMM for the population)."""
-        X = np.stack([self.A[ch.S].T @ ch.v.astype(np.float32) for ch in chains], axis=1)
-        return np.abs(self.A @ X)  # (n, R)
-
-    def _cross(self, cand: np.ndarray, S: np.ndarray) -> np.ndarray:
-        return (self.A[cand] @ self.A[S].T).astype(np.float64)
-
-    def _top_candidates(self, scores: np.ndarray, S: np.ndarray, m: int) -> np.ndarray:
-        s = scores.copy()
-        s[S] = -1.0
-        m = min(m, self.n - len(S))
-        if m <= 0:
-            return np.empty(0, dtype=np.int64)
-        idx = np.argpartition(-s, m - 1)[:m] if m < self.n else np.arange(self.n)
-        return idx[np.argsort(-s[idx], kind="stable")][:m]
-
-    def grow(self, chains: list[SearchSupport], corr: np.ndarray) -> None:
-        """Add to each chain the screened atom that most improves its score (chains left once
-        the deadline has passed are not grown: :meth:`grow_to` completes them)."""
-        for r, ch in enumerate(chains):
-            if self.expired():
-                return
-            cand = self._top_candidates(corr[:, r], ch.S, self.screen)
-            if cand.size == 0:
-                continue
-            k = len(ch.S)
-            cross = self._cross(cand, ch.S)
-            G = np.zeros((len(cand), k + 1, k + 1))
-            G[:, :k, :k] = ch.G
-            G[:, k, :k] = cross
-            G[:, :k, k] = cross
-            G[:, k, k] = 1.0
-            best = int(np.argmax(_batch_scores(G, self.upper, self.deadline)))
-            ch.replace(np.append(ch.S, cand[best]), G[best], self.upper)
-
-    def grow_to(self, chains: list[SearchSupport], k: int) -> None:
-        """Grow every chain to k atoms: greedy steps while the deadline allows, then the
-        best-screened atoms without eigensolves (one GEMM per step), then one eigensolve."""
-        while any(len(ch.S) < k for ch in chains):
-            short = [ch for ch in chains if len(ch.S) < k]
-            corr = self.directions(short)
-            if self.expired():  # fill in bulk from the current directions, one eigensolve each
-                for r, ch in enumerate(short):
-                    S = np.append(ch.S, self._top_candidates(corr[:, r], ch.S, k - len(ch.S)))
-                    ch.replace(S, _gram_rows(self.A, S), self.upper)
-                break
-            self.grow(short, corr)
-
-    def swap(self, chains: list[SearchSupport], corr: np.ndarray, n_remove: int) -> bool:
-        """One best-improvement swap per chain over (weakest members) × (screened atoms)."""
-        improved = False
-        for r, ch in enumerate(chains):
-            if ch.stuck:
-                continue
-            if self.expired():
-                break
-            k = len(ch.S)
-            if k >= self.n:
-                ch.stuck = True
-                continue
-            cand = self._top_candidates(corr[:, r], ch.S, self.screen)
-            rem = np.argsort(np.abs(ch.v), kind="stable")[: min(n_remove, k)]
-            cross = self._cross(cand, ch.S)
-            rr = np.repeat(rem, len(cand))
-            cc = np.tile(np.arange(len(cand)), len(rem))
-            chunk = max(1, int(0.05 / (3e-10 * k**3 + 1e-6)))
-            best_sc, best_G, best_j = -np.inf, None, -1
-            for s0 in range(0, len(rr), chunk):  # build and score the swapped Grams per chunk
-                if s0 and self.expired():
-                    break
-                r_, c_ = rr[s0: s0 + chunk], cc[s0: s0 + chunk]
-                b = np.arange(len(r_))
-                G = np.repeat(ch.G[None], len(r_), axis=0)
-                G[b, r_, :] = cross[c_]
-                G[b, :, r_] = cross[c_]
-                G[b, r_, r_] = 1.0
-                sc = _batch_scores(G, self.upper)
-                j = int(np.argmax(sc))
-                if sc[j] > best_sc:
-                    best_sc, best_G, best_j = float(sc[j]), G[j].copy(), s0 + j
-            if best_sc > ch.score + 1e-12:
-                newS = ch.S.copy()
-                newS[rr[best_j]] = cand[cc[best_j]]
-                ch.replace(newS, best_G, self.upper)
-                improved = True
-                continue
-            ch.stuck = True
-        return improved
-
-    def power_start(
-        self, k: int, start: np.ndarray | None = None, iters: int = 30
-    ) -> SearchSupport:
-        """Truncated power iteration z ← top_k(M z)/‖·‖ with M = G (λmax) or c·I − G (λmin),
-        where G z = A (Aᵀ z) costs one GEMV pair."""
-        if start is None:
-            start = self.rng.choice(self.n, size=k, replace=False)
-        S = np.asarray(start, dtype=np.int64)
-        z = self.rng.standard_normal(len(S))
-        z /= np.linalg.norm(z)
-        for _ in range(iters):
-            y = self.A[S].T.astype(np.float64) @ z
-            g = (self.A @ y.astype(np.float32)).astype(np.float64)
-            if not self.upper:
-                full = np.zeros(self.n)
-                full[S] = z
-                g = self.c * full - g
-            newS = np.argpartition(-np.abs(g), k - 1)[:k]
-            z = g[newS]
-            nz = np.linalg.norm(z)
-            if nz == 0:
-                break
-            z /= nz
-            if set(newS.tolist()) == set(S.tolist()):
-                S = newS
-                break
-            S = newS
-        return SearchSupport(self.A, np.sort(S), self.upper)
-
-
-def _support_extend(A: np.ndarray, row: int, k: int) -> np.ndarray:
-    """Row ``row`` and its k − 1 most coherent partners (the Babel witness support of that row)."""
-    c = np.abs(A @ A[row])
-    c[row] = np.inf
-    return np.argpartition(-c, k - 1)[:k]
-
-
 # ---------------------------------------------------------------------------- exact pieces
 def _enumerate(G: np.ndarray, k: int, deadline: Deadline | None = None, chunk: int = 20_000):
     """Max λmax and min λmin of G_S over all C(n, k) supports (batched eigvalsh), and whether
@@ -501,17 +320,6 @@ def _validate_ks(k: int | Iterable[int], n_live: int) -> list[int]:
     return sorted(set(out))
 
 
-@dataclass(frozen=True)
-class SearchSettings:
-    """Knobs of the witness search shared by every k (see :func:`rip_bounds`)."""
-
-    enumerate_max: int = 1_000_000
-    sdp_max_atoms: int = 40
-    screen: int = 16
-    population: int = 8
-    patience: int = 200
-
-
 @dataclass
 class _Side:
     """One side (U or L) of one bracket while it is assembled."""
@@ -585,6 +393,11 @@ def rip_bounds(
     t_start = time.perf_counter()
     d = as_dictionary(D)
     Deadline(budget_s)  # validates budget_s
+    seed = check_seed(seed)
+    for name, v, least in (("enumerate_max", enumerate_max, 0), ("sdp_max_atoms", sdp_max_atoms,
+                           0), ("screen", screen, 1), ("population", population, 1),
+                           ("patience", patience, 1)):
+        check_int(name, v, least=least)
     if len(d.dead_atoms) and not drop_dead:
         shown = ", ".join(str(int(i)) for i in d.dead_atoms[:8])
         raise DeadAtomsError(
@@ -681,11 +494,17 @@ def _search_all(atoms: CorrectedAtoms, ks: list[int], coh: CoherenceResult | Non
             L = _Side(0.0, 0.0, w, how, how)
             exact = True
         elif kk == 2:
+            # δ₂ = μ: the lower side is the float64 μ of the witness pair, the upper side the
+            # certified upper bound on μ (1 with a duplicate pair, which counts as parallel)
             w = tuple(int(i) for i in coh.pair)
             how = "δ₂ = μ (exhaustive coherence pass, float64)"
-            U = _Side(mu, mu, w, how, how)
-            L = _Side(mu, mu, w, how, how)
-            exact = True
+            up_how = ("δ₂ = μ ≤ 1: a duplicate pair (|cos| ≥ 1 − 1e-6), treated as parallel"
+                      if coh.duplicate_pairs else
+                      "δ₂ = μ (exhaustive coherence pass, float64 + its error bound)")
+            up = max(mu, coh.mu_upper)
+            U = _Side(mu, up, w, how, up_how)
+            L = _Side(mu, up, w, how, up_how)
+            exact = not coh.duplicate_pairs
         else:
             k_deadline = deadline.share(1.0 / max(1, len([x for x in searched if x >= kk])))
             U, L, exact, search_state = _bracket_k(atoms, kk, coh, rng, spectral, k_deadline,
@@ -733,7 +552,7 @@ def _bracket_k(atoms: CorrectedAtoms, kk: int, coh: CoherenceResult | None,
         search_L = kk <= atoms.dim  # for k > H, L_k = 1 exactly: no search
         for upper in ((True, False) if search_L else (True,)):
             side_deadline = deadline.share(0.5 if upper and search_L else 1.0)
-            w, bound, how, st = _search_k(atoms, kk, upper, grown.get((upper, kk), []), coh,
+            w, bound, how, st = search_k(atoms, kk, upper, grown.get((upper, kk), []), coh,
                                           rng, spectral, screen, settings, side_deadline)
             sides[upper] = (w, bound, how)
             states.append(st)
@@ -796,99 +615,3 @@ def _monotone(brackets: list[RIPBracket]) -> list[RIPBracket]:
             out[i] = RIPBracket(**{**b.__dict__, **changes, "methods": methods,
                                    "delta_upper": max(U_up, L_up)})
     return out
-
-
-def _search_k(atoms: CorrectedAtoms, k: int, upper: bool, grown: list[SearchSupport],
-              coh: CoherenceResult | None, rng: np.random.Generator, spectral: float,
-              screen: int, settings: SearchSettings, deadline: Deadline
-              ) -> tuple[tuple[int, ...], float, str, str]:
-    """Local search for one k and one side until the deadline or ``patience`` restarts without
-    improvement; returns (witness atoms, bound, method, state). At least one support is always
-    built (a Babel-row or power-iteration support: one GEMV pass and one eigensolve)."""
-    A = atoms.rows
-    live = atoms.live
-    n = A.shape[0]
-    population = settings.population
-    search = SupportSearch(atoms, upper, rng, spectral, screen, deadline=deadline)
-    pos = {int(a): r for r, a in enumerate(live)}
-    origin: dict[int, str] = {}
-    pool: list[SearchSupport] = []
-
-    def add(ch: SearchSupport, how: str) -> None:
-        origin[id(ch)] = how
-        pool.append(ch)
-
-    for ch in grown:
-        add(ch, "greedy growth from coherent pairs")
-    if coh is not None:
-        rows = [pos[int(a)] for a in coh.babel_rows[max(0, k - 2): k - 1]]
-        rows += [pos[int(a)] for a, _, _ in coh.top_pairs[:population]]
-        for r in list(dict.fromkeys(rows))[:population]:
-            if pool and search.expired():
-                break
-            add(SearchSupport(A, _support_extend(A, r, k), upper), "Babel-row support")
-    while len(pool) < population and not (pool and search.expired()):
-        add(search.power_start(k), "truncated power iteration")
-    n_remove = k if n <= 256 else min(k, 4)
-    pairs = [(pos[int(a)], pos[int(b)]) for a, b, _ in coh.top_pairs] if coh is not None else []
-    next_pair = iter(pairs[population:])
-    n_restarts = [0]
-
-    def restart() -> tuple[SearchSupport, str]:
-        """Rotate restarts: greedy growth from the next most coherent pair, a perturbation of
-        the best support so far, a truncated power iteration from a random support."""
-        n_restarts[0] += 1
-        kind = n_restarts[0] % 3
-        if kind == 0 and k >= 3:
-            pair = next(next_pair, None)
-            if pair is not None:
-                ch = SearchSupport(A, np.array(pair), upper)
-                search.grow_to([ch], k)
-                return ch, "greedy growth from coherent pairs"
-        if kind == 1 and k < n:
-            S = best_S.copy()
-            m = max(1, k // 4)
-            out = rng.choice(k, size=m, replace=False)
-            rest = np.setdiff1d(np.arange(n), S)
-            S[out] = rng.choice(rest, size=m, replace=False)
-            return SearchSupport(A, S, upper), "perturbed best support"
-        return search.power_start(k), "truncated power iteration"
-
-    best = max(pool, key=lambda c: c.score)
-    best_S, best_score, best_how = best.S.copy(), best.score, origin[id(best)]
-    state = "converged"
-    stale = 0
-    active = pool
-    while True:
-        if search.expired():
-            state = "budget"
-            break
-        corr = search.directions(active)
-        search.swap(active, corr, n_remove)
-        for ch in active:
-            if ch.score > best_score + 1e-12:
-                best_S, best_score = ch.S.copy(), ch.score
-                best_how = origin.get(id(ch), "restart") + " + swap search"
-                stale = 0
-        if search.expired():
-            state = "budget"
-            break
-        done = [ch for ch in active if ch.stuck]
-        if done:
-            stale += len(done)
-            if stale >= settings.patience:
-                break
-            active = [ch for ch in active if not ch.stuck]
-            for _ in done:
-                if search.expired():
-                    break
-                ch, how = restart()
-                origin[id(ch)] = how
-                active.append(ch)
-            if not active:
-                state = "budget"
-                break
-    S_atoms = tuple(sorted(int(live[i]) for i in best_S))
-    w = np.linalg.eigvalsh(atoms.gram(list(S_atoms)))
-    bound = float(w[-1] - 1.0) if upper else float(1.0 - w[0])
-    return S_atoms, bound, best_how + " (float64 witness)", state

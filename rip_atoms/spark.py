@@ -47,6 +47,7 @@ import numpy as np
 import scipy.linalg
 from threadpoolctl import threadpool_limits
 
+from rip_atoms.arguments import check_int, check_real, check_seed
 from rip_atoms.coherence import CoherenceResult, coherence
 from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.deadline import Deadline
@@ -225,6 +226,9 @@ def spark_bounds(
     """
     t0 = time.perf_counter()
     Deadline(budget_s)  # validates budget_s
+    seed = check_seed(seed)
+    check_real("rank_rtol", rank_rtol, lo=0.0, hi=1.0, hi_open=True)
+    check_int("enumerate_max", enumerate_max, least=0)
     d = as_dictionary(D)
     notes: list[str] = []
     if len(d.dead_atoms):
@@ -392,7 +396,7 @@ def _search_null_vectors(atoms, lower, upper, rtol, deadline: Deadline, rng, tak
     """λmin local search at sizes t = lower, lower+1, … and ℓ1 self-expression of the most
     coherent atoms, until the deadline; every dependent set found is reduced to a circuit and
     offered as an upper bound."""
-    from rip_atoms.rip import SearchSupport, SupportSearch
+    from rip_atoms.support_search import SearchSupport, SupportSearch
 
     n = atoms.n_live
     live = atoms.live

@@ -147,6 +147,8 @@ def run_criteria(args: argparse.Namespace) -> int:
     n, H = X.shape
     units = []
     neurons = not args.no_neurons
+    if args.no_neurons and args.units == ["neurons"]:
+        raise UsageError("criteria: --no-neurons leaves no unit sets (give --units NAME=DICT …)")
     for spec in args.units:
         u = parse_unit_spec(spec, n, H)
         if u is None:
@@ -165,7 +167,8 @@ def run_criteria(args: argparse.Namespace) -> int:
     l1_tokens = None if args.l1_tokens == 0 else args.l1_tokens
     res = compare_units(X, units, neurons=neurons, metric=metric, split=split, ridge=args.ridge,
                         center=args.center, l1=not args.no_l1, l1_max_tokens=l1_tokens,
-                        seed=args.seed, log=None if args.quiet else (lambda m: log(args, m)))
+                        seed=args.seed, log=None if args.quiet else (lambda m: log(args, m)),
+                        source=str(args.acts))
     if args.json:
         out = res.to_dict(detail=not args.brief)
         out["acts"] = {"path": str(args.acts), "shape": [int(n), int(H)]}

@@ -486,8 +486,11 @@ def parse_k(text: str) -> list[int]:
         if step < 1 or stop < start:
             raise UsageError(f"--k {text}: need START ≤ STOP and STEP ≥ 1")
         return list(range(start, stop + 1, step))
+    items = [t.strip() for t in text.split(",")]
+    if len(items) > 1 and any(t == "" for t in items):
+        raise UsageError(f"--k {text}: empty item (expected e.g. 1,2,3)")
     try:
-        ks = [int(t) for t in text.split(",") if t.strip()]
+        ks = [int(t) for t in items if t]
     except ValueError:
         raise UsageError(f"--k {text}: expected START:STOP:STEP or a comma list") from None
     if not ks:
@@ -498,7 +501,8 @@ def parse_k(text: str) -> list[int]:
 def run_phase(args: argparse.Namespace) -> int:
     for opt, value, least in (("--dim", args.dim, 1), ("--atoms", args.atoms, 1),
                               ("--trials", args.trials, 1),
-                              ("--witness-iters", args.witness_iters, 0)):
+                              ("--witness-iters", args.witness_iters, 0),
+                              ("--seed", args.seed, 0)):
         if value < least:
             raise UsageError(f"{opt} must be ≥ {least}, got {value}")
     ks = parse_k(args.k)

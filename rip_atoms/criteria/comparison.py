@@ -169,6 +169,7 @@ def compare_units(
     exact_max_atoms: int = EXACT_MAX_ATOMS,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     log: Callable[[str], None] | None = None,
+    source: str = "activations",
 ) -> UnitComparison:
     """The paper's headline table: for each unit set, R² (AIP, Euclidean), q*_quantile,
     q*_support, ℓ1-certified fraction, μ, mean L0, dead and never-active atoms.
@@ -205,6 +206,8 @@ def compare_units(
         Tokens encoded at a time.
     log : callable, optional
         Receives one line per step (e.g. a logger).
+    source : str
+        Names the activations in error messages (e.g. their file).
 
     Returns
     -------
@@ -238,7 +241,7 @@ def compare_units(
         raise ParameterError(f"compare_units: unit-set names repeat: {names}")
     sp_ = resolve_split(X.shape[0], split)
     say = log or (lambda _msg: None)
-    m = data_metric(X, sp_, metric, ridge, center)
+    m = data_metric(X, sp_, metric, ridge, center, source=source)
     say(f"metric: {'raw' if m is None else m.kind}, condition number "
         f"{1.0 if m is None else m.condition_number:.3g}; {sp_.describe()}")
     mean = eval_mean(X, sp_.eval, chunk_size)

@@ -254,7 +254,8 @@ def resolve_split(n: int, split: TokenSplit | None) -> TokenSplit:
 
 
 def data_metric(X: np.ndarray, split: TokenSplit, metric: AIPMetric | str | None,
-                ridge: float, center: bool, D: Dictionary | None = None) -> AIPMetric | None:
+                ridge: float, center: bool, D: Dictionary | None = None,
+                source: str = "activations") -> AIPMetric | None:
     """The metric of a criterion on activations, following the glossary of ``docs/api.md``:
     ``"fit"`` → Σ⁻¹ fitted on the split's ``fit`` tokens (``ridge``, ``center`` as in
     :func:`rip_atoms.metric.fit_metric`); an :class:`AIPMetric` → itself (its H checked);
@@ -272,6 +273,8 @@ def data_metric(X: np.ndarray, split: TokenSplit, metric: AIPMetric | str | None
         As in :func:`rip_atoms.metric.fit_metric`.
     D : Dictionary, optional
         The dictionary of ``"self"`` (refused without one).
+    source : str
+        Names the activations in error messages (e.g. their file).
 
     Returns
     -------
@@ -283,7 +286,8 @@ def data_metric(X: np.ndarray, split: TokenSplit, metric: AIPMetric | str | None
         if metric == "fit":
             fit_rows = split.fit
             return fit_metric(_ChunkRows(X, fit_rows), ridge=ridge, center=center,
-                              source=f"activations ({len(fit_rows)} metric-fitting tokens)")
+                              source=f"{source} ({len(fit_rows)} metric-fitting tokens; rows "
+                                     "counted within them)")
         if metric == "self" and D is not None:
             return resolve_metric(D, "self")
         also = "" if D is None else " or 'self'"

@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from rip_atoms.arguments import check_real
 from rip_atoms.codes import check_codes
 from rip_atoms.deadline import Deadline
 from rip_atoms.dictionary import Dictionary
@@ -257,6 +258,8 @@ def classify_recovery(
         raise ParameterError(f"margin must lie in [0, 1), got {margin}")
     if chunk_size < 1 or witness_iters < 0:
         raise ParameterError("chunk_size must be ≥ 1 and witness_iters ≥ 0")
+    if lp_time_limit is not None:
+        check_real("lp_time_limit", lp_time_limit, lo=0.0, lo_open=True, allow_inf=True)
     deadline = Deadline(budget_s) if budget_s is not None else None
     atoms = _UnitAtoms(D, metric)
     h, n_atoms = atoms.dim, atoms.n_atoms

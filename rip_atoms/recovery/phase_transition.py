@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from rip_atoms.arguments import check_seed
 from rip_atoms.errors import ParameterError
+from rip_atoms.matrix_files import check_memory
 from rip_atoms.recovery.classify import classify_recovery
 from rip_atoms.recovery.results import CERTIFIED, FAILED, MARGIN, METHOD_NAMES, UNDETERMINED
 from rip_atoms.theory import k_weak, rho_weak
@@ -174,6 +176,9 @@ def phase_transition(
     ks = np.unique(np.asarray(list(ks), dtype=np.int64))
     if ks.size == 0 or ks.min() < 1 or ks.max() > n_atoms:
         raise ParameterError(f"every k must lie in [1, N = {n_atoms}], got {ks.tolist()}")
+    seed = check_seed(seed)
+    check_memory(3 * 8 * int(dim) * int(n_atoms),
+                 f"phase transition: a {dim}×{n_atoms} float64 dictionary and its corrected copies")
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     succ = np.zeros(len(ks), dtype=np.int64)

@@ -591,7 +591,11 @@ class ActivationStore:
         """All tokens of ``layer`` as one n×d float32 array (shards concatenated in order)."""
         layer = self._layer(layer)
         if layer is None:
-            return np.asarray(load_npy(self.path, mmap=True), dtype=np.float32)
+            X = load_npy(self.path, mmap=True)
+            if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+                raise FileFormatError(f"{self.path}: activations must be real numbers, got "
+                                      f"dtype {X.dtype}")
+            return np.asarray(X, dtype=np.float32)
         parts = []
         for sh in self.manifest["shards"]:
             info = sh["files"][str(layer)]
