@@ -347,6 +347,20 @@ def fit_metric(
     Raises :class:`NonFiniteError` naming the first non-finite row, :class:`ShapeMismatchError`
     on inconsistent widths, :class:`SingularMetricError` when Σ cannot be inverted (including
     n < H, when Σ has rank ≤ n).
+
+    Examples
+    --------
+    Activations x = A z with z isotropic: Σ = A Aᵀ, so the AIP undoes A — the cosine of A u and
+    A v under S̃ = Σ⁻¹ is the Euclidean cosine of u and v (here 0).
+
+    >>> import numpy as np
+    >>> from rip_atoms.metric import fit_metric
+    >>> A = np.array([[3.0, 1.0], [0.0, 0.5]])
+    >>> Z = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    >>> m = fit_metric(Z @ A.T)
+    >>> u, v = A @ [1.0, 0.0], A @ [0.0, 1.0]
+    >>> round(float(u @ m.S @ v), 12)
+    0.0
     """
     label = source or "activations"
     ridge = check_ridge(ridge)
