@@ -35,6 +35,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tiny_llm import make_tiny_llm  # noqa: E402
+
 from rip_atoms.cli import main  # noqa: E402
 from rip_atoms.errors import Interrupted, ParameterError, RipAtomsError  # noqa: E402
 from rip_atoms.kernels.torch_gram import blocked_gram_reduce_torch, resolve_device  # noqa: E402
@@ -510,33 +512,11 @@ def test_quiet_loading_silences_the_gguf_bar_and_restores_it(capfd):
     assert desc in capfd.readouterr().err
 
 
-TEXT = ("The quick brown fox jumps over the lazy dog. " * 3 + "Sphinx of black quartz, judge "
-        "my vow! Pack my box with five dozen liquor jugs. ") * 20
-
-
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
     """A tiny random Llama + character tokenizer saved as a Hugging Face folder."""
     pytest.importorskip("transformers")
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    vocab = {"<bos>": 0, "<eos>": 1, "<unk>": 2}
-    for c in string.printable:
-        vocab.setdefault(c, len(vocab))
-    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>",
-                                  unk_token="<unk>")
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
-                      num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
-                      max_position_embeddings=128, bos_token_id=0, eos_token_id=1)
-    d = tmp_path_factory.mktemp("tiny_llm")
-    LlamaForCausalLM(cfg).save_pretrained(d)
-    tok.save_pretrained(d)
-    (d / "text.txt").write_text(TEXT)
-    return d
+    return make_tiny_llm(tmp_path_factory.mktemp("tiny_llm"), n_layers=3)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import string
 import subprocess
 import sys
 import time
@@ -26,37 +25,19 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from tiny_llm import make_tiny_llm  # noqa: E402
+
 from rip_atoms.errors import ParameterError  # noqa: E402
 from rip_atoms.sae import CheckpointError, CorruptShardError, SparseAutoencoder, save_sae  # noqa: E402
 from rip_atoms.sae.harvest import ActivationStore, harvest, load_texts  # noqa: E402
 from rip_atoms.sae.model import load_model  # noqa: E402
 
-TEXT = ("The quick brown fox jumps over the lazy dog. " * 3 + "Sphinx of black quartz, judge "
-        "my vow! Pack my box with five dozen liquor jugs. ") * 20
-
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    vocab = {"<bos>": 0, "<eos>": 1, "<unk>": 2}
-    for c in string.printable:
-        vocab.setdefault(c, len(vocab))
-    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>",
-                                  unk_token="<unk>")
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
-                      num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
-                      max_position_embeddings=128, bos_token_id=0, eos_token_id=1)
-    model = LlamaForCausalLM(cfg)
-    d = tmp_path_factory.mktemp("tiny_llm")
-    model.save_pretrained(d)
-    tok.save_pretrained(d)
-    (d / "text.txt").write_text(TEXT)
-    return d
+    """A tiny random Llama + character tokenizer saved as a Hugging Face folder."""
+    pytest.importorskip("transformers")
+    return make_tiny_llm(tmp_path_factory.mktemp("tiny_llm"), n_layers=4)
 
 
 @pytest.fixture(scope="module")
