@@ -8,6 +8,7 @@ the problem.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from rip_atoms.cli import coherence, criteria, recover, rip, sae, theory, verify
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt as exc:  # Ctrl-C: one line, no traceback, the shell's 130
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
         note = " ".join(getattr(exc, "note", "").split())  # rip_atoms.errors.Interrupted
         print("rip-atoms: interrupted" + (f"; {note}" if note else ""), file=sys.stderr)
         return 130
