@@ -283,7 +283,7 @@ def test_cli_train_sigint_exits_130_with_one_line_and_resumes(tmp_path):
     """Ctrl-C a real `rip-atoms train` process: exit 130, one stderr line, no traceback, no
     temporary file; `--resume` finishes the run."""
     np.save(tmp_path / "acts.npy", small_data(n=3000))
-    common = ["--width", 32, "--target-l0", 4, "--steps", 400, "--batch", 64,
+    common = ["--width", 32, "--target-l0", 4, "--steps", 2000, "--batch", 64,
               "--checkpoint-every", 20, "--held-out", 0.1]
     victim = subprocess.Popen(_cli("train", tmp_path / "acts.npy", "--out", tmp_path / "o",
                                    *common), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -309,7 +309,7 @@ def test_cli_train_sigint_exits_130_with_one_line_and_resumes(tmp_path):
                        timeout=600)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
-    assert 0 < res["resumed_from_step"] < 400 and res["steps"] == 400
+    assert 0 < res["resumed_from_step"] < 2000 and res["steps"] == 2000
     assert (tmp_path / "o" / "cfg.json").is_file()
 
 

@@ -113,6 +113,21 @@ def warn_dead_by_threshold(args: argparse.Namespace, d: Dictionary) -> None:
         log(args, f"warning: {d.dead_summary()}")
 
 
+def int_list(text: str, option: str) -> list[int]:
+    """A comma-separated list of integers given to ``option`` (``-k 2,3,8``, ``--support``,
+    ``--layers``); an empty list or an empty item (``1,,2``, a trailing comma) is a UsageError
+    naming the option."""
+    items = [t.strip() for t in text.split(",")]
+    if not text.strip():
+        raise UsageError(f"{option}: empty list")
+    if any(t == "" for t in items):
+        raise UsageError(f"{option}: empty item in {text!r} (expected e.g. 1,2,3)")
+    try:
+        return [int(t) for t in items]
+    except ValueError:
+        raise UsageError(f"{option}: expected comma-separated integers, got {text!r}") from None
+
+
 def check_ridge_arg(ridge: float) -> float:
     """--ridge: a finite number ≥ 0 (NaN and ±inf would reach the eigensolver)."""
     if not (math.isfinite(ridge) and ridge >= 0):

@@ -50,6 +50,7 @@ from rip_atoms.cli.common import (
     add_metric_args,
     add_output_args,
     emit_json,
+    int_list,
     load_dictionary,
     load_metric,
     log,
@@ -486,16 +487,9 @@ def parse_k(text: str) -> list[int]:
         if step < 1 or stop < start:
             raise UsageError(f"--k {text}: need START ≤ STOP and STEP ≥ 1")
         return list(range(start, stop + 1, step))
-    items = [t.strip() for t in text.split(",")]
-    if len(items) > 1 and any(t == "" for t in items):
-        raise UsageError(f"--k {text}: empty item (expected e.g. 1,2,3)")
-    try:
-        ks = [int(t) for t in items if t]
-    except ValueError:
-        raise UsageError(f"--k {text}: expected START:STOP:STEP or a comma list") from None
-    if not ks:
-        raise UsageError(f"--k {text}: no sparsity given")
-    return ks
+    if "," not in text and not text.strip().lstrip("-").isdigit():
+        raise UsageError(f"--k {text}: expected START:STOP:STEP or a comma list")
+    return int_list(text, "--k")
 
 
 def run_phase(args: argparse.Namespace) -> int:

@@ -12,25 +12,13 @@ from rip_atoms.cli.common import (
     add_metric_args,
     add_output_args,
     emit_json,
+    int_list,
     load_dictionary,
     load_metric,
     show_progress,
 )
 from rip_atoms.rip import rip_bounds, witness_eigenvalues
 from rip_atoms.spark import spark_bounds
-
-
-def _int_list(text: str, what: str) -> list[int]:
-    """Comma-separated integers; an empty item (``1,,2``, a trailing comma) is an error."""
-    items = text.replace(" ", "").split(",")
-    if not text.strip():
-        raise UsageError(f"{what}: empty list")
-    if any(t == "" for t in items):
-        raise UsageError(f"{what}: empty item in {text!r} (expected e.g. 1,2,3)")
-    try:
-        return [int(t) for t in items]
-    except ValueError:
-        raise UsageError(f"{what}: expected comma-separated integers, got {text!r}") from None
 
 
 def _check_search_args(args: argparse.Namespace) -> None:
@@ -46,7 +34,7 @@ def _fmt(x: float) -> str:
 
 def run_rip(args: argparse.Namespace) -> int:
     _check_search_args(args)
-    ks = _int_list(args.k, "-k")
+    ks = int_list(args.k, "-k")
     d = load_dictionary(args)
     m = load_metric(args, d)
     res = rip_bounds(d, ks, m, budget_s=args.budget_s, seed=args.seed,
@@ -92,7 +80,7 @@ def run_spark(args: argparse.Namespace) -> int:
 
 
 def run_witness(args: argparse.Namespace) -> int:
-    support = _int_list(args.support, "--support")
+    support = int_list(args.support, "--support")
     d = load_dictionary(args)
     m = load_metric(args, d)
     w = witness_eigenvalues(d, support, m)

@@ -26,6 +26,7 @@ from rip_atoms.cli.common import (
     UsageError,
     add_output_args,
     emit_json,
+    int_list,
     log,
     quiet_transformers,
     require_adapter,
@@ -47,11 +48,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _layers(text: str) -> list[int]:
-    items = [t.strip() for t in text.split(",")]
-    try:
-        layers = [int(t) for t in items]
-    except ValueError:
-        raise UsageError(f"--layers: expected integers like 6,15, got {text!r}") from None
+    layers = int_list(text, "--layers")
     bad = [v for v in layers if v < 0]
     if bad:
         raise UsageError(f"--layers: layers are numbered from 0, got {bad[0]}")
