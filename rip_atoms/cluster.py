@@ -18,7 +18,7 @@ Retries. A task whose worker dies is rescheduled by Dask on another worker (the 
 results atomically, so a retried task gives the same bytes.
 
 dask.distributed is an optional extra (``pip install 'rip-atoms[distributed]'``); without it
-:func:`dask_client` raises :class:`~rip_atoms.errors.MissingDependencyError`.
+:func:`dask_client` raises :class:`DistributedUnavailableError`.
 """
 
 from __future__ import annotations
