@@ -270,3 +270,86 @@ def test_atoms_refuses_an_sae_of_the_wrong_width_before_loading_the_model(tmp_pa
     line = r.stderr.strip()
     assert "\n" not in line and "d_in = 2304" in line and "d_model = 576" in line
     assert not (tmp_path / "no_cache").exists()  # nothing was downloaded
+
+
+# ---------------------------------------------------------------------- token provenance
+def test_provenance_names_every_token(tiny, tiny_dir, tmp_path):
+    from rip_atoms.sae.harvest import token_contexts
+
+    harvest(tiny, [1], tmp_path / "h", n_tokens=200, texts=tiny_dir / "text.txt",
+            context_size=32, shard_tokens=70, prepend_bos=True, progress=False)
+    store = ActivationStore(tmp_path / "h")
+    prov = store.provenance()
+    assert prov is not None and len(prov) == store.n_tokens == 200
+    ctx, _ = token_contexts(tiny.tokenizer, [(tiny_dir / "text.txt").read_text()], 32,
+                            prepend_bos=True)
+    np.testing.assert_array_equal(prov.token_ids, ctx[prov.context, prov.position])
+    assert prov.position.min() == 1 and prov.context[0] == 0  # position 0 (BOS) is skipped
+    assert prov.text(prov.token_ids[0]) == tiny.tokenizer.decode([int(prov.token_ids[0])])
+    man = json.loads((tmp_path / "h" / "manifest.json").read_text())
+    assert tiny.name in man["tokenizer"] and prov.tokenizer == man["tokenizer"]
+    assert all(sh["provenance"]["rows"] == sh["n_tokens"] for sh in man["shards"])
+    assert store.provenance_missing() is None
+
+
+def test_provenance_resumes_and_is_checksummed(tiny, tiny_dir, tmp_path):
+    kw = dict(n_tokens=300, texts=tiny_dir / "text.txt", context_size=32, shard_tokens=100,
+              progress=False)
+    harvest(tiny, [1], tmp_path / "full", **kw)
+    harvest(tiny, [1], tmp_path / "h", stop_after_shards=1, **kw)
+    harvest(tiny, [1], tmp_path / "h", **kw)  # resumed
+    full, part = ActivationStore(tmp_path / "full"), ActivationStore(tmp_path / "h")
+    np.testing.assert_array_equal(full.provenance().token_ids, part.provenance().token_ids)
+    np.testing.assert_array_equal(full.provenance().context, part.provenance().context)
+    f = tmp_path / "h" / "tokens" / "shard_00001.npy"
+    raw = bytearray(f.read_bytes())
+    raw[-3] ^= 0xFF
+    f.write_bytes(bytes(raw))
+    with pytest.raises(CorruptShardError, match=r"tokens/shard_00001\.npy.*checksum"):
+        ActivationStore(tmp_path / "h").provenance()
+    first = json.loads((tmp_path / "h" / "manifest.json").read_text())["shards"][0]
+    res = harvest(tiny, [1], tmp_path / "h", **kw)  # resume redoes the shard from there on
+    assert res.resumed_tokens == first["n_tokens"]
+    np.testing.assert_array_equal(ActivationStore(tmp_path / "h").provenance().token_ids,
+                                  full.provenance().token_ids)
+
+
+def test_provenance_that_does_not_match_its_shard_is_an_error(tiny, tiny_dir, tmp_path):
+    from rip_atoms.errors import FileFormatError
+    from rip_atoms.sae.provenance import sha256_file
+
+    harvest(tiny, [1], tmp_path / "h", n_tokens=120, texts=tiny_dir / "text.txt",
+            context_size=32, shard_tokens=60, progress=False)
+    man_path = tmp_path / "h" / "manifest.json"
+    man = json.loads(man_path.read_text())
+    f = tmp_path / "h" / man["shards"][0]["provenance"]["path"]
+    np.save(f, np.load(f)[:-5])  # a valid file, checksummed, with too few rows
+    man["shards"][0]["provenance"].update(bytes=f.stat().st_size, sha256=sha256_file(f))
+    man_path.write_text(json.dumps(man))
+    with pytest.raises(FileFormatError, match=r"shard_00000\.npy.*provenance array has shape "
+                                              r"\(\d+, 3\).*must be"):
+        ActivationStore(tmp_path / "h").provenance()
+    assert ActivationStore(tmp_path / "h").array(1).shape[0] == 120  # activations still load
+
+
+def test_old_folder_without_provenance_loads_and_resume_adds_it(tiny, tiny_dir, tmp_path):
+    import shutil
+
+    kw = dict(n_tokens=120, texts=tiny_dir / "text.txt", context_size=32, shard_tokens=60,
+              progress=False)
+    harvest(tiny, [1], tmp_path / "h", **kw)
+    want = ActivationStore(tmp_path / "h").provenance().token_ids
+    man_path = tmp_path / "h" / "manifest.json"
+    man = json.loads(man_path.read_text())
+    for sh in man["shards"]:
+        del sh["provenance"]
+    for key in ("tokenizer", "token_strings"):
+        del man[key]
+    man_path.write_text(json.dumps(man))
+    shutil.rmtree(tmp_path / "h" / "tokens")
+    store = ActivationStore(tmp_path / "h")
+    assert store.array(1).shape == (120, 32) and store.provenance() is None
+    assert "before token provenance was recorded" in store.provenance_missing()
+    res = harvest(tiny, [1], tmp_path / "h", **kw)
+    assert res.resumed_tokens == 120
+    np.testing.assert_array_equal(ActivationStore(tmp_path / "h").provenance().token_ids, want)

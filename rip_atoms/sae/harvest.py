@@ -16,6 +16,12 @@ On disk (``out_dir``)::
 
     manifest.json                     what, from where, and every shard with its checksum
     layer_{L}/shard_{i:05d}.npy       float32, (tokens × d_model), one file per layer per shard
+    tokens/shard_{i:05d}.npy          int32, (tokens × 3): token id, context, position of each row
+    tokens/strings.json               the tokenizer's name and the text of every token id used
+
+The token provenance (:mod:`rip_atoms.sae.provenance`) lets any activation be shown in its text;
+it is checksummed in the manifest like the shards, and a folder harvested before it existed gets
+it on its next (resumed) harvest.
 
 Every file is written atomically (temporary file + ``os.replace``) and a shard enters the manifest
 only after its files are on disk, so a killed harvest loses nothing already written: with
@@ -60,6 +66,15 @@ from rip_atoms.sae.errors import (
 )
 from rip_atoms.sae.formats._io import atomic_path, read_json, write_json_atomic
 from rip_atoms.sae.model import LoadedModel
+from rip_atoms.sae.provenance import (
+    check_file,
+    sha256_file,
+    shard_provenance,
+    tokenizer_name,
+    validate_entry,
+    write_provenance,
+    write_token_strings,
+)
 
 MANIFEST = "manifest.json"
 FORMAT = "rip_atoms.activations/1"
@@ -221,14 +236,14 @@ def validate_manifest(man: dict, man_path: Path) -> None:
             parts = Path(rel).parts
             if Path(rel).is_absolute() or ".." in parts or not parts:
                 raise bad(f"shard {i}, layer {layer}: path {rel!r} leaves the folder")
+        if "provenance" in sh:
+            validate_entry(sh["provenance"], f"shard {i}, provenance", man_path)
+    if "token_strings" in man:
+        validate_entry(man["token_strings"], "token_strings", man_path)
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def _write_shard(path: Path, arr: np.ndarray) -> dict:
@@ -274,8 +289,8 @@ def remove_stale_temporaries(folder: str | Path, names: Iterable[str]) -> list[P
 def _remove_harvest_temporaries(out: Path) -> None:
     remove_stale_temporaries(out, [MANIFEST])
     if out.is_dir():
-        for sub in out.glob("layer_*"):
-            remove_stale_temporaries(sub, ["shard_*.npy"])
+        for sub in [*out.glob("layer_*"), out / "tokens"]:
+            remove_stale_temporaries(sub, ["shard_*.npy", "strings.json"])
 
 
 def _saved_tokens(out: Path) -> int:
@@ -374,6 +389,7 @@ def _harvest(model: LoadedModel, layers: Iterable[int], out: Path, *, n_tokens: 
         "text": label,
         "text_fingerprint": text_fp,
         "contexts_available": int(contexts.shape[0]),
+        "tokenizer": tokenizer_name(model.tokenizer, model.name),
     }
     shards: list[dict] = []
     man_path = out / MANIFEST
@@ -397,6 +413,8 @@ def _harvest(model: LoadedModel, layers: Iterable[int], out: Path, *, n_tokens: 
             )
         for sh in old.get("shards", []):
             problems = [_check_shard(out, f, model.d_model) for f in sh["files"].values()]
+            if "provenance" in sh:  # else written before provenance existed: added below
+                problems.append(check_file(out, sh["provenance"]))
             if any(problems):
                 break
             shards.append(sh)
@@ -409,6 +427,7 @@ def _harvest(model: LoadedModel, layers: Iterable[int], out: Path, *, n_tokens: 
 
     def write_manifest(complete: bool, exhausted: bool) -> dict:
         man = dict(spec)
+        man["token_strings"] = strings_entry
         man["shards"] = shards
         man["n_tokens"] = sum(s["n_tokens"] for s in shards)
         man["n_tokens_target"] = n_tokens
@@ -423,6 +442,11 @@ def _harvest(model: LoadedModel, layers: Iterable[int], out: Path, *, n_tokens: 
         raise FileFormatError(f"{out}: cannot create the output folder ({exc.strerror})"
                               ) from exc
     _remove_harvest_temporaries(out)  # left by a killed run
+    strings_entry = write_token_strings(out, model.tokenizer, contexts, spec["tokenizer"])
+    for sh in shards:  # shards of a folder harvested before provenance was recorded
+        if "provenance" not in sh:
+            sh["provenance"] = write_provenance(out, sh["index"], shard_provenance(
+                contexts, *sh["contexts"], skip_first, sh["n_tokens"]))
     bar = None
     if progress:
         from tqdm import tqdm
@@ -459,8 +483,10 @@ def _harvest(model: LoadedModel, layers: Iterable[int], out: Path, *, n_tokens: 
             rel = f"layer_{layer:02d}/shard_{index:05d}.npy"
             files[str(layer)] = {"path": rel, **_write_shard(out / rel, arr)}
             buffers[layer] = []
+        prov = write_provenance(out, index, shard_provenance(contexts, shard_ctx_start, ctx_stop,
+                                                             skip_first, buf_tokens))
         shards.append({"index": index, "contexts": [shard_ctx_start, ctx_stop],
-                       "n_tokens": buf_tokens, "files": files})
+                       "n_tokens": buf_tokens, "files": files, "provenance": prov})
         write_manifest(False, False)
         buf_tokens = 0
         shard_ctx_start = ctx_stop
@@ -616,6 +642,27 @@ class ActivationStore:
         if not parts:
             raise CorruptShardError(f"{self.path}: the harvest holds no shards")
         return np.concatenate(parts, axis=0).astype(np.float32, copy=False)
+
+    def provenance(self):
+        """The :class:`~rip_atoms.criteria.atom_cards.TokenProvenance` of every token (token id,
+        context, position; the token strings and the tokenizer's name when recorded), aligned
+        with :meth:`array`'s rows; None for a folder harvested before provenance was recorded
+        or a plain ``.npy`` (:meth:`provenance_missing` says why). A provenance array that does
+        not match its shard raises :class:`CorruptShardError` (a ``FileFormatError``)."""
+        from rip_atoms.sae.provenance import store_provenance
+
+        if self.layers == (None,):
+            return None
+        return store_provenance(self.path, self.manifest, self.verify)[0]
+
+    def provenance_missing(self) -> str | None:
+        """Why :meth:`provenance` is None (None when it is there)."""
+        if self.layers == (None,):
+            return (f"{self.path}: a plain .npy matrix of activations carries no token "
+                    "provenance (harvest with `rip-atoms harvest` to keep it)")
+        from rip_atoms.sae.provenance import store_provenance
+
+        return store_provenance(self.path, self.manifest, False)[1]
 
     def held_out_mask(self, n: int, held_out: float) -> np.ndarray:
         """Boolean mask of held-out tokens: whole contexts, every k-th with k = round(1/f)
