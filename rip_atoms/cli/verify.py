@@ -29,6 +29,7 @@ import numpy as np
 from rip_atoms.cli.common import (
     UsageError,
     emit_json,
+    int_list,
     load_dictionary_spec,
     load_sae_spec,
     log,
@@ -88,7 +89,10 @@ def _quick_target(seed: int):
     return VerifyTarget(
         dictionary=p.dictionary, description=what, kind="planted", activations=X_eval,
         activations_source="planted activations (last 20 %)", metric=metric, unit=unit,
-        extra_units={"planted codes": planted}, thresholds=np.full(p.dictionary.n_atoms, tau)
+        extra_units={"planted codes": planted},
+        provenance_why="the --quick activations are synthetic (planted codes): there are no "
+                       "tokens to show; the default run and harvest folders have them",
+        thresholds=np.full(p.dictionary.n_atoms, tau)
         / norms, nonneg=True, context={"planted": QUICK, "tau_aip_units": tau, "seed": seed})
 
 
@@ -117,13 +121,40 @@ def _default_target(args: argparse.Namespace, out: Path):
     unit = res.units["atoms"]
     what = (f"SmolLM2-135M layer {exp.layer}: TSAE atoms trained here on {res.n_train} tokens "
             f"(evaluated on {res.n_eval} held-out tokens)")
+    prov, why, split = _experiment_provenance(res, exp)
     return VerifyTarget(
         dictionary=unit.decoder, description=what, kind="experiment",
         activations=res.eval_activations, activations_source="held-out SmolLM2 activations",
         metric=res.metric, unit=unit, thresholds=atoms.threshold.double().numpy(),
         table=res.table, nonneg=True,
         context={"experiment": res.to_dict()["experiment"], "training": res.training,
-                 "seconds": res.seconds, "saved": res.saved})
+                 "seconds": res.seconds, "saved": res.saved},
+        provenance=prov, provenance_why=why, card_atoms=args.cards,
+        proxy_units={k: v for k, v in res.units.items() if k != "atoms"},
+        split_description=split)
+
+
+def _experiment_provenance(res, exp):
+    """(provenance of the held-out tokens or None, why not, the held-out split in words) of
+    the default run: its harvest holds out every k-th context (k = round(1/held_out))."""
+    from rip_atoms.sae.harvest import ActivationStore
+
+    store = ActivationStore(res.activations["path"])
+    k = max(2, round(1 / exp.held_out))
+    per = store.tokens_per_context
+    split = (f"{res.n_eval} held-out tokens: every {k}th context of {per} tokens (contexts "
+             f"{k - 1}, {2 * k - 1}, {3 * k - 1}, … of the harvest, whole contexts, so no "
+             f"held-out token shares a context with a training token); the AIP metric and both "
+             f"SAEs were fitted on the other {res.n_train} tokens")
+    prov = store.provenance()
+    if prov is None:
+        return None, store.provenance_missing(), split
+    mask = store.held_out_mask(len(prov), exp.held_out)
+    sub = prov.subset(mask)
+    if len(sub) != res.n_eval:
+        return None, (f"{store.path}: {len(sub)} held-out tokens of provenance for "
+                      f"{res.n_eval} evaluated activations"), split
+    return sub, None, split
 
 
 def _activations(args: argparse.Namespace, H: int):
@@ -137,7 +168,10 @@ def _activations(args: argparse.Namespace, H: int):
         except ImportError as exc:
             raise FileFormatError(f"{args.acts}: a harvest folder is read by the torch adapter: "
                                   "pip install 'rip-atoms[torch]'") from exc
-        X = ActivationStore(args.acts).require_complete(args.allow_incomplete).array(args.layer)
+        store = ActivationStore(args.acts).require_complete(args.allow_incomplete)
+        X = store.array(args.layer)
+        args.provenance = store.provenance()
+        args.provenance_why = store.provenance_missing() if args.provenance is None else None
     else:
         from rip_atoms.matrix_files import load_matrix
 
@@ -179,6 +213,13 @@ def _file_target(args: argparse.Namespace):
         t.metric = fit_metric(X_fit, source=f"{args.acts} (first {100 - HELD_OUT * 100:.0f} %)")
         t.activations = X_eval
         t.activations_source = f"{args.acts} (last {HELD_OUT * 100:.0f} %)"
+        prov = getattr(args, "provenance", None)
+        t.provenance = None if prov is None else prov.subset(
+            np.arange(len(prov) - X_eval.shape[0], len(prov)))
+        t.provenance_why = getattr(args, "provenance_why", None) or (
+            None if prov is not None else f"{args.acts}: a plain activation matrix carries no "
+            "token provenance (harvest with `rip-atoms harvest` to keep it)")
+        t.card_atoms = args.cards
         if sae is not None:
             t.unit = UnitSet.from_sae(Path(spec).name or str(spec), sae, "atoms"
                                       if sae.architecture == "jumprelu" else "features")
@@ -233,6 +274,16 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise UsageError(f"{opt} must be ≥ {least}, got {value}")
 
 
+def _card_list(text: str | None) -> list[int] | None:
+    """--cards I,J,…: atom indices (≥ 0; the upper end is checked against the target's N)."""
+    if text is None or isinstance(text, list):
+        return text
+    units = int_list(text, "--cards")
+    if min(units) < 0:
+        raise UsageError(f"--cards: atom indices are ≥ 0, got {min(units)}")
+    return units
+
+
 def run(args: argparse.Namespace) -> int:
     from rip_atoms.report import build_report, render_summary, write_report
     from rip_atoms.report.files import prepare_report_folder
@@ -242,6 +293,7 @@ def run(args: argparse.Namespace) -> int:
     if args.target is not None and args.quick:
         raise UsageError("--quick runs the built-in synthetic default; drop TARGET or --quick")
     _check_numbers(args)
+    args.cards = _card_list(args.cards)
     if args.model is not None and importlib.util.find_spec("torch") is not None:
         from rip_atoms.kernels.torch_gram import resolve_device
 
@@ -319,6 +371,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tensor", help="tensor name inside a .safetensors file")
     p.add_argument("--rows-are-atoms", action="store_true", help="the matrix is N×H")
     p.add_argument("--no-html", action="store_true", help="write report.json only")
+    p.add_argument("--cards", default=None, metavar="I,J,…",
+                   help="atoms to show as cards beside the automatic choice (needs activations "
+                        "with token provenance: a harvest folder or the default run)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true",
                    help="print the report as one JSON object on stdout")

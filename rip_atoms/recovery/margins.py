@@ -13,8 +13,14 @@ classifier (:func:`rip_atoms.recovery.classify_recovery`) stops at the first cer
 codes) can sit far above t* (0.02–0.16 there): it proves uniqueness but does not say how safe
 the code is.
 
-:func:`certificate_margins` solves the LP exactly (HiGHS, :func:`dual_certificate`) on a seeded
-sample of codes, and reports per code
+:func:`certificate_margins` drives a certificate toward the LP optimum on a seeded sample of
+codes. Small problems (|Sᶜ|·H ≤ 200 000 entries) get the exact LP (HiGHS). Larger ones, where the
+dense LP takes tens of seconds per code (21 s at H = 576, N = 2304 on 2 cores), are smoothed: on
+the affine set y = y₀ + P z (y₀ the min-ℓ2 certificate, P the projector onto ker D̃_Sᵀ, so
+D̃_Sᵀ y = s) L-BFGS minimises τ·log Σⱼ exp(cⱼ(y)/τ) (cⱼ = d̃ⱼᵀy over Sᶜ, and −cⱼ too for signed
+codes), a convex function within τ·log m above the max, for τ = 0.02 then 0.005 (about 2 s per
+code there, within 0.006 of t* on Gaussian atoms). Either way the value reported is the rigorous
+bound of the y found. Per code:
 
 * ``margin`` = min(LP bound, classifier bound), where the LP bound is the *rigorous* value of the
   LP's y: value + ‖D̃_Sᵀ y − s‖₂/σmin(D̃_S) + γ_H‖y‖₂·maxⱼ‖d̃ⱼ‖ (γ_H = Hu/(1 − Hu), u = 2⁻⁵³;
@@ -22,11 +28,12 @@ sample of codes, and reports per code
   D̃, so margin ≥ t* always, and margin < 1 (with D̃_S of full column rank) still certifies; at
   an LP optimum the margin exceeds t* only by HiGHS's feasibility tolerance and the stated
   error terms (≈ 1e-9);
-* ``lp_value`` = t* as HiGHS reports it (not rigorous; shown for reference);
+* ``lp_value`` = t* as HiGHS reports it where the exact LP was solved (NaN where the
+  certificate was smoothed; not rigorous, shown for reference);
 * ``certificate_bound`` = the classifier's rigorous bound (the number the report gave before).
 
-Codes whose LP is not solved within the budget keep the classifier's bound as their margin
-(``lp_solved`` false). 1 − margin is the room a code has before uniqueness is lost.
+Codes not reached within the budget keep the classifier's bound as their margin
+(``tightened`` false). 1 − margin is the room a code has before uniqueness is lost.
 """
 
 from __future__ import annotations
@@ -42,8 +49,15 @@ from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import ParameterError
 from rip_atoms.metric import AIPMetric
-from rip_atoms.recovery.certificates import dual_certificate
+from rip_atoms.recovery.certificates import _certificate_bound, _sigma
+from rip_atoms.recovery.codes import _gamma
 from rip_atoms.recovery.results import RANK_TOL, STATUS_NAMES
+
+#: smoothing temperatures and iterations of the L-BFGS stage
+TAUS = (0.02, 0.005)
+SMOOTH_ITERS = 100
+#: problems with at most this many constraint entries (|Sᶜ|·H) get the full LP from the start
+FULL_LP_ENTRIES = 200_000
 
 QUANTILES = (0.0, 0.1, 0.5, 0.9, 1.0)
 
@@ -63,6 +77,7 @@ class MarginsResult:
     certificate_bound: np.ndarray = field(repr=False)
     status: np.ndarray = field(repr=False)
     lp_solved: np.ndarray = field(repr=False)
+    tightened: np.ndarray = field(repr=False)
     nonneg: bool = True
     sampled_from: int = 0
     seconds: float = 0.0
@@ -84,6 +99,8 @@ class MarginsResult:
         return {
             "n_codes": int(self.tokens.size), "sampled_from": self.sampled_from,
             "nonneg": self.nonneg, "lp_solved": int(self.lp_solved.sum()),
+            "tightened": int(self.tightened.sum()),
+            "tightened_per_code": self.tightened.tolist(),
             "tokens": self.tokens.tolist(), "l0": self.l0.tolist(),
             "margin": fl(self.margin), "lp_value": fl(self.lp_value),
             "lp_bound": fl(self.lp_bound), "certificate_bound": fl(self.certificate_bound),
@@ -94,10 +111,12 @@ class MarginsResult:
             "below_one": int(np.sum(self.margin[ok] < 1.0)),
             "below_half": int(np.sum(self.margin[ok] < 0.5)),
             "seconds": self.seconds, "budget_s": self.budget_s,
-            "method": ("exact certificate LP t* = min ‖D̃_{Sᶜ}ᵀy‖_∞ s.t. D̃_Sᵀy = s (one-sided "
-                       "for non-negative codes) solved by HiGHS; margin = min(rigorous value of "
-                       "the LP's y, the classifier's rigorous bound): value + ‖D̃_Sᵀy − s‖₂/"
-                       "σmin(D̃_S) + γ_H‖y‖₂, recomputed in float64, an upper bound on t*"),
+            "method": ("a certificate driven toward the optimum t* of the certificate LP min "
+                       "‖D̃_{Sᶜ}ᵀy‖_∞ s.t. D̃_Sᵀy = s (one-sided for non-negative codes): the "
+                       "exact LP (HiGHS) on small problems, else L-BFGS on a log-sum-exp "
+                       "smoothing over the affine set D̃_Sᵀy = s; margin = min(its rigorous "
+                       "value, the classifier's rigorous bound), value + ‖D̃_Sᵀy − s‖₂/"
+                       "σmin(D̃_S) + γ_H‖y‖₂ recomputed in float64: an upper bound on t*"),
             "reading": ("margin < 1 certifies the code unique (as the bound does); 1 − margin is "
                         "its room: near 0 a borderline code, near 1 a safe one. The classifier "
                         "stops at the first certificate below 1, so its bound can be far "
@@ -136,7 +155,8 @@ def certificate_margins(
     seed : int
         Seed of the sample.
     budget_s : float or None
-        Wall-clock budget of the LPs; codes left when it is spent keep the classifier's bound.
+        Wall-clock budget of the tightening; codes left when it is spent keep the classifier's
+        bound (``tightened`` false).
     lp_time_limit : float or None
         HiGHS time limit per code.
 
@@ -170,6 +190,7 @@ def certificate_margins(
     cert = np.full(k, np.nan)
     status = np.array(["undetermined"] * k, dtype=object)
     solved = np.zeros(k, dtype=bool)
+    tight = np.zeros(k, dtype=bool)
     if k:
         res = classify_recovery(d, Cs, nonneg=is_nonneg, metric=metric)
         cert = np.asarray(res.certificate, dtype=np.float64)
@@ -179,6 +200,8 @@ def certificate_margins(
         where = np.full(d.n_atoms, -1)
         where[live] = np.arange(live.size)
         cols = np.asfortranarray(atoms.cols64[:, live])
+        gamma = _gamma(atoms.dim)
+        col_norm = float(np.linalg.norm(cols, axis=0).max()) if cols.size else 1.0
         for r in range(k):
             if budget_s is not None and time.perf_counter() - t0 > budget_s:
                 break
@@ -186,16 +209,103 @@ def certificate_margins(
             S = where[Cs.indices[a:b]]
             if (S < 0).any():
                 continue  # a support on a dead atom: invalid, no certificate
-            c = dual_certificate(cols, S, np.sign(Cs.data[a:b]), nonneg=is_nonneg,
-                                 time_limit=lp_time_limit)
-            if c.lp_value is not None and c.sigma_ratio > RANK_TOL:
-                solved[r] = True
-                lp_value[r] = c.lp_value
-                lp_bound[r] = c.bound
+            sgn = np.ones(len(S)) if is_nonneg else np.sign(Cs.data[a:b])
+            left = None if budget_s is None else max(1.0, budget_s - (time.perf_counter() - t0))
+            got = _tight_certificate(cols, S, sgn, is_nonneg, gamma, col_norm,
+                                     time_limit=min(x for x in (lp_time_limit, left)
+                                                    if x is not None)
+                                     if (lp_time_limit or left) else None)
+            if got is not None:
+                lp_bound[r], lp_value[r], solved[r] = got
+                tight[r] = True
         both = np.where(np.isfinite(cert), np.minimum(lp_bound, np.nan_to_num(cert, nan=np.inf)),
                         lp_bound)
         margin = np.where(np.isfinite(both), both, np.nan)
     return MarginsResult(tokens=tokens, l0=l0_all[tokens], margin=margin, lp_value=lp_value,
                          lp_bound=lp_bound, certificate_bound=cert, status=status,
-                         lp_solved=solved, nonneg=is_nonneg, sampled_from=int(n),
+                         lp_solved=solved, tightened=tight, nonneg=is_nonneg, sampled_from=int(n),
                          seconds=time.perf_counter() - t0, budget_s=budget_s)
+
+
+def _smoothed(A: np.ndarray, DS: np.ndarray, cho, y0: np.ndarray, nonneg: bool) -> np.ndarray:
+    """L-BFGS on τ·log Σ exp(c/τ), c = A y (and −A y when signed), y = y₀ + P z, over the
+    temperatures :data:`TAUS`; returns y (module docstring)."""
+    import scipy.linalg as sla
+    from scipy.optimize import minimize
+
+    def proj(v):
+        return v - DS @ sla.cho_solve(cho, DS.T @ v, check_finite=False)
+
+    def f(z, tau):
+        y = y0 + proj(z)
+        c = A @ y
+        if not nonneg:
+            c = np.concatenate([c, -c])
+        top = c.max()
+        w = np.exp((c - top) / tau)
+        tot = w.sum()
+        p = w / tot
+        if not nonneg:
+            m = A.shape[0]
+            p = p[:m] - p[m:]
+        return top + tau * math.log(tot), proj(A.T @ p)
+
+    z = np.zeros_like(y0)
+    for tau in TAUS:
+        z = minimize(f, z, args=(tau,), jac=True, method="L-BFGS-B",
+                     options={"maxiter": SMOOTH_ITERS, "gtol": 1e-9}).x
+    return y0 + proj(z)
+
+
+def _working_lp(A: np.ndarray, DS: np.ndarray, s: np.ndarray, J: np.ndarray, nonneg: bool,
+                time_limit: float | None):
+    """HiGHS on the certificate LP restricted to the atoms J: min t s.t. D̃_Sᵀy = s,
+    aⱼᵀy ≤ t (and −aⱼᵀy ≤ t when signed), j ∈ J, t ≥ −1."""
+    import warnings
+
+    from scipy.optimize import linprog
+
+    h = DS.shape[0]
+    C = A[J]
+    one = -np.ones((len(J), 1))
+    A_ub = np.hstack([C, one]) if nonneg else np.vstack([np.hstack([C, one]),
+                                                         np.hstack([-C, one])])
+    c = np.zeros(h + 1)
+    c[-1] = 1.0
+    opts = {"presolve": True}
+    if time_limit is not None:
+        opts["time_limit"] = float(time_limit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = linprog(c, A_ub=A_ub, b_ub=np.zeros(A_ub.shape[0]),
+                      A_eq=np.hstack([DS.T, np.zeros((DS.shape[1], 1))]), b_eq=s,
+                      bounds=[(None, None)] * h + [(-1, None)], method="highs", options=opts)
+    return res
+
+
+def _tight_certificate(cols: np.ndarray, S: np.ndarray, s: np.ndarray, nonneg: bool,
+                       gamma: float, col_norm: float, time_limit: float | None = None):
+    """(rigorous bound, exact LP value or NaN, whether the LP was solved) of a certificate for
+    (S, s) driven toward the LP optimum (module docstring); None when D̃_S is rank-deficient."""
+    import scipy.linalg as sla
+
+    smin, smax, _ = _sigma(cols, S)
+    if not (smax > 0 and smin / smax > RANK_TOL):
+        return None
+    rows = cols.T
+    off = np.ones(cols.shape[1], dtype=bool)
+    off[S] = False
+    A = np.ascontiguousarray(rows[off])
+    DS = cols[:, S]
+
+    def bound_of(yv):
+        return _certificate_bound(rows, S, s, yv, nonneg, smin, gamma, col_norm)[1]
+
+    if A.size <= FULL_LP_ENTRIES:
+        res = _working_lp(A, DS, s, np.arange(A.shape[0]), nonneg, time_limit)
+        if res.status == 0 and res.x is not None:
+            return bound_of(res.x[:-1]), float(res.x[-1]), True
+    cho = sla.cho_factor(DS.T @ DS, lower=True, check_finite=False)
+    y0 = DS @ sla.cho_solve(cho, s, check_finite=False)
+    y = _smoothed(A, DS, cho, y0, nonneg)
+    return min(bound_of(y0), bound_of(y)), math.nan, False

@@ -41,6 +41,10 @@ GAUSSIAN_MAX_ENTRIES = 2304 * 32768
 #: the probe of ℓ1 recovery: sparsities as fractions of the Donoho–Tanner k_W, codes per k
 PROBE_FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 PROBE_CODES = 8
+#: the uniqueness margins (certificates driven to the LP optimum): at most this many of the
+#: sampled codes, for at most MARGIN_SHARE × the ℓ1 probe's budget (on top of it)
+MARGIN_CODES = 64
+MARGIN_SHARE = 1.0
 #: how the search budget is shared out
 BUDGET_SHARES = {"rip": 0.5, "spark": 0.15, "recovery": 0.35}
 
@@ -55,6 +59,12 @@ class VerifyTarget:
     ``table`` a precomputed :class:`rip_atoms.criteria.UnitComparison` (else one is computed from
     ``unit`` and ``extra_units`` beside the neuron basis); ``nonneg`` whether codes are
     non-negative (SAE codes; default: inferred from the codes, else True).
+
+    For the atom cards and the monosemanticity proxy: ``provenance`` (a
+    :class:`rip_atoms.criteria.atom_cards.TokenProvenance` aligned with ``activations``; else
+    ``provenance_why`` says why there is none), ``card_atoms`` (units the user names) and
+    ``proxy_units`` (other unit sets of the table whose proxy to compute). ``split_description``
+    says in words which tokens were held out (it replaces the table's own wording).
     """
 
     dictionary: Dictionary
@@ -69,6 +79,11 @@ class VerifyTarget:
     table: UnitComparison | None = field(default=None, repr=False)
     nonneg: bool | None = None
     context: dict = field(default_factory=dict)
+    provenance: object | None = field(default=None, repr=False)
+    provenance_why: str | None = None
+    card_atoms: list[int] | None = None
+    proxy_units: dict[str, UnitSet] = field(default_factory=dict, repr=False)
+    split_description: str | None = None
 
 
 def _histogram(values: np.ndarray, bins: int, lo: float, hi: float) -> dict:
@@ -173,6 +188,7 @@ def build_report(
                       f"(seed {seed}), Euclidean and of W x (W = S̃^½)",
             "reading": "raw cosines centred away from 0 (angles away from 90°) are the "
                        "representation shift; the AIP cosines show what the metric makes of it",
+            "aip_angle_note": _aip_angle_note(shift, H, target),
         }
     else:
         report["representation_shift"] = {
@@ -312,6 +328,17 @@ def build_report(
         notes.append({"section": "criteria", "why": report["criteria"]["why"]})
     seconds["criteria"] = time.perf_counter() - t
 
+    # ---------------------------------------------------------------- cards and the proxy
+    t = time.perf_counter()
+    from rip_atoms.report.cards import cards_section, proxy_section
+
+    report["cards"] = cards_section(target, codes, report, seed, say)
+    if not report["cards"]["computed"]:
+        notes.append({"section": "cards", "why": report["cards"]["why"]})
+    if report["criteria"]["computed"]:
+        report["criteria"]["proxy"] = proxy_section(target, X, codes)
+    seconds["cards"] = time.perf_counter() - t
+
     # ---------------------------------------------------------------- TSAE window
     t = time.perf_counter()
     report["tsae_window"] = _tsae_section(target, metric, say)
@@ -323,7 +350,36 @@ def build_report(
     seconds["total"] = time.perf_counter() - t_all
     report["seconds"] = seconds
     report["verdict"] = verdict(report)
+    from rip_atoms.report.answer import answer_block
+
+    report["answer"] = answer_block(report)
     return report
+
+
+def _aip_angle_note(shift, H: int, target: VerifyTarget) -> dict:
+    """(b) What whitening guarantees about the AIP angles and what it does not.
+
+    With W = S̃^½, S̃ = Σ⁻¹, Σ = E[xxᵀ] = C + m mᵀ on the fitting tokens, E[(Wx)(Wx)ᵀ] = I, so for
+    independent x, x' E⟨Wx, Wx'⟩ = ‖Wm‖² = mᵀΣ⁻¹m < 1 while E‖Wx‖² = H: the mean AIP cosine is
+    about mᵀΣ⁻¹m / H < 1/H, an angle within arccos(1/H) of 90° by construction. Not guaranteed:
+    the spread (isotropic random vectors have cosine std ≈ 1/√H) and the angles on tokens the
+    metric was not fitted on."""
+    aip = shift.to_dict()["aip"]
+    iso = 1.0 / math.sqrt(H)
+    held_out = target.metric is not None  # the metric came with the target: fitted elsewhere
+    return {
+        "guaranteed": (f"mean AIP angle ≈ 90° is close to guaranteed: whitening by the inverse "
+                       f"second moment makes E[(Wx)(Wx)ᵀ] = I, so the mean cosine of independent "
+                       f"fitting tokens is mᵀΣ⁻¹m/H < 1/H (angle within "
+                       f"{90 - math.degrees(math.acos(1 / H)):.3f}° of 90°)"),
+        "aip_std": aip["std"], "isotropic_std": iso, "std_ratio": aip["std"] / iso,
+        "evaluated_on_held_out": held_out,
+        "not_guaranteed": (f"the spread: AIP cosine std {aip['std']:.4f} vs {iso:.4f} for "
+                           f"isotropic random vectors in R^{H} (ratio {aip['std'] / iso:.2f}); "
+                           + ("and these are held-out tokens the metric was not fitted on "
+                              f"(mean AIP angle {aip['mean_angle_deg']:.2f}°)" if held_out else
+                              "the metric was fitted on these same tokens")),
+    }
 
 
 def _recovery_section(d, metric, codes, l0, nonneg, live, budget_s, seed, l1_max_tokens, say,
@@ -354,6 +410,14 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget_s, seed, l1_max
         code_l0 = l0[cert.tokens]
         out["codes"] = {"computed": True, **cert.to_dict(),
                         "l0": code_l0.tolist(), "status": cert.status.tolist()}
+        from rip_atoms.recovery.margins import certificate_margins
+
+        say(f"uniqueness margins: the exact certificate LP on {MARGIN_CODES} of those codes")
+        mres = certificate_margins(d, codes, metric=metric_arg, nonneg=nonneg, seed=seed,
+                                   tokens=np.asarray(cert.tokens)[:MARGIN_CODES],
+                                   budget_s=MARGIN_SHARE * budget_s)
+        out["margins"] = {"computed": True, **mres.to_dict()}
+        t0 += mres.seconds  # the margins have their own budget; the probe keeps its share
     else:
         out["codes"] = {"computed": False,
                         "why": "needs activations and an encoder or codes for the target"}
@@ -412,8 +476,14 @@ def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say) ->
 
     if target.table is not None:
         tab = target.table
-        return {"computed": True, "source": "the experiment's table", **tab.to_dict(detail=False),
-                "rendered": tab.render()}
+        out = {"computed": True, "source": "the experiment's table",
+               **tab.to_dict(detail=False), "rendered": tab.render()}
+        if target.split_description:  # the table's own split wording describes its layout
+            old = out["split"].get("description", "")
+            out["split"] = {**out["split"], "description": target.split_description}
+            if old:
+                out["rendered"] = out["rendered"].replace(old, target.split_description)
+        return out
     X = target.activations
     if X is None or target.unit is None:
         why = ("needs activations (--acts) and the target's codes (an SAE with an encoder, or "

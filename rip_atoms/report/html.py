@@ -7,10 +7,13 @@ import html
 import json
 import math
 
+from rip_atoms.report.cards import CSS as _CARDS_CSS
+from rip_atoms.report.cards import render_answer_html, render_cards_html
 from rip_atoms.report.figures import FIGURES
 
 #: section id → title, in page order
 SECTIONS = {
+    "answer": "The answer: are these units atoms?",
     "summary": "Summary",
     "target": "Target and metric",
     "representation-shift": "Representation shift",
@@ -20,6 +23,7 @@ SECTIONS = {
     "spark": "Spark and uniqueness",
     "recovery": "Exact ℓ1 recovery",
     "criteria": "Neurons / features / atoms",
+    "cards": "Atom cards: what the units fire on",
     "tsae-window": "TSAE threshold window",
     "not-computed": "Not computed, and why",
     "provenance": "How this report was made",
@@ -105,6 +109,26 @@ def _coherence_rows(c: dict) -> list[list]:
     return rows
 
 
+def _margins_html(m: dict | None) -> str:
+    """The uniqueness margins of the sampled codes: the distribution beside the old bound."""
+    if not m or not m.get("computed"):
+        return ""
+    q, b = m.get("margin_quantiles", {}), m.get("certificate_bound_quantiles", {})
+    keys = ["0.0", "0.1", "0.5", "0.9", "1.0"]
+    body = (f"<p><b>Uniqueness margins</b> of {m['tightened']} of the {m['n_codes']} codes "
+            f"(t* &lt; 1 ⇔ unique; {m['below_one']} certified below 1, {m['below_half']} "
+            "below 0.5):</p>")
+    body += _table(["", "min", "10 %", "median", "90 %", "max"], [
+        ["margin (≥ t*, rigorous)", *[q.get(k) for k in keys]],
+        ["classifier's bound (rigorous)", *[b.get(k) for k in keys]]])
+    body += "<details><summary>per code</summary>" + _table(
+        ["token", "L0", "margin", "classifier's bound", "status"],
+        [[t, k, mg, cb, st] for t, k, mg, cb, st in zip(
+            m["tokens"], m["l0"], m["margin"], m["certificate_bound"], m["status"],
+            strict=True)]) + "</details>"
+    return body + _method(m["method"]) + _method(m["reading"])
+
+
 def render_html(report: dict, figures: dict[str, str]) -> str:
     """The HTML page of a report dict and its rendered figures."""
     d = report["dictionary"]
@@ -118,6 +142,10 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
     def section(sid: str, body: str) -> None:
         parts.append(f'<section id="{sid}"><h2>{_e(SECTIONS[sid])}</h2>{body}</section>')
 
+    if "answer" in report:
+        section("answer", render_answer_html(report["answer"]))
+    else:  # a report.json written before the answer block existed
+        section("answer", _missing("this report.json predates the answer block"))
     section("summary", "<div class='verdict'><ul>" + "".join(
         f"<li>{_e(line)}</li>" for line in report["verdict"]) + "</ul></div>")
 
@@ -138,6 +166,10 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
             ["raw", s["raw"]["mean"], s["raw"]["std"], s["raw"]["mean_angle_deg"]],
             ["AIP", s["aip"]["mean"], s["aip"]["std"], s["aip"]["mean_angle_deg"]],
         ]) + _figure(figures, "shift") + _method(s["method"]) + _method(s["reading"])
+        note = s.get("aip_angle_note")
+        if note:
+            body += (f"<p><b>What the metric guarantees:</b> {_e(note['guaranteed'])}. <b>What "
+                     f"it does not:</b> {_e(note['not_guaranteed'])}.</p>")
     else:
         body = _missing(s["why"])
     section("representation-shift", body)
@@ -212,6 +244,7 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
                         "invalid", "value"],
                        [["", cc["n_tokens"], cc["certified"], cc["failed"], cc["undetermined"],
                          cc["invalid"], cc["value"]]])
+        body += _margins_html(rec.get("margins"))
     else:
         body += _missing(cc["why"])
     body += "<p>Probe with random codes (k = support size):</p>"
@@ -222,17 +255,38 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
 
     cr = report["criteria"]
     if cr.get("computed"):
+        px = (cr.get("proxy") or {}).get("units", {})
+
+        def proxy(name):
+            p = px.get(name)
+            if not p or p.get("modal_share_mean") is None:
+                return "—"
+            return f"{p['modal_share_mean']:.3f} / {p['entropy_bits_mean']:.2f}"
+
         rows = [[r["name"], r["kind"], r["n_atoms"], r["r2_aip"], r["r2_euclidean"],
                  r["q_star_quantile"], r["q_star_support"], r["l1_certified_fraction"],
-                 r["mu"], r["mean_l0"], r["dead_atoms"]] for r in cr["rows"]]
+                 r["mu"], r["mean_l0"], r["dead_atoms"], proxy(r["name"])] for r in cr["rows"]]
         body = _table(["unit set", "kind", "N", "R² AIP", "R² Euclidean", "q* quantile",
-                       "q* support", "ℓ1-certified", "μ", "mean L0", "dead"], rows)
+                       "q* support", "ℓ1-certified", "μ", "mean L0", "dead",
+                       "proxy: modal share / entropy (bits)"], rows)
         body += _method(cr.get("split", {}).get("description"))
+        if px:
+            first = next(iter(px.values()))
+            body += _method(f"Monosemanticity {first['label']}: mean over units with at least "
+                            f"{first['min_active']} activations of the modal-token share and the "
+                            f"entropy of the firing tokens of their top {first['top']} "
+                            f"activations; chance (random tokens): "
+                            f"{_fmt(first['chance_modal_share'], 3)} / "
+                            f"{_fmt(first['chance_entropy_bits'], 2)} bits. "
+                            + first["reading"] + ".")
         for key, text in cr.get("readings", {}).items():
             body += _method(f"{key}: {text}")
     else:
         body = _missing(cr["why"])
     section("criteria", body)
+
+    section("cards", render_cards_html(report.get("cards") or {
+        "computed": False, "why": "this report.json predates the atom cards"}))
 
     tw = report["tsae_window"]
     if tw.get("computed") and tw.get("check"):
@@ -266,5 +320,5 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
              "file.</p>")
     section("provenance", body)
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+            f"<title>{_e(title)}</title><style>{_CSS}{_CARDS_CSS}</style></head><body>"
             + "".join(parts) + "</body></html>\n")

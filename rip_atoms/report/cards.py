@@ -1,0 +1,172 @@
+"""The atom-cards section of a report and the monosemanticity proxy column, and their HTML.
+
+Numbers come from :mod:`rip_atoms.criteria.atom_cards` (what each unit fires on, pairs compared
+by what they fire on, the offline proxy); this module picks the units (the most coherent AIP
+pairs of the report, random live atoms, the most and least active, the user's ``--cards``) and
+renders the cards. Both need the token provenance of the evaluated activations (a harvest
+folder written with it); without it the section says why.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+
+from rip_atoms.criteria.atom_cards import atom_cards, monosemanticity_proxy
+
+N_PAIRS = 10
+N_RANDOM = 10
+
+
+def cards_section(target, codes, report: dict, seed: int, say) -> dict:
+    """The cards of the target's units on the evaluated tokens (module docstring)."""
+    prov = getattr(target, "provenance", None)
+    if prov is None:
+        why = getattr(target, "provenance_why", None) or (
+            "the activations carry no token provenance (a plain matrix, or a harvest folder "
+            "written before provenance was recorded): there are no tokens to show")
+        return {"computed": False, "why": why}
+    if codes is None:
+        return {"computed": False, "why": "needs the target's codes on the activations (an "
+                                          "SAE with an encoder, or codes)"}
+    if len(prov) != codes.shape[0]:
+        return {"computed": False, "why": f"{len(prov)} tokens of provenance for "
+                                          f"{codes.shape[0]} evaluated activations"}
+    say("atom cards: top activations in context, pairs compared by what they fire on")
+    pairs = [p for p in report["coherence"]["aip"]["top_pairs"]][:N_PAIRS]
+    out = atom_cards(codes, prov, pairs=pairs, named=getattr(target, "card_atoms", None) or [],
+                     n_pairs=N_PAIRS, n_random=N_RANDOM, seed=seed,
+                     live=target.dictionary.live_atoms)
+    return {"computed": True, **out}
+
+
+def proxy_section(target, X, codes) -> dict:
+    """The proxy per unit set of the criteria table (neurons from the activations, the target
+    from its codes, the other unit sets from their encoders)."""
+    prov = getattr(target, "provenance", None)
+    if prov is None or X is None:
+        return {"computed": False, "why": "needs the token ids of the evaluated activations "
+                                          "(token provenance)"}
+    ids = prov.token_ids
+    out = {"neurons": monosemanticity_proxy(np.asarray(X, dtype=np.float64), ids)}
+    rows = np.arange(X.shape[0])
+    if target.unit is not None and codes is not None:
+        out[target.unit.name] = monosemanticity_proxy(codes, ids)
+    for name, unit in (getattr(target, "proxy_units", None) or {}).items():
+        if name not in out:
+            out[name] = monosemanticity_proxy(unit.codes_for(X, rows), ids)
+    return {"computed": True, "units": out, "label": next(iter(out.values()))["label"]}
+
+
+# ------------------------------------------------------------------------------- HTML
+CSS = """
+.answer{background:#fbf7ef;border-left:4px solid #b07d1b;padding:.6em 1em}
+.pass{color:#1a7f37;font-weight:600} .fail{color:#b42318;font-weight:600}
+.cards{display:flex;flex-wrap:wrap;gap:.8em} .card{border:1px solid #ddd;border-radius:6px;
+padding:.5em .7em;flex:1 1 440px;min-width:0;font-size:.86em;background:#fff}
+.card h4{margin:.1em 0 .3em 0} .pair{border:1px solid #cfd8e3;border-radius:8px;padding:.5em;
+margin:.8em 0;background:#f7f9fc} .ctx{font-family:ui-monospace,Menlo,Consolas,monospace;
+white-space:pre-wrap;word-break:break-all;margin:.1em 0;font-size:.92em}
+.ctx mark{background:#ffd34d;padding:0 .1em;border-radius:2px} .ctx .a{color:#555;
+display:inline-block;min-width:4.5em} .ctx .gap{color:#aaa}
+.dup{color:#b42318;font-weight:600} .diff{color:#1a7f37;font-weight:600}
+"""
+
+
+def _e(x) -> str:
+    return html.escape(str(x))
+
+
+def _show(tok) -> str:
+    if tok is None:
+        return "<span class='gap'>·</span>"
+    return _e(str(tok).replace("\n", "⏎").replace("\t", "⇥"))
+
+
+def _f(v, d: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return f"{v:.{d}f}"
+
+
+def render_card(card: dict, title: str = "") -> str:
+    """One card: the header numbers and the top contexts, the firing token marked."""
+    head = (f"<h4>{_e(title)}atom {card['unit']}</h4><p>density {100 * card['density']:.2f} % "
+            f"({card['n_active']} of {card['n_tokens']} tokens), max activation "
+            f"{_f(card['max_activation'])}; modal token <code>{_show(card['modal_token'])}"
+            f"</code> ({_f(card['modal_token_share'], 2)} of the top {len(card['top'])}), "
+            f"firing-token entropy {_f(card['firing_entropy_bits'], 2)} bits</p>")
+    if card["top_tokens"]:
+        head += "<p>fires most on: " + ", ".join(
+            f"<code>{_show(t['token'])}</code>×{t['count']}" for t in card["top_tokens"]) + "</p>"
+    lines = "".join(
+        f"<div class='ctx'><span class='a'>{t['activation']:.3f}</span>"
+        + "".join(_show(x) for x in t["left"]) + f"<mark>{_show(t['token'])}</mark>"
+        + "".join(_show(x) for x in t["right"]) + "</div>" for t in card["top"])
+    if not card["top"]:
+        lines = "<p class='missing'>never active on the evaluated tokens</p>"
+    return f"<div class='card' id='card-{card['unit']}'>{head}{lines}</div>"
+
+
+def render_cards_html(sec: dict) -> str:
+    """The cards section's body."""
+    if not sec.get("computed"):
+        return f"<p class='missing'>Not computed: {_e(sec.get('why', ''))}</p>"
+    cards, sel = sec["cards"], sec["selection"]
+    parts = [f"<p class='method'>{_e(sec['method'])}</p><p class='method'>{_e(sec['reading'])}"
+             "</p>"]
+    if sec["pairs"]:
+        parts.append(f"<h3>The {len(sec['pairs'])} most coherent AIP pairs, side by side</h3>")
+        rows = "".join(
+            f"<tr><td>{p['units'][0]}–{p['units'][1]}</td><td>{_f(p.get('cosine'), 4)}</td>"
+            f"<td>{p['shared_top']} / {p['top']}</td><td>{_f(p['support_jaccard'])}</td>"
+            f"<td>{_f(p['activation_correlation'])}</td><td class='"
+            f"{'dup' if p['duplicate'] else 'diff' if p['reading'] == 'different contexts' else ''}"
+            f"'>{_e(p['reading'])}</td></tr>" for p in sec["pairs"])
+        parts.append("<table><tr><th>pair</th><th>AIP cos</th><th>shared top</th>"
+                     "<th>support Jaccard</th><th>activation corr.</th><th>reading</th></tr>"
+                     f"{rows}</table>")
+        for p in sec["pairs"]:
+            a, b = p["units"]
+            parts.append(f"<div class='pair' id='pair-{a}-{b}'><b>atoms {a} and {b}</b>: AIP "
+                         f"cos {_f(p.get('cosine'), 4)}, {p['shared_top']} of the top {p['top']}"
+                         f" shared, activation correlation {_f(p['activation_correlation'])}"
+                         f" → <b>{_e(p['reading'])}</b><div class='cards'>"
+                         + render_card(cards[str(a)]) + render_card(cards[str(b)])
+                         + "</div></div>")
+    groups = [("Atoms you named (--cards)", sel.get("named", [])),
+              ("The most and the least frequently active",
+               [sel[k] for k in ("most_active", "least_active") if k in sel]),
+              (f"{len(sel.get('random', []))} random live atoms (active at least once)",
+               sel.get("random", []))]
+    for title, units in groups:
+        if units:
+            parts.append(f"<h3>{_e(title)}</h3><div class='cards'>"
+                         + "".join(render_card(cards[str(u)]) for u in units) + "</div>")
+    if sel.get("never_active"):
+        parts.append(f"<p class='method'>{sel['never_active']} live atoms never fire on the "
+                     "evaluated tokens (no card).</p>")
+    return "".join(parts)
+
+
+def render_answer_html(ans: dict) -> str:
+    """The answer block's body."""
+    if not ans.get("computed"):
+        return f"<p class='missing'>Not computed: {_e(ans.get('why', ''))}</p>"
+    rows = []
+    for r in ans["rows"]:
+        cells = "".join(
+            f"<td>{_f(c['value'], 4)} <span class='{'pass' if c['pass'] else 'fail'}'>"
+            f"{'pass' if c['pass'] else 'fail'}</span></td>" for c in r["criteria"])
+        verdict = "atoms" if r["atoms"] else "not atoms"
+        rows.append(f"<tr><td>{_e(r['unit_set'])}</td>{cells}<td><span class='"
+                    f"{'pass' if r['atoms'] else 'fail'}'>{verdict}</span></td>"
+                    f"<td style='text-align:left'>{_e(r['what_would_change'])}</td></tr>")
+    th = ans["thresholds"]
+    return (f"<div class='answer'><table><tr><th>unit set</th><th>R² AIP (ideal ≥ "
+            f"{th['r2_aip']})</th><th>q* (ideal ≥ {th['q_star_quantile']})</th><th>answer</th>"
+            f"<th>what would change it</th></tr>{''.join(rows)}</table>"
+            f"<p class='method'>Thresholds: {_e(ans['thresholds_why'])}. Every number's method "
+            "and witness: the sections below and report.json.</p></div>")
