@@ -113,7 +113,8 @@ def _chromium() -> str | None:
         return None
     import glob
 
-    hits = sorted(glob.glob(str(Path.home() / ".cache/ms-playwright/chromium*/chrome-linux*/chrome")))
+    cache = Path.home() / ".cache" / "ms-playwright"
+    hits = sorted(glob.glob(str(cache / "chromium*" / "chrome-linux*" / "chrome")))
     return hits[-1] if hits else None
 
 
