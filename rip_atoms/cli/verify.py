@@ -11,8 +11,11 @@ compute.
 
 With no TARGET it runs the embedded default: the SmolLM2-135M experiment end to end (harvest a
 layer, fit the AIP metric, train the features baseline and the TSAE, compare neurons / features
-/ atoms) and verifies the TSAE's atoms. ``--quick`` runs a synthetic planted-atoms version
-instead (no torch needed, under a minute).
+/ atoms) and verifies the TSAE's atoms; its held-out tokens are every 5th context of 255 tokens
+(whole contexts; the metric and the SAEs are fitted on the others), not the last 20 %.
+``--quick`` runs a synthetic planted-atoms version instead (no torch needed, under a minute).
+``--cards I,J,…`` adds those atoms to the atom cards (which need token provenance: the default
+run or a harvest folder).
 """
 
 from __future__ import annotations

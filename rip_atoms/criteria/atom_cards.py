@@ -16,7 +16,9 @@ units the encoder gives). A unit is *active* on token i when aᵢⱼ > 0.
   the unit is active), and the Pearson correlation r of the activation columns a_·i, a_·j over
   all n evaluated tokens. The reading: **"fires on the same tokens"** (a duplicate: one concept
   learned twice) when J ≥ 0.5 or r ≥ 0.7; **"different contexts"** (the geometry, not the
-  semantics, is shared) when J < 0.1 and r < 0.3; **"overlapping"** otherwise.
+  semantics, is shared) when J < 0.1 and r < 0.3; **"overlapping"** otherwise; **"one of them
+  never fires"** (or "never fires") when a unit has no activation on the evaluated tokens (the
+  decoder directions may be shared, but there is nothing to compare).
 * **Proxy** (:func:`monosemanticity_proxy`), per unit set: the mean over units with at least
   ``min_active`` activations of m_j and h_j, beside the same statistics of T tokens drawn at
   random from the evaluated ones (the chance level the token frequencies alone give). It
@@ -217,7 +219,9 @@ def pair_analysis(codes, i: int, j: int, *, top: int = TOP, cosine: float | None
         sj > 0 else math.nan
     c = -1.0 if math.isnan(corr) else corr
     jj = 0.0 if math.isnan(jac) else jac
-    if jj >= SAME_JACCARD or c >= SAME_CORR:
+    if ri.size == 0 or rj.size == 0:
+        reading = "never fires" if ri.size == rj.size == 0 else "one of them never fires"
+    elif jj >= SAME_JACCARD or c >= SAME_CORR:
         reading = "fires on the same tokens"
     elif jj < DIFFERENT_JACCARD and c < DIFFERENT_CORR:
         reading = "different contexts"
@@ -295,7 +299,8 @@ def atom_cards(codes, provenance: TokenProvenance, *, pairs: list | None = None,
         "reading": (f"'fires on the same tokens' (J ≥ {SAME_JACCARD} or r ≥ {SAME_CORR}): one "
                     "concept learned twice (a duplicate); 'different contexts' (J < "
                     f"{DIFFERENT_JACCARD} and r < {DIFFERENT_CORR}): the geometry, not the "
-                    "semantics, is shared; 'overlapping' otherwise"),
+                    "semantics, is shared; 'overlapping' otherwise; 'one of them never fires' "
+                    "when a unit has no activation on these tokens"),
     }
 
 

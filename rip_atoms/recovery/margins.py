@@ -95,7 +95,7 @@ class MarginsResult:
         def fl(a):
             return [None if not math.isfinite(x) else float(x) for x in np.asarray(a, float)]
 
-        ok = np.isfinite(self.margin)
+        ok = np.isfinite(self.margin) & self.tightened
         return {
             "n_codes": int(self.tokens.size), "sampled_from": self.sampled_from,
             "nonneg": self.nonneg, "lp_solved": int(self.lp_solved.sum()),
@@ -105,8 +105,9 @@ class MarginsResult:
             "margin": fl(self.margin), "lp_value": fl(self.lp_value),
             "lp_bound": fl(self.lp_bound), "certificate_bound": fl(self.certificate_bound),
             "status": [str(s) for s in self.status],
-            "margin_quantiles": self.quantiles(self.margin),
-            "certificate_bound_quantiles": self.quantiles(self.certificate_bound),
+            "margin_quantiles": self.quantiles(self.margin[self.tightened]),
+            "certificate_bound_quantiles": self.quantiles(
+                self.certificate_bound[self.tightened]),
             "lp_value_quantiles": self.quantiles(self.lp_value),
             "below_one": int(np.sum(self.margin[ok] < 1.0)),
             "below_half": int(np.sum(self.margin[ok] < 0.5)),
@@ -117,6 +118,7 @@ class MarginsResult:
                        "smoothing over the affine set D̃_Sᵀy = s; margin = min(its rigorous "
                        "value, the classifier's rigorous bound), value + ‖D̃_Sᵀy − s‖₂/"
                        "σmin(D̃_S) + γ_H‖y‖₂ recomputed in float64: an upper bound on t*"),
+            "distribution": "the quantiles are over the tightened codes only",
             "reading": ("margin < 1 certifies the code unique (as the bound does); 1 − margin is "
                         "its room: near 0 a borderline code, near 1 a safe one. The classifier "
                         "stops at the first certificate below 1, so its bound can be far "

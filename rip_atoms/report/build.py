@@ -43,8 +43,8 @@ PROBE_FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 PROBE_CODES = 8
 #: the uniqueness margins (certificates driven to the LP optimum): at most this many of the
 #: sampled codes, for at most MARGIN_SHARE × the ℓ1 probe's budget (on top of it)
-MARGIN_CODES = 64
-MARGIN_SHARE = 1.0
+MARGIN_CODES = 32
+MARGIN_SHARE = 1.5
 #: how the search budget is shared out
 BUDGET_SHARES = {"rip": 0.5, "spark": 0.15, "recovery": 0.35}
 

@@ -108,3 +108,10 @@ def test_proxy_separates_a_token_detector_from_random_firing():
     X[prov.token_ids == 3, 0] = 5.0
     X[prov.token_ids != 3, 0] = -1.0
     assert monosemanticity_proxy(X, prov.token_ids)["modal_share_mean"] == 1.0
+
+
+def test_a_pair_with_a_silent_unit_is_not_called_different_contexts():
+    C, _ = _planted()
+    p = pair_analysis(C, 2, 5)  # unit 5 never fires
+    assert p["reading"] == "one of them never fires" and not p["duplicate"]
+    assert math.isnan(p["activation_correlation"])
