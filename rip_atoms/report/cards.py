@@ -68,9 +68,10 @@ CSS = """
 padding:.5em .7em;flex:1 1 440px;min-width:0;font-size:.86em;background:#fff}
 .card h4{margin:.1em 0 .3em 0} .pair{border:1px solid #cfd8e3;border-radius:8px;padding:.5em;
 margin:.8em 0;background:#f7f9fc} .ctx{font-family:ui-monospace,Menlo,Consolas,monospace;
-white-space:pre-wrap;word-break:break-all;margin:.1em 0;font-size:.92em}
+white-space:pre-wrap;overflow-wrap:anywhere;margin:.1em 0;font-size:.92em}
 .ctx mark{background:#ffd34d;padding:0 .1em;border-radius:2px} .ctx .a{color:#555;
 display:inline-block;min-width:4.5em} .ctx .gap{color:#aaa}
+table.pairs td:last-child,table.pairs th:last-child{text-align:left}
 .dup{color:#b42318;font-weight:600} .diff{color:#1a7f37;font-weight:600}
 """
 
@@ -125,7 +126,7 @@ def render_cards_html(sec: dict) -> str:
             f"<td>{_f(p['activation_correlation'])}</td><td class='"
             f"{'dup' if p['duplicate'] else 'diff' if p['reading'] == 'different contexts' else ''}"
             f"'>{_e(p['reading'])}</td></tr>" for p in sec["pairs"])
-        parts.append("<table><tr><th>pair</th><th>AIP cos</th><th>shared top</th>"
+        parts.append("<table class='pairs'><tr><th>pair</th><th>AIP cos</th><th>shared top</th>"
                      "<th>support Jaccard</th><th>activation corr.</th><th>reading</th></tr>"
                      f"{rows}</table>")
         for p in sec["pairs"]:
@@ -167,7 +168,7 @@ def render_answer_html(ans: dict) -> str:
     th = ans["thresholds"]
     return (f"<div class='answer'><table><tr><th>unit set</th><th>R² AIP (ideal ≥ "
             f"{th['r2_aip']})</th><th>q* (ideal ≥ {th['q_star_quantile']})</th><th>answer</th>"
-            f"<th>what would change it</th></tr>{''.join(rows)}</table>"
+            f"<th style='text-align:left'>what would change it</th></tr>{''.join(rows)}</table>"
             f"<p class='method'>Thresholds: {_e(ans['thresholds_why'])}. Every number's method "
             "and witness: the sections below and report.json.</p></div>")
 
