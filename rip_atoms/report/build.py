@@ -333,7 +333,7 @@ def build_report(
     from rip_atoms.report.cards import cards_section, proxy_section
 
     report["cards"] = cards_section(target, codes, report, seed, say)
-    if not report["cards"]["computed"]:
+    if not report["cards"]["computed"] and target.kind != "planted":  # planted: no tokens
         notes.append({"section": "cards", "why": report["cards"]["why"]})
     if report["criteria"]["computed"]:
         report["criteria"]["proxy"] = proxy_section(target, X, codes)
