@@ -102,6 +102,12 @@ def test_verify_default_run_small(tmp_path):
     assert report["representation_shift"]["computed"]
     assert report["tsae_window"]["computed"]
     assert report["recovery"]["codes"]["computed"]
+    # the answer block and the atom cards, with the real text of the held-out tokens
+    assert report["answer"]["computed"] and len(report["answer"]["rows"]) == 3
+    cards = report["cards"]
+    assert cards["computed"] and cards["provenance"]["has_strings"]
+    assert "every 5th context" in report["criteria"]["split"]["description"]
+    assert set(report["criteria"]["proxy"]["units"]) == {"neurons", "features", "atoms"}
     html = (out_dir / "report.html").read_text(encoding="utf-8")
     for sid in SECTIONS:
         assert f'<section id="{sid}">' in html
