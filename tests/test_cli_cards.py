@@ -81,3 +81,12 @@ def test_verify_with_a_harvest_folder_shows_cards(setup, capsys):
     # the evaluated tokens are the last 20 % of the harvest: the card rows are theirs
     n = ActivationStore(root / "acts").n_tokens
     assert rep["cards"]["provenance"]["n_tokens"] == n - round(0.8 * n)
+
+
+def test_verify_cards_out_of_range_fails_before_any_work(setup, capsys):
+    root = setup
+    rc = main(["verify", str(root / "sae"), "--acts", str(root / "acts"), "--cards", "48",
+               "--out", str(root / "bad"), "--quiet"])
+    _, err = capsys.readouterr()
+    assert rc == 2 and "--cards: atom 48 out of range" in err and err.count("\n") == 1
+    assert not (root / "bad").exists()

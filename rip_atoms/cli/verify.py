@@ -116,6 +116,10 @@ def _default_target(args: argparse.Namespace, out: Path):
 
     exp = AtomsExperiment(layer=DEFAULT_LAYER, tokens=args.tokens, steps=args.steps,
                           seed=args.seed, threads=args.threads)
+    from rip_atoms.sae.model import KNOWN_MODELS
+
+    h = KNOWN_MODELS.get(exp.model, {}).get("d_model")
+    _check_cards(args.cards, exp.width or 4 * h if h else None)  # before minutes of work
     log(args, f"default: SmolLM2-135M layer {exp.layer}, {exp.tokens} tokens, TSAE and "
               f"features N = 4·576, {exp.steps} steps each (artifacts in {out / 'experiment'})")
     res = run_atoms_experiment(exp, out / "experiment", progress=show_progress(args),
@@ -204,6 +208,7 @@ def _file_target(args: argparse.Namespace):
         d = sae.dictionary()
     else:
         d = load_dictionary_spec(spec, tensor=args.tensor, rows_are_atoms=args.rows_are_atoms)
+    _check_cards(args.cards, d.n_atoms)
     t = VerifyTarget(dictionary=d, description=str(spec), kind="sae" if sae else "dictionary")
     if sae is not None:
         t.context["sae"] = sae.to_dict()
@@ -285,6 +290,12 @@ def _card_list(text: str | None) -> list[int] | None:
     if min(units) < 0:
         raise UsageError(f"--cards: atom indices are ≥ 0, got {min(units)}")
     return units
+
+
+def _check_cards(cards: list[int] | None, n_atoms: int | None) -> None:
+    if cards and n_atoms is not None and max(cards) >= n_atoms:
+        raise UsageError(f"--cards: atom {max(cards)} out of range (the target has N = "
+                         f"{n_atoms} atoms)")
 
 
 def run(args: argparse.Namespace) -> int:
