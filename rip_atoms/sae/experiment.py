@@ -254,8 +254,11 @@ def _run_atoms_experiment(exp: AtomsExperiment, out: Path, progress: bool, log,
     t = time.perf_counter()
     Xall = np.concatenate([X_train, X_eval], axis=0)
     n_tr = X_train.shape[0]
+    # rows are reordered (training contexts first), but the held-out tokens are whole contexts
+    # of the harvest (every k-th), and the split says so
     split = TokenSplit(Xall.shape[0], np.arange(n_tr), np.arange(n_tr, Xall.shape[0]),
-                       X_eval.shape[0] / Xall.shape[0], "tail", None)
+                       X_eval.shape[0] / Xall.shape[0], "contexts", None,
+                       store.tokens_per_context)
     units = {feat_name: UnitSet.from_sae(feat_name, features, "features"),
              "atoms": UnitSet.from_sae("atoms", res.sae, "atoms")}
     table = compare_units(Xall, units, metric=metric, split=split, l1_max_tokens=exp.l1_tokens,
