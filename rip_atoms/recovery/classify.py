@@ -82,6 +82,9 @@ from rip_atoms.recovery.witnesses import (
 #: the homotopy stops at α = HOMOTOPY_ALPHA_MIN·αmax (on the final segment, signs are readable)
 HOMOTOPY_ALPHA_MIN = 1e-9
 HOMOTOPY_ALPHA_MIN_32 = 1e-6
+#: the push stage is tried on codes whose Fuchs value is at most this (far above 1, the pushed
+#: certificate practically never certifies and near the weak threshold it only costs time)
+PUSH_MAX_FUCHS = 1.2
 _ADMM_BATCH = 256
 _ADMM_CHECK = 10
 _ADMM_POLISH_TRIES = 4
@@ -438,16 +441,18 @@ def _stage_fuchs(ctx: _Context, pending: list[_Code]) -> list[_Code]:
 def _stage_push(ctx: _Context, pending: list[_Code]) -> list[_Code]:
     """Certificates pushed from the Fuchs certificate (:func:`_pushed_certificate` with T = ∅:
     atoms that violate are added with their signs, then y is pushed inside), before any
-    witness search. A code is certified here only when, besides bound < 1 − margin, no witness
-    within the tolerances can exist (:func:`_no_witness_possible`), so the stages it skips
-    (ADMM, homotopy, LP) could not have failed it."""
+    witness search, for codes whose Fuchs value is ≤ PUSH_MAX_FUCHS. A code is certified here
+    only when, besides bound < 1 − margin, no witness within the tolerances can exist
+    (:func:`_no_witness_possible`), so the stages it skips (ADMM, homotopy, LP) could not have
+    failed it."""
     rest = []
     with ctx.timed("push"):
         for n_done, code in enumerate(pending):
             if ctx.expired():
                 rest.extend(pending[n_done:])
                 break
-            if code.blocked or not code.sigma_ratio > RANK_TOL:
+            if (code.blocked or not code.sigma_ratio > RANK_TOL
+                    or not ctx.rec.fuchs[code.index] <= PUSH_MAX_FUCHS):
                 rest.append(code)
                 continue
             bound, value, y_norm = _pushed_certificate(ctx.atoms, code, np.array([], np.int64),
