@@ -306,7 +306,8 @@ def classify_recovery(
     if client is not None:
         from rip_atoms.recovery.distributed import classify_distributed
 
-        rec, stage_seconds = classify_distributed(client, D, metric, kind, M, n, opts, deadline)
+        rec, stage_seconds = classify_distributed(client, D, metric, kind, M, n, opts, deadline,
+                                                  _classify_rows, _Recorder)
     else:
         bar = None
         if progress:

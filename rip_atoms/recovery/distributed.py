@@ -44,23 +44,23 @@ def _worker_atoms(token: str, D, metric) -> _UnitAtoms:
     return atoms
 
 
-def _classify_task(token: str, D, metric, rows, opts: dict, budget: float | None) -> dict:
-    """One task: classify the CSR ``rows`` (whole chunks) as the single-process run would."""
-    from rip_atoms.recovery.classify import _classify_rows
-
+def _classify_task(run_rows, token: str, D, metric, rows, opts: dict,
+                   budget: float | None) -> dict:
+    """One task: classify the CSR ``rows`` (whole chunks) as the single-process run would
+    (``run_rows`` is :func:`rip_atoms.recovery.classify._classify_rows`)."""
     atoms = _worker_atoms(token, D, metric)
     deadline = Deadline(budget) if budget is not None else None
-    rec, seconds = _classify_rows(atoms, "sparse", rows, rows.shape[0], opts, deadline)
+    rec, seconds = run_rows(atoms, "sparse", rows, rows.shape[0], opts, deadline)
     return {"rec": rec, "seconds": seconds}
 
 
 def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dict,
-                         deadline: Deadline | None):
+                         deadline: Deadline | None, run_rows, recorder):
     """Run the chunks of ``M`` (n rows) as tasks on ``client``; returns the merged record and
-    the stage seconds summed over tasks (module docstring)."""
+    the stage seconds summed over tasks (module docstring). ``run_rows`` and ``recorder`` are
+    :func:`~rip_atoms.recovery.classify._classify_rows` and its record class (passed in, so
+    this module does not import the classifier that calls it)."""
     from distributed import CancelledError
-
-    from rip_atoms.recovery.classify import _Recorder
 
     chunk = opts["chunk_size"]
     per_task = chunk * _CHUNKS_PER_TASK
@@ -74,12 +74,12 @@ def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dic
     state = {"D": client.scatter(D, broadcast=True, hash=False)}
 
     def submit(a: int, b: int):
-        return client.submit(_classify_task, token, state["D"], metric,
+        return client.submit(_classify_task, run_rows, token, state["D"], metric,
                              _chunk_rows(kind, M, a, b), opts, budget, pure=False,
                              retries=_RETRIES)
 
     futures = [submit(a, b) for a, b in bounds]
-    rec = _Recorder(n)
+    rec = recorder(n)
     seconds: dict[str, float] = {}
     try:
         for i, (a, b) in enumerate(bounds):
