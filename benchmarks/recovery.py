@@ -16,6 +16,16 @@ k = 0.85·k_W and k = 1.15·k_W (k_W = ρ_W(H/N)·H ≈ 490), ``--big-codes`` of
     .venv/bin/python benchmarks/recovery.py                  # both parts (~15-25 min, 2 cores)
     .venv/bin/python benchmarks/recovery.py --skip-big       # part 1 only
     .venv/bin/python benchmarks/recovery.py --json out.json  # also write the figures as JSON
+
+Part 3 (``--per-code``; issue 13, certification speed): a Gaussian 2304×16384 dictionary,
+``--l0-codes`` non-negative codes with L0 = 70 and ``--near-codes`` with L0 = 300 (near the
+non-negative weak threshold), one BLAS thread, ms per code. ``--baseline TREE`` also runs the
+same part with ``PYTHONPATH=TREE`` (e.g. ``/work/main``, the code before) in a subprocess of the
+same run, and compares statuses, methods and witnesses code by code. ``--engine torch --device
+cuda`` runs ours through the torch engine (the GPU figure: codes/s at L0 = 70):
+
+    .venv/bin/python benchmarks/recovery.py --per-code --baseline /work/main
+    .venv/bin/python benchmarks/recovery.py --per-code --near-codes 0 --engine torch --device cuda
 """
 
 from __future__ import annotations
@@ -158,6 +168,82 @@ def part2(args) -> dict:
     return out
 
 
+def per_code_run(args, out_npz: str | None) -> dict:
+    """Part 3 with whatever rip_atoms is importable (ours, or the baseline tree's)."""
+    import inspect
+
+    from threadpoolctl import threadpool_limits
+
+    H, N = 2304, 16384
+    D = gaussian(H, N, args.seed + 20)
+    extra = {}
+    if args.engine != "numpy":  # only ours has the engine option
+        extra = {"engine": args.engine, "device": args.device}
+    assert not extra or "engine" in inspect.signature(classify_recovery).parameters
+    report, arrays = {}, {}
+    for name, k, n in (("l0_70", 70, args.l0_codes), ("l0_300", 300, args.near_codes)):
+        if n <= 0:
+            continue
+        C = codes(N, np.full(n, k), True, args.seed + 21 + k)
+        with threadpool_limits(1):
+            t = time.perf_counter()
+            res = classify_recovery(D, C, nonneg=True, metric=None, **extra)
+            sec = time.perf_counter() - t
+        report[name] = {"k": k, "codes": n, "ms_per_code": 1e3 * sec / n,
+                        "codes_per_s": n / sec, **summary(res)}
+        W = res.witnesses.tocsr()
+        arrays.update({f"{name}_status": res.status, f"{name}_method": res.method,
+                       f"{name}_w_data": W.data, f"{name}_w_indices": W.indices,
+                       f"{name}_w_indptr": W.indptr})
+        print(f"  {name}: {n} codes, {sec:.2f} s = {1e3 * sec / n:.3f} ms/code "
+              f"({n / sec:.0f} codes/s); certified {res.certified}, failed {res.failed}, "
+              f"undetermined {res.undetermined}; {res.methods}; stages {res.stage_seconds}",
+              flush=True)
+    if out_npz:
+        np.savez(out_npz, **arrays)
+    return report
+
+
+def part3(args) -> dict:
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    print(f"part 3: Gaussian 2304×16384, non-negative codes, L0 = 70 ({args.l0_codes}) and "
+          f"L0 = 300 ({args.near_codes}), one BLAS thread, engine {args.engine}", flush=True)
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        ours_npz = os.path.join(tmp, "ours.npz")
+        if args.baseline:
+            base_npz = os.path.join(tmp, "base.npz")
+            env = dict(os.environ, PYTHONPATH=args.baseline)
+            cmd = [sys.executable, __file__, "--per-code-child", base_npz, "--seed",
+                   str(args.seed), "--l0-codes", str(args.l0_codes), "--near-codes",
+                   str(args.near_codes)]
+            print(f"  before (PYTHONPATH={args.baseline}):", flush=True)
+            child = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+            print(child.stdout, end="", flush=True)
+            out["before"] = json.loads(child.stdout.strip().splitlines()[-1].split("JSON ", 1)[1])
+        print("  after (this tree):", flush=True)
+        out["after"] = per_code_run(args, ours_npz)
+        if args.baseline:
+            a, b = np.load(ours_npz), np.load(base_npz)
+            for name in out["after"]:
+                st = a[f"{name}_status"], b[f"{name}_status"]
+                diff = np.flatnonzero(st[0] != st[1])
+                same_w = all(np.array_equal(a[f"{name}_w_{x}"], b[f"{name}_w_{x}"])
+                             for x in ("indptr", "indices"))
+                ratio = out["before"][name]["ms_per_code"] / out["after"][name]["ms_per_code"]
+                out[name] = {"status_differences": diff.tolist(),
+                             "same_witness_supports": bool(same_w), "speedup": ratio}
+                print(f"  {name}: before {out['before'][name]['ms_per_code']:.3f} ms/code, "
+                      f"after {out['after'][name]['ms_per_code']:.3f} ms/code ({ratio:.2f}×); "
+                      f"status differences: {len(diff)} {diff.tolist()[:10]}; witness "
+                      f"supports identical: {same_w}", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--codes", type=int, default=1000, help="part 1 codes")
@@ -168,8 +254,25 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--progress", action="store_true", help="progress bars (part 2)")
     ap.add_argument("--json", metavar="FILE", help="write the figures to this JSON file")
+    ap.add_argument("--per-code", action="store_true",
+                    help="part 3 only: ms per code at 2304×16384, L0 = 70 and 300")
+    ap.add_argument("--l0-codes", type=int, default=2000, help="part 3 codes at L0 = 70")
+    ap.add_argument("--near-codes", type=int, default=10, help="part 3 codes at L0 = 300")
+    ap.add_argument("--baseline", metavar="TREE",
+                    help="part 3: also run with PYTHONPATH=TREE (the code before) and compare")
+    ap.add_argument("--engine", default="numpy", choices=("numpy", "torch"))
+    ap.add_argument("--device", default=None, help="torch device for --engine torch")
+    ap.add_argument("--per-code-child", metavar="NPZ", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.per_code_child:
+        args.engine = "numpy"
+        rep = per_code_run(args, args.per_code_child)
+        print("JSON " + json.dumps(rep, default=float), flush=True)
+        return
     report = {"methods": list(METHOD_NAMES[1:])}
+    if args.per_code:
+        report["part3"] = part3(args)
+        args.skip_medium = args.skip_big = True
     if not args.skip_medium:
         report["part1"] = part1(args)
     if not args.skip_big:

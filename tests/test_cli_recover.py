@@ -191,3 +191,31 @@ def test_entry_point_prints_one_json_object(files):
     assert r.stdout.count("\n") == 1
     out = json.loads(r.stdout)
     assert out["n"] == 10
+
+
+@pytest.mark.slow
+def test_recover_workers_and_torch_engine_give_the_same_per_code_results(files):
+    """``--workers 2`` (a LocalCluster, as a subprocess: spawned workers re-import the main
+    module) and ``--engine torch --device cpu`` write the per-code file of a plain run."""
+    tmp, D, C = files
+    base = ["recover", tmp / "D.npy", "--codes", tmp / "codes.npy", "--raw", "--nonneg",
+            "--chunk-size", "3", "--json"]
+    runs = {"plain": [], "workers": ["--workers", "2"]}
+    try:
+        import torch  # noqa: F401
+
+        runs["torch"] = ["--engine", "torch", "--device", "cpu"]
+    except ImportError:
+        pass
+    status = {}
+    for name, extra in runs.items():
+        out = tmp / f"{name}.npz"
+        r = run_cli(*base, *extra, "--out", out, cwd=tmp)
+        assert r.returncode == 0, r.stderr
+        with np.load(out, allow_pickle=False) as z:
+            status[name] = (z["status"].copy(), z["method"].copy(), z["witness_indices"].copy())
+    for name in runs:
+        for a, b in zip(status["plain"], status[name], strict=True):
+            np.testing.assert_array_equal(a, b)
+    r = run_cli(*base, "--device", "cpu", cwd=tmp)
+    assert r.returncode == 2 and "--device needs --engine torch" in r.stderr

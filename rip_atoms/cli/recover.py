@@ -140,6 +140,10 @@ def check_recover_args(args: argparse.Namespace) -> None:
         if args.checkpoint_codes < 1 or args.checkpoint_codes % args.chunk_size:
             raise UsageError(f"--checkpoint-codes must be a positive multiple of --chunk-size "
                              f"({args.chunk_size}), got {args.checkpoint_codes}")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be ≥ 1, got {args.workers}")
+    if args.engine == "numpy" and args.device is not None:
+        raise UsageError("--device needs --engine torch")
     if args.resume and args.checkpoint_dir is None:
         raise UsageError("--resume needs --checkpoint-dir DIR (the folder of the run to resume)")
 
@@ -197,8 +201,17 @@ def run_recover(args: argparse.Namespace) -> int:
         lp=not args.no_lp,
         lp_time_limit=None if math.isinf(args.lp_time_limit) else args.lp_time_limit,
         blas_threads=args.threads or None, progress=show_progress(args),
+        engine=args.engine, device=args.device,
     )
     checkpoint = None
+    stack = contextlib.ExitStack()
+    if args.scheduler is not None or args.workers is not None:
+        from rip_atoms.cluster import dask_client
+
+        options["client"] = stack.enter_context(dask_client(
+            scheduler=args.scheduler, workers=args.workers, quiet=bool(args.json),
+            log=lambda line: log(args, line)))
+        options["progress"] = False
     try:
         if args.checkpoint_dir is not None:
             res, checkpoint = run_checkpointed(args, d, codes, options)
@@ -217,6 +230,8 @@ def run_recover(args: argparse.Namespace) -> int:
                               "rerun with --resume to finish") from None
         raise Interrupted("no results written (--checkpoint-dir DIR --resume makes a long run "
                           "resumable)") from None
+    finally:
+        stack.close()
     if res.n and res.invalid == res.n:
         first = res.invalid_examples(1)[0]
         raise InvalidCodeError(
@@ -552,6 +567,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-codes", type=int, default=None, metavar="C",
                    help=f"codes per checkpoint chunk, a multiple of --chunk-size (default "
                         f"{CHECKPOINT_CHUNKS}·chunk-size)")
+    p.add_argument("--engine", choices=("numpy", "torch"), default="numpy",
+                   help="who runs the batched Fuchs stage (torch: float32 screen on --device, "
+                        "float64 confirmation on the host; the same statuses)")
+    p.add_argument("--device", default=None,
+                   help="torch device for --engine torch (cpu, cuda, cuda:1; default: CUDA "
+                        "when available)")
+    p.add_argument("--scheduler", metavar="ADDR", default=None,
+                   help="run the code chunks as tasks on the Dask scheduler at ADDR "
+                        "(tcp://HOST:PORT); the same per-code results")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="run the code chunks on a local Dask cluster of N worker processes")
     add_output_args(p)
     p.set_defaults(func=run_recover)
 

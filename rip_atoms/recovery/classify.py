@@ -5,8 +5,13 @@ returns those it did not decide; all stages share one :class:`_Context` (the ato
 the per-code record, the stage timers, the progress bar and the deadline):
 
 1. **fuchs** — the batched min-ℓ2 certificate y₀ = D̃_S (D̃_Sᵀ D̃_S)⁻¹ s
-   (:func:`rip_atoms.kernels.recovery_batch.fuchs_batch`); codes whose Gram matrix looks singular
-   get an SVD (**rank**): σmin/σmax ≤ RANK_TOL gives a null-vector tie witness.
+   (:func:`rip_atoms.kernels.recovery_batch.fuchs_batch`: a float32 screen of D̃ᵀy₀, the
+   atoms that may hold the maximum recomputed in float64); codes whose Gram matrix looks
+   singular get an SVD (**rank**): σmin/σmax ≤ RANK_TOL gives a null-vector tie witness.
+1b. **push** — the Fuchs certificate pushed inside after adding its violators
+   (:func:`rip_atoms.recovery.certificates._pushed_certificate`); certifies only where no
+   witness can exist (:func:`_no_witness_possible`), so skipping the witness searches for
+   those codes changes no decision.
 2. **admm** — a batched ADMM search for a feasible x that beats δ̃, verified in float64.
 3. **homotopy** — LARS to α → 0 (on dictionaries over 2²² entries a float32 pass first): its
    polished solution is a witness, or the final segment's dual vector is pushed strictly inside
@@ -38,13 +43,14 @@ from rip_atoms.codes import check_codes
 from rip_atoms.deadline import Deadline
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import ParameterError
-from rip_atoms.kernels.recovery_batch import admm_bp_batch, fuchs_batch
+from rip_atoms.kernels.recovery_batch import admm_bp_batch, fuchs_batch, gram_extremes
 from rip_atoms.metric import AIPMetric
 from rip_atoms.recovery.basis_pursuit import _lars
 from rip_atoms.recovery.certificates import (
     _certificate_bound,
     _lp,
     _push_certificate,
+    _pushed_certificate,
     _rigorous_bound,
     _sigma,
 )
@@ -52,7 +58,9 @@ from rip_atoms.recovery.codes import _chunk_rows, _Code, _UnitAtoms
 from rip_atoms.recovery.results import (
     CERTIFIED,
     FAILED,
+    FEAS_TOL,
     INVALID,
+    L1_TOL,
     MARGIN,
     RANK_TOL,
     RECOVERY_TOL,
@@ -74,6 +82,9 @@ from rip_atoms.recovery.witnesses import (
 #: the homotopy stops at α = HOMOTOPY_ALPHA_MIN·αmax (on the final segment, signs are readable)
 HOMOTOPY_ALPHA_MIN = 1e-9
 HOMOTOPY_ALPHA_MIN_32 = 1e-6
+#: the push stage is tried on codes whose Fuchs value is at most this (far above 1, the pushed
+#: certificate practically never certifies and near the weak threshold it only costs time)
+PUSH_MAX_FUCHS = 1.2
 _ADMM_BATCH = 256
 _ADMM_CHECK = 10
 _ADMM_POLISH_TRIES = 4
@@ -129,6 +140,7 @@ class _Context:
     stage_seconds: dict[str, float]
     bar: Any = None  # a tqdm bar, or None
     deadline: Deadline | None = None
+    solver: Any = None  # the Fuchs fast path of another engine (kernels.torch_fuchs), or None
 
     def tick(self, n: int = 1) -> None:
         if self.bar is not None:
@@ -184,6 +196,9 @@ def classify_recovery(
     out: str | os.PathLike | None = None,
     source: str = "codes",
     budget_s: float | None = None,
+    engine: str = "numpy",
+    device: str | None = None,
+    client: Any = None,
 ) -> RecoveryResult:
     """Classify, code by code, whether basis pursuit recovers each code *uniquely*, with a proof.
 
@@ -237,7 +252,22 @@ def classify_recovery(
     budget_s : float, optional
         Wall-clock budget of the whole call (None: no limit). Checked before every chunk
         and every per-code solve; the LP's own time limit is capped by what is left. Codes not
-        decided when it runs out stay undetermined.
+        decided when it runs out stay undetermined. With ``client``, each task gets the share
+        B·min(w, T)/T of B (w workers, T tasks: T/w rounds of tasks fit in B) and the client
+        stops waiting at B: chunks not back by then stay undetermined
+        (:mod:`rip_atoms.recovery.distributed`).
+    engine : {"numpy", "torch"}
+        Who runs the fast path of the Fuchs stage (the G_S solves and the float32 screen of
+        D̃ᵀy₀): numpy, or torch on ``device`` (:mod:`rip_atoms.kernels.torch_fuchs`). Either
+        way the screened candidates are recomputed in float64 by numpy on the host and only
+        those float64 values certify, so the statuses are those of the numpy engine.
+    device : str, optional
+        The torch device for ``engine="torch"`` (default: CUDA when available, else the CPU).
+    client : distributed.Client, optional
+        Run the token chunks as independent Dask tasks (:func:`rip_atoms.cluster.dask_client`):
+        the dictionary is scattered once (broadcast), each task classifies its chunks exactly
+        as this process would, results are merged in chunk order — the same per-code statuses,
+        methods and witnesses as without ``client``; a task whose worker dies is retried.
 
     Returns
     -------
@@ -260,6 +290,8 @@ def classify_recovery(
         raise ParameterError("chunk_size must be ≥ 1 and witness_iters ≥ 0")
     if lp_time_limit is not None:
         check_real("lp_time_limit", lp_time_limit, lo=0.0, lo_open=True, allow_inf=True)
+    if engine not in ("numpy", "torch"):
+        raise ParameterError(f"engine must be 'numpy' or 'torch', not {engine!r}")
     deadline = Deadline(budget_s) if budget_s is not None else None
     atoms = _UnitAtoms(D, metric)
     h, n_atoms = atoms.dim, atoms.n_atoms
@@ -267,45 +299,71 @@ def classify_recovery(
     if cap < 1:
         raise ParameterError(f"max_iter must be ≥ 1, got {cap}")
     kind, M, n = check_codes(codes, n_atoms, source, chunk_size=chunk_size)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    opts = {"nonneg": nonneg, "margin": margin, "max_iter": cap, "witness_iters": witness_iters,
+            "lp": lp, "lp_time_limit": lp_time_limit, "lp_max_size": lp_max_size,
+            "blas_threads": blas_threads, "engine": engine, "device": device,
+            "chunk_size": chunk_size}
+    if client is not None:
+        from rip_atoms.recovery.distributed import classify_distributed
 
-        bar = tqdm(total=n, desc="recover", unit="code", file=sys.stderr, leave=False)
-    ctx = _Context(atoms=atoms, nonneg=nonneg, margin=margin, max_iter=cap,
-                   witness_iters=witness_iters, lp=lp, lp_time_limit=lp_time_limit,
-                   lp_max_size=lp_max_size, rec=_Recorder(n),
-                   stage_seconds=dict.fromkeys(("fuchs", "rank", "admm", "homotopy", "lp"), 0.0),
-                   bar=bar, deadline=deadline)
-    try:
-        for start in range(0, n, chunk_size):
-            stop = min(n, start + chunk_size)
-            pending = _parse_chunk(ctx, _chunk_rows(kind, M, start, stop), start)
-            ctx.tick(stop - start - len(pending))
-            if not ctx.expired():  # else the chunk is left undetermined
-                pending = _classify_chunk(ctx, pending, blas_threads)
-            ctx.tick(len(pending))
-    finally:
-        if bar is not None:
-            bar.close()
-    rec = ctx.rec
+        rec, stage_seconds = classify_distributed(client, D, metric, kind, M, n, opts, deadline,
+                                                  _classify_rows, _Recorder)
+    else:
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n, desc="recover", unit="code", file=sys.stderr, leave=False)
+        try:
+            rec, stage_seconds = _classify_rows(atoms, kind, M, n, opts, deadline, bar)
+        finally:
+            if bar is not None:
+                bar.close()
     result = RecoveryResult(
         n=n, dim=h, n_atoms=n_atoms, nonneg=nonneg, metric=atoms.metric_info(), margin=margin,
         status=rec.status, method=rec.method, certificate=rec.certificate, fuchs=rec.fuchs,
         support_size=rec.support_size, invalid_reason=rec.reason, homotopy_iters=rec.iters,
         witnesses=rec.csr(rec.witness, n, n_atoms), failed_codes=rec.csr(rec.deltas, n, n_atoms),
         atom_scale=atoms.scale, seconds=time.perf_counter() - t_start,
-        stage_seconds={k: round(v, 6) for k, v in ctx.stage_seconds.items()}, source=source,
+        stage_seconds={k: round(v, 6) for k, v in stage_seconds.items()}, source=source,
     )
     if out is not None:
         result.save(out)
     return result
 
 
+def _classify_rows(atoms: _UnitAtoms, kind: str, M, n: int, opts: dict,
+                   deadline: Deadline | None, bar=None) -> tuple[_Recorder, dict[str, float]]:
+    """Classify rows 0..n of M chunk by chunk (``opts["chunk_size"]`` rows each); returns the
+    per-code record (indices local to M) and the stage timers."""
+    solver = None
+    if opts["engine"] == "torch":
+        solver = atoms.torch_solver(opts["device"])
+    ctx = _Context(atoms=atoms, nonneg=opts["nonneg"], margin=opts["margin"],
+                   max_iter=opts["max_iter"], witness_iters=opts["witness_iters"], lp=opts["lp"],
+                   lp_time_limit=opts["lp_time_limit"], lp_max_size=opts["lp_max_size"],
+                   rec=_Recorder(n),
+                   stage_seconds=dict.fromkeys(("fuchs", "rank", "push", "admm", "homotopy",
+                                                "lp"), 0.0),
+                   bar=bar, deadline=deadline, solver=solver)
+    chunk_size = opts["chunk_size"]
+    for start in range(0, n, chunk_size):
+        stop = min(n, start + chunk_size)
+        pending = _parse_chunk(ctx, _chunk_rows(kind, M, start, stop), start)
+        ctx.tick(stop - start - len(pending))
+        if not ctx.expired():  # else the chunk is left undetermined
+            pending = _classify_chunk(ctx, pending, opts["blas_threads"])
+        ctx.tick(len(pending))
+    return ctx.rec, ctx.stage_seconds
+
+
 def _classify_chunk(ctx: _Context, pending: list[_Code], blas_threads: int | None) -> list[_Code]:
     """The stages in order on one chunk's usable codes; returns those left undetermined."""
     with threadpool_limits(blas_threads):
         pending = _stage_fuchs(ctx, pending)
+    with threadpool_limits(1):
+        pending = _stage_push(ctx, pending)
+    with threadpool_limits(blas_threads):
         if ctx.witness_iters > 0 and pending:
             pending = _stage_admm(ctx, pending)
     with threadpool_limits(1):  # per-code work: one BLAS thread is faster on busy cores
@@ -346,14 +404,17 @@ def _parse_chunk(ctx: _Context, block: sp.csr_matrix, start: int) -> list[_Code]
 
 
 def _stage_fuchs(ctx: _Context, pending: list[_Code]) -> list[_Code]:
-    """Batched Fuchs certificates; SVD rank decisions for rank suspects."""
+    """Batched Fuchs certificates (float32 screen, float64 values); SVD rank decisions for rank
+    suspects. A code is certified on the bound value + ‖e‖₂/σ + γ_H‖y₀‖₂ with σ a lower bound on
+    σmin(D̃_S) (:class:`~rip_atoms.kernels.recovery_batch.FuchsBatch`); codes left open get the
+    exact extreme eigenvalues of G_S (their σmin/σmax drive the later stages)."""
     if not pending:
         return pending
     atoms = ctx.atoms
-    rest, suspects = [], []
+    rest, suspects, inexact = [], [], []
     with ctx.timed("fuchs"):
         fb = fuchs_batch(atoms.rows64, [c.S for c in pending], [c.s for c in pending],
-                         nonneg=ctx.nonneg)
+                         nonneg=ctx.nonneg, DT32=atoms.rows32(), solver=ctx.solver)
         for j, code in enumerate(pending):
             if fb.rank_suspect[j]:
                 suspects.append(code)
@@ -366,9 +427,62 @@ def _stage_fuchs(ctx: _Context, pending: list[_Code]) -> list[_Code]:
                                     atoms.gamma, float(fb.y_norm[j]))
             if not ctx.offer(code, Method.FUCHS, bound):
                 rest.append(code)
+                if not fb.exact_lam[j]:
+                    inexact.append(code)
+        if inexact:  # the later stages read σmin and σmin/σmax: the eigenvalues themselves
+            lo, hi = gram_extremes(atoms.rows64, [c.S for c in inexact])
+            for code, a, b in zip(inexact, lo, hi, strict=True):
+                code.sigma_min = math.sqrt(max(a, 0.0))
+                code.sigma_ratio = math.sqrt(max(a, 0.0) / b)
     with ctx.timed("rank"), threadpool_limits(1):
         rest.extend(_rank_decisions(ctx, suspects))
     return rest
+
+
+def _stage_push(ctx: _Context, pending: list[_Code]) -> list[_Code]:
+    """Certificates pushed from the Fuchs certificate (:func:`_pushed_certificate` with T = ∅:
+    atoms that violate are added with their signs, then y is pushed inside), before any
+    witness search, for codes whose Fuchs value is ≤ PUSH_MAX_FUCHS. A code is certified here
+    only when, besides bound < 1 − margin, no witness within the tolerances can exist
+    (:func:`_no_witness_possible`), so the stages it skips (ADMM, homotopy, LP) could not have
+    failed it."""
+    rest = []
+    with ctx.timed("push"):
+        for n_done, code in enumerate(pending):
+            if ctx.expired():
+                rest.extend(pending[n_done:])
+                break
+            if (code.blocked or not code.sigma_ratio > RANK_TOL
+                    or not ctx.rec.fuchs[code.index] <= PUSH_MAX_FUCHS):
+                rest.append(code)
+                continue
+            bound, value, y_norm = _pushed_certificate(ctx.atoms, code, np.array([], np.int64),
+                                                       np.array([]), ctx.nonneg)
+            ctx.rec.offer_bound(code, bound)
+            if not (_no_witness_possible(ctx.atoms, code, bound, value, y_norm)
+                    and ctx.offer(code, Method.PUSH, bound)):
+                rest.append(code)
+    return rest
+
+
+def _no_witness_possible(atoms: _UnitAtoms, code: _Code, bound: float, value: float,
+                         y_norm: float) -> bool:
+    """True when an exact certificate y' of value t ≤ ``bound`` < 1 rules out every witness
+    (module :mod:`~rip_atoms.recovery.witnesses`). For a witness x, v = x − δ̃, r = D̃v:
+    ‖r‖₂ ≤ ε = FEAS_TOL‖δ̃‖₂ + γ_H‖δ̃‖₁ (y itself is a float64 sum), and
+    ‖x‖₁ − ‖δ̃‖₁ ≥ sᵀv_S + ‖v_{Sᶜ}‖₁ = y'ᵀr − y'ᵀD̃_{Sᶜ}v_{Sᶜ} + ‖v_{Sᶜ}‖₁
+    ≥ (1 − t)‖v_{Sᶜ}‖₁ − ‖y'‖₂ε, so ‖x‖₁ ≤ (1 + L1_TOL)‖δ̃‖₁ forces
+    ‖v_{Sᶜ}‖₁ ≤ m = (L1_TOL‖δ̃‖₁ + ‖y'‖₂ε)/(1 − t), and D̃_S v_S = r − D̃_{Sᶜ}v_{Sᶜ} gives
+    ‖v‖₂ ≤ (ε + m)/σmin + m. No witness exists when that is ≤ RECOVERY_TOL‖δ̃‖₂. Here
+    ‖y'‖₂ ≤ ‖y‖₂ + (bound − value) (the bound's ‖e‖₂/σmin term) and σmin is taken 10⁻⁶
+    smaller than computed."""
+    if not (bound < 1.0 and math.isfinite(value) and code.sigma_min > 0):
+        return False
+    eps = FEAS_TOL * code.norm2 + atoms.gamma * code.l1
+    y_prime = y_norm + (bound - value)
+    m = (L1_TOL * code.l1 + y_prime * eps) / (1.0 - bound)
+    sigma = code.sigma_min * (1.0 - 1e-6)
+    return (eps + m) / sigma + m <= RECOVERY_TOL * code.norm2
 
 
 def _rank_decisions(ctx: _Context, suspects: list[_Code]) -> list[_Code]:

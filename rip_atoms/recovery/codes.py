@@ -78,7 +78,8 @@ class _UnitAtoms:
             from rip_atoms.kernels.near_duplicates import near_duplicate_pairs
 
             live = np.flatnonzero(~self.dead)
-            pairs = near_duplicate_pairs(self.rows64[live], DUPLICATE_TOL)
+            U = self.rows64 if live.size == self.n_atoms else self.rows64[live]  # no copy
+            pairs = near_duplicate_pairs(U, DUPLICATE_TOL)
             signed = np.zeros(self.n_atoms, dtype=bool)
             positive = np.zeros(self.n_atoms, dtype=bool)
             for i, j, c in pairs:
@@ -96,6 +97,21 @@ class _UnitAtoms:
         if self._cols32 is None:
             self._cols32 = np.asfortranarray(self.cols64, dtype=np.float32)
         return self._cols32
+
+    def torch_solver(self, device):
+        """The torch engine's Fuchs fast path on ``device`` (built once per device)."""
+        key = str(device)
+        if getattr(self, "_torch_key", None) != key:
+            from rip_atoms.kernels.torch_fuchs import TorchFuchs
+
+            self._torch_solver = TorchFuchs(self.rows64, device)
+            self._torch_key = key
+        return self._torch_solver
+
+    def rows32(self) -> np.ndarray:
+        """D̃ᵀ rounded to float32 (N×H, C order; the same buffer as :meth:`cols32`), for the
+        float32 screen of the Fuchs stage."""
+        return self.cols32().T
 
     def metric_info(self) -> dict:
         return self.corrected.metric_info()

@@ -54,6 +54,7 @@ class Method(IntEnum):
     HOMOTOPY = 4
     LP = 5
     DUPLICATE = 6
+    PUSH = 7
 
 
 STATUS_NAMES = tuple(s.name.lower() for s in Status)
@@ -61,7 +62,7 @@ METHOD_NAMES = tuple(m.name.lower() for m in Method)
 INVALID_REASONS = ("", "empty support", "negative entry in a non-negative code",
                    "support on a dead atom")
 UNDETERMINED, CERTIFIED, FAILED, INVALID = Status
-M_NONE, M_FUCHS, M_RANK, M_ADMM, M_HOMOTOPY, M_LP, M_DUPLICATE = Method
+M_NONE, M_FUCHS, M_RANK, M_ADMM, M_HOMOTOPY, M_LP, M_DUPLICATE, M_PUSH = Method
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,125 @@
+"""Distributed ℓ1 certification: the token chunks of :func:`classify_recovery` as Dask tasks.
+
+:func:`classify_distributed` (reached through ``classify_recovery(..., client=client)``):
+
+* the dictionary D (and the metric) is scattered once to every worker (``broadcast=True``);
+  each worker builds the corrected atoms D̃ once per call (cached by a token of the call);
+* the codes are cut into tasks of whole chunks (``chunk_size`` rows each, the same boundaries
+  as the single-process run, whose stages work per chunk: Fuchs blocks, ADMM batches); a task is
+  the pure function (D̃, its rows, options, budget share) → that rows' per-code record, so a
+  task retried after its worker died (Dask reschedules it; ``allowed-failures``) returns the
+  same record;
+* records are merged in chunk order: per-code statuses, methods, bounds and witnesses are those
+  of the single-process run.
+
+Budgets. With ``budget_s`` = B and T tasks on w workers (w counted when the call starts), each
+task runs under the budget B·min(w, T)/T — T/w rounds of tasks fit in B — measured from its own
+start; the client waits for results until B has passed since the call began, cancels what is
+left, and leaves those chunks undetermined. So a budgeted run stays within B wall seconds plus
+the time to return the finished records.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from rip_atoms.deadline import Deadline
+from rip_atoms.recovery.codes import _chunk_rows, _UnitAtoms
+
+#: per worker process: (token, D̃) of the call in progress
+_ATOMS_CACHE: dict[str, _UnitAtoms] = {}
+#: Dask retries of a task whose worker died, and resubmissions after a lost dictionary
+_RETRIES = 3
+#: chunks per task (a task holds at least this many chunks when there are enough)
+_CHUNKS_PER_TASK = 1
+
+
+def _worker_atoms(token: str, D, metric) -> _UnitAtoms:
+    atoms = _ATOMS_CACHE.get(token)
+    if atoms is None:
+        _ATOMS_CACHE.clear()
+        atoms = _UnitAtoms(D, metric)
+        _ATOMS_CACHE[token] = atoms
+    return atoms
+
+
+def _classify_task(run_rows, token: str, D, metric, rows, opts: dict,
+                   budget: float | None) -> dict:
+    """One task: classify the CSR ``rows`` (whole chunks) as the single-process run would
+    (``run_rows`` is :func:`rip_atoms.recovery.classify._classify_rows`)."""
+    atoms = _worker_atoms(token, D, metric)
+    deadline = Deadline(budget) if budget is not None else None
+    rec, seconds = run_rows(atoms, "sparse", rows, rows.shape[0], opts, deadline)
+    return {"rec": rec, "seconds": seconds}
+
+
+def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dict,
+                         deadline: Deadline | None, run_rows, recorder):
+    """Run the chunks of ``M`` (n rows) as tasks on ``client``; returns the merged record and
+    the stage seconds summed over tasks (module docstring). ``run_rows`` and ``recorder`` are
+    :func:`~rip_atoms.recovery.classify._classify_rows` and its record class (passed in, so
+    this module does not import the classifier that calls it)."""
+    from distributed import CancelledError
+
+    chunk = opts["chunk_size"]
+    per_task = chunk * _CHUNKS_PER_TASK
+    bounds = [(a, min(n, a + per_task)) for a in range(0, n, per_task)]
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    budget = None
+    if deadline is not None:
+        left = deadline.remaining()
+        budget = max(0.0, left) * min(workers, len(bounds)) / max(1, len(bounds))
+    token = uuid.uuid4().hex
+    state = {"D": client.scatter(D, broadcast=True, hash=False)}
+
+    def submit(a: int, b: int):
+        return client.submit(_classify_task, run_rows, token, state["D"], metric,
+                             _chunk_rows(kind, M, a, b), opts, budget, pure=False,
+                             retries=_RETRIES)
+
+    futures = [submit(a, b) for a, b in bounds]
+    rec = recorder(n)
+    seconds: dict[str, float] = {}
+    try:
+        for i, (a, b) in enumerate(bounds):
+            part = None
+            for attempt in range(_RETRIES + 1):
+                timeout = None if deadline is None else max(0.0, deadline.remaining())
+                try:
+                    part = futures[i].result(timeout=timeout)
+                    break
+                except TimeoutError:
+                    break  # past the budget: this chunk stays undetermined
+                except CancelledError:
+                    # the scattered dictionary went down with a killed worker ("lost
+                    # dependencies"): scatter it again and resubmit the chunks still open
+                    if attempt == _RETRIES:
+                        raise
+                    state["D"] = client.scatter(D, broadcast=True, hash=False)
+                    for j in range(i, len(bounds)):
+                        if futures[j].status in ("cancelled", "lost", "error"):
+                            futures[j] = submit(*bounds[j])
+            if part is None:
+                continue
+            _merge(rec, part["rec"], a, b)
+            for k, v in part["seconds"].items():
+                seconds[k] = seconds.get(k, 0.0) + v
+    finally:
+        client.cancel([f for f in futures if not f.done()])
+    if not seconds:
+        seconds = dict.fromkeys(("fuchs", "rank", "push", "admm", "homotopy", "lp"), 0.0)
+    return rec, seconds
+
+
+def _merge(rec, part, a: int, b: int) -> None:
+    """Copy a task's record (rows a..b) into the call's record."""
+    for name in ("status", "method", "certificate", "fuchs", "support_size", "reason",
+                 "iters"):
+        getattr(rec, name)[a:b] = getattr(part, name)
+    rec.witness.update({a + i: w for i, w in part.witness.items()})
+    rec.deltas.update({a + i: d for i, d in part.deltas.items()})
+
+
+__all__ = ["classify_distributed"]
+
