@@ -317,8 +317,9 @@ class CorrectedAtoms:
         Computed from the float32 rows A as λmax(AᵀA) in float64 (accumulated over chunks), then
         corrected for the rows' rounding: fresh rows are within u + 2η of the unit whitened atoms
         (rows of the factor F, a rotation of D̃ᵀ up to δ), so
-        ‖D̃‖₂² ≤ (‖A‖₂ + (u + 2η)·sqrt(N))² + 3δN; rows reused from the input are exact up to their norms nᵢ, so
-        ‖D̃‖₂ ≤ ‖A‖₂ · maxᵢ 1/nᵢ. A relative slack of 1e-12 covers the float64 eigensolve.
+        ‖D̃‖₂² ≤ (‖A‖₂ + (u + 2η)·sqrt(N))² + 3δN; rows reused from the input are exact up
+        to their norms nᵢ, so ‖D̃‖₂ ≤ ‖A‖₂ · maxᵢ 1/nᵢ. A relative slack of 1e-12 covers the
+        float64 eigensolve.
         """
         if self.rows is None:
             raise ParameterError(

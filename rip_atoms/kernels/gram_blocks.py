@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -63,50 +62,30 @@ def _insert(topv, topi, r, v, idx):
     topi[r, pos] = idx
 
 
-@njit(parallel=True, cache=True)
-def _merge_rows(G, row0, col0, diagonal, topv, topi, hist):
-    """Fold the rows of block G (rows row0.., columns col0..) into the per-row top lists and
-    count each unordered pair once in ``hist`` (one histogram row per chunk of rows)."""
+@njit(cache=True, nogil=True)
+def _merge_tile(G, row0, col0, diagonal, topv, topi, hist):
+    """Fold tile G (rows row0.., columns col0..; the upper triangle j > i only when
+    ``diagonal``) into the top lists of its rows and of its columns, and count each pair once in
+    ``hist``. Serial and without the GIL: the threads of :func:`reduce_tiles` each fold their own
+    tiles into their own lists."""
     bi, bj = G.shape
-    n_chunks, n_bins = hist.shape
+    n_bins = hist.shape[0]
     last = topv.shape[1] - 1
-    step = (bi + n_chunks - 1) // n_chunks
-    for c in prange(n_chunks):
-        lo = c * step
-        hi = min(bi, lo + step)
-        for i in range(lo, hi):
-            r = row0 + i
-            thr = topv[r, last]
-            for j in range(bj):
-                if diagonal and j == i:
-                    continue
-                v = abs(G[i, j])
-                if (not diagonal) or j > i:
-                    b = int(v * n_bins)
-                    if b >= n_bins:
-                        b = n_bins - 1
-                    hist[c, b] += 1
-                if v >= thr and _before(v, col0 + j, thr, topi[r, last]):
-                    _insert(topv, topi, r, v, col0 + j)
-                    thr = topv[r, last]
-
-
-@njit(parallel=True, cache=True)
-def _merge_columns(G, row0, col0, topv, topi, tile):
-    """Fold the columns of an off-diagonal block G into the top lists of rows col0.. (G's
-    columns are those atoms); threads own disjoint tiles of columns, so no write conflicts."""
-    bi, bj = G.shape
-    last = topv.shape[1] - 1
-    n_tiles = (bj + tile - 1) // tile
-    for t in prange(n_tiles):
-        j0 = t * tile
-        j1 = min(bj, j0 + tile)
-        for i in range(bi):
-            for j in range(j0, j1):
-                v = abs(G[i, j])
-                r = col0 + j
-                if v >= topv[r, last] and _before(v, row0 + i, topv[r, last], topi[r, last]):
-                    _insert(topv, topi, r, v, row0 + i)
+    for i in range(bi):
+        r = row0 + i
+        for j in range(bj):
+            if diagonal and j <= i:
+                continue
+            v = abs(G[i, j])
+            b = int(v * n_bins)
+            if b >= n_bins:
+                b = n_bins - 1
+            hist[b] += 1
+            if v >= topv[r, last] and _before(v, col0 + j, topv[r, last], topi[r, last]):
+                _insert(topv, topi, r, v, col0 + j)
+            c = col0 + j
+            if v >= topv[c, last] and _before(v, r, topv[c, last], topi[c, last]):
+                _insert(topv, topi, c, v, r)
 
 
 @njit(parallel=True, cache=True)
@@ -140,12 +119,52 @@ def tile_pairs(n: int, block_size: int) -> list[tuple[int, int]]:
     return [(a, b) for ai, a in enumerate(starts) for b in starts[ai:]]
 
 
+_ALIGNED: list = []  # (the array as received, its aligned copy): the last one a worker saw
+
+
+def _aligned_copy(A: np.ndarray) -> np.ndarray:
+    """A C-contiguous float32 copy of A starting at a 64-byte boundary."""
+    raw = np.empty(A.size * 4 + 64, dtype=np.uint8)
+    off = (-raw.ctypes.data) % 64
+    out = raw[off: off + A.size * 4].view(np.float32).reshape(A.shape)
+    out[...] = A
+    return out
+
+
 def _check(A: np.ndarray, n_top: int) -> np.ndarray:
-    A = np.ascontiguousarray(A, dtype=np.float32)
+    """A as a C-contiguous float32 array at a 64-byte boundary. An array Dask deserialised can
+    sit at any address, and numpy's matmul then takes other paths (without BLAS when it is not
+    even 4-byte aligned) with other rounding; so such an array is copied (once per worker: the
+    copy is kept for the next task on the same array), and every pass, local or distributed,
+    multiplies the same bytes at the same alignment."""
+    if not (A.dtype == np.float32 and A.flags.c_contiguous and A.ctypes.data % 64 == 0):
+        if _ALIGNED and _ALIGNED[0][0] is A:
+            A = _ALIGNED[0][1]
+        else:
+            copy = _aligned_copy(np.asarray(A))
+            _ALIGNED[:] = [(A, copy)]
+            A = copy
     n = A.shape[0]
     if not 1 <= n_top <= n - 1:
         raise ParameterError(f"n_top must be in [1, N-1] = [1, {n - 1}], got {n_top}")
     return A
+
+
+def _reduce_serial(A, tiles, n_top, bins, block_size, bar):
+    n = A.shape[0]
+    topv = np.full((n, n_top), -1.0, dtype=np.float32)
+    topi = np.full((n, n_top), -1, dtype=np.int32)
+    hist = np.zeros(bins, dtype=np.int64)
+    buf = np.empty((min(block_size, n), min(block_size, n)), dtype=np.float32)
+    for a, b in tiles:
+        ia = A[a : a + block_size]
+        ib = A[b : b + block_size]
+        G = buf[: ia.shape[0], : ib.shape[0]]
+        np.matmul(ia, ib.T, out=G)
+        _merge_tile(G, a, b, a == b, topv, topi, hist)
+        if bar is not None:
+            bar.update(1)
+    return topv, topi, hist
 
 
 def reduce_tiles(
@@ -156,29 +175,40 @@ def reduce_tiles(
     bins: int = 200,
     block_size: int = 2048,
     bar=None,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(top_values, top_indices, histogram) of the tiles given: each row's top-``n_top`` list
     over the entries of those tiles (sorted, see the module docstring; unfilled slots are
     (−1, −1)) and the (bins,) counts of their pairs j < l. A pure function of its arguments: a
-    Dask task that runs it twice (a retry) returns the same bytes."""
+    Dask task that runs it twice (a retry) returns the same bytes.
+
+    Every tile is one *single-threaded* float32 GEMM (a multi-threaded BLAS rounds differently
+    with another thread count, so a pass on a 2-core driver and one on 1-core workers would not
+    agree); ``threads`` Python threads (default: the BLAS's thread count here, i.e. the cores
+    this process is given) share the tiles in contiguous runs, each with its own lists, merged
+    at the end. Same bytes for any ``threads``, any process.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info, threadpool_limits
+
     A = _check(A, n_top)
-    n = A.shape[0]
-    topv = np.full((n, n_top), -1.0, dtype=np.float32)
-    topi = np.full((n, n_top), -1, dtype=np.int32)
-    n_chunks = max(1, numba.get_num_threads()) * 4
-    hist = np.zeros((n_chunks, bins), dtype=np.int64)
-    buf = np.empty((min(block_size, n), min(block_size, n)), dtype=np.float32)
-    for a, b in tiles:
-        ia = A[a : a + block_size]
-        ib = A[b : b + block_size]
-        G = buf[: ia.shape[0], : ib.shape[0]]
-        np.matmul(ia, ib.T, out=G)
-        _merge_rows(G, a, b, a == b, topv, topi, hist)
-        if a != b:
-            _merge_columns(G, a, b, topv, topi, 64)
-        if bar is not None:
-            bar.update(1)
-    return topv, topi, hist.sum(axis=0)
+    tiles = list(tiles)
+    if threads is None:
+        blas = [p.get("num_threads", 1) for p in threadpool_info() if p.get("user_api") == "blas"]
+        threads = max(blas) if blas else 1
+    runs = split_tiles(tiles, max(1, int(threads)))
+    with threadpool_limits(1, user_api="blas"):
+        if len(runs) == 1:
+            parts = [_reduce_serial(A, runs[0], n_top, bins, block_size, bar)]
+        else:
+            with ThreadPoolExecutor(len(runs)) as pool:
+                parts = list(pool.map(lambda run: _reduce_serial(A, run, n_top, bins,
+                                                                  block_size, bar), runs))
+    acc = parts[0]
+    for part in parts[1:]:
+        merge_reductions(acc, part)
+    return acc
 
 
 def merge_reductions(acc: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -190,7 +220,7 @@ def merge_reductions(acc: tuple[np.ndarray, np.ndarray, np.ndarray],
 
 def split_tiles(tiles: list[tuple[int, int]], n_tasks: int) -> list[list[tuple[int, int]]]:
     """Contiguous runs of the tile list, of (nearly) equal length: one per task."""
-    n_tasks = max(1, min(n_tasks, len(tiles)))
+    n_tasks = max(1, min(n_tasks, max(1, len(tiles))))
     bounds = np.linspace(0, len(tiles), n_tasks + 1).round().astype(int)
     return [tiles[bounds[k]: bounds[k + 1]] for k in range(n_tasks)]
 
