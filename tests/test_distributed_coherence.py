@@ -103,3 +103,26 @@ def test_worker_killed_mid_run_gives_identical_result(client):
     # the cluster recovered: the nanny restarted the killed worker, the pass still works
     client.wait_for_workers(2, timeout=60)
     _same(local, coherence(D, "raw", client=client, **kw))
+
+
+def test_report_coherence_with_a_client_is_identical(client):
+    from rip_atoms.report import VerifyTarget, build_report
+
+    D = Dictionary(_dictionaries()["duplicates+dead"])
+    reps = [build_report(VerifyTarget(D, "tiny"), budget_s=1.0, rip_ks=(2, 4), client=c)
+            for c in (None, client)]
+    for geometry in ("raw", "aip"):
+        a, b = (dict(r["coherence"][geometry]) for r in reps)
+        a.pop("seconds"), b.pop("seconds")
+        assert a == b
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--workers", "0"], "--workers must be ≥ 1"),
+    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "not both"),
+])
+def test_verify_cluster_options_are_checked(tmp_path, capsys, argv, says):
+    from rip_atoms.cli import main as cli_main
+
+    rc = cli_main(["verify", "--quick", "--out", str(tmp_path / "r"), *argv])
+    assert rc == 2 and says in capsys.readouterr().err

@@ -124,12 +124,15 @@ def build_report(
     l1_max_tokens: int = 256,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    client=None,
 ) -> dict:
     """Every section of the report for ``target`` (see the module docstring).
 
     ``budget_s`` is the wall-clock budget of the searches (RIP witnesses, spark null vectors,
     the ℓ1 probe), shared out as :data:`BUDGET_SHARES`; the exact parts (coherence, Babel,
-    criteria) run to completion. ``seed`` fixes every random choice.
+    criteria) run to completion. ``seed`` fixes every random choice. ``client``: a
+    ``distributed.Client`` (:func:`rip_atoms.cluster.dask_client`) that runs the Gram tiles of
+    the coherence passes (identical results to the single-process run).
     """
     if not budget_s > 0:
         raise ParameterError(f"budget_s must be > 0, got {budget_s}")
@@ -195,8 +198,10 @@ def build_report(
     top_aip = 256 if live <= 20000 else 64
     say("coherence and Babel, raw and under the AIP")
     coh_raw = coherence(d, None, babel_p=babel_p if metric is not None else babel_aip,
-                        top=64 if metric is not None else top_aip, progress=progress)
-    coh_aip = coherence(d, metric, babel_p=babel_aip, top=top_aip, progress=progress) \
+                        top=64 if metric is not None else top_aip, progress=progress,
+                        client=client)
+    coh_aip = coherence(d, metric, babel_p=babel_aip, top=top_aip, progress=progress,
+                        client=client) \
         if metric is not None else coh_raw
     report["coherence"] = {"raw": _coherence_section(coh_raw, babel_p=babel_p),
                            "aip": _coherence_section(coh_aip, babel_p=babel_p),
