@@ -66,10 +66,18 @@ def _blas_threads(workers: int) -> int:
     return max(1, default_workers() // workers)
 
 
+def _restore_environment(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @contextlib.contextmanager
 def dask_client(*, scheduler: str | None = None, workers: int | None = None,
                 resources: dict[str, float] | None = None, quiet: bool = False,
-                log=None) -> Iterator[Any]:
+                log=None, blas_threads: int | None = None) -> Iterator[Any]:
     """A ``distributed.Client`` for the duration of the ``with`` block.
 
     Parameters
@@ -85,6 +93,9 @@ def dask_client(*, scheduler: str | None = None, workers: int | None = None,
         Do not print the dashboard link.
     log
         Where the one-line dashboard note goes (a callable taking a string; default stderr).
+    blas_threads
+        BLAS/numba threads per LocalCluster worker (default ⌊cores / workers⌋); e.g. 1 to
+        measure how a pass scales with the number of equal workers.
 
     The LocalCluster binds to 127.0.0.1, uses processes (one thread each, so numpy/numba work
     does not contend for the GIL) and sizes each worker's BLAS pools to ⌊cores / workers⌋.
@@ -111,10 +122,17 @@ def dask_client(*, scheduler: str | None = None, workers: int | None = None,
     n = default_workers() if workers is None else workers
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ParameterError(f"--workers must be an integer ≥ 1, got {workers!r}")
-    threads = _blas_threads(n)
+    threads = _blas_threads(n) if blas_threads is None else blas_threads
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ParameterError(f"blas_threads must be an integer ≥ 1, got {blas_threads!r}")
     env = {name: str(threads) for name in BLAS_THREAD_VARIABLES}
+    # Dask applies the workers' environment to this process too; this process keeps its own
+    # thread settings (numba refuses a changed NUMBA_NUM_THREADS once its pool is running)
+    saved = {name: os.environ.get(name) for name in BLAS_THREAD_VARIABLES}
+    stack = contextlib.ExitStack()
+    stack.callback(_restore_environment, saved)
     # the scheduler's dashboard needs bokeh; without it Dask warns once and runs without one
-    with contextlib.ExitStack() as stack:
+    with stack:
         import dask
         stack.enter_context(dask.config.set({
             "distributed.worker.daemon": False,  # workers may start their own processes
@@ -126,6 +144,7 @@ def dask_client(*, scheduler: str | None = None, workers: int | None = None,
             dashboard_address="127.0.0.1:0", resources=resources, silence_logs=40,
             env=env))
         client = stack.enter_context(distributed.Client(cluster))
+        _restore_environment(saved)
         if not quiet:
             emit(f"dask: LocalCluster of {n} worker(s) × 1 thread, {threads} BLAS thread(s) each, "
                  f"dashboard {client.dashboard_link}")

@@ -173,6 +173,7 @@ def coherence(
     backend: str = "numpy",
     device: str | None = None,
     progress: bool = False,
+    client=None,
 ) -> CoherenceResult:
     """Coherence report of D under a metric (module docstring has the formulas and precision).
 
@@ -189,6 +190,12 @@ def coherence(
     backend : ``"numpy"`` (blocked numpy GEMM + numba merges, the reference) or ``"torch"``
         (the same reduction through torch, on ``device`` — CUDA when available). Both feed the
         same float64 recomputation, so the reported extremes agree.
+    client : a ``distributed.Client`` (:func:`rip_atoms.cluster.dask_client`), numpy backend
+        only: the corrected rows are scattered once to every worker and the Gram tiles run as
+        pure Dask tasks, a few runs of tiles per worker, whose partial per-row lists and
+        histograms are merged here (:func:`rip_atoms.kernels.blocked_gram_reduce`). The result
+        is bit-identical to the single-process pass (each row keeps its top entries in a total
+        order, ties by index); a task whose worker dies is rerun with the same result.
 
     Returns
     -------
@@ -222,6 +229,9 @@ def coherence(
     babel_p = max(1, min(babel_p, n_live - 1))
     n_top_pairs = max(1, top)
     P = min(max(babel_p, n_top_pairs), n_live - 1)
+    if client is not None and backend != "numpy":
+        raise ParameterError("a Dask client runs the numpy backend's tiles; use "
+                             "backend='numpy' with client=")
     if backend == "torch":
         from rip_atoms.kernels.torch_gram import blocked_gram_reduce_torch
 
@@ -229,7 +239,7 @@ def coherence(
                                         device=device, progress=progress)
     elif backend == "numpy":
         red = blocked_gram_reduce(atoms.rows, P, bins=bins, block_size=block_size,
-                                  progress=progress)
+                                  progress=progress, client=client)
     else:
         raise ParameterError(f"backend must be 'numpy' or 'torch', not {backend!r}")
     topv = red.top_values  # float32
@@ -251,6 +261,7 @@ def coherence(
     cutoff = vals[order[r - 1]] - 2 * tol
     n_cand = int(np.sum(vals >= min(cutoff, dup_cutoff)))
     cand = order[: min(max(r, n_cand), r + _MAX_EXTRA_PAIRS)]
+    window_complete = len(cand) >= n_cand  # every pair that could be the maximum is in it
     cand_pairs = np.stack([key[cand] // n_live, key[cand] % n_live], axis=1)
     cand_pairs_atoms = live[cand_pairs]
     cand_exact = atoms.cosines_pairs(cand_pairs_atoms)
@@ -315,7 +326,9 @@ def coherence(
     top_up = np.where(topv[:, :babel_p] >= dup_cutoff, np.float32(1.0), topv[:, :babel_p])
     babel_upper = (np.cumsum(top_up, axis=1, dtype=np.float64).max(axis=0)
                    + tol * np.arange(1, babel_p + 1))
-    mu_upper = min(1.0, mu + atoms.tolerance64, float(babel_upper[0]))
+    # μ + tol64 bounds the true μ only when the candidate window held every possible maximum
+    mu_upper = min(1.0, mu + atoms.tolerance64 if window_complete else 1.0,
+                   float(babel_upper[0]))
     if duplicate_pairs:  # treated as parallel: nothing is certified
         mu_upper = 1.0
     return CoherenceResult(
@@ -484,6 +497,7 @@ def per_atom_coherence(
     *,
     exact_max_atoms: int = EXACT_MAX_ATOMS,
     progress: bool = False,
+    client=None,
 ) -> PerAtomCoherence:
     """μⱼ = max_{l≠j} |⟨d̃ⱼ, d̃ₗ⟩| for every live atom under ``metric`` (an :class:`AIPMetric`,
     ``"self"`` for (D Dᵀ)⁻¹, or ``"raw"``/None for Euclidean cosines).
@@ -502,6 +516,8 @@ def per_atom_coherence(
         All pairs in float64 up to this many live atoms.
     progress : bool
         A progress bar for the blocked pass (large dictionaries only).
+    client : distributed.Client, optional
+        Runs the blocked pass's tiles on a Dask cluster (see :func:`coherence`; same result).
 
     Returns
     -------
@@ -534,7 +550,7 @@ def per_atom_coherence(
         mu, pair = float(vals[r]), (int(min(live[r], part[r])), int(max(live[r], part[r])))
         method = "float64, all pairs"
     else:
-        coh = coherence(d, atoms.metric, babel_p=1, top=1, progress=progress)
+        coh = coherence(d, atoms.metric, babel_p=1, top=1, progress=progress, client=client)
         tol = float(coh.float32_tolerance)
         values[live] = coh.per_atom[live]
         partner[live] = coh.per_atom_partner[live]

@@ -2,17 +2,33 @@
 
 For a dictionary D (columns dᵢ) and an AIP metric with whitening W = S̃^{1/2} (or none: raw
 Euclidean geometry), the corrected atoms are d̃ᵢ = W dᵢ / ‖W dᵢ‖₂ (DESIGN.md, "AIP-corrected
-dictionary"). Passes over many atoms use float32 rows ``rows`` (N_live×H, C-contiguous; the
-whitening itself is done in float64 and then rounded, so ill-conditioned metrics lose nothing);
-every reported number is recomputed in float64 from the atoms as given with
-cos(j, l) = dⱼᵀ S̃ dₗ / (‖dⱼ‖_S ‖dₗ‖_S) (:meth:`CorrectedAtoms.gram`, :meth:`cosines_row`).
-Exact ℓ1 recovery (:mod:`rip_atoms.recovery`) and the theorem suite need D̃ itself in float64:
-built with ``rows64=True``, ``rows64`` holds every atom's float64 unit row (N×H; dead atoms zero)
-from one unchunked float64 pass, and ``norms`` comes from that same pass.
+dictionary"). Passes over many atoms use float32 rows ``rows`` (N_live×H, C-contiguous): any
+factor F with FᵀF = S̃ gives the same inner products, so the rows are the unit atoms
+F dᵢ/‖F dᵢ‖ of the upper-triangular Cholesky factor F = U (S̃ = UᵀU; W itself only if Cholesky
+fails), a rotation of the d̃ᵢ. They are computed block by block of atoms (4096 at a time) with
+one float64 ``dtrmm`` per block — H²/2 multiply-adds per atom, half of W dᵢ — then rounded to
+float32, so ill-conditioned metrics lose nothing. Every reported number is recomputed in float64
+from the atoms as given with cos(j, l) = dⱼᵀ S̃ dₗ / (‖dⱼ‖_S ‖dₗ‖_S) (:meth:`CorrectedAtoms.gram`,
+:meth:`cosines_row`). Exact ℓ1 recovery (:mod:`rip_atoms.recovery`) and the theorem suite need
+D̃ itself in float64: built with ``rows64=True``, ``rows64`` holds every atom's float64 unit row
+W dᵢ/‖W dᵢ‖ (N×H; dead atoms zero) from one unchunked float64 pass, and ``norms`` comes from that
+same pass.
 
-``tolerance`` bounds |float32 row cosine − exact cosine|: γ_H + 2.5u (u = 2⁻²⁴, γ_H = Hu/(1−Hu);
-rounding of unit rows plus the GEMM's accumulation bound for unit vectors), plus twice the largest
-deviation of a row's squared norm from 1 when rows are reused without renormalising.
+``tolerance`` bounds |float32 row cosine − exact cosine| (tol32):
+
+    tol32 = γ_H + 2.5u + 4η + 3δ
+
+* γ_H + 2.5u (u = 2⁻²⁴, γ_H = Hu/(1−Hu)): the float32 GEMM's accumulation bound for unit
+  vectors, plus rounding the unit rows to float32;
+* η = maxᵢ γ⁽⁶⁴⁾_H‖F‖_F‖xᵢ‖/‖F xᵢ‖ (γ⁽⁶⁴⁾ the float64 γ): the float64 whitening's relative
+  error, |fl(F x) − F x| ≤ γ⁽⁶⁴⁾_H|F||x| entrywise, so ‖fl(F x) − F x‖ ≤ γ⁽⁶⁴⁾_H‖F‖_F‖x‖;
+  normalising doubles it (a row is within u + 2η of the exact unit vector, which moves a cosine
+  by at most 2(u + 2η) + (u + 2η)²); η ≤ γ⁽⁶⁴⁾_H·sqrt(H·κ(S̃)) ≈ 1e-11·sqrt(κ) at H = 2304;
+* δ ≤ γ⁽⁶⁴⁾_{H+1}‖U‖_F²/λmin(S̃) ≤ γ⁽⁶⁴⁾_{H+1}·H·κ(S̃): the Cholesky factor's backward error
+  (|cos_U − cos_S| ≤ 3δ; see :func:`_whitening_factor`), ≈ 6e-10·κ(S̃) at H = 2304.
+
+Raw rows have η = δ = 0. Rows reused from a unit float32 input add twice the largest deviation
+of a row's squared norm from 1 instead.
 """
 
 from __future__ import annotations
@@ -43,6 +59,64 @@ def float64_cosine_tolerance(dim: int, condition_number: float = 1.0) -> float:
     relative error ≤ (H + 1)ε₆₄‖S̃‖‖d‖², which is ≤ (H + 1)ε₆₄·κ(S̃) relative to ‖d‖²_S ≥
     λmin(S̃)‖d‖²; the two norms and the division add a few ε₆₄; κ = 1 for raw cosines)."""
     return 4.0 * (dim + 2) * float(np.finfo(np.float64).eps) * max(1.0, float(condition_number))
+
+
+def _gamma64(n: int) -> float:
+    """γₙ = n·ε/(1 − n·ε) for float64 (ε = 2⁻⁵³): the accumulation bound of a length-n dot."""
+    e = 2.0**-53 * n
+    return e / (1.0 - e)
+
+
+class _Factor:
+    """x ↦ F x for a whitening factor F with FᵀF = S̃ (up to ``tolerance``, see
+    :func:`_whitening_factor`); ``frobenius`` = ‖F‖_F."""
+
+    def __init__(self, F: np.ndarray, triangular: bool) -> None:
+        self.F = np.asfortranarray(F)
+        self.triangular = triangular
+        self.frobenius = float(np.linalg.norm(F))
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        if self.triangular:
+            from scipy.linalg import blas
+
+            return blas.dtrmm(1.0, self.F, X, lower=0, overwrite_b=1)
+        return self.F @ X
+
+
+def _whitening_factor(metric: AIPMetric | None) -> tuple[_Factor | None, float]:
+    """The factor the blocked pass whitens with, and δ bounding its effect on cosines.
+
+    Any F with FᵀF = S̃ gives the same cosines ⟨F x, F y⟩/(‖F x‖‖F y‖) = cos_S(x, y), so the
+    pass uses the upper-triangular Cholesky factor U of S̃ (S̃ = UᵀU): U x costs H²/2
+    multiply-adds per atom, half of W x, in float64 (one ``dtrmm`` per block of atoms). The
+    computed U satisfies UᵀU = S̃ + ΔS with |ΔS| ≤ γ_{H+1}|Uᵀ||U| (Higham, Thm 10.3), so
+    ‖ΔS‖₂ ≤ γ_{H+1}‖U‖_F²; relative to ‖x‖²_S ≥ λmin(S̃)‖x‖² that is
+    δ = γ_{H+1}‖U‖_F²/λmin(S̃), and |cos_U − cos_S| ≤ 3δ (δ ≤ 1/3). λmin(S̃) is taken as
+    (1 − 4(H + 2)ε₆₄κ)/λmax(Σ) (the eigenvalues of S̃ as stored are those of Σ⁻¹ to that
+    relative accuracy). Should Cholesky fail (S̃ numerically indefinite), W itself is used and
+    δ = ‖WᵀW − S̃‖_F (computed in float64, plus its own rounding γ_H‖W‖_F²) / λmin(S̃).
+    Rows are the raw atoms (no factor, δ = 0) without a metric.
+    """
+    if metric is None:
+        return None, 0.0
+    from scipy.linalg import cholesky
+
+    h = metric.dim
+    kappa = metric.condition_number
+    shrink = 1.0 - 4.0 * (h + 2) * float(np.finfo(np.float64).eps) * kappa
+    lam_min = max(shrink, 1e-300) / float(metric.moment_eigenvalues[-1])
+    try:
+        U = cholesky(metric.S, lower=False, check_finite=False)
+        if not np.isfinite(U).all():
+            raise np.linalg.LinAlgError("non-finite Cholesky factor")
+        f = _Factor(U, triangular=True)
+        delta = _gamma64(h + 1) * f.frobenius**2 / lam_min
+    except (np.linalg.LinAlgError, ValueError):
+        f = _Factor(metric.W, triangular=False)
+        resid = float(np.linalg.norm(metric.W.T @ metric.W - metric.S))
+        delta = (resid + _gamma64(h) * f.frobenius**2) / lam_min
+    return f, (delta if delta <= 1.0 / 3.0 else 1.0)
 
 
 def resolve_metric(d: Dictionary, metric: AIPMetric | str | None) -> AIPMetric | None:
@@ -136,6 +210,8 @@ class CorrectedAtoms:
             d.dim, 1.0 if self.metric is None else self.metric.condition_number)
         self.rows = None
         self.rows64: np.ndarray | None = None
+        self.whitening_error = 0.0  # η: relative float64 error of the whitened atoms
+        self.factor_tolerance = 0.0  # δ: cosine error of the whitening factor (FᵀF vs S̃)
         self.norms = np.zeros(d.n_atoms)
         self._snorms = np.zeros(d.n_atoms)  # ‖W 2^−eᵢ dᵢ‖₂, the norms of the scaled atoms
         exps = d.column_exponents
@@ -157,19 +233,36 @@ class CorrectedAtoms:
             self._snorms[:] = d.norms
             self.tolerance += 2 * float(np.abs(d.norms**2 - 1.0).max())
             return
+        factor, self.factor_tolerance = _whitening_factor(self.metric)
         if rows:
             self.rows = np.empty((len(self.live), d.dim), dtype=np.float32)
-        for s in range(0, len(self.live), chunk):
-            idx = self.live[s : s + chunk]
-            X = d.scaled_columns(idx)
-            if self.metric is not None:
-                X = self.metric.W @ X
-            nx = np.linalg.norm(X, axis=0)
+        eta = 0.0
+        gamma64 = _gamma64(d.dim)
+        live = self.live
+        contiguous = len(live) > 0 and live[-1] - live[0] == len(live) - 1 and not exps.any()
+        for s in range(0, len(live), chunk):
+            idx = live[s : s + chunk]
+            if contiguous:  # a plain slice (no gather); float64, Fortran order for the BLAS
+                X = np.array(d.atoms[:, idx[0] : idx[-1] + 1], dtype=np.float64, order="F")
+            else:
+                X = np.asfortranarray(d.scaled_columns(idx))
+            xnorm = np.sqrt(np.einsum("ij,ij->j", X, X))
+            if factor is not None:
+                X = factor(X)
+            nx = np.sqrt(np.einsum("ij,ij->j", X, X))
             self._snorms[idx] = nx
             with np.errstate(over="ignore", under="ignore"):
                 self.norms[idx] = np.ldexp(nx, exps[idx])
+            if factor is not None:
+                ok = nx > 0
+                if ok.any():
+                    eta = max(eta, float(np.max(gamma64 * factor.frobenius * xnorm[ok]
+                                                / nx[ok])))
             if rows:
                 self.rows[s : s + len(idx)] = (X / nx).T
+        self.whitening_error = eta
+        # float32 rows of the whitened unit atoms: ‖row − d̃ᵢ‖ ≤ u + 2η (module docstring)
+        self.tolerance += 4.0 * eta + 3.0 * self.factor_tolerance
 
     def _float64_pass(self) -> None:
         """``rows64`` and ``norms`` in one unchunked float64 pass over the atoms scaled by exact
@@ -222,9 +315,11 @@ class CorrectedAtoms:
         """A certified upper bound on ‖D̃‖₂² = λmax(D̃ D̃ᵀ) over the live atoms.
 
         Computed from the float32 rows A as λmax(AᵀA) in float64 (accumulated over chunks), then
-        corrected for the rows' rounding: fresh rows satisfy |A − D̃| ≤ u|D̃| entrywise, so
-        ‖D̃‖₂ ≤ ‖A‖₂ + u·sqrt(N); rows reused from the input are exact up to their norms nᵢ, so
-        ‖D̃‖₂ ≤ ‖A‖₂ · maxᵢ 1/nᵢ. A relative slack of 1e-12 covers the float64 eigensolve.
+        corrected for the rows' rounding: fresh rows are within u + 2η of the unit whitened atoms
+        (rows of the factor F, a rotation of D̃ᵀ up to δ), so
+        ‖D̃‖₂² ≤ (‖A‖₂ + (u + 2η)·sqrt(N))² + 3δN; rows reused from the input are exact up
+        to their norms nᵢ, so ‖D̃‖₂ ≤ ‖A‖₂ · maxᵢ 1/nᵢ. A relative slack of 1e-12 covers the
+        float64 eigensolve.
         """
         if self.rows is None:
             raise ParameterError(
@@ -238,8 +333,9 @@ class CorrectedAtoms:
         if self.rows_are_input:
             a /= float(self.norms[self.live].min())
         else:
-            a += _U32 * np.sqrt(self.n_live) * 1.0001
-        return a * a * (1 + 1e-12)
+            a += (_U32 + 2 * self.whitening_error) * np.sqrt(self.n_live) * 1.0001
+        # the factor's Gram differs from D̃ᵀD̃ by at most 3δ per entry: ‖E‖₂ ≤ 3δ·N
+        return a * a * (1 + 1e-12) + 3 * self.factor_tolerance * self.n_live
 
     def metric_info(self) -> dict:
         """:func:`rip_atoms.metric.metric_description` of the metric in use."""

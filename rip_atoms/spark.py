@@ -297,7 +297,7 @@ def spark_bounds(
         t_b, reached = _babel_lower(coh.babel_upper, c_r)
         if t_b > lower:
             lower, methods["lower"] = t_b, "Babel: min{t : μ₁(t−1) ≥ 1}"
-        if (not coh.duplicate_pairs and coh.mu > 0
+        if (not coh.duplicate_pairs and coh.mu > 0 and n == 2 * H  # else D̃ is not computed
                 and _two_orthonormal_bases(atoms.vectors(live))):
             lb2 = math.ceil(2 / (coh.mu + atoms.tolerance) - 1e-12)
             if lb2 > lower:

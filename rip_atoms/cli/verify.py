@@ -276,6 +276,11 @@ def _check_numbers(args: argparse.Namespace) -> None:
     """Budgets and counts must be positive (one line naming the option otherwise)."""
     if args.budget_s is not None and not (math.isfinite(args.budget_s) and args.budget_s > 0):
         raise UsageError(f"--budget-s must be a positive number of seconds, got {args.budget_s}")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be ≥ 1, got {args.workers}")
+    if args.scheduler is not None and args.workers is not None:
+        raise UsageError("give --scheduler (an existing cluster) or --workers (a local one), "
+                         "not both")
     for opt, value, least in (("--tokens", args.tokens, 1), ("--steps", args.steps, 1),
                               ("--threads", args.threads, 0), ("--seed", args.seed, 0)):
         if value < least:
@@ -296,6 +301,19 @@ def _check_cards(cards: list[int] | None, n_atoms: int | None) -> None:
     if cards and n_atoms is not None and max(cards) >= n_atoms:
         raise UsageError(f"--cards: atom {max(cards)} out of range (the target has N = "
                          f"{n_atoms} atoms)")
+
+
+def _cluster(args: argparse.Namespace):
+    """The Dask client of --scheduler / --workers (:func:`rip_atoms.cluster.dask_client`), or
+    a null context (None) when neither is given."""
+    import contextlib
+
+    if args.scheduler is None and args.workers is None:
+        return contextlib.nullcontext(None)
+    from rip_atoms.cluster import dask_client
+
+    return dask_client(scheduler=args.scheduler, workers=args.workers, quiet=args.quiet,
+                       log=lambda m: log(args, m))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -323,8 +341,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             target = _default_target(args, out)
         budget = args.budget_s if args.budget_s is not None else (12.0 if args.quick else 120.0)
-        report = build_report(target, budget_s=budget, seed=args.seed,
-                              progress=show_progress(args), log=lambda m: log(args, m))
+        with _cluster(args) as client:
+            report = build_report(target, budget_s=budget, seed=args.seed,
+                                  progress=show_progress(args), log=lambda m: log(args, m),
+                                  client=client)
         import shlex
 
         report["command"] = "rip-atoms " + shlex.join(getattr(args, "argv", ["verify"]))
@@ -389,6 +409,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="atoms to show as cards beside the automatic choice (needs activations "
                         "with token provenance: a harvest folder or the default run)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="run the Gram tiles of the coherence passes and the ℓ1 token chunks on "
+                         "this Dask scheduler "
+                        "(tcp://HOST:PORT; the distributed extra); results are identical")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="run them on a local Dask cluster of N worker processes")
     p.add_argument("--json", action="store_true",
                    help="print the report as one JSON object on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress or logs on stderr")

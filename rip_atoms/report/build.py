@@ -139,12 +139,16 @@ def build_report(
     l1_max_tokens: int = 256,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    client=None,
 ) -> dict:
     """Every section of the report for ``target`` (see the module docstring).
 
     ``budget_s`` is the wall-clock budget of the searches (RIP witnesses, spark null vectors,
     the ℓ1 probe), shared out as :data:`BUDGET_SHARES`; the exact parts (coherence, Babel,
-    criteria) run to completion. ``seed`` fixes every random choice.
+    criteria) run to completion. ``seed`` fixes every random choice. ``client``: a
+    ``distributed.Client`` (:func:`rip_atoms.cluster.dask_client`) that runs the Gram tiles of
+    the coherence passes and the token chunks of the ℓ1 certification of the target's codes
+    (identical results to the single-process run; the budgeted ℓ1 probe stays local).
     """
     if not budget_s > 0:
         raise ParameterError(f"budget_s must be > 0, got {budget_s}")
@@ -211,8 +215,10 @@ def build_report(
     top_aip = 256 if live <= 20000 else 64
     say("coherence and Babel, raw and under the AIP")
     coh_raw = coherence(d, None, babel_p=babel_p if metric is not None else babel_aip,
-                        top=64 if metric is not None else top_aip, progress=progress)
-    coh_aip = coherence(d, metric, babel_p=babel_aip, top=top_aip, progress=progress) \
+                        top=64 if metric is not None else top_aip, progress=progress,
+                        client=client)
+    coh_aip = coherence(d, metric, babel_p=babel_aip, top=top_aip, progress=progress,
+                        client=client) \
         if metric is not None else coh_raw
     report["coherence"] = {"raw": _coherence_section(coh_raw, babel_p=babel_p),
                            "aip": _coherence_section(coh_aip, babel_p=babel_p),
@@ -318,7 +324,7 @@ def build_report(
     t = time.perf_counter()
     report["recovery"] = _recovery_section(d, metric, codes, l0, nonneg, live,
                                            BUDGET_SHARES["recovery"] * budget_s, seed,
-                                           l1_max_tokens, say, progress)
+                                           l1_max_tokens, say, progress, client=client)
     seconds["recovery"] = time.perf_counter() - t
 
     # ---------------------------------------------------------------- criteria table
@@ -383,7 +389,7 @@ def _aip_angle_note(shift, H: int, target: VerifyTarget) -> dict:
 
 
 def _recovery_section(d, metric, codes, l0, nonneg, live, budget_s, seed, l1_max_tokens, say,
-                      progress):
+                      progress, client=None):
     from rip_atoms.criteria import l1_certified_fraction
     from rip_atoms.recovery import STATUS_NAMES, classify_recovery
 
@@ -406,7 +412,8 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget_s, seed, l1_max
     if codes is not None:
         say(f"ℓ1 recovery of the target's codes (at most {l1_max_tokens} tokens)")
         cert = l1_certified_fraction(d, codes, metric=metric_arg, nonneg=nonneg,
-                                     max_tokens=l1_max_tokens, seed=seed, progress=progress)
+                                     max_tokens=l1_max_tokens, seed=seed, progress=progress,
+                                     client=client)
         code_l0 = l0[cert.tokens]
         out["codes"] = {"computed": True, **cert.to_dict(),
                         "l0": code_l0.tolist(), "status": cert.status.tolist()}
