@@ -335,7 +335,7 @@ def _window_record(tr: _Trainer) -> dict:
 
 def _save_result(trainer: _Trainer, result: TrainResult, out: Path) -> None:
     tokens_seen = max(trainer.step * trainer.cfg.batch_size, 1)
-    freq = (trainer.fired_count / tokens_seen).float()
+    freq = (trainer.fired_count.cpu() / tokens_seen).float()
     log_sparsity = torch.log10(freq + 1e-10)
     provenance = {
         "rip_atoms": {
