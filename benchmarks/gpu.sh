@@ -9,8 +9,9 @@
 #     blocked torch GEMM over the same tiles                        (benchmarks/gpu_coherence.py)
 # (b) TSAE training tokens/s at 2304→16384, batch 4096, our default path and our dense-GEMM path
 #     vs SAELens's JumpReLU SAETrainer on the same card                  (benchmarks/train.py)
-# (c) exact ℓ1 certification codes/s at 2304×16384, L0 = 70 (the torch certification engine;
-#     skipped with a message while benchmarks/recovery.py has no --device)  (benchmarks/recovery.py)
+# (c) exact ℓ1 certification codes/s at 2304×16384, L0 = 70: the torch engine vs the numpy
+#     engine on the same codes (benchmarks/gpu_certify.py → benchmarks/recovery.py --per-code
+#     --engine torch|numpy; a stated skip while recovery.py has no --engine)
 # (d) harvest tokens/s on a random-weight Gemma-2-2B-shaped model (bf16, from_config, no
 #     download) vs a plain forward                                      (benchmarks/harvest.py)
 #
@@ -78,8 +79,8 @@ if [ "$TINY" = 1 ]; then
   part coherence 60 "$PY" benchmarks/gpu_coherence.py --device "$DEVICE" --tiny
   part training 60 "$PY" benchmarks/train.py --device "$DEVICE" --dim 32 --width 128 \
     --batch 64 --tokens 2048 --steps 5 --repeat 1 --paths auto,dense --target-l0 4 --warmup
-  REC_ARGS=(--device "$DEVICE" --dim 64 --atoms 256 --l0 4 --gpu-codes 64)
-  part_cert_limit=60
+  part_cert=("$PY" benchmarks/gpu_certify.py --device "$DEVICE" --codes 16)
+  part_cert_limit=90
   part_harvest=("$PY" benchmarks/harvest.py --random-config gemma2-tiny --device "$DEVICE"
                 --layer 1 --tokens 1000 --context 128 --batch 4 --repeat 1)
   part_harvest_limit=60
@@ -87,22 +88,14 @@ else
   part coherence 140 "$PY" benchmarks/gpu_coherence.py --device "$DEVICE"
   part training 150 "$PY" benchmarks/train.py --device "$DEVICE" --dim 2304 --width 16384 \
     --batch 4096 --tokens 32768 --steps 200 --repeat 1 --paths auto,dense --target-l0 70
-  REC_ARGS=(--device "$DEVICE" --dim 2304 --atoms 16384 --l0 70 --gpu-codes 4000)
+  part_cert=("$PY" benchmarks/gpu_certify.py --device "$DEVICE" --codes 2000)
   part_cert_limit=80
   part_harvest=("$PY" benchmarks/harvest.py --random-config gemma2-2b --device "$DEVICE"
                 --layer 12 --tokens 65536 --context 1024 --batch 8 --repeat 1)
   part_harvest_limit=90
 fi
 
-# (c) certification: needs the torch engine's flags in benchmarks/recovery.py
-if "$PY" benchmarks/recovery.py --help 2>/dev/null | grep -q -- '--gpu-codes'; then
-  part certification "$part_cert_limit" "$PY" benchmarks/recovery.py "${REC_ARGS[@]}"
-else
-  echo "=== (certification) skipped"
-  echo "FIGURE certification: SKIPPED - benchmarks/recovery.py has no --gpu-codes/--device" \
-       "flags yet (the torch certification engine is not in this tree); no figure" \
-    | tee -a "$LOG/figures"
-fi
+part certification "$part_cert_limit" "${part_cert[@]}"
 
 part harvest "$part_harvest_limit" "${part_harvest[@]}"
 
