@@ -2,8 +2,9 @@
 
 * ``rip-atoms harvest --model smollm2 --layers 15 --tokens N --out DIR`` — residual-stream
   activations into shards with a manifest (resumable);
-* ``rip-atoms train ACTS --out DIR [--arch jumprelu|standard] [--width W] [--target-l0 K]`` — a
-  TSAE or a ReLU + L1 SAE, saved in the SAELens layout (checkpoints, ``--resume``; an existing
+* ``rip-atoms train ACTS --out DIR [--arch jumprelu|standard] [--width W] [--target-l0 K]
+  [--device cuda]`` — a TSAE or a ReLU + L1 SAE, on the CPU or a GPU, saved in the SAELens layout
+  (checkpoints that resume on any device, ``--resume``; an existing
   SAE is replaced only with ``--overwrite``, an interrupted harvest used only with
   ``--allow-incomplete``);
 * ``rip-atoms atoms --model smollm2 --layer L [--tokens N] [--width W] --out DIR`` — the paper's
@@ -44,7 +45,9 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
                    help="model weights dtype (activations are stored as float32)")
-    p.add_argument("--device", default="cpu", help="model device, e.g. cuda (default cpu)")
+    p.add_argument("--device", default="cpu",
+                   help="torch device of the model (and, for atoms, of the training), e.g. "
+                        "cuda, cuda:1 (default cpu)")
 
 
 def _layers(text: str) -> list[int]:
@@ -137,6 +140,9 @@ def run_train(args: argparse.Namespace) -> int:
     set_threads(args)
     import numpy as np
 
+    from rip_atoms.kernels.torch_gram import resolve_device
+
+    resolve_device(args.device)  # a bad --device: one line, before the activations are read
     from rip_atoms.sae.harvest import ActivationStore
     from rip_atoms.sae.train import TrainConfig, check_output_folder, train_sae
 
@@ -155,7 +161,7 @@ def run_train(args: argparse.Namespace) -> int:
         architecture=args.arch, width=width, target_l0=target,
         steps=args.steps, batch_size=args.batch, lr=args.lr, whiten=args.whiten,
         checkpoint_every=args.checkpoint_every, seed=args.seed,
-        l1_coefficient=args.l1, threads=args.threads,
+        l1_coefficient=args.l1, threads=args.threads, device=args.device,
     )
     used = layer if layer is not None else store.layers[0]
     meta = {"model_name": (store.manifest.get("model") or {}).get("name"),
@@ -268,6 +274,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-incomplete", action="store_true",
                    help="train on an interrupted harvest (manifest complete: false)")
     p.add_argument("--seed", type=int, default=0, help="random seed (≥ 0)")
+    p.add_argument("--device", default="cpu",
+                   help="training device, e.g. cuda, cuda:1 (default cpu); a checkpoint "
+                        "resumes on any device")
     _add_threads(p)
     add_output_args(p)
     p.set_defaults(func=run_train)

@@ -143,10 +143,9 @@ def _run_atoms_experiment(exp: AtomsExperiment, out: Path, progress: bool, log,
     say = log or (lambda _m: None)
     if exp.width is not None and exp.width < 1:
         raise ParameterError(f"width must be ≥ 1, got {exp.width}")
-    if exp.acts is None:
-        from rip_atoms.kernels.torch_gram import resolve_device
+    from rip_atoms.kernels.torch_gram import resolve_device
 
-        resolve_device(exp.device)  # a bad device fails before anything is loaded
+    resolve_device(exp.device)  # a bad device fails before anything is loaded or trained
     if out.exists() and not out.is_dir():
         raise ParameterError(f"{out}: exists and is not a folder (experiment output)")
     out.mkdir(parents=True, exist_ok=True)
@@ -214,7 +213,8 @@ def _run_atoms_experiment(exp: AtomsExperiment, out: Path, progress: bool, log,
         f"{metric.condition_number:.3g}); {X_eval.shape[0]} held-out tokens")
     base = TrainConfig(width=width, target_l0=exp.target_l0, steps=exp.steps,
                        batch_size=exp.batch_size, lr=exp.lr, seed=exp.seed,
-                       threads=exp.threads, checkpoint_every=exp.checkpoint_every)
+                       threads=exp.threads, checkpoint_every=exp.checkpoint_every,
+                       device=exp.device)
     meta = {"model_name": store.manifest.get("model", {}).get("name"),
             "hook_name": f"blocks.{layer}.hook_resid_post" if layer is not None else None,
             "hook_layer": layer, "context_size": store.manifest.get("context_size"),

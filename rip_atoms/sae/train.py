@@ -44,6 +44,14 @@ window; the decoder, ∂MSE/∂f and the W_dec / W_enc gradients are ``embedding
 O(nnz·d), so the encoder GEMM h = t W_enc (B×d×N) is the only dense product (dense GEMMs are used
 while the selected fraction exceeds ``sparse_density``, e.g. early in a ReLU SAE's training).
 
+**Device** (``device="cuda"``, ``"cuda:1"``, …; default ``"cpu"``): the same step runs there
+with every tensor on the device, the training rows included when they fit in half its free
+memory (else one page-locked transfer per batch); the crossover to dense GEMMs is lower there
+(selected fraction 0.02, where a GEMM is cheap next to a gather) unless ``sparse_density`` is
+given. Random draws come from one CPU generator, so every device draws the same numbers; results
+agree across devices up to float rounding (and the GPU's atomic-addition order), and checkpoints
+move between devices.
+
 **Saving** folds the training coordinates away, so the saved SAE reads raw activations x:
 W_enc ← s·A W_enc, W_dec ← W_dec A⁻¹/s, b_dec ← b_dec A⁻¹/s (b_enc, θ unchanged), then the
 decoder norms nᵢ are folded (W_dec,i/nᵢ; W_enc[:, i], b_enc,i, θᵢ times nᵢ) so atoms are unit and
@@ -52,12 +60,13 @@ codes are in activation units. It is written in the SAELens v6 layout with our p
 
 **Checkpoints** (every ``checkpoint_every`` steps, one file written atomically) hold the
 parameters, the Adam state, the data order and the generator state, the dead-latent counters and
-the controller state; ``resume=True`` continues exactly (bitwise on the same machine and thread
-count) from the last one, so a killed run loses at most the steps since it. Ctrl-C (SIGINT) is
-deferred to the end of the current step, which is then checkpointed, so an interrupted run loses
-nothing (:class:`~rip_atoms.sae.errors.TrainingInterrupted` names the step). An output folder
-that holds an earlier run is refused unless the call resumes it or overwrites it (which deletes
-the old SAE and its stale checkpoint first), so runs never mix.
+the controller state; ``resume=True`` continues exactly (bitwise on the same machine, device and
+thread count; on another device up to float rounding) from the last one, so a killed run loses
+at most the steps since it. Ctrl-C (SIGINT) is deferred to the end of the current step, which is
+then checkpointed, so an interrupted run loses nothing
+(:class:`~rip_atoms.sae.errors.TrainingInterrupted` names the step). An output folder that holds
+an earlier run is refused unless the call resumes it or overwrites it (which deletes the old SAE
+and its stale checkpoint first), so runs never mix.
 
 **Bad data**: activations that are all zero, or the same vector in every row, raise
 :class:`~rip_atoms.sae.errors.DegenerateActivationsError` naming their source.
@@ -326,7 +335,7 @@ def _window_record(tr: _Trainer) -> dict:
 
 def _save_result(trainer: _Trainer, result: TrainResult, out: Path) -> None:
     tokens_seen = max(trainer.step * trainer.cfg.batch_size, 1)
-    freq = (trainer.fired_count / tokens_seen).float()
+    freq = (trainer.fired_count.cpu() / tokens_seen).float()
     log_sparsity = torch.log10(freq + 1e-10)
     provenance = {
         "rip_atoms": {

@@ -22,6 +22,17 @@ class TrainConfig:
     baseline). ``width``: N = d_sae. ``target_l0``: L0* (required for the TSAE; optional for
     the SAE, where it drives λ). ``steps``: optimiser steps of ``batch_size`` tokens (epochs over
     the data as needed).
+
+    ``device``: where the step runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, … — resolved by
+    :func:`rip_atoms.kernels.torch_gram.resolve_device`, so a device this torch cannot use is a
+    one-line :class:`~rip_atoms.errors.ParameterError` when training starts). The mathematics is
+    the same on every device; only float rounding (and, on a GPU, the order of atomic
+    additions) differs. ``sparse_density``: the step computes its gradients with ``embedding_bag``
+    sums over the selected (token, latent) pairs while their fraction of the B×N batch is at
+    most this, and with dense GEMMs above it; ``None`` (default) means 0.2 on a CPU and 0.02 on
+    a GPU (where a GEMM is relatively cheaper than a gather), 0 forces the dense GEMMs and 1 the
+    sparse sums. Neither field changes the loss or the gradients, so a checkpoint written on one
+    device or path resumes on another.
     """
 
     architecture: str = "jumprelu"
@@ -52,7 +63,8 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     threads: int = 0
-    sparse_density: float = 0.2
+    sparse_density: float | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.architecture not in ("jumprelu", "standard"):
@@ -90,6 +102,15 @@ class TrainConfig:
             raise ParameterError(f"resample_until must be in [0, 1], got {self.resample_until}")
         if not 0 <= self.lr_decay_frac <= 1:
             raise ParameterError("lr_decay_frac must be in [0, 1]")
+        if self.sparse_density is not None and (
+                isinstance(self.sparse_density, bool)
+                or not isinstance(self.sparse_density, int | float | np.floating)
+                or not 0 <= self.sparse_density <= 1):
+            raise ParameterError(f"sparse_density must be None or a number in [0, 1], got "
+                                 f"{self.sparse_density!r}")
+        if not isinstance(self.device, str) or not self.device.strip():
+            raise ParameterError(f"device must be a device name such as 'cpu' or 'cuda', got "
+                                 f"{self.device!r}")
         if self.decoder_init not in ("data", "random"):
             raise ParameterError("decoder_init must be 'data' or 'random'")
         if isinstance(self.threshold_init, str):
@@ -104,6 +125,13 @@ class TrainConfig:
         if self.betas is not None:
             return tuple(self.betas)
         return (0.0, 0.999) if self.architecture == "jumprelu" else (0.9, 0.999)
+
+    def step_density(self, device_type: str) -> float:
+        """The selected-pair fraction up to which the step uses the sparse sums on a device of
+        this type (``sparse_density``, or its default there)."""
+        if self.sparse_density is not None:
+            return float(self.sparse_density)
+        return 0.2 if device_type == "cpu" else 0.02
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
