@@ -110,7 +110,8 @@ def r2_ratio_figure(rows: list[dict]):
     ax.set_xlabel("N / |M| (atoms per training token)")
     ax.set_ylabel("R² AIP")
     ax.set_title("Faithfulness against capacity per data scale", fontsize=9)
-    ax.legend(fontsize=6, frameon=False, ncol=2)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6, frameon=False, ncol=2)
     fig.tight_layout()
     return fig
 

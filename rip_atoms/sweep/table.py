@@ -13,7 +13,7 @@ __all__ = ["COLUMNS", "tidy_rows", "to_csv"]
 COLUMNS = ("layer", "arch", "seed", "n_atoms", "tokens", "split", "r2_aip", "r2_euclidean",
            "q_star_quantile", "q_star_support", "l1_certified", "mu", "mean_l0", "dead",
            "inactive", "seed_stability", "seconds", "status", "error",
-           "n_over_m", "mu_q50", "mu_q90", "epochs", "steps", "r2_train_last", "sae_path",
+           "n_over_m", "mu_q50", "mu_q95", "epochs", "steps", "r2_train_last", "sae_path",
            "key")
 
 
@@ -42,7 +42,7 @@ def tidy_rows(results: list[dict], stability: dict[str, float | None]) -> list[d
                 "seconds": res.get("seconds"), "status": res["status"],
                 "error": res.get("error"),
                 "n_over_m": (n_atoms / tokens) if tokens else None,
-                "mu_q50": q.get("0.5"), "mu_q90": q.get("0.9"),
+                "mu_q50": q.get("0.5"), "mu_q95": q.get("0.95"),
                 "epochs": train.get("epochs"), "steps": train.get("steps"),
                 "r2_train_last": train.get("r2_train_last"), "sae_path": cell.get("sae_path"),
                 "key": res["key"]})
