@@ -33,7 +33,7 @@ PKG = Path(__file__).resolve().parents[1] / "rip_atoms"
 MAX_LINES = 700
 
 LAYERS = {"errors": 0, "kernels": 0, "criteria": 2, "recovery": 2, "testing": 3, "theorems": 3,
-          "sae": 4, "report": 5, "cli": 6, "__main__": 6}
+          "sae": 4, "report": 5, "sweep": 5, "cli": 6, "__main__": 6}
 CORE = 1
 FACADE = 2  # rip_atoms/__init__.py
 
