@@ -17,7 +17,7 @@ from collections import defaultdict
 
 import numpy as np
 
-__all__ = ["heatmap_figure", "render_sweep_html"]
+__all__ = ["heatmap_figure", "r2_ratio_figure", "render_sweep_html", "summary_png"]
 
 HEATMAPS = (
     ("held_out", "r2_aip", "held-out R² AIP"),
@@ -114,6 +114,31 @@ def r2_ratio_figure(rows: list[dict]):
         ax.legend(fontsize=6, frameon=False, ncol=2)
     fig.tight_layout()
     return fig
+
+
+def summary_png(rows: list[dict], path) -> None:
+    """Save the three R² AIP heatmaps (held-out, train, train − held-out) and the R² against
+    N/|M| plot of one (layer, architecture) group side by side as one PNG (for docs)."""
+    from matplotlib.figure import Figure
+
+    figs = [heatmap_figure(rows, split, col, title) for split, col, title in HEATMAPS[:3]]
+    figs.append(r2_ratio_figure(rows))
+    bufs = []
+    for f in figs:
+        b = io.BytesIO()
+        f.savefig(b, format="png", dpi=100)
+        b.seek(0)
+        bufs.append(b)
+    import matplotlib.image as mpimg
+
+    imgs = [mpimg.imread(b, format="png") for b in bufs]
+    out = Figure(figsize=(sum(i.shape[1] for i in imgs) / 100, max(i.shape[0] for i in imgs) / 100))
+    for k, img in enumerate(imgs):
+        left = sum(i.shape[1] for i in imgs[:k]) / sum(i.shape[1] for i in imgs)
+        ax = out.add_axes((left, 0, img.shape[1] / sum(i.shape[1] for i in imgs), 1))
+        ax.imshow(img)
+        ax.axis("off")
+    out.savefig(path, dpi=100)
 
 
 def _png(fig) -> str:
