@@ -31,7 +31,6 @@ with ``status = "failed"`` and a one-line ``error``; the engine reports them.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
@@ -43,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from rip_atoms.errors import ParameterError, RipAtomsError, ShapeMismatchError
+from rip_atoms.strict_json import dumps
 from rip_atoms.sweep.grid import ARCHITECTURES, Cell
 
 __all__ = ["Source", "TrainingRule", "load_stream", "run_cell", "training_steps"]
@@ -116,12 +116,14 @@ def load_stream(source: Source) -> np.ndarray:
     return X
 
 
-def _write_atomic(path: Path, obj: dict) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and
+    ``os.replace`` (readers see the old file or the new one, never a part; mode 0644)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1, allow_nan=False, default=_json_default)
+            fh.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -129,14 +131,9 @@ def _write_atomic(path: Path, obj: dict) -> None:
         raise
 
 
-def _json_default(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+def write_json_atomic(path: Path, obj: dict) -> None:
+    """Strict JSON (NaN/inf → null, numpy → Python; :mod:`rip_atoms.strict_json`), atomically."""
+    write_text_atomic(path, dumps(obj, indent=1, allow_nan=False))
 
 
 def _finite(v):
@@ -249,5 +246,5 @@ def run_cell(cell: Cell, source: Source, *, name: str, out_dir: str, rule: Train
         if not isinstance(exc, RipAtomsError):
             result["traceback"] = traceback.format_exc(limit=8)
     result["seconds"] = time.perf_counter() - t0
-    _write_atomic(out / "cells" / f"{name}.json", result)
+    write_json_atomic(out / "cells" / f"{name}.json", result)
     return result

@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rip_atoms.errors import ParameterError
-from rip_atoms.sweep.cell import Source, TrainingRule, _write_atomic, load_stream, run_cell
+from rip_atoms.sweep.cell import (
+    Source,
+    TrainingRule,
+    load_stream,
+    run_cell,
+    write_json_atomic,
+    write_text_atomic,
+)
 from rip_atoms.sweep.grid import Cell, cell_key
 from rip_atoms.sweep.stability import matched_fraction
 from rip_atoms.sweep.table import tidy_rows, to_csv
@@ -201,28 +208,13 @@ def run_sweep(cells: list[Cell], sources: dict, out_dir: str | Path, *,
                "skipped": res.skipped, "failed": failed, "seconds": res.seconds,
                "failures": [{"cell": r["cell"], "error": r["error"]} for r in results
                             if r["status"] != "ok"], "rows": rows}
-    _write_atomic(out / "sweep.json", summary)
-    _write_text_atomic(out / "sweep.csv", to_csv(rows))
+    write_json_atomic(out / "sweep.json", summary)
+    write_text_atomic(out / "sweep.csv", to_csv(rows))
     if html:
         from rip_atoms.sweep.html import render_sweep_html
 
-        _write_text_atomic(out / "sweep.html", render_sweep_html(summary))
+        write_text_atomic(out / "sweep.html", render_sweep_html(summary))
     return res
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class _NoBar:
