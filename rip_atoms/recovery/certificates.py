@@ -133,23 +133,19 @@ def fuchs_certificate(D: Dictionary | np.ndarray, support: Sequence[int] | np.nd
     return Certificate(value, bound, y, ratio, "fuchs")
 
 
-def _lp(rows: np.ndarray, S: np.ndarray, s: np.ndarray, nonneg: bool,
-        time_limit: float | None):
-    """HiGHS on the exact certificate LP: min t s.t. D_Sᵀ y = s, d_jᵀ y ≤ t (and −d_jᵀ y ≤ t
-    for signed codes), j ∈ Sᶜ; variables (y, t) ∈ R^{H+1}. The bound t ≥ −1 keeps the
-    one-sided (non-negative) LP bounded without changing whether t* < 1. Returns the scipy
-    result and Sᶜ."""
+def certificate_lp(C: np.ndarray, E: np.ndarray, s: np.ndarray, nonneg: bool,
+                   time_limit: float | None):
+    """HiGHS on the certificate LP over the constraint atoms C (rows cⱼ) and the support rows E
+    (rows eᵢ = d_i, i ∈ S): min t s.t. E y = s, cⱼᵀ y ≤ t (and −cⱼᵀ y ≤ t for signed codes);
+    variables (y, t) ∈ R^{H+1}. The bound t ≥ −1 keeps the one-sided (non-negative) LP bounded
+    without changing whether t* < 1. Returns the scipy result."""
     from scipy.optimize import linprog
 
-    n_atoms, h = rows.shape
-    mask = np.ones(n_atoms, dtype=bool)
-    mask[S] = False
-    C = rows[mask]
-    m = C.shape[0]
-    ones = -np.ones((m, 1))
+    h = E.shape[1]
+    ones = -np.ones((C.shape[0], 1))
     A_ub = np.hstack([C, ones]) if nonneg else np.vstack([np.hstack([C, ones]),
                                                           np.hstack([-C, ones])])
-    A_eq = np.hstack([rows[S], np.zeros((len(S), 1))])
+    A_eq = np.hstack([E, np.zeros((E.shape[0], 1))])
     c = np.zeros(h + 1)
     c[-1] = 1.0
     opts = {"presolve": True}
@@ -157,10 +153,18 @@ def _lp(rows: np.ndarray, S: np.ndarray, s: np.ndarray, nonneg: bool,
         opts["time_limit"] = float(time_limit)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = linprog(c, A_ub=sp.csr_matrix(A_ub), b_ub=np.zeros(A_ub.shape[0]),
-                      A_eq=sp.csr_matrix(A_eq), b_eq=s, bounds=[(None, None)] * h + [(-1, None)],
-                      method="highs", options=opts)
-    return res, np.flatnonzero(mask)
+        return linprog(c, A_ub=sp.csr_matrix(A_ub), b_ub=np.zeros(A_ub.shape[0]),
+                       A_eq=sp.csr_matrix(A_eq), b_eq=s, bounds=[(None, None)] * h + [(-1, None)],
+                       method="highs", options=opts)
+
+
+def _lp(rows: np.ndarray, S: np.ndarray, s: np.ndarray, nonneg: bool,
+        time_limit: float | None):
+    """:func:`certificate_lp` with every atom outside S as a constraint (the exact LP: j ∈ Sᶜ).
+    Returns the scipy result and Sᶜ."""
+    mask = np.ones(rows.shape[0], dtype=bool)
+    mask[S] = False
+    return certificate_lp(rows[mask], rows[S], s, nonneg, time_limit), np.flatnonzero(mask)
 
 
 def dual_certificate(D: Dictionary | np.ndarray, support: Sequence[int] | np.ndarray,

@@ -49,7 +49,7 @@ from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import ParameterError
 from rip_atoms.metric import AIPMetric
-from rip_atoms.recovery.certificates import _certificate_bound, _sigma
+from rip_atoms.recovery.certificates import _certificate_bound, _sigma, certificate_lp
 from rip_atoms.recovery.codes import _gamma
 from rip_atoms.recovery.results import RANK_TOL, STATUS_NAMES
 
@@ -262,27 +262,9 @@ def _smoothed(A: np.ndarray, DS: np.ndarray, cho, y0: np.ndarray, nonneg: bool) 
 def _working_lp(A: np.ndarray, DS: np.ndarray, s: np.ndarray, J: np.ndarray, nonneg: bool,
                 time_limit: float | None):
     """HiGHS on the certificate LP restricted to the atoms J: min t s.t. D̃_Sᵀy = s,
-    aⱼᵀy ≤ t (and −aⱼᵀy ≤ t when signed), j ∈ J, t ≥ −1."""
-    import warnings
-
-    from scipy.optimize import linprog
-
-    h = DS.shape[0]
-    C = A[J]
-    one = -np.ones((len(J), 1))
-    A_ub = np.hstack([C, one]) if nonneg else np.vstack([np.hstack([C, one]),
-                                                         np.hstack([-C, one])])
-    c = np.zeros(h + 1)
-    c[-1] = 1.0
-    opts = {"presolve": True}
-    if time_limit is not None:
-        opts["time_limit"] = float(time_limit)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = linprog(c, A_ub=A_ub, b_ub=np.zeros(A_ub.shape[0]),
-                      A_eq=np.hstack([DS.T, np.zeros((DS.shape[1], 1))]), b_eq=s,
-                      bounds=[(None, None)] * h + [(-1, None)], method="highs", options=opts)
-    return res
+    aⱼᵀy ≤ t (and −aⱼᵀy ≤ t when signed), j ∈ J, t ≥ −1
+    (:func:`rip_atoms.recovery.certificates.certificate_lp`)."""
+    return certificate_lp(A[J], DS.T, s, nonneg, time_limit)
 
 
 def _tight_certificate(cols: np.ndarray, S: np.ndarray, s: np.ndarray, nonneg: bool,
