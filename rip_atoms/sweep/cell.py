@@ -45,7 +45,7 @@ from rip_atoms.errors import ParameterError, RipAtomsError, ShapeMismatchError
 from rip_atoms.strict_json import dumps
 from rip_atoms.sweep.grid import ARCHITECTURES, Cell
 
-__all__ = ["Source", "TrainingRule", "load_stream", "run_cell", "training_steps"]
+__all__ = ["Source", "TrainingRule", "load_stream", "run_cell", "training_steps", "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -193,6 +193,29 @@ def _train(cell: Cell, X: np.ndarray, rule: TrainingRule, out: Path):
             "r2_train_last": _finite(res.r2), "l0_train_last": _finite(res.l0),
             "train_seconds": res.seconds}
     return res.sae, info
+
+
+def warm_up() -> float:
+    """Pay a worker's one-time costs before its first cell: the imports (torch, the trainer, the
+    criteria, the ℓ1 classifier), torch's and BLAS's lazy set-up and numba's cached kernels, by
+    running a 16-token cell on random data in memory. Returns the seconds it took.
+
+    Without it the first cell of every fresh worker carries ~2 s that a plain
+    ``rip-atoms train`` + ``rip-atoms criteria`` in a warm process does not, which is not the
+    cell's cost (``benchmarks/sweep.py`` measures the per-cell overhead on warm workers).
+    """
+    t0 = time.perf_counter()
+    from rip_atoms.metric import fit_metric
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((96, 8)).astype(np.float32)
+    with tempfile.TemporaryDirectory(prefix="rip-atoms-warm-") as d:
+        cell = Cell(layer=None, arch="jumprelu", seed=0, n_atoms=8, tokens=48)
+        sae, _info = _train(cell, X, TrainingRule(min_steps=3, max_steps=3, batch_size=16,
+                                                   target_l0=2), Path(d))
+        _evaluate(sae, X, fit_metric(X[:64]), np.arange(48), np.arange(64, 96), kind="atoms",
+                  l1_tokens=2, seed=0)
+    return time.perf_counter() - t0
 
 
 def run_cell(cell: Cell, source: Source, *, name: str, out_dir: str, rule: TrainingRule,

@@ -9,6 +9,10 @@ table because a cell's result is a file named by its identity (``OUT/cells/<key>
 written atomically by the task itself. With ``device="cuda"`` every task asks for the
 abstract resource ``GPU: 1``, so each GPU runs one cell at a time.
 
+Every worker runs :func:`rip_atoms.sweep.cell.warm_up` once when it joins (a Dask worker
+plugin, so workers that join or restart later are warmed too): the imports and lazy set-up are
+then not charged to whichever cell a fresh worker runs first.
+
 Resume. Before submitting, cells whose result file exists with ``status = "ok"`` (and the same
 identity) are skipped; failed cells are retried. Interrupting the driver (Ctrl-C) loses only
 the cells in flight.
@@ -187,6 +191,9 @@ def run_sweep(cells: list[Cell], sources: dict, out_dir: str | Path, *,
             resources = {"GPU": 1} if rule.device.startswith("cuda") else None
             with dask_client(scheduler=scheduler, workers=workers, resources=resources,
                              log=lambda m: bar.write(m, file=sys.stderr)) as client:
+                from rip_atoms.sweep.warm import WarmUp
+
+                client.register_plugin(WarmUp(), name="rip-atoms-warm-up")
                 futures = [client.submit(run_cell, cell, sources[cell.layer], key=f"cell-{key}",
                                          pure=False, resources=resources,
                                          **task_kwargs(cell, key))
