@@ -72,9 +72,29 @@ def _sources(args, layers: list[int | None], n_needed: int):
     out = Path(args.out) / "activations"
     log(args, f"harvesting {n_needed} tokens of layer(s) {layers} from {args.model} into {out}")
     lm = load_model(args.model, dtype=torch.float32, progress=show_progress(args))
-    harvest(lm, [int(x) for x in layers], out, n_tokens=n_needed,
-            progress=show_progress(args))
-    return {layer: Source(str(out), layer) for layer in layers}
+    sources = {layer: Source(str(out), layer) for layer in layers}
+    target = n_needed
+    for _ in range(4):  # grow the harvest until n_needed tokens remain without massive ones
+        harvest(lm, [int(x) for x in layers], out, n_tokens=target,
+                progress=show_progress(args))
+        short = max(n_needed - _kept_tokens(s, args.max_norm_ratio) for s in sources.values())
+        if short <= 0:
+            break
+        target += short
+        log(args, f"{short} massive activation(s) left out: harvesting up to {target} tokens")
+    return sources
+
+
+def _kept_tokens(source, ratio: float) -> int:
+    """Tokens of the source's stream that are not massive activations (all when ratio is 0)."""
+    from rip_atoms.sweep.cell import load_stream
+
+    X = load_stream(source)
+    if not ratio:
+        return X.shape[0]
+    from rip_atoms.massive_activations import massive_activation_rows
+
+    return X.shape[0] - len(massive_activation_rows(X, ratio))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be ≥ 0, got {args.workers}")
     if args.held_out_tokens < 1:
         raise UsageError(f"--held-out-tokens must be ≥ 1, got {args.held_out_tokens}")
+    if not (args.max_norm_ratio == 0 or args.max_norm_ratio > 1):
+        raise UsageError(f"--max-norm-ratio must be > 1 (or 0: keep every token), got "
+                         f"{args.max_norm_ratio}")
     if args.sae is not None:
         cells = _sae_cells(args.sae, layers)
         n_needed = args.held_out_tokens + 1
@@ -120,15 +143,18 @@ def run(args: argparse.Namespace) -> int:
     if cells is None:
         first = load_stream(next(iter(sources.values())))
         H = first.shape[1]
-        if first.shape[0] < n_needed:
-            raise UsageError(f"{sources[layers[0]].path}: the stream has {first.shape[0]} tokens "
-                             f"but max(--tokens) + --held-out-tokens = {n_needed}")
+        kept = _kept_tokens(sources[layers[0]], args.max_norm_ratio)
+        if kept < n_needed:
+            raise UsageError(f"{sources[layers[0]].path}: the stream has {kept} tokens "
+                             f"(without massive activations) but max(--tokens) + "
+                             f"--held-out-tokens = {n_needed}")
         widths = (int_list(args.width, "--width") if args.width is not None
                   else [round(c * H) for c in _float_list(args.capacity, "--capacity")])
         cells = expand_grid(layers=layers, archs=archs, seeds=seeds, widths=widths,
                             tokens=tokens)
     res = run_sweep(cells, sources, args.out, rule=rule, held_out=args.held_out_tokens,
                     l1_tokens=args.l1_tokens, workers=args.workers, scheduler=args.scheduler,
+                    max_norm_ratio=args.max_norm_ratio or None,
                     progress=show_progress(args), log=lambda m: log(args, m))
     if args.json:
         emit_json(res.to_dict())
@@ -158,6 +184,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--layers", metavar="L1,L2", help="layers (with --model or a harvest)")
     src.add_argument("--held-out-tokens", type=int, default=20_000, metavar="H",
                      help="the held-out tail: the last H tokens of each stream (default 20000)")
+    src.add_argument("--max-norm-ratio", type=float, default=10.0, metavar="R",
+                     help="leave out massive activations, tokens with ‖x‖ > R × the median "
+                          "norm (attention sinks; default 10; 0 keeps every token)")
     g = p.add_argument_group("grid")
     g.add_argument("--capacity", metavar="C1,C2", help="widths N = c·H")
     g.add_argument("--width", metavar="N1,N2", help="absolute widths N")

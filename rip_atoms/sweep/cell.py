@@ -1,16 +1,19 @@
 """One sweep cell: train (or load) an SAE, evaluate it on its training tokens and on the held-out
 tail, and write the result atomically.
 
-The stream of a layer is the n×H activation matrix X of that layer, in harvest order. With
+The stream of a layer is the n×H activation matrix X of that layer, in harvest order, without
+its massive activations (the rows the engine lists in ``exclude``: ‖xᵢ‖₂ > r · median ‖x‖₂,
+:func:`rip_atoms.massive_activations.massive_activation_rows`, r = 10 by default; attention
+sinks that would otherwise dominate Σ). Call its kept rows k₀ < k₁ < … < k_{m−1}. With
 ``held_out`` = h (default 20,000):
 
-* the held-out set is the tail X[n − h : n], the same for every cell of the layer;
-* a training cell with data scale |M| = ``tokens`` trains on the prefix X[0 : |M|] (so every
-  cell of a layer sees a prefix of the same stream, disjoint from the tail: |M| ≤ n − h);
-* the AIP metric of the layer is S̃ = Σ⁻¹ with Σ = (1/(n − h)) Σ_{i < n−h} xᵢxᵢᵀ, fitted on
-  every token before the tail (uncentred, the paper's estimator; ridge as given) — one metric
-  per layer, shared by all its cells, so their R² AIP and μ are comparable. It is refitted in
-  each task (deterministic, ~1 s) rather than shipped around.
+* the held-out set is the last h kept rows k_{m−h} … k_{m−1}, the same for every cell;
+* a training cell with data scale |M| = ``tokens`` trains on the first |M| kept rows (so every
+  cell of a layer sees a prefix of the same stream, disjoint from the tail: |M| ≤ m − h);
+* the AIP metric of the layer is S̃ = Σ⁻¹ with Σ = (1/(m − h)) Σ_{j < m−h} x_{k_j} x_{k_j}ᵀ,
+  fitted on every kept token before the tail (uncentred, the paper's estimator; ridge as given)
+  — one metric per layer, shared by all its cells, so their R² AIP and μ are comparable. It is
+  refitted in each task (deterministic, ~1 s) rather than shipped around.
 
 **Training rule** ("to convergence on the slice"): steps = clip(⌈E·|M| / B⌉, S_min, S_max) with
 E = ``epochs`` passes over the slice, B = min(``batch_size``, |M|), a floor S_min so a small
@@ -45,7 +48,8 @@ from rip_atoms.errors import ParameterError, RipAtomsError, ShapeMismatchError
 from rip_atoms.strict_json import dumps
 from rip_atoms.sweep.grid import ARCHITECTURES, Cell
 
-__all__ = ["Source", "TrainingRule", "load_stream", "run_cell", "training_steps", "warm_up"]
+__all__ = ["Source", "TrainingRule", "load_stream", "run_cell", "stream_rows", "take_rows",
+           "training_steps", "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,27 @@ def load_stream(source: Source) -> np.ndarray:
     return X
 
 
+def stream_rows(n: int, held_out: int, exclude=(), *, source: str = "the stream"
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, held-out rows) of a stream of n tokens without the rows in ``exclude``: the
+    held-out rows are the last ``held_out`` kept rows, the fit rows every kept row before them
+    (ascending int64 indices into the stream)."""
+    rows = np.arange(n, dtype=np.int64)
+    if len(exclude):
+        rows = np.setdiff1d(rows, np.asarray(exclude, dtype=np.int64))
+    if held_out < 1 or held_out >= len(rows):
+        raise ParameterError(f"{source}: {len(rows)} tokens (after {n - len(rows)} massive "
+                             f"activations) cannot hold a held-out tail of {held_out}")
+    return rows[: len(rows) - held_out], rows[len(rows) - held_out:]
+
+
+def take_rows(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """X[rows] — as a view (no copy) when ``rows`` is a contiguous run."""
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        return X[int(rows[0]): int(rows[-1]) + 1]
+    return X[rows]
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and
     ``os.replace`` (readers see the old file or the new one, never a part; mode 0644)."""
@@ -152,8 +177,8 @@ def _split_row(row, per_atom_q: dict | None) -> dict:
             "dead": row.dead_atoms, "inactive": row.never_active, "n_live": row.n_live}
 
 
-def _evaluate(sae, X: np.ndarray, metric, train_rows: np.ndarray, held_rows: np.ndarray, *,
-              kind: str, l1_tokens: int, seed: int) -> dict:
+def _evaluate(sae, X: np.ndarray, metric, kept_rows: np.ndarray, train_rows: np.ndarray,
+              held_rows: np.ndarray, *, kind: str, l1_tokens: int, seed: int) -> dict:
     from rip_atoms.coherence import quantile_table
     from rip_atoms.criteria import UnitSet, compare_units, token_split
 
@@ -161,7 +186,7 @@ def _evaluate(sae, X: np.ndarray, metric, train_rows: np.ndarray, held_rows: np.
     base = token_split(X.shape[0], 0.5, mode="tail")
     out = {}
     for name, rows in (("train", train_rows), ("held_out", held_rows)):
-        split = replace(base, fit=np.setdiff1d(np.arange(X.shape[0]), rows), eval=rows,
+        split = replace(base, fit=np.setdiff1d(kept_rows, rows), eval=rows,
                         held_out=len(rows) / X.shape[0], mode="tail")
         table = compare_units(X, [unit], neurons=False, metric=metric, split=split,
                               l1=l1_tokens > 0, l1_max_tokens=max(1, l1_tokens), seed=seed)
@@ -171,6 +196,7 @@ def _evaluate(sae, X: np.ndarray, metric, train_rows: np.ndarray, held_rows: np.
 
 
 def _train(cell: Cell, X: np.ndarray, rule: TrainingRule, out: Path):
+    """Train the cell's SAE on X, its |M| training rows."""
     from rip_atoms.sae.train import TrainConfig, train_sae
 
     if cell.arch not in ARCHITECTURES:
@@ -186,7 +212,7 @@ def _train(cell: Cell, X: np.ndarray, rule: TrainingRule, out: Path):
                       target_l0=min(rule.target_l0, cell.n_atoms), steps=steps,
                       batch_size=batch, lr=rule.lr, seed=cell.seed, threads=1,
                       log_every=max(1, min(50, steps // 4)), **kw)
-    res = train_sae(np.ascontiguousarray(X[: cell.tokens], dtype=np.float32), cfg,
+    res = train_sae(np.ascontiguousarray(X, dtype=np.float32), cfg,
                     out_dir=out, overwrite=True, progress=False,
                     source=f"layer {cell.layer} tokens [0, {cell.tokens})")
     info = {"steps": steps, "batch_size": batch, "epochs": steps * batch / cell.tokens,
@@ -211,21 +237,22 @@ def warm_up() -> float:
     X = rng.standard_normal((96, 8)).astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="rip-atoms-warm-") as d:
         cell = Cell(layer=None, arch="jumprelu", seed=0, n_atoms=8, tokens=48)
-        sae, _info = _train(cell, X, TrainingRule(min_steps=3, max_steps=3, batch_size=16,
+        sae, _info = _train(cell, X[:48], TrainingRule(min_steps=3, max_steps=3, batch_size=16,
                                                    target_l0=2), Path(d))
-        _evaluate(sae, X, fit_metric(X[:64]), np.arange(48), np.arange(64, 96), kind="atoms",
-                  l1_tokens=2, seed=0)
+        _evaluate(sae, X, fit_metric(X[:64]), np.arange(96), np.arange(48), np.arange(64, 96),
+                  kind="atoms", l1_tokens=2, seed=0)
     return time.perf_counter() - t0
 
 
 def run_cell(cell: Cell, source: Source, *, name: str, out_dir: str, rule: TrainingRule,
              held_out: int, ridge: float = 0.0, l1_tokens: int = 64,
-             settings: dict | None = None) -> dict:
+             settings: dict | None = None, exclude=()) -> dict:
     """Run one cell and write ``out_dir/cells/<name>.json`` atomically; return the result dict.
 
     Pure given its arguments (seeded training on one thread, deterministic evaluation), so a
     retry on another worker writes the same numbers. Never raises on bad input: the result
-    then has ``status = "failed"`` and a one-line ``error``.
+    then has ``status = "failed"`` and a one-line ``error``. ``exclude``: the stream rows left
+    out (massive activations; see the module docstring).
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -233,23 +260,19 @@ def run_cell(cell: Cell, source: Source, *, name: str, out_dir: str, rule: Train
               "error": None, "splits": {}, "training": None, "pid": os.getpid()}
     try:
         X = load_stream(source)
-        n = X.shape[0]
-        if held_out < 1 or held_out >= n:
-            raise ParameterError(f"{source.path}: {n} tokens cannot hold a held-out tail of "
-                                 f"{held_out}")
-        fit_end = n - held_out
+        fit_rows, held_rows = stream_rows(X.shape[0], held_out, exclude, source=source.path)
         from rip_atoms.metric import fit_metric
 
-        metric = fit_metric(X[:fit_end], ridge=ridge, source=f"{source.path} (metric tokens)")
-        held_rows = np.arange(fit_end, n)
+        metric = fit_metric(take_rows(X, fit_rows), ridge=ridge,
+                            source=f"{source.path} (metric tokens)")
         if cell.sae_path is None:
-            if not 1 <= cell.tokens <= fit_end:
+            if not 1 <= cell.tokens <= len(fit_rows):
                 raise ParameterError(f"|M| = {cell.tokens} training tokens, but the stream has "
-                                     f"{fit_end} before its held-out tail")
-            sae, info = _train(cell, X, rule, out / "saes" / name)
+                                     f"{len(fit_rows)} before its held-out tail")
+            train_rows = fit_rows[: cell.tokens]
+            sae, info = _train(cell, take_rows(X, train_rows), rule, out / "saes" / name)
             result["training"] = info
             kind = "atoms" if cell.arch == "jumprelu" else "features"
-            train_rows = np.arange(cell.tokens)
         else:
             from rip_atoms.sae.formats import load_sae
 
@@ -258,9 +281,10 @@ def run_cell(cell: Cell, source: Source, *, name: str, out_dir: str, rule: Train
                 raise ShapeMismatchError(f"{cell.sae_path}: d_in = {sae.d_in} but the "
                                          f"activations have width {X.shape[1]}")
             kind = "atoms" if sae.architecture == "jumprelu" else "features"
-            train_rows = np.arange(fit_end)
+            train_rows = fit_rows
         result["n_atoms"] = int(sae.d_sae)
-        result["splits"] = _evaluate(sae, X, metric, train_rows, held_rows, kind=kind,
+        kept = np.concatenate([fit_rows, held_rows])
+        result["splits"] = _evaluate(sae, X, metric, kept, train_rows, held_rows, kind=kind,
                                      l1_tokens=l1_tokens, seed=cell.seed)
     except (RipAtomsError, OSError, ValueError, RuntimeError, MemoryError) as exc:
         result["status"] = "failed"

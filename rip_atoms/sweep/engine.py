@@ -39,6 +39,8 @@ from rip_atoms.sweep.cell import (
     TrainingRule,
     load_stream,
     run_cell,
+    stream_rows,
+    take_rows,
     write_json_atomic,
     write_text_atomic,
 )
@@ -77,16 +79,24 @@ def _finished(path: Path, key: str) -> dict | None:
     return None
 
 
-def _source_fingerprint(source: Source) -> dict:
+def _source_fingerprint(source: Source, max_norm_ratio: float | None) -> dict:
+    """The layer's identity in the cell keys: path, shape and the massive-activation rows left
+    out (``massive_rows``, found once here and handed to every task)."""
+    massive: list[int] = []
     try:
         X = load_stream(source)
         shape = list(X.shape)
+        if max_norm_ratio:
+            from rip_atoms.massive_activations import massive_activation_rows
+
+            massive = massive_activation_rows(X, max_norm_ratio).tolist()
     except Exception as exc:  # noqa: BLE001 - a bad source fails its cells, not the sweep
         shape = f"unreadable: {type(exc).__name__}"
-    return {**source.to_dict(), "path": str(Path(source.path).resolve()), "shape": shape}
+    return {**source.to_dict(), "path": str(Path(source.path).resolve()), "shape": shape,
+            "massive_rows": massive}
 
 
-def _stability(results: list[dict], sources: dict, held_out: int, ridge: float,
+def _stability(results: list[dict], sources: dict, prints: dict, held_out: int, ridge: float,
                say: Callable[[str], None]) -> dict[str, float | None]:
     """Mean matched fraction of each training cell against the other seeds of its group."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
@@ -104,7 +114,8 @@ def _stability(results: list[dict], sources: dict, held_out: int, ridge: float,
 
         if layer not in metrics:
             X = load_stream(sources[layer])
-            metrics[layer] = fit_metric(X[: X.shape[0] - held_out], ridge=ridge)
+            fit_rows, _ = stream_rows(X.shape[0], held_out, prints[layer]["massive_rows"])
+            metrics[layer] = fit_metric(take_rows(X, fit_rows), ridge=ridge)
         decs = {m["key"]: load_sae(m["saes_dir"]).dictionary().atoms for m in members}
         keys = sorted(decs)
         pair: dict[tuple[str, str], float | None] = {}
@@ -123,14 +134,16 @@ def run_sweep(cells: list[Cell], sources: dict, out_dir: str | Path, *,
               rule: TrainingRule | None = None, held_out: int = 20_000, ridge: float = 0.0,
               l1_tokens: int = 64, workers: int | None = None, scheduler: str | None = None,
               progress: bool = True, log: Callable[[str], None] | None = None,
-              html: bool = True) -> SweepResult:
+              html: bool = True, max_norm_ratio: float | None = 10.0) -> SweepResult:
     """Run every cell (skipping finished ones), then write ``sweep.json``, ``sweep.csv`` and
     ``sweep.html`` in ``out_dir``.
 
     ``sources`` maps each layer of the cells to its :class:`~rip_atoms.sweep.cell.Source`.
     ``workers = 0`` runs the cells one after another in this process (no Dask; for debugging
     and for measuring the engine's overhead); otherwise the cells run on a Dask cluster (see
-    the module docstring).
+    the module docstring). Tokens with ‖x‖₂ > ``max_norm_ratio`` · the median norm of their
+    layer's stream (massive activations) are left out of every slice, the held-out tail and the
+    metric (``None`` or 0 keeps every token); their rows are listed in ``sweep.json``.
     """
     t0 = time.perf_counter()
     rule = rule or TrainingRule()
@@ -142,9 +155,18 @@ def run_sweep(cells: list[Cell], sources: dict, out_dir: str | Path, *,
     missing = {c.layer for c in cells} - set(sources)
     if missing:
         raise ParameterError(f"no activations for layer(s) {sorted(missing, key=str)}")
-    prints = {layer: _source_fingerprint(s) for layer, s in sources.items()}
+    if max_norm_ratio is not None and max_norm_ratio != 0 and not max_norm_ratio > 1:
+        raise ParameterError(f"max_norm_ratio must be > 1 (or 0 to keep every token), got "
+                             f"{max_norm_ratio}")
+    prints = {layer: _source_fingerprint(s, max_norm_ratio) for layer, s in sources.items()}
+    for layer, p in prints.items():
+        if p["massive_rows"]:
+            say(f"sweep: layer {layer}: {len(p['massive_rows'])} massive activation(s) left out "
+                f"(‖x‖ > {max_norm_ratio:g}× the median norm; rows "
+                f"{', '.join(map(str, p['massive_rows'][:8]))}"
+                f"{', …' if len(p['massive_rows']) > 8 else ''})")
     base = {"rule": rule.to_dict(), "held_out": held_out, "ridge": ridge,
-            "l1_tokens": l1_tokens}
+            "l1_tokens": l1_tokens, "max_norm_ratio": max_norm_ratio or None}
     keys = [cell_key(c, {**base, "source": prints[c.layer]}) for c in cells]
     if len(set(keys)) != len(keys):
         raise ParameterError("the grid repeats a cell (same layer, arch, N, |M| and seed)")
@@ -161,7 +183,8 @@ def run_sweep(cells: list[Cell], sources: dict, out_dir: str | Path, *,
     def task_kwargs(cell: Cell, key: str) -> dict:
         return {"name": key, "out_dir": str(out), "rule": rule, "held_out": held_out,
                 "ridge": ridge, "l1_tokens": l1_tokens,
-                "settings": {**base, "source": prints[cell.layer]}}
+                "settings": {**base, "source": prints[cell.layer]},
+                "exclude": tuple(prints[cell.layer]["massive_rows"])}
 
     bar = _bar(len(cells), len(done), progress)
 
@@ -205,7 +228,7 @@ def run_sweep(cells: list[Cell], sources: dict, out_dir: str | Path, *,
     results = [done[k] for k in keys]
     for r in results:
         r["saes_dir"] = str(out / "saes" / r["key"])
-    stability = _stability(results, sources, held_out, ridge, say)
+    stability = _stability(results, sources, prints, held_out, ridge, say)
     rows = tidy_rows(results, stability)
     failed = sum(r["status"] != "ok" for r in results)
     res = SweepResult(out_dir=str(out), results=results, rows=rows, ran=len(todo),
