@@ -225,6 +225,56 @@ def test_cli_bad_input_exit_2(acts, tmp_path):
     r = _cli("--acts", acts, "--width", 16, "--tokens", 500, "--arch", "topk", "--out",
              tmp_path / "o")
     assert r.returncode == 2 and "topk" in r.stderr
+    r = _cli("--acts", acts, "--width", 16, "--tokens", 500, "--max-norm-ratio", 0.5, "--out",
+             tmp_path / "o")
+    assert r.returncode == 2 and "--max-norm-ratio" in r.stderr
+
+
+# ------------------------------------------------------------------ massive activations
+def test_massive_activations_are_left_out_exactly(acts, tmp_path):
+    """A stream with attention-sink rows (norm 100× the rest) inserted in the training prefix and
+    in the tail gives exactly the table of the stream without them: the sinks are in no slice,
+    no held-out tail and no metric. With --max-norm-ratio 0 they are kept (and change it)."""
+    X = np.load(acts)
+    rng = np.random.default_rng(4)
+    where = np.array([7, 400, 2500, 2950])  # positions in the new stream
+    sinks = 100 * np.linalg.norm(X, axis=1).mean() * rng.standard_normal((4, X.shape[1])) / (
+        np.sqrt(X.shape[1]))
+    Y = X.copy()
+    for i, pos in enumerate(where):
+        Y = np.insert(Y, pos, sinks[i], axis=0)
+    dirty = tmp_path / "dirty.npy"
+    np.save(dirty, Y.astype(np.float32))
+    cells = expand_grid(layers=[None], archs=["jumprelu"], seeds=[0], widths=[16],
+                        tokens=[1000])
+    kw = dict(rule=RULE, held_out=800, workers=0, progress=False, html=False,
+              log=lambda _m: None, l1_tokens=8)
+    clean = run_sweep(cells, {None: Source(str(acts))}, tmp_path / "c", **kw)
+    lines: list[str] = []
+    kw["log"] = lines.append
+    left_out = run_sweep(cells, {None: Source(str(dirty))}, tmp_path / "d", **kw)
+    kept = run_sweep(cells, {None: Source(str(dirty))}, tmp_path / "k", max_norm_ratio=None,
+                     **kw)
+    assert _numbers(left_out.rows) == _numbers(clean.rows)
+    assert _numbers(kept.rows) != _numbers(clean.rows)
+    assert left_out.results[0]["settings"]["source"]["massive_rows"] == where.tolist()
+    assert any("4 massive activation(s) left out" in m for m in lines)
+
+
+def test_massive_activation_rows_closed_form():
+    from rip_atoms.errors import ParameterError
+    from rip_atoms.massive_activations import massive_activation_rows, row_norms
+
+    X = np.ones((10, 4))  # every norm 2
+    X[3] *= 25.0  # norm 50 = 25 × the median
+    X[6] *= 10.0  # norm 20 = 10 × the median: not > 10×
+    X[8, 0] = np.nan  # bad input is not filtered away
+    assert massive_activation_rows(X, 10.0).tolist() == [3]
+    assert massive_activation_rows(X, 5.0, block_rows=3).tolist() == [3, 6]
+    assert np.allclose(row_norms(X[:3], block_rows=2), 2.0)
+    for bad in (1.0, 0.5, float("nan"), float("inf")):
+        with pytest.raises(ParameterError):
+            massive_activation_rows(X, bad)
 
 
 # ------------------------------------------------------------------ a real scheduler
