@@ -322,6 +322,28 @@ def test_scheduler_subprocesses(acts, tmp_path):
 
 
 # ------------------------------------------------------------------ the engine finds planted atoms
+def _reference_tsae_r2(pl, tokens: int, held_out: int) -> float:
+    """Held-out R² AIP of the paper's reference TSAE on the true atoms: x̂ = D σ_τ(Dᵀx) with unit
+    atoms D, τ maximising R² on the training slice; R² = 1 − Σ‖x − x̂‖²_S / Σ‖x − x̄‖²_S with
+    S = Σ⁻¹, Σ the uncentred second moment of the tokens before the tail (independent of the
+    library's criteria code)."""
+    X = np.asarray(pl.activations, dtype=np.float64)
+    D = np.asarray(pl.dictionary.atoms, dtype=np.float64)
+    D = D / np.linalg.norm(D, axis=0)
+    fit, held = X[: len(X) - held_out], X[len(X) - held_out:]
+    S = np.linalg.inv(fit.T @ fit / len(fit))
+
+    def r2(Y: np.ndarray, tau: float) -> float:
+        P = Y @ D
+        R = Y - (P * (P >= tau)) @ D.T
+        C = Y - Y.mean(axis=0)
+        return 1 - np.einsum("ij,jk,ik->", R, S, R) / np.einsum("ij,jk,ik->", C, S, C)
+
+    taus = np.linspace(0.2, 2.0, 37)
+    best = max(taus, key=lambda t: r2(X[:tokens], t))
+    return float(r2(held, best))
+
+
 @pytest.mark.slow
 def test_planted_atoms_are_found_at_the_true_width(tmp_path):
     """Issue 14, acceptance 6: planted atoms (H = 64, true N = 256 Gaussian atoms, K = 4), a
@@ -333,6 +355,11 @@ def test_planted_atoms_are_found_at_the_true_width(tmp_path):
     — below the issue's 0.99, which no linear-threshold encoder reaches in this regime. The
     signature of identification is seed stability: two seeds find the same atoms at the true
     width and not below or above it (measured: 0.11, 0.32, 0.81, 0.51).
+
+    The ceiling is checked here, not assumed: the paper's own identifiable solution on the
+    *true* atoms (W_enc = Dᵀ, W_dec = D, the best threshold τ on the training tokens, computed
+    below in plain numpy) reaches held-out R² AIP ≈ 0.74 on this data; the engine's TSAE must
+    reach at least that at N = 256.
     """
     pl = planted_atoms(64, 256, 4, 25_000, seed=0)
     acts = tmp_path / "acts.npy"
@@ -352,6 +379,7 @@ def test_planted_atoms_are_found_at_the_true_width(tmp_path):
     assert all(stab[256] >= stab[n] + 0.2 for n in (64, 128, 512)), stab
     assert r2[64] < r2[128] < r2[256], r2
     assert r2[256] >= 0.8, r2
+    assert r2[256] >= _reference_tsae_r2(pl, 20_000, 5000) - 0.02, r2
     # and the learned atoms at N = 256 are the planted ones
     from rip_atoms.sae.formats import load_sae
 
