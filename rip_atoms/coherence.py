@@ -498,6 +498,7 @@ def per_atom_coherence(
     exact_max_atoms: int = EXACT_MAX_ATOMS,
     progress: bool = False,
     client=None,
+    coherence_result: CoherenceResult | None = None,
 ) -> PerAtomCoherence:
     """μⱼ = max_{l≠j} |⟨d̃ⱼ, d̃ₗ⟩| for every live atom under ``metric`` (an :class:`AIPMetric`,
     ``"self"`` for (D Dᵀ)⁻¹, or ``"raw"``/None for Euclidean cosines).
@@ -518,6 +519,10 @@ def per_atom_coherence(
         A progress bar for the blocked pass (large dictionaries only).
     client : distributed.Client, optional
         Runs the blocked pass's tiles on a Dask cluster (see :func:`coherence`; same result).
+    coherence_result : CoherenceResult, optional
+        A blocked pass already made over the same atoms and metric (e.g. by the report): used
+        instead of a new pass when it :meth:`~CoherenceResult.covers` them, so the report's
+        Gram is computed once. The values are the same either way.
 
     Returns
     -------
@@ -550,7 +555,10 @@ def per_atom_coherence(
         mu, pair = float(vals[r]), (int(min(live[r], part[r])), int(max(live[r], part[r])))
         method = "float64, all pairs"
     else:
-        coh = coherence(d, atoms.metric, babel_p=1, top=1, progress=progress, client=client)
+        if coherence_result is not None and coherence_result.covers(atoms, babel_p=1, top=1):
+            coh = coherence_result
+        else:
+            coh = coherence(d, atoms.metric, babel_p=1, top=1, progress=progress, client=client)
         tol = float(coh.float32_tolerance)
         values[live] = coh.per_atom[live]
         partner[live] = coh.per_atom_partner[live]

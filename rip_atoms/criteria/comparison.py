@@ -170,6 +170,7 @@ def compare_units(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     log: Callable[[str], None] | None = None,
     source: str = "activations",
+    coherence_results: Mapping | None = None,
 ) -> UnitComparison:
     """The paper's headline table: for each unit set, R² (AIP, Euclidean), q*_quantile,
     q*_support, ℓ1-certified fraction, μ, mean L0, dead and never-active atoms.
@@ -208,6 +209,10 @@ def compare_units(
         Receives one line per step (e.g. a logger).
     source : str
         Names the activations in error messages (e.g. their file).
+    coherence_results : mapping, optional
+        Unit-set name → a :class:`~rip_atoms.coherence.CoherenceResult` already computed for
+        its decoder under this metric (the report's pass): its per-atom μⱼ are reused when the
+        pass covers the atoms, so the Gram is not computed again (same values).
 
     Returns
     -------
@@ -250,7 +255,8 @@ def compare_units(
     rows = []
     for u in unit_list:
         say(f"{u.name}: per-atom coherence of {u.decoder.n_atoms} atoms")
-        pac = per_atom_coherence(u.decoder, m, exact_max_atoms=exact_max_atoms)
+        pac = per_atom_coherence(u.decoder, m, exact_max_atoms=exact_max_atoms,
+                                 coherence_result=(coherence_results or {}).get(u.name))
         say(f"{u.name}: encoding {n_eval} tokens")
         st = stream_tokens(u, X, sp_.eval, metric=m, mean=mean, atom_mu=pac.for_supports(),
                            atom_norms=None, sample=sample, chunk_size=chunk_size)

@@ -329,7 +329,7 @@ def build_report(
 
     # ---------------------------------------------------------------- criteria table
     t = time.perf_counter()
-    report["criteria"] = _criteria_section(target, metric, seed, l1_max_tokens, say)
+    report["criteria"] = _criteria_section(target, metric, seed, l1_max_tokens, say, coh_aip)
     if not report["criteria"]["computed"]:
         notes.append({"section": "criteria", "why": report["criteria"]["why"]})
     seconds["criteria"] = time.perf_counter() - t
@@ -478,7 +478,8 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget_s, seed, l1_max
     return out
 
 
-def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say) -> dict:
+def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say,
+                      coh_aip: CoherenceResult | None = None) -> dict:
     from rip_atoms.criteria import compare_units, token_split
 
     if target.table is not None:
@@ -505,8 +506,10 @@ def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say) ->
     n = X.shape[0]
     split = token_split(n, mode="all")
     units = {target.unit.name: target.unit, **target.extra_units}
+    # the target's per-atom μⱼ come from the report's AIP pass when it covers them (same atoms
+    # and metric): the Gram is computed once per report
     tab = compare_units(X, units, metric=metric, split=split, l1_max_tokens=l1_max_tokens,
-                        seed=seed, log=say)
+                        seed=seed, log=say, coherence_results={target.unit.name: coh_aip})
     out = {"computed": True, "source": "computed on the activations given",
            **tab.to_dict(detail=False), "rendered": tab.render()}
     if target.metric is not None:  # the metric came with the target, fitted on other tokens
