@@ -317,3 +317,23 @@ def test_dead_duplicate_and_independent_atoms_are_said(tmp_path):
     assert tall["spark"]["lower"] == float("inf")
     assert tall["reference"]["welch_bound"] == 0.0
     assert tall["recovery"]["k_weak"] is None
+
+
+def test_the_search_budget_is_shared_and_kept():
+    """--budget-s B is the searches' budget together (RIP, spark, margins, probe): what one
+    leaves unused goes to the next, and the total spent stays at B up to one unit of work."""
+    from rip_atoms.dictionary import Dictionary
+    from rip_atoms.report.build import BUDGET_SHARES, SearchBudget, VerifyTarget, build_report
+
+    sb = SearchBudget(10.0)
+    assert sb.grant("rip") == pytest.approx(4.0)
+    sb.charge("rip", 1.0)  # 3 s unused: shared by the rest in proportion
+    assert sb.grant("spark") == pytest.approx(9.0 * 0.15 / 0.6)
+    sb.charge("spark", 5.0)  # an overrun is taken from the rest
+    assert sb.grant("margins") == pytest.approx(4.0 * 0.2 / 0.45)
+    assert set(BUDGET_SHARES) == {"rip", "spark", "margins", "probe"}
+    D = np.random.default_rng(3).standard_normal((40, 400))
+    rep = build_report(VerifyTarget(Dictionary(D), "gaussian"), budget_s=3.0, seed=0)
+    used = rep["seconds"]["searches"]
+    assert used["spent_s"] <= 3.0 + 1.5, used
+    assert set(used["used_s"]) <= set(BUDGET_SHARES)

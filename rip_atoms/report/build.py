@@ -42,11 +42,43 @@ GAUSSIAN_MAX_ENTRIES = 2304 * 32768
 PROBE_FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 PROBE_CODES = 8
 #: the uniqueness margins (certificates driven to the LP optimum): at most this many of the
-#: sampled codes, for at most MARGIN_SHARE × the ℓ1 probe's budget (on top of it)
+#: sampled codes
 MARGIN_CODES = 32
-MARGIN_SHARE = 1.5
-#: how the search budget is shared out
-BUDGET_SHARES = {"rip": 0.5, "spark": 0.15, "recovery": 0.35}
+#: how the search budget B is shared out, in this order (see :class:`SearchBudget`)
+BUDGET_SHARES = {"rip": 0.4, "spark": 0.15, "margins": 0.2, "probe": 0.25}
+
+
+class SearchBudget:
+    """The report's search budget B (``--budget-s``), shared by the searches in the order of
+    :data:`BUDGET_SHARES`: search i is granted (B − spent) · sᵢ / Σ_{j ≥ i} sⱼ, where spent is
+    the wall time the earlier searches actually took, so time one search leaves unused goes to
+    the next and an overrun is taken from the rest. The searches together get B (each stops at
+    its deadline, overrunning by at most one unit of work); the exact parts of the report
+    (coherence, Babel, the criteria, the certification of the target's codes) are outside B.
+    """
+
+    def __init__(self, total_s: float) -> None:
+        self.total_s = float(total_s)
+        self.spent_s = 0.0
+        self._left = dict(BUDGET_SHARES)
+        self.granted: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def grant(self, name: str) -> float:
+        """Seconds for search ``name`` (at least 1 % of B, so every search can start)."""
+        share = self._left.pop(name)
+        rest = share + sum(self._left.values())
+        g = max(0.01 * self.total_s, (self.total_s - self.spent_s) * share / rest)
+        self.granted[name] = g
+        return g
+
+    def charge(self, name: str, seconds: float) -> None:
+        self.used[name] = self.used.get(name, 0.0) + float(seconds)
+        self.spent_s += float(seconds)
+
+    def to_dict(self) -> dict:
+        return {"budget_s": self.total_s, "spent_s": self.spent_s, "granted_s": self.granted,
+                "used_s": self.used}
 
 
 @dataclass
@@ -143,9 +175,10 @@ def build_report(
 ) -> dict:
     """Every section of the report for ``target`` (see the module docstring).
 
-    ``budget_s`` is the wall-clock budget of the searches (RIP witnesses, spark null vectors,
-    the ℓ1 probe), shared out as :data:`BUDGET_SHARES`; the exact parts (coherence, Babel,
-    criteria) run to completion. ``seed`` fixes every random choice. ``client``: a
+    ``budget_s`` is the wall-clock budget of the searches together (RIP witnesses, spark null
+    vectors, the uniqueness margins, the ℓ1 probe), shared out by :class:`SearchBudget`; the
+    exact parts (coherence, Babel, criteria, the certification of the target's codes) run to
+    completion. ``seed`` fixes every random choice. ``client``: a
     ``distributed.Client`` (:func:`rip_atoms.cluster.dask_client`) that runs the Gram tiles of
     the coherence passes and the token chunks of the ℓ1 certification of the target's codes
     (identical results to the single-process run; the budgeted ℓ1 probe stays local).
@@ -272,8 +305,9 @@ def build_report(
 
     kmax = min(H // 2, live)  # beyond H/2 the brackets say little and the search is slow
     ks = sorted({k for k in rip_ks if 2 <= k <= kmax})
+    searches = SearchBudget(budget_s)
     if ks:
-        rip_budget = BUDGET_SHARES["rip"] * budget_s
+        rip_budget = searches.grant("rip")
         say(f"RIP brackets for k = {ks} ({rip_budget:.0f} s of search)")
         rip = rip_bounds(d, ks, metric if metric is not None else "raw", budget_s=rip_budget,
                          seed=seed, drop_dead=True, progress=progress,
@@ -292,6 +326,7 @@ def build_report(
         report["rip"] = {"computed": False, "why": f"min(H/2, N_live) = {kmax} < 2"}
         notes.append({"section": "rip", "why": report["rip"]["why"]})
     seconds["rip"] = time.perf_counter() - t
+    searches.charge("rip", seconds["rip"])
 
     # ---------------------------------------------------------------- spark and uniqueness
     t = time.perf_counter()
@@ -299,8 +334,9 @@ def build_report(
 
     say("spark bounds")
     spark = spark_bounds(d, metric if metric is not None else "raw",
-                         budget_s=max(1.0, BUDGET_SHARES["spark"] * budget_s), seed=seed,
+                         budget_s=searches.grant("spark"), seed=seed,
                          drop_dead=True, progress=progress, coherence_result=coh_aip)
+    searches.charge("spark", time.perf_counter() - t)
     report["spark"] = {
         "computed": True, **spark.to_dict(),
         "reading": "spark = size of the smallest linearly dependent set of atoms; every code "
@@ -322,8 +358,7 @@ def build_report(
 
     # ---------------------------------------------------------------- ℓ1 recovery vs L0
     t = time.perf_counter()
-    report["recovery"] = _recovery_section(d, metric, codes, l0, nonneg, live,
-                                           BUDGET_SHARES["recovery"] * budget_s, seed,
+    report["recovery"] = _recovery_section(d, metric, codes, l0, nonneg, live, searches, seed,
                                            l1_max_tokens, say, progress, client=client)
     seconds["recovery"] = time.perf_counter() - t
 
@@ -354,6 +389,7 @@ def build_report(
 
     report["not_computed"] = notes
     seconds["total"] = time.perf_counter() - t_all
+    seconds["searches"] = searches.to_dict()
     report["seconds"] = seconds
     report["verdict"] = verdict(report)
     from rip_atoms.report.answer import answer_block
@@ -388,8 +424,8 @@ def _aip_angle_note(shift, H: int, target: VerifyTarget) -> dict:
     }
 
 
-def _recovery_section(d, metric, codes, l0, nonneg, live, budget_s, seed, l1_max_tokens, say,
-                      progress, client=None):
+def _recovery_section(d, metric, codes, l0, nonneg, live, searches: SearchBudget, seed,
+                      l1_max_tokens, say, progress, client=None):
     from rip_atoms.criteria import l1_certified_fraction
     from rip_atoms.recovery import STATUS_NAMES, classify_recovery
 
@@ -420,15 +456,18 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget_s, seed, l1_max
         from rip_atoms.recovery.margins import certificate_margins
 
         say(f"uniqueness margins: the exact certificate LP on {MARGIN_CODES} of those codes")
+        tm = time.perf_counter()
         mres = certificate_margins(d, codes, metric=metric_arg, nonneg=nonneg, seed=seed,
                                    tokens=np.asarray(cert.tokens)[:MARGIN_CODES],
-                                   budget_s=MARGIN_SHARE * budget_s)
+                                   budget_s=searches.grant("margins"))
+        searches.charge("margins", time.perf_counter() - tm)
         out["margins"] = {"computed": True, **mres.to_dict()}
-        t0 += mres.seconds  # the margins have their own budget; the probe keeps its share
     else:
         out["codes"] = {"computed": False,
                         "why": "needs activations and an encoder or codes for the target"}
     # probe: random supports at sparsities around the Donoho–Tanner threshold
+    budget_s = searches.grant("probe")
+    t_probe = time.perf_counter()
     k_ref = out["k_weak"] if out["k_weak"] else min(H, live) / 4
     ks = sorted({max(1, min(live, int(round(f * k_ref)))) for f in PROBE_FRACTIONS})
     if codes is not None and l0.size:
@@ -450,7 +489,7 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget_s, seed, l1_max
         if bar is not None:
             bar.update(1)
             bar.set_postfix(k=k)
-        left = budget_s - (time.perf_counter() - t0)
+        left = budget_s - (time.perf_counter() - t_probe)
         if left <= 0 or last > left:  # larger k cost more than the last batch did
             rows.append({"k": k, "run": False, "why": "budget exhausted"})
             continue
@@ -474,6 +513,7 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, budget_s, seed, l1_max
                   "magnitudes uniform in [1, 2]" + ("" if nonneg else " with random signs")
                   + ", classified by classify_recovery under the report's metric",
     }
+    searches.charge("probe", time.perf_counter() - t_probe)
     out["seconds"] = time.perf_counter() - t0
     return out
 
