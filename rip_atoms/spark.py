@@ -131,13 +131,14 @@ def _relative_smallest_singular(X: np.ndarray) -> tuple[float, np.ndarray]:
     return float(s[-1] / s[0]) if s[0] > 0 else 0.0, Vt[-1]
 
 
-def _null_space(X: np.ndarray, rtol: float) -> np.ndarray:
-    """Orthonormal basis (t×m) of the numerical null space {v : ‖X v‖ ≤ rtol·‖X‖₂ ‖v‖}."""
+def _null_space(X: np.ndarray, rtol: float) -> tuple[np.ndarray, float]:
+    """Orthonormal basis (t×m) of the numerical null space {v : ‖X v‖ ≤ rtol·‖X‖₂ ‖v‖}, and
+    ‖X‖₂ (the largest singular value, from the same SVD)."""
     _, s, Vt = np.linalg.svd(X, full_matrices=True)
     s_full = np.zeros(X.shape[1])
     s_full[: len(s)] = s
-    top = s_full.max() if s_full.size else 0.0
-    return Vt[s_full <= rtol * top].T
+    top = float(s_full.max()) if s_full.size else 0.0
+    return Vt[s_full <= rtol * top].T, top
 
 
 def circuit(atoms: CorrectedAtoms, T, rtol: float = RANK_RTOL):
@@ -151,25 +152,25 @@ def circuit(atoms: CorrectedAtoms, T, rtol: float = RANK_RTOL):
     """
     T = list(dict.fromkeys(int(i) for i in T))
     X = atoms.vectors(T)
-    Z = _null_space(X, rtol)
+    Z, top = _null_space(X, rtol)
     if Z.shape[1] == 0:
         return None
     while Z.shape[1] > 1:
         i = int(np.argmin(np.abs(Z).max(axis=1)))  # the atom the null space needs least
         T.pop(i)
         X = np.delete(X, i, axis=1)
-        Z = _null_space(X, rtol)
+        Z, top = _null_space(X, rtol)
     v = Z[:, 0]
     keep = np.abs(v) > 1e-12 * np.abs(v).max()
     if not keep.all():
         T = [a for a, k in zip(T, keep, strict=True) if k]
         X = X[:, keep]
-        Z = _null_space(X, rtol)
+        Z, top = _null_space(X, rtol)
         if Z.shape[1] != 1:
             return None
         v = Z[:, 0]
     v = v / np.linalg.norm(v)
-    res = float(np.linalg.norm(X @ v) / max(np.linalg.norm(X, 2), 1e-300))
+    res = float(np.linalg.norm(X @ v) / max(top, 1e-300))  # ‖X‖₂ from the SVD just made
     order = np.argsort(T)
     return tuple(int(T[i]) for i in order), v[order], res
 

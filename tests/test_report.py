@@ -334,6 +334,6 @@ def test_the_search_budget_is_shared_and_kept():
     assert set(BUDGET_SHARES) == {"rip", "spark", "margins", "probe"}
     D = np.random.default_rng(3).standard_normal((40, 400))
     rep = build_report(VerifyTarget(Dictionary(D), "gaussian"), budget_s=3.0, seed=0)
-    used = rep["seconds"]["searches"]
+    used = rep["search_budget"]
     assert used["spent_s"] <= 3.0 + 1.5, used
     assert set(used["used_s"]) <= set(BUDGET_SHARES)

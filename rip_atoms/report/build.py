@@ -389,7 +389,7 @@ def build_report(
 
     report["not_computed"] = notes
     seconds["total"] = time.perf_counter() - t_all
-    seconds["searches"] = searches.to_dict()
+    report["search_budget"] = searches.to_dict()
     report["seconds"] = seconds
     report["verdict"] = verdict(report)
     from rip_atoms.report.answer import answer_block

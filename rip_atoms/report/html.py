@@ -315,7 +315,10 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
     body = (f"<p>Command: <code>{_e(report['command'])}</code></p>"
             if report.get("command") else "")
     body += _table(["step", "seconds"], [[k, v] for k, v in secs.items()])
-    body += (f"<p>Search budget {_fmt(report['budget_s'])} s, seed {report['seed']}. Every "
+    sb = report.get("search_budget")
+    used = (" (used: " + ", ".join(f"{_e(k)} {v:.1f} s" for k, v in sb["used_s"].items())
+            + ")") if sb and sb.get("used_s") else ""
+    body += (f"<p>Search budget {_fmt(report['budget_s'])} s{used}, seed {report['seed']}. Every "
              "number, with its method and witness, is in <code>report.json</code> beside this "
              "file.</p>")
     section("provenance", body)
