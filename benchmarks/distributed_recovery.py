@@ -9,6 +9,7 @@ dictionary's scatter and the workers' set-up included, the cluster's start not),
 witnesses are identical.
 
     .venv/bin/python benchmarks/distributed_recovery.py
+    .venv/bin/python benchmarks/distributed_recovery.py --blas-threads 1   # equal workers
     .venv/bin/python benchmarks/distributed_recovery.py --codes 400 --dim 256 --atoms 2048
 """
 
@@ -25,10 +26,11 @@ from rip_atoms.cluster import RECOVERY_PRELOAD, dask_client
 from rip_atoms.recovery import classify_recovery
 
 
-def run(D, C, workers: int, chunk_size: int):
+def run(D, C, workers: int, chunk_size: int, blas_threads: int | None = None):
     # workers start warm (imports, HiGHS, LARS, numba: the certifier's one-time costs, paid
     # while the cluster starts, as in rip-atoms verify/recover --workers)
-    with dask_client(workers=workers, quiet=True, preload=(RECOVERY_PRELOAD,)) as client:
+    with dask_client(workers=workers, quiet=True, preload=(RECOVERY_PRELOAD,),
+                     blas_threads=blas_threads) as client:
         client.wait_for_workers(workers)
         t = time.perf_counter()
         res = classify_recovery(D, C, nonneg=True, metric=None, chunk_size=chunk_size,
@@ -49,13 +51,17 @@ def main() -> None:
     ap.add_argument("--chunk-size", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", metavar="FILE")
+    ap.add_argument("--blas-threads", type=int, default=None,
+                    help="BLAS threads per worker (default ⌊cores / workers⌋: one worker then "
+                         "uses every core in its GEMMs; 1 measures how the work scales with "
+                         "equal workers, as benchmarks/distributed_coherence.py does)")
     args = ap.parse_args()
     D = gaussian(args.dim, args.atoms, args.seed + 30)
     C = codes(args.atoms, np.full(args.codes, args.l0), True, args.seed + 31)
     print(f"distributed certification: Gaussian {args.dim}×{args.atoms}, {args.codes} "
           f"non-negative codes, L0 = {args.l0}, chunks of {args.chunk_size}", flush=True)
-    r1, s1 = run(D, C, 1, args.chunk_size)
-    r2, s2 = run(D, C, 2, args.chunk_size)
+    r1, s1 = run(D, C, 1, args.chunk_size, args.blas_threads)
+    r2, s2 = run(D, C, 2, args.chunk_size, args.blas_threads)
     same = (np.array_equal(r1.status, r2.status) and np.array_equal(r1.method, r2.method)
             and (r1.witnesses != r2.witnesses).nnz == 0)
     print(f"  speedup 2 vs 1 worker: {s1 / s2:.2f}×  (target ≥ 1.6×); identical statuses, "
