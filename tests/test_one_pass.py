@@ -89,12 +89,18 @@ def test_a_report_computes_each_gram_once(monkeypatch):
     monkeypatch.setattr(coh_mod, "blocked_gram_reduce", counted)
     t = VerifyTarget(dictionary=p.dictionary, description="planted", activations=X[1000:],
                      metric=metric, unit=unit, nonneg=True)
-    rep = build_report(t, budget_s=2.0, seed=0, rip_ks=(2, 3), l1_max_tokens=8)
+    lines: list[str] = []
+    rep = build_report(t, budget_s=2.0, seed=0, rip_ks=(2, 3), l1_max_tokens=8,
+                       log=lines.append)
     assert rep["criteria"]["computed"]
+    # the criteria's ℓ1 test is the ℓ1 section's certification of the same codes, not a rerun
+    assert any("sampled tokens (reused)" in m for m in lines), lines
     assert len([s for s in passes if N in s]) == 3, passes  # raw, AIP, Gaussian reference
     # the reused per-atom values equal a fresh pass's
     fresh = compare_units(X[1000:], {"atoms": unit}, metric=metric,
-                          split=token_split(500, mode="all"), l1=False)
+                          split=token_split(500, mode="all"), l1_max_tokens=8, seed=0)
     row = next(r for r in rep["criteria"]["rows"] if r["name"] == "atoms")
     assert row["mu"] == fresh["atoms"].mu
     assert row["q_star_quantile"] == fresh["atoms"].q_star_quantile
+    assert row["l1_certified_fraction"] == fresh["atoms"].l1_certified_fraction
+    assert row["l1_sampled"] == fresh["atoms"].l1_sampled == 8

@@ -171,6 +171,7 @@ def compare_units(
     log: Callable[[str], None] | None = None,
     source: str = "activations",
     coherence_results: Mapping | None = None,
+    l1_results: Mapping | None = None,
 ) -> UnitComparison:
     """The paper's headline table: for each unit set, R² (AIP, Euclidean), q*_quantile,
     q*_support, ℓ1-certified fraction, μ, mean L0, dead and never-active atoms.
@@ -213,6 +214,11 @@ def compare_units(
         Unit-set name → a :class:`~rip_atoms.coherence.CoherenceResult` already computed for
         its decoder under this metric (the report's pass): its per-atom μⱼ are reused when the
         pass covers the atoms, so the Gram is not computed again (same values).
+    l1_results : mapping, optional
+        Unit-set name → an :class:`~rip_atoms.criteria.stability.L1Certified` already computed
+        for its codes under this metric (the report's ℓ1 section): reused when it covers the
+        same sampled tokens (indices into ``activations``) with the same sign constraint, so
+        the codes are not certified twice. The caller vouches for the metric.
 
     Returns
     -------
@@ -265,12 +271,19 @@ def compare_units(
         faith = faithfulness_result(st, sp_, m)
         cert = None
         if l1:
-            say(f"{u.name}: exact ℓ1 test on {len(sample)} sampled tokens")
-            codes = sp.vstack(st.sample_codes, format="csr") if st.sample_codes else (
-                sp.csr_matrix((0, u.decoder.n_atoms)))
-            cert = l1_certified_fraction(u.decoder, codes, metric=m, nonneg=st.nonneg,
-                                         max_tokens=None, seed=None)
-            cert = replace(cert, tokens=sp_.eval[sample], sampled_from=n_eval, seed=seed)
+            tokens = sp_.eval[sample]
+            given = (l1_results or {}).get(u.name)
+            if (given is not None and given.nonneg == st.nonneg
+                    and np.array_equal(np.asarray(given.tokens), tokens)):
+                say(f"{u.name}: exact ℓ1 test on {len(sample)} sampled tokens (reused)")
+                cert = replace(given, tokens=tokens, sampled_from=n_eval, seed=seed)
+            else:
+                say(f"{u.name}: exact ℓ1 test on {len(sample)} sampled tokens")
+                codes = sp.vstack(st.sample_codes, format="csr") if st.sample_codes else (
+                    sp.csr_matrix((0, u.decoder.n_atoms)))
+                cert = l1_certified_fraction(u.decoder, codes, metric=m, nonneg=st.nonneg,
+                                             max_tokens=None, seed=None)
+                cert = replace(cert, tokens=tokens, sampled_from=n_eval, seed=seed)
         stab = StabilityResult(q_star_quantile=q_star_quantile(pac, l0),
                                q_star_support=q_star_support(smu, l0), l1=cert, per_atom=pac,
                                l0=l0, support_mu=smu, nonneg=st.nonneg)

@@ -358,13 +358,15 @@ def build_report(
 
     # ---------------------------------------------------------------- ℓ1 recovery vs L0
     t = time.perf_counter()
-    report["recovery"] = _recovery_section(d, metric, codes, l0, nonneg, live, searches, seed,
-                                           l1_max_tokens, say, progress, client=client)
+    report["recovery"], codes_cert = _recovery_section(
+        d, metric, codes, l0, nonneg, live, searches, seed, l1_max_tokens, say, progress,
+        client=client)
     seconds["recovery"] = time.perf_counter() - t
 
     # ---------------------------------------------------------------- criteria table
     t = time.perf_counter()
-    report["criteria"] = _criteria_section(target, metric, seed, l1_max_tokens, say, coh_aip)
+    report["criteria"] = _criteria_section(target, metric, seed, l1_max_tokens, say, coh_aip,
+                                           codes_cert)
     if not report["criteria"]["computed"]:
         notes.append({"section": "criteria", "why": report["criteria"]["why"]})
     seconds["criteria"] = time.perf_counter() - t
@@ -444,6 +446,7 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, searches: SearchBudget
                       "Donoho–Tanner weak threshold for Gaussian dictionaries of this shape "
                       f"({'non-negative' if nonneg else 'signed'} codes), a reference line")
     t0 = time.perf_counter()
+    cert = None
     metric_arg = metric if metric is not None else "raw"
     if codes is not None:
         say(f"ℓ1 recovery of the target's codes (at most {l1_max_tokens} tokens)")
@@ -515,11 +518,11 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, searches: SearchBudget
     }
     searches.charge("probe", time.perf_counter() - t_probe)
     out["seconds"] = time.perf_counter() - t0
-    return out
+    return out, cert
 
 
 def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say,
-                      coh_aip: CoherenceResult | None = None) -> dict:
+                      coh_aip: CoherenceResult | None = None, codes_cert=None) -> dict:
     from rip_atoms.criteria import compare_units, token_split
 
     if target.table is not None:
@@ -547,9 +550,13 @@ def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say,
     split = token_split(n, mode="all")
     units = {target.unit.name: target.unit, **target.extra_units}
     # the target's per-atom μⱼ come from the report's AIP pass when it covers them (same atoms
-    # and metric): the Gram is computed once per report
+    # and metric): the Gram is computed once per report; and its ℓ1 test is the ℓ1 section's
+    # certification of the same sampled codes under the same metric (reused when the sampled
+    # tokens and the sign constraint match)
     tab = compare_units(X, units, metric=metric, split=split, l1_max_tokens=l1_max_tokens,
-                        seed=seed, log=say, coherence_results={target.unit.name: coh_aip})
+                        seed=seed, log=say, coherence_results={target.unit.name: coh_aip},
+                        l1_results={target.unit.name: codes_cert} if codes_cert is not None
+                        and _same_atoms(target.unit.decoder, target.dictionary) else None)
     out = {"computed": True, "source": "computed on the activations given",
            **tab.to_dict(detail=False), "rendered": tab.render()}
     if target.metric is not None:  # the metric came with the target, fitted on other tokens
@@ -558,6 +565,11 @@ def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say,
         out["split"] = {**out["split"], "description": desc}
         out["rendered"] = out["rendered"].replace(split.describe(), desc)
     return out
+
+
+def _same_atoms(a: Dictionary, b: Dictionary) -> bool:
+    """Are two dictionaries the same atoms (the same object, or equal arrays)?"""
+    return a is b or (a.atoms.shape == b.atoms.shape and np.array_equal(a.atoms, b.atoms))
 
 
 def _tsae_section(target: VerifyTarget, metric, say) -> dict:
