@@ -285,9 +285,12 @@ def test_cli_train_sigint_exits_130_with_one_line_and_resumes(tmp_path):
     np.save(tmp_path / "acts.npy", small_data(n=3000))
     common = ["--width", 32, "--target-l0", 4, "--steps", 2000, "--batch", 64,
               "--checkpoint-every", 20, "--held-out", 0.1]
+    # pytest-xdist workers ignore SIGINT and a child inherits SIG_IGN, in which case Python
+    # never installs its Ctrl-C handler: restore the default so the victim sees the signal
     victim = subprocess.Popen(_cli("train", tmp_path / "acts.npy", "--out", tmp_path / "o",
                                    *common), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+                              text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     ckpt = tmp_path / "o" / CHECKPOINT
     deadline = time.time() + 120
     while not ckpt.exists() and time.time() < deadline and victim.poll() is None:
