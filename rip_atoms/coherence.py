@@ -474,19 +474,29 @@ def _exact_rows(atoms: CorrectedAtoms, J: np.ndarray, live: np.ndarray, block: i
     |dⱼᵀ S̃ dₗ| / (‖dⱼ‖_S ‖dₗ‖_S) from the raw columns (``CorrectedAtoms.cosines_row``'s
     formula): |J|·(H² + H·N) multiply-adds instead of whitening every atom (H²·N).
     """
-    if V_live is None and 4 * len(J) < atoms.dim:
-        return _exact_rows_few(atoms, J, live, block)
+    d = atoms.dictionary
+    few = V_live is None and 4 * len(J) < atoms.dim
     best = np.full(len(J), -1.0)
     arg = np.full(len(J), -1, dtype=np.int64)
     for js in range(0, len(J), block):
         Jb = J[js: js + block]
-        VJ = atoms.vectors(Jb)
+        if few:
+            XJ = d.scaled_columns(Jb)
+            SJ = (XJ if atoms.metric is None else atoms.metric.S @ XJ) / atoms._snorms[Jb]
+
+            def cosines(cols, _cs, SJ=SJ):
+                return np.abs(d.scaled_columns(cols).T @ SJ) / atoms._snorms[cols][:, None]
+        else:
+            VJ = atoms.vectors(Jb)
+
+            def cosines(cols, cs, VJ=VJ):
+                Vc = V_live[:, cs: cs + block] if V_live is not None else atoms.vectors(cols)
+                return np.abs(Vc.T @ VJ)
         bb = np.full(len(Jb), -1.0)
         ab = np.full(len(Jb), -1, dtype=np.int64)
         for cs in range(0, len(live), block):
             cols = live[cs: cs + block]
-            Vc = V_live[:, cs: cs + block] if V_live is not None else atoms.vectors(cols)
-            C = np.abs(Vc.T @ VJ)  # (cols, Jb)
+            C = cosines(cols, cs)  # (cols, Jb)
             C[cols[:, None] == Jb[None, :]] = -1.0
             r = np.argmax(C, axis=0)
             v = C[r, np.arange(len(Jb))]
@@ -495,27 +505,6 @@ def _exact_rows(atoms: CorrectedAtoms, J: np.ndarray, live: np.ndarray, block: i
             ab[upd] = cols[r[upd]]
         best[js: js + len(Jb)] = bb
         arg[js: js + len(Jb)] = ab
-    return np.minimum(best, 1.0), arg
-
-
-def _exact_rows_few(atoms: CorrectedAtoms, J: np.ndarray, live: np.ndarray, block: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_exact_rows` for a few atoms J, without whitening the others (see there)."""
-    d = atoms.dictionary
-    XJ = d.scaled_columns(J)
-    SJ = XJ if atoms.metric is None else atoms.metric.S @ XJ
-    SJ = SJ / atoms._snorms[J]
-    best = np.full(len(J), -1.0)
-    arg = np.full(len(J), -1, dtype=np.int64)
-    for cs in range(0, len(live), block):
-        cols = live[cs: cs + block]
-        C = np.abs(d.scaled_columns(cols).T @ SJ) / atoms._snorms[cols][:, None]  # (cols, J)
-        C[cols[:, None] == J[None, :]] = -1.0
-        r = np.argmax(C, axis=0)
-        v = C[r, np.arange(len(J))]
-        upd = v > best
-        best[upd] = v[upd]
-        arg[upd] = cols[r[upd]]
     return np.minimum(best, 1.0), arg
 
 
