@@ -56,13 +56,16 @@ def _sae_cells(pattern: str, layers: list[int | None]):
 
 
 def _sources(args, layers: list[int | None], n_needed: int):
+    """(layer → Source, the fewest tokens a layer keeps without its massive activations, or
+    None when not counted yet: --acts is read as it is, a --model harvest grows until it
+    keeps n_needed)."""
     from rip_atoms.sweep import Source
 
     if args.acts is not None:
         p = Path(args.acts)
         if not p.exists():
             raise UsageError(f"--acts {p}: no such file or folder")
-        return {layer: Source(str(p), layer) for layer in layers}
+        return {layer: Source(str(p), layer) for layer in layers}, None
     quiet_transformers()
     import torch
 
@@ -77,24 +80,30 @@ def _sources(args, layers: list[int | None], n_needed: int):
     for _ in range(4):  # grow the harvest until n_needed tokens remain without massive ones
         harvest(lm, [int(x) for x in layers], out, n_tokens=target,
                 progress=show_progress(args))
-        short = max(n_needed - _kept_tokens(s, args.max_norm_ratio) for s in sources.values())
-        if short <= 0:
+        kept = _kept_tokens(sources, args.max_norm_ratio)
+        if kept >= n_needed:
             break
-        target += short
-        log(args, f"{short} massive activation(s) left out: harvesting up to {target} tokens")
-    return sources
+        target += n_needed - kept
+        log(args, f"{n_needed - kept} massive activation(s) left out: harvesting up to "
+                  f"{target} tokens")
+    return sources, kept
 
 
-def _kept_tokens(source, ratio: float) -> int:
-    """Tokens of the source's stream that are not massive activations (all when ratio is 0)."""
+def _kept_tokens(sources: dict, ratio: float) -> int:
+    """The fewest tokens a layer's stream keeps without its massive activations (all when
+    ratio is 0)."""
     from rip_atoms.sweep.cell import load_stream
 
-    X = load_stream(source)
-    if not ratio:
-        return X.shape[0]
-    from rip_atoms.massive_activations import massive_activation_rows
+    kept = []
+    for source in sources.values():
+        X = load_stream(source)
+        if ratio:
+            from rip_atoms.massive_activations import massive_activation_rows
 
-    return X.shape[0] - len(massive_activation_rows(X, ratio))
+            kept.append(X.shape[0] - len(massive_activation_rows(X, ratio)))
+        else:
+            kept.append(X.shape[0])
+    return min(kept)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,11 +148,12 @@ def run(args: argparse.Namespace) -> int:
     rule = TrainingRule(epochs=args.epochs, min_steps=args.min_steps, max_steps=args.max_steps,
                         batch_size=args.batch_size, target_l0=args.target_l0,
                         device=args.device)
-    sources = _sources(args, layers, n_needed)
+    sources, kept = _sources(args, layers, n_needed)
     if cells is None:
         first = load_stream(next(iter(sources.values())))
         H = first.shape[1]
-        kept = _kept_tokens(sources[layers[0]], args.max_norm_ratio)
+        if kept is None:
+            kept = _kept_tokens(sources, args.max_norm_ratio)
         if kept < n_needed:
             raise UsageError(f"{sources[layers[0]].path}: the stream has {kept} tokens "
                              f"(without massive activations) but max(--tokens) + "
