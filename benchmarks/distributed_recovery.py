@@ -22,15 +22,12 @@ import time
 import numpy as np
 from recovery import codes, gaussian
 
-from rip_atoms.cluster import RECOVERY_PRELOAD, dask_client
+from rip_atoms.cluster import dask_client
 from rip_atoms.recovery import classify_recovery
 
 
 def run(D, C, workers: int, chunk_size: int, blas_threads: int | None = None):
-    # workers start warm (imports, HiGHS, LARS, numba: the certifier's one-time costs, paid
-    # while the cluster starts, as in rip-atoms verify/recover --workers)
-    with dask_client(workers=workers, quiet=True, preload=(RECOVERY_PRELOAD,),
-                     blas_threads=blas_threads) as client:
+    with dask_client(workers=workers, quiet=True, blas_threads=blas_threads) as client:
         client.wait_for_workers(workers)
         t = time.perf_counter()
         res = classify_recovery(D, C, nonneg=True, metric=None, chunk_size=chunk_size,

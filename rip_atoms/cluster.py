@@ -43,9 +43,6 @@ class DistributedUnavailableError(RipAtomsError):
     """dask.distributed is not installed, or the scheduler address cannot be reached."""
 
 
-#: the Dask preload that warms a certifying worker (:mod:`rip_atoms.recovery.worker_warm_up`)
-RECOVERY_PRELOAD = "rip_atoms.recovery.worker_warm_up"
-
 def require_distributed() -> Any:
     """Import and return ``distributed``, or raise a one-line error naming the extra."""
     try:
@@ -80,8 +77,7 @@ def _restore_environment(saved: dict[str, str | None]) -> None:
 @contextlib.contextmanager
 def dask_client(*, scheduler: str | None = None, workers: int | None = None,
                 resources: dict[str, float] | None = None, quiet: bool = False,
-                log=None, blas_threads: int | None = None,
-                preload: tuple[str, ...] = ()) -> Iterator[Any]:
+                log=None, blas_threads: int | None = None) -> Iterator[Any]:
     """A ``distributed.Client`` for the duration of the ``with`` block.
 
     Parameters
@@ -100,11 +96,6 @@ def dask_client(*, scheduler: str | None = None, workers: int | None = None,
     blas_threads
         BLAS/numba threads per LocalCluster worker (default ⌊cores / workers⌋); e.g. 1 to
         measure how a pass scales with the number of equal workers.
-    preload
-        Modules each LocalCluster worker imports when it starts (Dask's ``--preload``; their
-        ``dask_setup`` runs there), e.g. ``"rip_atoms.recovery.worker_warm_up"``, which pays
-        the certifier's one-time costs before the first task. Ignored with ``scheduler``
-        (start those workers with ``dask worker ADDR --preload MODULE``).
 
     The LocalCluster binds to 127.0.0.1, uses processes (one thread each, so numpy/numba work
     does not contend for the GIL) and sizes each worker's BLAS pools to ⌊cores / workers⌋.
@@ -151,7 +142,7 @@ def dask_client(*, scheduler: str | None = None, workers: int | None = None,
         cluster = stack.enter_context(distributed.LocalCluster(
             n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address="127.0.0.1:0", resources=resources, silence_logs=40,
-            env=env, **({"preload": list(preload)} if preload else {})))
+            env=env))
         client = stack.enter_context(distributed.Client(cluster))
         _restore_environment(saved)
         if not quiet:

@@ -206,11 +206,11 @@ def run_recover(args: argparse.Namespace) -> int:
     checkpoint = None
     stack = contextlib.ExitStack()
     if args.scheduler is not None or args.workers is not None:
-        from rip_atoms.cluster import RECOVERY_PRELOAD, dask_client
+        from rip_atoms.cluster import dask_client
 
         options["client"] = stack.enter_context(dask_client(
             scheduler=args.scheduler, workers=args.workers, quiet=bool(args.json),
-            log=lambda line: log(args, line), preload=(RECOVERY_PRELOAD,)))
+            log=lambda line: log(args, line)))
         options["progress"] = False
     try:
         if args.checkpoint_dir is not None:

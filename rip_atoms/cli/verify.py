@@ -310,10 +310,10 @@ def _cluster(args: argparse.Namespace):
 
     if args.scheduler is None and args.workers is None:
         return contextlib.nullcontext(None)
-    from rip_atoms.cluster import RECOVERY_PRELOAD, dask_client
+    from rip_atoms.cluster import dask_client
 
     return dask_client(scheduler=args.scheduler, workers=args.workers, quiet=args.quiet,
-                       log=lambda m: log(args, m), preload=(RECOVERY_PRELOAD,))
+                       log=lambda m: log(args, m))
 
 
 def run(args: argparse.Namespace) -> int:
