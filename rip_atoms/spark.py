@@ -187,8 +187,9 @@ def _dimension_witness(atoms: CorrectedAtoms, T, rtol: float = RANK_RTOL):
     D̃_T = [A | b] with A square (LU solve, ~H³/3 multiply-adds against ~20 H³ for the SVD of
     :func:`circuit`). Dependence is certified as in :func:`circuit` — σ_min/σ_max ≤ rtol — from
     σ_min ≤ ‖D̃_T v‖ (‖v‖ = 1) and σ_max ≥ the largest column norm. Returns (the support of v,
-    v on it, that ratio, an upper bound on ‖D̃_T v‖/‖D̃_T‖₂) or None (A singular, or the ratio
-    above rtol). The support is a dependent set, not necessarily a circuit."""
+    v on it, ‖D̃_T v‖ / max column norm — an upper bound on the residual ‖D̃_T v‖/‖D̃_T‖₂ of
+    :func:`circuit`) or None (A singular, or that ratio above rtol). The support is a dependent
+    set, not necessarily a circuit."""
     T = [int(i) for i in T]
     X = atoms.vectors(T)
     H = X.shape[0]
