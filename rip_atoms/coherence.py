@@ -45,9 +45,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rip_atoms.arguments import check_int, check_real
-from rip_atoms.corrected_atoms import CorrectedAtoms
+from rip_atoms.corrected_atoms import CorrectedAtoms, corrected_atoms_for
 from rip_atoms.dictionary import DUPLICATE_TOL, Dictionary
-from rip_atoms.errors import ParameterError
+from rip_atoms.errors import ParameterError, ParameterTypeError
 from rip_atoms.kernels import blocked_gram_reduce
 from rip_atoms.metric import AIPMetric
 from rip_atoms.theory import welch_bound
@@ -85,6 +85,9 @@ class CoherenceResult:
     seconds: float = 0.0
     mu_upper: float = 1.0  # certified upper bound on μ (1 with a duplicate pair)
     float64_tolerance: float = 0.0
+    #: the caller's CorrectedAtoms when it passed ``corrected_atoms=`` (kept for the analyses
+    #: that reuse this pass, e.g. per-atom μⱼ; never serialised)
+    corrected: CorrectedAtoms | None = field(default=None, repr=False, compare=False)
 
     @property
     def per_atom_upper(self) -> np.ndarray:
@@ -174,6 +177,7 @@ def coherence(
     device: str | None = None,
     progress: bool = False,
     client=None,
+    corrected_atoms: CorrectedAtoms | None = None,
 ) -> CoherenceResult:
     """Coherence report of D under a metric (module docstring has the formulas and precision).
 
@@ -196,6 +200,10 @@ def coherence(
         histograms are merged here (:func:`rip_atoms.kernels.blocked_gram_reduce`). The result
         is bit-identical to the single-process pass (each row keeps its top entries in a total
         order, ties by index); a task whose worker dies is rerun with the same result.
+    corrected_atoms : the :class:`CorrectedAtoms` of D under ``metric`` with float32 rows,
+        built once by a caller that runs several analyses (the report): its rows and their
+        tolerance are used instead of whitening again (checked by
+        :func:`~rip_atoms.corrected_atoms.corrected_atoms_for`).
 
     Returns
     -------
@@ -221,7 +229,7 @@ def coherence(
     top = check_int("top", top, least=0)
     bins = check_int("bins", bins, least=1)
     duplicate_tol = check_real("duplicate_tol", duplicate_tol, lo=0.0, hi=1.0, hi_open=True)
-    atoms = CorrectedAtoms(D, metric, min_live=2)
+    atoms = corrected_atoms_for(D, metric, corrected_atoms, min_live=2)
     d = atoms.dictionary
     live = atoms.live
     n_live = atoms.n_live
@@ -353,6 +361,7 @@ def coherence(
         seconds=time.perf_counter() - t0,
         mu_upper=mu_upper,
         float64_tolerance=atoms.tolerance64,
+        corrected=corrected_atoms,
     )
 
 
@@ -480,7 +489,12 @@ def _exact_rows(atoms: CorrectedAtoms, J: np.ndarray, live: np.ndarray, block: i
     arg = np.full(len(J), -1, dtype=np.int64)
     for js in range(0, len(J), block):
         Jb = J[js: js + block]
-        if few:
+        if V_live is None and atoms.rows64 is not None:  # float64 unit rows already made
+            RJ = atoms.rows64[Jb]
+
+            def cosines(cols, _cs, RJ=RJ):
+                return np.abs(atoms.rows64[cols] @ RJ.T)
+        elif few:
             XJ = d.scaled_columns(Jb)
             SJ = (XJ if atoms.metric is None else atoms.metric.S @ XJ) / atoms._snorms[Jb]
 
@@ -539,7 +553,8 @@ def per_atom_coherence(
     coherence_result : CoherenceResult, optional
         A blocked pass already made over the same atoms and metric (e.g. by the report): used
         instead of a new pass when it :meth:`~CoherenceResult.covers` them, so the report's
-        Gram is computed once. The values are the same either way.
+        Gram is computed once. The values are the same either way (up to float64 rounding
+        when the pass was made with the caller's own whitening, ``corrected_atoms=``).
 
     Returns
     -------
@@ -552,7 +567,15 @@ def per_atom_coherence(
     >>> [round(float(v), 6) for v in pac.values], pac.pair
     ([0.6, 0.8, 0.8], (1, 2))
     """
-    atoms = CorrectedAtoms(D, metric, rows=False)
+    atoms = None
+    given = getattr(coherence_result, "corrected", None)
+    if given is not None:  # the whitening behind the pass offered for reuse, if it is of D
+        try:
+            atoms = corrected_atoms_for(D, metric, given, rows=False)
+        except (ParameterError, ParameterTypeError):
+            atoms = None
+    if atoms is None:
+        atoms = CorrectedAtoms(D, metric, rows=False)
     d = atoms.dictionary
     live = atoms.live
     n = len(live)

@@ -12,7 +12,8 @@ from the atoms as given with cos(j, l) = dⱼᵀ S̃ dₗ / (‖dⱼ‖_S ‖d�
 :meth:`cosines_row`). Exact ℓ1 recovery (:mod:`rip_atoms.recovery`) and the theorem suite need
 D̃ itself in float64: built with ``rows64=True``, ``rows64`` holds every atom's float64 unit row
 W dᵢ/‖W dᵢ‖ (N×H; dead atoms zero) from one unchunked float64 pass, and ``norms`` comes from that
-same pass.
+same pass; built with both, the float32 rows are those float64 rows rounded (F = W, with η and
+δ of W: one whitening serves the blocked passes and the float64 certificates alike).
 
 ``tolerance`` bounds |float32 row cosine − exact cosine| (tol32):
 
@@ -114,9 +115,25 @@ def _whitening_factor(metric: AIPMetric | None) -> tuple[_Factor | None, float]:
         delta = _gamma64(h + 1) * f.frobenius**2 / lam_min
     except (np.linalg.LinAlgError, ValueError):
         f = _Factor(metric.W, triangular=False)
-        resid = float(np.linalg.norm(metric.W.T @ metric.W - metric.S))
-        delta = (resid + _gamma64(h) * f.frobenius**2) / lam_min
+        delta = _symmetric_factor_delta(metric, lam_min)
     return f, (delta if delta <= 1.0 / 3.0 else 1.0)
+
+
+def _min_eigenvalue_lower(metric: AIPMetric) -> float:
+    """A lower bound on λmin(S̃) as stored: (1 − 4(H + 2)ε₆₄κ)/λmax(Σ)."""
+    shrink = 1.0 - 4.0 * (metric.dim + 2) * float(np.finfo(np.float64).eps) \
+        * metric.condition_number
+    return max(shrink, 1e-300) / float(metric.moment_eigenvalues[-1])
+
+
+def _symmetric_factor_delta(metric: AIPMetric, lam_min: float | None = None) -> float:
+    """δ of the symmetric whitening W as stored: (‖WᵀW − S̃‖_F + γ_H‖W‖_F²)/λmin(S̃), the
+    residual computed in float64 plus its own rounding (so |cos_W − cos_S| ≤ 3δ)."""
+    if lam_min is None:
+        lam_min = _min_eigenvalue_lower(metric)
+    W = metric.W
+    resid = float(np.linalg.norm(W.T @ W - metric.S))
+    return (resid + _gamma64(metric.dim) * float(np.linalg.norm(W)) ** 2) / lam_min
 
 
 def resolve_metric(d: Dictionary, metric: AIPMetric | str | None) -> AIPMetric | None:
@@ -164,6 +181,63 @@ def _lambda_max_upper(M: np.ndarray) -> float:
         except (np.linalg.LinAlgError, ArithmeticError, RuntimeError, ValueError):
             pass
     return float(np.linalg.eigvalsh(M)[-1]) + slack
+
+
+def corrected_atoms_for(
+    D: Dictionary | np.ndarray,
+    metric: AIPMetric | str | None,
+    given: CorrectedAtoms | None = None,
+    *,
+    rows: bool = True,
+    rows64: bool = False,
+    min_live: int = 1,
+) -> CorrectedAtoms:
+    """The corrected atoms of ``D`` under ``metric``: ``given`` when it was built for them,
+    else a new :class:`CorrectedAtoms` (``rows``, ``rows64``, ``min_live`` as there).
+
+    A caller that runs several analyses of one dictionary (the report: RIP, spark, ℓ1
+    certification, margins) whitens once and passes the result as ``corrected_atoms=``. It is
+    taken only if it is of the same dictionary (the same object, or equal atoms) and the same
+    metric (the same :class:`AIPMetric`, or an equal S̃; ``"self"`` matches a dictionary-induced
+    metric; None/``"raw"`` matches raw geometry) and holds the representation asked for;
+    otherwise :class:`ParameterError` says what differs (reusing atoms of another geometry would
+    silently change every number).
+    """
+    d = as_dictionary(D)
+    if given is None:
+        return CorrectedAtoms(d, metric, rows=rows, rows64=rows64, min_live=min_live)
+    if not isinstance(given, CorrectedAtoms):
+        raise ParameterTypeError(
+            f"corrected_atoms must be a CorrectedAtoms, not a {type(given).__name__}")
+    g = given.dictionary
+    if not (g is d or (g.atoms.shape == d.atoms.shape and np.array_equal(g.atoms, d.atoms))):
+        raise ParameterError(
+            f"corrected_atoms were built for {g.provenance.source} ({g.dim}×{g.n_atoms}), not "
+            f"for {d.provenance.source} ({d.dim}×{d.n_atoms})")
+    m = given.metric
+    if metric is None or (isinstance(metric, str) and metric == "raw"):
+        same = m is None
+    elif isinstance(metric, str) and metric == "self":
+        same = m is not None and m.kind == "dictionary"
+    elif isinstance(metric, AIPMetric):
+        same = m is not None and (m is metric or (m.S.shape == metric.S.shape
+                                                  and np.array_equal(m.S, metric.S)))
+    else:
+        resolve_metric(d, metric)  # raises the usual error for anything else
+        same = False
+    if not same:
+        raise ParameterError(
+            f"corrected_atoms were built under another metric ({metric_description(m)['kind']})"
+            " than the one asked for")
+    if (rows and given.rows is None) or (rows64 and given.rows64 is None):
+        raise ParameterError(
+            "corrected_atoms lack the "
+            + ("float32 rows (build with rows=True)" if rows and given.rows is None
+               else "float64 rows (build with rows64=True)"))
+    if given.n_live < min_live:
+        raise EmptyDictionaryError(
+            f"{g.provenance.source}: needs at least {min_live} live atoms, found {given.n_live}")
+    return given
 
 
 class CorrectedAtoms:
@@ -217,8 +291,12 @@ class CorrectedAtoms:
         exps = d.column_exponents
         if rows64:
             self._float64_pass()
-            if rows:
+            if rows:  # rows of W: within u + 2η of the unit atoms, W's backward error δ
                 self.rows = self.rows64[self.live].astype(np.float32)
+                if self.metric is not None:
+                    d_ = _symmetric_factor_delta(self.metric)
+                    self.factor_tolerance = d_ if d_ <= 1.0 / 3.0 else 1.0
+                self.tolerance += 4.0 * self.whitening_error + 3.0 * self.factor_tolerance
             self.rows_are_input = False
             return
         reuse = (
@@ -270,9 +348,17 @@ class CorrectedAtoms:
         rows64 = (X·diag(1/nᵢ))ᵀ with dead atoms (in the dictionary, or nᵢ = 0) zero."""
         d = self.dictionary
         X = d.scaled_columns(np.arange(d.n_atoms))
+        xnorm = None
         if self.metric is not None:
+            xnorm = np.sqrt(np.einsum("ij,ij->j", X, X))
             X = self.metric.W @ X
         snorms = np.sqrt(np.einsum("ij,ij->j", X, X))
+        if xnorm is not None:  # η = max γ⁽⁶⁴⁾_H‖W‖_F‖xᵢ‖/‖W xᵢ‖ (module docstring)
+            ok = snorms > 0
+            if ok.any():
+                self.whitening_error = float(np.max(
+                    _gamma64(d.dim) * float(np.linalg.norm(self.metric.W)) * xnorm[ok]
+                    / snorms[ok]))
         dead = np.zeros(d.n_atoms, dtype=bool)
         dead[d.dead_atoms] = True
         dead |= ~(snorms > 0)
@@ -325,6 +411,9 @@ class CorrectedAtoms:
             raise ParameterError(
                 "spectral_norm_sq_upper needs the float32 rows: build CorrectedAtoms with "
                 "rows=True")
+        cached = getattr(self, "_spectral", None)
+        if cached is not None and cached[0] == chunk:  # computed once per instance
+            return cached[1]
         M = np.zeros((self.dim, self.dim))
         for s in range(0, self.rows.shape[0], chunk):
             X = self.rows[s : s + chunk].astype(np.float64)
@@ -335,15 +424,20 @@ class CorrectedAtoms:
         else:
             a += (_U32 + 2 * self.whitening_error) * np.sqrt(self.n_live) * 1.0001
         # the factor's Gram differs from D̃ᵀD̃ by at most 3δ per entry: ‖E‖₂ ≤ 3δ·N
-        return a * a * (1 + 1e-12) + 3 * self.factor_tolerance * self.n_live
+        value = a * a * (1 + 1e-12) + 3 * self.factor_tolerance * self.n_live
+        self._spectral = (chunk, value)
+        return value
 
     def metric_info(self) -> dict:
         """:func:`rip_atoms.metric.metric_description` of the metric in use."""
         return metric_description(self.metric)
 
     def vectors(self, atoms) -> np.ndarray:
-        """float64 H×k matrix of d̃ᵢ for the given atom indices (exact)."""
+        """float64 H×k matrix of d̃ᵢ for the given atom indices (exact; taken from ``rows64``
+        when the instance has them and the atoms are live, else whitened now)."""
         atoms = np.asarray(atoms, dtype=np.int64)
+        if self.rows64 is not None and not self.dead[atoms].any():
+            return np.ascontiguousarray(self.rows64[atoms].T)
         X = self.dictionary.scaled_columns(atoms)
         if self.metric is not None:
             X = self.metric.W @ X

@@ -49,7 +49,7 @@ from threadpoolctl import threadpool_limits
 
 from rip_atoms.arguments import check_int, check_seed
 from rip_atoms.coherence import CoherenceResult, coherence
-from rip_atoms.corrected_atoms import CorrectedAtoms
+from rip_atoms.corrected_atoms import CorrectedAtoms, corrected_atoms_for
 from rip_atoms.deadline import Deadline
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import DeadAtomsError, ParameterError
@@ -348,6 +348,7 @@ def rip_bounds(
     device: str | None = None,
     progress: bool = False,
     coherence_result: CoherenceResult | None = None,
+    corrected_atoms: CorrectedAtoms | None = None,
 ) -> RIPResult:
     """Brackets [lower, upper] of U_k, L_k and δ_k for each k, with witnesses and methods.
 
@@ -375,6 +376,10 @@ def rip_bounds(
     coherence_result : a coherence pass already made (e.g. by the report): used instead of a
         new one when it covers this call (:meth:`CoherenceResult.covers`: same dictionary and
         metric, Babel to max(k) − 1, enough top pairs); otherwise the pass is recomputed.
+    corrected_atoms : the :class:`CorrectedAtoms` of D under ``metric`` (float32 rows), built
+        once by a caller that runs several analyses (the report): reused with its spectral-norm
+        bound instead of whitening again (:func:`corrected_atoms_for` checks that it is of D
+        and ``metric``).
 
     Returns
     -------
@@ -404,7 +409,7 @@ def rip_bounds(
             f"{d.provenance.source}: {len(d.dead_atoms)} dead (zero) atoms ({shown}); the RIP of "
             "unit columns is undefined for them — drop them (drop_dead=True, --drop-dead)"
         )
-    atoms = CorrectedAtoms(d, metric, min_live=1)
+    atoms = corrected_atoms_for(d, metric, corrected_atoms, min_live=1)
     n = atoms.n_live
     ks = _validate_ks(k, n)
     H = d.dim

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ from threadpoolctl import threadpool_limits
 
 from rip_atoms.arguments import check_int, check_real, check_seed
 from rip_atoms.coherence import CoherenceResult, coherence
-from rip_atoms.corrected_atoms import CorrectedAtoms
+from rip_atoms.corrected_atoms import CorrectedAtoms, corrected_atoms_for
 from rip_atoms.deadline import Deadline
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import DeadAtomsError
@@ -63,6 +64,8 @@ RANK_SECONDS_PER_H3 = 1e-9
 #: seconds per flop of an unstoppable step (LARS self-expression; ~5 Gflop/s on one thread):
 #: a step whose estimated cost exceeds the budget left is not started
 SECONDS_PER_FLOP = 2e-10
+#: seconds of scikit-learn's first import (lars_path), counted in the first LARS step's cost
+SKLEARN_IMPORT_S = 1.5
 
 #: unit roundoff of the dtypes atoms arrive in (integers are exact: treated as float64)
 UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11,
@@ -243,6 +246,7 @@ def spark_bounds(
     drop_dead: bool = False,
     progress: bool = False,
     coherence_result: CoherenceResult | None = None,
+    corrected_atoms: CorrectedAtoms | None = None,
 ) -> SparkResult:
     """Bracket the spark of D (see the module docstring for every method).
 
@@ -251,9 +255,9 @@ def spark_bounds(
     metric : the metric for the coherence-based lower bounds and the search geometry (the spark
         itself does not depend on it). ``"self"`` falls back to raw when D Dᵀ is singular.
     budget_s : wall-clock budget of the searches (rank test, enumeration, null-vector search;
-        the coherence pass before them and the first import of scikit-learn are fixed costs
-        outside it), checked between small units of work; the bracket found so far is returned
-        and a note says the budget ran out.
+        the coherence pass before them is a fixed cost outside it; scikit-learn's first
+        import is counted in the first LARS step's estimated cost), checked between small units
+        of work; the bracket found so far is returned and a note says the budget ran out.
     rank_rtol : floor of the rank tolerance: a set is dependent when σ_min/σ_max ≤
         max(rank_rtol, √(H + 1)·κ(W)·u_in) (float64 SVD; :func:`rank_tolerance`).
     enumerate_max : enumerate all subsets of a size when there are at most this many.
@@ -263,6 +267,10 @@ def spark_bounds(
         report), used instead of a new one when it covers the live atoms and metric
         (:meth:`CoherenceResult.covers`; its Babel depth bounds how far the Babel lower bound
         can reach).
+    corrected_atoms : the :class:`CorrectedAtoms` of D under ``metric`` (float32 rows), built
+        once by a caller that runs several analyses (the report): reused with its spectral-norm
+        bound instead of whitening again (:func:`corrected_atoms_for` checks that it is of D
+        and ``metric``).
 
     Returns
     -------
@@ -299,7 +307,7 @@ def spark_bounds(
     if isinstance(metric, str) and metric == "self" and len(d.live_atoms) < d.dim:
         metric = None
         notes.append("self metric unavailable (N < H): raw geometry used")
-    atoms = CorrectedAtoms(d, metric, min_live=1)
+    atoms = corrected_atoms_for(d, metric, corrected_atoms, min_live=1)
     live = atoms.live
     n, H = atoms.n_live, d.dim
     rank_rtol = rank_tolerance(d, atoms.metric, rank_rtol)
@@ -351,8 +359,6 @@ def spark_bounds(
                 found = ((i, j), v,
                          float(np.linalg.norm(X @ v) / max(np.linalg.norm(X, 2), 1e-300)))
             take_upper(found, "duplicate pair (|cos| ≥ 1 − 1e-6: treated as dependent)")
-
-    import sklearn.linear_model  # noqa: F401  (its first import, ~1 s, is a fixed cost)
 
     deadline = Deadline(budget_s)  # the searches start now: the coherence pass is not counted
     with threadpool_limits(1):
@@ -473,6 +479,8 @@ def _search_null_vectors(atoms, lower, upper, rtol, deadline: Deadline, rng, tak
         order = np.argsort(-np.nan_to_num(coh.per_atom[live], nan=-1.0), kind="stable")
         # one lars_path cannot be stopped: ~2·iterations·H·N flops, started only if it fits
         cost = SECONDS_PER_FLOP * 2 * min(4 * atoms.dim, 2000) * atoms.dim * n
+        if "sklearn.linear_model" not in sys.modules:  # its first import takes ~1.5 s
+            cost += SKLEARN_IMPORT_S
         for r in order[: min(n, 16)]:
             if half.expired() or cost > half.remaining():
                 break

@@ -320,20 +320,28 @@ def test_dead_duplicate_and_independent_atoms_are_said(tmp_path):
 
 
 def test_the_search_budget_is_shared_and_kept():
-    """--budget-s B is the searches' budget together (RIP, spark, margins, probe): what one
-    leaves unused goes to the next, and the total spent stays at B up to one unit of work."""
+    """--budget-s B is the whole report's wall time: the exact parts run first, the budgeted
+    parts (RIP, spark, margins, probe, the sampled reference) share what is left; what one
+    leaves unused goes to the next, an overrun is taken from the rest, each gets ≥ 1 % of B,
+    and the report ends at B up to one unit of work."""
     from rip_atoms.dictionary import Dictionary
     from rip_atoms.report.build import BUDGET_SHARES, SearchBudget, VerifyTarget, build_report
 
+    assert list(BUDGET_SHARES) == ["rip", "spark", "margins", "probe", "reference"]
+    assert sum(BUDGET_SHARES.values()) == pytest.approx(1.0)
     sb = SearchBudget(10.0)
-    assert sb.grant("rip") == pytest.approx(4.0)
-    sb.charge("rip", 1.0)  # 3 s unused: shared by the rest in proportion
-    assert sb.grant("spark") == pytest.approx(9.0 * 0.15 / 0.6)
+    sb.charge("exact parts", 2.0)
+    assert sb.grant("rip") == pytest.approx(8.0 * 0.35)
+    sb.charge("rip", 1.0)  # 1.8 s unused: shared by the rest in proportion
+    assert sb.grant("spark") == pytest.approx(7.0 * 0.15 / 0.65)
     sb.charge("spark", 5.0)  # an overrun is taken from the rest
-    assert sb.grant("margins") == pytest.approx(4.0 * 0.2 / 0.45)
-    assert set(BUDGET_SHARES) == {"rip", "spark", "margins", "probe"}
+    assert sb.grant("margins") == pytest.approx(2.0 * 0.15 / 0.5)
+    sb.charge("margins", 5.0)  # B is spent: the rest get the 1 % floor
+    assert sb.grant("probe") == pytest.approx(0.1)
+    assert sb.grant("reference") == pytest.approx(0.1)
     D = np.random.default_rng(3).standard_normal((40, 400))
     rep = build_report(VerifyTarget(Dictionary(D), "gaussian"), budget_s=3.0, seed=0)
     used = rep["search_budget"]
     assert used["spent_s"] <= 3.0 + 1.5, used
-    assert set(used["used_s"]) <= set(BUDGET_SHARES)
+    assert rep["seconds"]["total"] <= 3.0 + 1.5, rep["seconds"]
+    assert set(used["used_s"]) <= set(BUDGET_SHARES) | {"exact parts"}

@@ -421,12 +421,39 @@ def _independent_atoms(d: Dictionary, metric: AIPMetric | str | None) -> bool:
 
     atoms = CorrectedAtoms(d, metric, rows=False)
     V = atoms.vectors(live)
-    G = np.abs(V.T @ V)
+    gram = V.T @ V
+    G = np.abs(gram)
     np.fill_diagonal(G, 0.0)
     if G.size and G.max() >= 1.0 - DUPLICATE_TOL:
         return False
+    tol = rank_tolerance(d, atoms.metric)
+    if _gram_certifies_rank(gram, V.shape[0], tol):
+        return True
     s = np.linalg.svd(V, compute_uv=False)
-    return bool(s[-1] > rank_tolerance(d, atoms.metric) * s[0])
+    return bool(s[-1] > tol * s[0])
+
+
+def _gram_certifies_rank(G: np.ndarray, h: int, tol: float) -> bool:
+    """Cheap proof that σ_min(V) > tol·σ_max(V) for unit columns V ∈ R^{h×k}: with G = VᵀV as
+    computed (float64, entrywise error ≤ γ_h, so ‖ΔG‖₂ ≤ γ_h·k), a certified λ̄ ≥ λmax(G) and
+    t = tol²·λ̄ + γ_H·k + slack, a successful Cholesky of G − t·I shows λmin(G) > tol²·λmax(G).
+    False means "not shown" (the SVD decides)."""
+    from scipy.linalg import cho_factor
+
+    from rip_atoms.corrected_atoms import _gamma64, _lambda_max_upper
+
+    k = G.shape[0]
+    if k == 0:
+        return False
+    err = _gamma64(h) * k
+    lam_max = _lambda_max_upper(G) + err
+    slack = 4 * k * np.finfo(np.float64).eps * float(np.linalg.norm(G))
+    t = tol * tol * lam_max + err + slack
+    try:
+        cho_factor(G - t * np.eye(k), check_finite=False)
+    except np.linalg.LinAlgError:
+        return False
+    return True
 
 
 

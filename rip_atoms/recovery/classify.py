@@ -40,6 +40,7 @@ from threadpoolctl import threadpool_limits
 
 from rip_atoms.arguments import check_real
 from rip_atoms.codes import check_codes
+from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.deadline import Deadline
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import ParameterError
@@ -199,6 +200,7 @@ def classify_recovery(
     engine: str = "numpy",
     device: str | None = None,
     client: Any = None,
+    corrected_atoms: CorrectedAtoms | None = None,
 ) -> RecoveryResult:
     """Classify, code by code, whether basis pursuit recovers each code *uniquely*, with a proof.
 
@@ -268,6 +270,12 @@ def classify_recovery(
         the dictionary is scattered once (broadcast), each task classifies its chunks exactly
         as this process would, results are merged in chunk order — the same per-code statuses,
         methods and witnesses as without ``client``; a task whose worker dies is retried.
+    corrected_atoms : CorrectedAtoms, optional
+        D̃ already computed in float64 (``CorrectedAtoms(D, metric, rows=False, rows64=True,
+        min_live=0)``) by a caller that certifies several batches of codes of one dictionary
+        (the report): reused, with the float32 copy, duplicate pairs and ADMM projector built
+        from it, instead of whitening again (checked to be of D and ``metric``; the workers of
+        ``client`` build their own).
 
     Returns
     -------
@@ -293,7 +301,7 @@ def classify_recovery(
     if engine not in ("numpy", "torch"):
         raise ParameterError(f"engine must be 'numpy' or 'torch', not {engine!r}")
     deadline = Deadline(budget_s) if budget_s is not None else None
-    atoms = _UnitAtoms(D, metric)
+    atoms = _UnitAtoms.of(D, metric, corrected_atoms)
     h, n_atoms = atoms.dim, atoms.n_atoms
     cap = max_iter if max_iter is not None else 8 * max(h, 100)
     if cap < 1:
@@ -525,7 +533,14 @@ class _AdmmBatch:
 
 
 def _stage_admm(ctx: _Context, pending: list[_Code]) -> list[_Code]:
-    """Batched ADMM search for feasible points beating the codes (failure witnesses)."""
+    """Batched ADMM search for feasible points beating the codes (failure witnesses).
+
+    Under a deadline the projector's set-up (uninterruptible) starts only if its estimated cost
+    fits the time left, and a batch stops at its next check once the deadline has passed (the
+    codes stay open for the per-code stages, which check the deadline themselves)."""
+    dl = ctx.deadline
+    if dl is not None and (dl.expired() or ctx.atoms.projector_seconds() > dl.remaining()):
+        return pending
     with ctx.timed("admm"):
         proj = ctx.atoms.projector()
         for start in range(0, len(pending), _ADMM_BATCH):
@@ -535,6 +550,8 @@ def _stage_admm(ctx: _Context, pending: list[_Code]) -> list[_Code]:
             thr = np.array([0.1 * c.l1 / c.k for c in codes])
 
             def accept(cols, X, Z, batch=batch):
+                if ctx.expired():  # leave the batch: its codes stay open
+                    return np.ones(len(cols), dtype=bool)
                 return _admm_accept(ctx, batch, cols, X, Z)
 
             admm_bp_batch(proj, batch.Y, thr, nonneg=ctx.nonneg, iters=ctx.witness_iters,

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rip_atoms.codes import codes_csr
-from rip_atoms.corrected_atoms import CorrectedAtoms
+from rip_atoms.corrected_atoms import CorrectedAtoms, corrected_atoms_for
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import ParameterError
 from rip_atoms.metric import AIPMetric
@@ -137,6 +137,7 @@ def certificate_margins(
     seed: int = 0,
     budget_s: float | None = 60.0,
     lp_time_limit: float | None = 20.0,
+    corrected_atoms: CorrectedAtoms | None = None,
 ) -> MarginsResult:
     """Margins close to the exact uniqueness value t* for a sample of codes (module docstring).
 
@@ -161,6 +162,9 @@ def certificate_margins(
         bound (``tightened`` false).
     lp_time_limit : float or None
         HiGHS time limit per code.
+    corrected_atoms : CorrectedAtoms, optional
+        D̃ in float64 already computed (``rows64=True``; see :func:`classify_recovery`),
+        reused instead of whitening again.
 
     Returns
     -------
@@ -194,14 +198,19 @@ def certificate_margins(
     solved = np.zeros(k, dtype=bool)
     tight = np.zeros(k, dtype=bool)
     if k:
-        res = classify_recovery(d, Cs, nonneg=is_nonneg, metric=metric)
+        res = classify_recovery(d, Cs, nonneg=is_nonneg, metric=metric,
+                                corrected_atoms=corrected_atoms)
         cert = np.asarray(res.certificate, dtype=np.float64)
         status = np.asarray(STATUS_NAMES, dtype=object)[res.status]
-        atoms = CorrectedAtoms(d, metric, rows=False, rows64=True, min_live=0)
+        atoms = corrected_atoms_for(d, metric, corrected_atoms, rows=False, rows64=True,
+                                    min_live=0)
         live = np.flatnonzero(~atoms.dead)
         where = np.full(d.n_atoms, -1)
         where[live] = np.arange(live.size)
-        cols = np.asfortranarray(atoms.cols64[:, live])
+        if budget_s is not None and time.perf_counter() - t0 > budget_s:
+            live = live[:0]  # no time left to tighten: skip the set-up too
+        cols = atoms.cols64 if live.size == atoms.n_atoms else \
+            np.asfortranarray(atoms.cols64[:, live])
         gamma = _gamma(atoms.dim)
         col_norm = float(np.linalg.norm(cols, axis=0).max()) if cols.size else 1.0
         for r in range(k):
@@ -212,7 +221,7 @@ def certificate_margins(
             if (S < 0).any():
                 continue  # a support on a dead atom: invalid, no certificate
             sgn = np.ones(len(S)) if is_nonneg else np.sign(Cs.data[a:b])
-            left = None if budget_s is None else max(1.0, budget_s - (time.perf_counter() - t0))
+            left = None if budget_s is None else budget_s - (time.perf_counter() - t0)
             got = _tight_certificate(cols, S, sgn, is_nonneg, gamma, col_norm,
                                      time_limit=min(x for x in (lp_time_limit, left)
                                                     if x is not None)
@@ -229,16 +238,28 @@ def certificate_margins(
                          seconds=time.perf_counter() - t0, budget_s=budget_s)
 
 
-def _smoothed(A: np.ndarray, DS: np.ndarray, cho, y0: np.ndarray, nonneg: bool) -> np.ndarray:
+class _OutOfTime(Exception):
+    """Raised inside the objective when the smoothing's time is up."""
+
+
+def _smoothed(A: np.ndarray, DS: np.ndarray, cho, y0: np.ndarray, nonneg: bool,
+              end: float | None = None) -> np.ndarray:
     """L-BFGS on τ·log Σ exp(c/τ), c = A y (and −A y when signed), y = y₀ + P z, over the
-    temperatures :data:`TAUS`; returns y (module docstring)."""
+    temperatures :data:`TAUS`; returns y (module docstring). At ``end`` (a perf_counter time)
+    the descent stops and returns the last point evaluated: any y = y₀ + P z satisfies
+    D̃_Sᵀy = s, so every point is a valid certificate, only a looser one."""
     import scipy.linalg as sla
     from scipy.optimize import minimize
 
     def proj(v):
         return v - DS @ sla.cho_solve(cho, DS.T @ v, check_finite=False)
 
+    last = [np.zeros_like(y0)]
+
     def f(z, tau):
+        if end is not None and time.perf_counter() > end:
+            raise _OutOfTime
+        last[0] = z
         y = y0 + proj(z)
         c = A @ y
         if not nonneg:
@@ -253,9 +274,12 @@ def _smoothed(A: np.ndarray, DS: np.ndarray, cho, y0: np.ndarray, nonneg: bool) 
         return top + tau * math.log(tot), proj(A.T @ p)
 
     z = np.zeros_like(y0)
-    for tau in TAUS:
-        z = minimize(f, z, args=(tau,), jac=True, method="L-BFGS-B",
-                     options={"maxiter": SMOOTH_ITERS, "gtol": 1e-9}).x
+    try:
+        for tau in TAUS:
+            z = minimize(f, z, args=(tau,), jac=True, method="L-BFGS-B",
+                         options={"maxiter": SMOOTH_ITERS, "gtol": 1e-9}).x
+    except _OutOfTime:
+        z = last[0]
     return y0 + proj(z)
 
 
@@ -291,5 +315,6 @@ def _tight_certificate(cols: np.ndarray, S: np.ndarray, s: np.ndarray, nonneg: b
             return bound_of(res.x[:-1]), float(res.x[-1]), True
     cho = sla.cho_factor(DS.T @ DS, lower=True, check_finite=False)
     y0 = DS @ sla.cho_solve(cho, s, check_finite=False)
-    y = _smoothed(A, DS, cho, y0, nonneg)
+    y = _smoothed(A, DS, cho, y0, nonneg,
+                  None if time_limit is None else time.perf_counter() + time_limit)
     return min(bound_of(y0), bound_of(y)), math.nan, False

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from rip_atoms import theory
 from rip_atoms.coherence import CoherenceResult, coherence
+from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.criteria import UnitComparison, UnitSet
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import ParameterError, ShapeMismatchError, SingularMetricError
@@ -44,17 +45,23 @@ PROBE_CODES = 8
 #: the uniqueness margins (certificates driven to the LP optimum): at most this many of the
 #: sampled codes
 MARGIN_CODES = 32
-#: how the search budget B is shared out, in this order (see :class:`SearchBudget`)
-BUDGET_SHARES = {"rip": 0.4, "spark": 0.15, "margins": 0.2, "probe": 0.25}
+#: how what is left of the budget B after the exact parts is shared out, in this order (see
+#: :class:`SearchBudget`); the sampled Gaussian reference, last, gets whatever is left
+BUDGET_SHARES = {"rip": 0.35, "spark": 0.15, "margins": 0.15, "probe": 0.2, "reference": 0.15}
 
 
 class SearchBudget:
-    """The report's search budget B (``--budget-s``), shared by the searches in the order of
-    :data:`BUDGET_SHARES`: search i is granted (B − spent) · sᵢ / Σ_{j ≥ i} sⱼ, where spent is
-    the wall time the earlier searches actually took, so time one search leaves unused goes to
-    the next and an overrun is taken from the rest. The searches together get B (each stops at
-    its deadline, overrunning by at most one unit of work); the exact parts of the report
-    (coherence, Babel, the criteria, the certification of the target's codes) are outside B.
+    """The report's budget B (``--budget-s``): the wall-clock seconds of the whole report.
+
+    The exact parts run first and to completion (the metric, the representation shift, the
+    coherence passes, the certification of the target's codes, the criteria, the cards; they
+    are charged as ``"exact parts"``). The budgeted parts then share what is left, in the order
+    of :data:`BUDGET_SHARES`: part i is granted (B − spent) · sᵢ / Σ_{j ≥ i} sⱼ, where spent is
+    the wall time everything before it actually took, so time one part leaves unused goes to
+    the next and an overrun is taken from the rest. Every part is granted at least 1 % of B, so
+    each can return its cheap certified sides even when the exact parts alone exceeded B (the
+    report then runs over B by about 5 % of B plus the exact parts' excess). Each search stops
+    at its deadline, overrunning it by at most one unit of work.
     """
 
     def __init__(self, total_s: float) -> None:
@@ -65,7 +72,7 @@ class SearchBudget:
         self.used: dict[str, float] = {}
 
     def grant(self, name: str) -> float:
-        """Seconds for search ``name`` (at least 1 % of B, so every search can start)."""
+        """Seconds for part ``name`` (at least 1 % of B, so every part can start)."""
         share = self._left.pop(name)
         rest = share + sum(self._left.values())
         g = max(0.01 * self.total_s, (self.total_s - self.spent_s) * share / rest)
@@ -78,7 +85,10 @@ class SearchBudget:
 
     def to_dict(self) -> dict:
         return {"budget_s": self.total_s, "spent_s": self.spent_s, "granted_s": self.granted,
-                "used_s": self.used}
+                "used_s": self.used,
+                "reading": "B is the whole report's wall time: the exact parts run first and "
+                           "to completion, the budgeted parts share what is left (each at "
+                           "least 1 % of B)"}
 
 
 @dataclass
@@ -175,10 +185,12 @@ def build_report(
 ) -> dict:
     """Every section of the report for ``target`` (see the module docstring).
 
-    ``budget_s`` is the wall-clock budget of the searches together (RIP witnesses, spark null
-    vectors, the uniqueness margins, the ℓ1 probe), shared out by :class:`SearchBudget`; the
-    exact parts (coherence, Babel, criteria, the certification of the target's codes) run to
-    completion. ``seed`` fixes every random choice. ``client``: a
+    ``budget_s`` is the wall-clock budget B of the whole report (:class:`SearchBudget`): the
+    exact parts (coherence and Babel, the certification of the target's codes, the criteria,
+    the cards) run first and to completion; the budgeted parts (RIP witnesses, spark null
+    vectors, the uniqueness margins, the ℓ1 probe, the sampled Gaussian reference) share what
+    is left, each returning the best certified bracket found in its time. ``seed`` fixes
+    every random choice. ``client``: a
     ``distributed.Client`` (:func:`rip_atoms.cluster.dask_client`) that runs the Gram tiles of
     the coherence passes and the token chunks of the ℓ1 certification of the target's codes
     (identical results to the single-process run; the budgeted ℓ1 probe stays local).
@@ -247,46 +259,27 @@ def build_report(
     babel_aip = int(min(max(babel_p, min(H + 1, 256)), live - 1))
     top_aip = 256 if live <= 20000 else 64
     say("coherence and Babel, raw and under the AIP")
+    # D̃ under the analysis metric, whitened once for the whole report: float64 rows for the
+    # certificates (codes, margins, probe) and those rows rounded to float32 for the blocked
+    # AIP pass, RIP and spark (with one spectral-norm bound)
+    whitened = CorrectedAtoms(d, metric, rows=True, rows64=True, min_live=0)
+    t_raw = time.perf_counter()
     coh_raw = coherence(d, None, babel_p=babel_p if metric is not None else babel_aip,
                         top=64 if metric is not None else top_aip, progress=progress,
-                        client=client)
+                        client=client, corrected_atoms=None if metric is not None else whitened)
+    raw_pass_s = time.perf_counter() - t_raw  # what a Gram pass of this shape costs here
     coh_aip = coherence(d, metric, babel_p=babel_aip, top=top_aip, progress=progress,
-                        client=client) \
+                        client=client, corrected_atoms=whitened) \
         if metric is not None else coh_raw
     report["coherence"] = {"raw": _coherence_section(coh_raw, babel_p=babel_p),
                            "aip": _coherence_section(coh_aip, babel_p=babel_p),
                            "aip_is_raw": metric is None}
     seconds["coherence"] = time.perf_counter() - t
 
-    # ---------------------------------------------------------------- Gaussian reference
-    t = time.perf_counter()
-    ref: dict = {"welch_bound": theory.welch_bound(H, live)}
-    ref["gaussian_closed_form"] = theory.gaussian_coherence(H, live).to_dict() if live >= 3 \
-        else None
-    ref["gaussian_closed_form_reading"] = (
-        "Cai–Jiang limiting law of μ for N iid Gaussian atoms in R^H (the 5 %, 50 %, 95 % "
-        "quantiles): what 'as incoherent as random' means at this shape")
-    if H * live <= GAUSSIAN_MAX_ENTRIES:
-        from rip_atoms.synthetic import gaussian_dictionary
-
-        say(f"Gaussian reference dictionary {H}×{live}")
-        g = gaussian_dictionary(H, live, seed=seed)
-        gres = coherence(g, None, babel_p=babel_p, top=1, progress=progress)
-        ref["gaussian_dictionary"] = {
-            "computed": True, "seed": seed, "shape": [H, live], "mu": gres.mu,
-            "babel": gres.babel.tolist(), "babel_upper": gres.babel_upper.tolist(),
-            "per_atom_quantiles": {str(q): v for q, v in gres.per_atom_quantiles.items()},
-            "per_atom_histogram": _histogram(gres.per_atom, PER_ATOM_BINS, 0.0, 1.0),
-            "method": "one sampled dictionary with iid N(0, 1) entries and unit columns, raw "
-                      "cosines (a Gaussian dictionary is isotropic: its AIP and raw "
-                      "geometries agree up to sampling)",
-        }
-    else:
-        ref["gaussian_dictionary"] = {"computed": False,
-                                      "why": f"H·N = {H * live} > {GAUSSIAN_MAX_ENTRIES}: "
-                                             "the closed form stands in"}
-    report["reference"] = ref
-    seconds["reference"] = time.perf_counter() - t
+    # The exact parts come first (codes, their ℓ1 certification, the criteria, the cards); the
+    # budgeted ones (RIP, spark, margins, probe, the sampled Gaussian reference) then share what
+    # is left of B (SearchBudget).
+    searches = SearchBudget(budget_s)
 
     # ---------------------------------------------------------------- codes of the target
     codes = None
@@ -299,68 +292,10 @@ def build_report(
     if nonneg is None:
         nonneg = bool(codes is None or codes.nnz == 0 or codes.data.min() >= 0)
 
-    # ---------------------------------------------------------------- RIP brackets
+    # ---------------------------------------------------------------- ℓ1 recovery of the codes
     t = time.perf_counter()
-    from rip_atoms.rip import rip_bounds
-
-    kmax = min(H // 2, live)  # beyond H/2 the brackets say little and the search is slow
-    ks = sorted({k for k in rip_ks if 2 <= k <= kmax})
-    searches = SearchBudget(budget_s)
-    if ks:
-        rip_budget = searches.grant("rip")
-        say(f"RIP brackets for k = {ks} ({rip_budget:.0f} s of search)")
-        rip = rip_bounds(d, ks, metric if metric is not None else "raw", budget_s=rip_budget,
-                         seed=seed, drop_dead=True, progress=progress,
-                         coherence_result=coh_aip)
-        report["rip"] = {
-            "computed": True, **rip.to_dict(),
-            "method": "lower sides: float64 eigenvalues of witness supports found by greedy "
-                      "growth and swap search (re-check with rip-atoms witness); upper sides: "
-                      "Babel, spectral norm, monotonicity, SDP or enumeration (see methods)",
-            "reading": "δ_k ∈ [delta_lower, delta_upper]: (1 − δ_k)‖x‖² ≤ ‖D̃x‖² ≤ "
-                       "(1 + δ_k)‖x‖² for all k-sparse x. δ_2k < √2 − 1 would certify ℓ1 "
-                       "recovery of every k-sparse code; a lower side above it rules that "
-                       "route out",
-        }
-    else:
-        report["rip"] = {"computed": False, "why": f"min(H/2, N_live) = {kmax} < 2"}
-        notes.append({"section": "rip", "why": report["rip"]["why"]})
-    seconds["rip"] = time.perf_counter() - t
-    searches.charge("rip", seconds["rip"])
-
-    # ---------------------------------------------------------------- spark and uniqueness
-    t = time.perf_counter()
-    from rip_atoms.spark import spark_bounds
-
-    say("spark bounds")
-    spark = spark_bounds(d, metric if metric is not None else "raw",
-                         budget_s=searches.grant("spark"), seed=seed,
-                         drop_dead=True, progress=progress, coherence_result=coh_aip)
-    searches.charge("spark", time.perf_counter() - t)
-    report["spark"] = {
-        "computed": True, **spark.to_dict(),
-        "reading": "spark = size of the smallest linearly dependent set of atoms; every code "
-                   "with fewer than spark/2 non-zeros is the unique sparsest representation",
-    }
-    uniq: dict = {"unique_up_to": spark.unique_up_to, "statement": spark.statement,
-                  "certified_K_coherence": report["coherence"]["aip"]["certified_K"]}
-    if l0 is not None and l0.size:
-        uniq["codes_within_uniqueness"] = float(np.mean(l0 <= spark.unique_up_to))
-        uniq["codes_within_coherence_guarantee"] = float(
-            np.mean(l0 <= report["coherence"]["aip"]["certified_K"]))
-        uniq["code_l0_quantiles"] = {str(q): float(v) for q, v in
-                                    zip((0.5, 0.9, 0.99, 1.0),
-                                        np.quantile(l0, (0.5, 0.9, 0.99, 1.0)), strict=True)}
-        uniq["reading"] = ("codes_within_uniqueness: fraction of the target's codes on the "
-                           "activations whose L0 is below spark/2 (unique by the spark bound)")
-    report["uniqueness"] = uniq
-    seconds["spark"] = time.perf_counter() - t
-
-    # ---------------------------------------------------------------- ℓ1 recovery vs L0
-    t = time.perf_counter()
-    report["recovery"], codes_cert = _recovery_section(
-        d, metric, codes, l0, nonneg, live, searches, seed, l1_max_tokens, say, progress,
-        client=client)
+    report["recovery"], codes_cert = _codes_section(
+        d, metric, whitened, codes, l0, nonneg, live, seed, l1_max_tokens, say, progress, client)
     seconds["recovery"] = time.perf_counter() - t
 
     # ---------------------------------------------------------------- criteria table
@@ -389,6 +324,84 @@ def build_report(
         notes.append({"section": "tsae_window", "why": report["tsae_window"]["why"]})
     seconds["tsae_window"] = time.perf_counter() - t
 
+    # ================================================================ the budgeted parts
+    searches.charge("exact parts", time.perf_counter() - t_all)
+    # ---------------------------------------------------------------- RIP brackets
+    t = time.perf_counter()
+    from rip_atoms.rip import rip_bounds
+
+    kmax = min(H // 2, live)  # beyond H/2 the brackets say little and the search is slow
+    ks = sorted({k for k in rip_ks if 2 <= k <= kmax})
+    if ks:
+        rip_budget = searches.grant("rip")
+        say(f"RIP brackets for k = {ks} ({rip_budget:.0f} s of search)")
+        rip = rip_bounds(d, ks, metric if metric is not None else "raw", budget_s=rip_budget,
+                         seed=seed, drop_dead=True, progress=progress,
+                         coherence_result=coh_aip, corrected_atoms=whitened)
+        report["rip"] = {
+            "computed": True, **rip.to_dict(),
+            "method": "lower sides: float64 eigenvalues of witness supports found by greedy "
+                      "growth and swap search (re-check with rip-atoms witness); upper sides: "
+                      "Babel, spectral norm, monotonicity, SDP or enumeration (see methods)",
+            "reading": "δ_k ∈ [delta_lower, delta_upper]: (1 − δ_k)‖x‖² ≤ ‖D̃x‖² ≤ "
+                       "(1 + δ_k)‖x‖² for all k-sparse x. δ_2k < √2 − 1 would certify ℓ1 "
+                       "recovery of every k-sparse code; a lower side above it rules that "
+                       "route out",
+        }
+    else:
+        searches.grant("rip")
+        report["rip"] = {"computed": False, "why": f"min(H/2, N_live) = {kmax} < 2"}
+        notes.append({"section": "rip", "why": report["rip"]["why"]})
+    seconds["rip"] = time.perf_counter() - t
+    searches.charge("rip", seconds["rip"])
+
+    # ---------------------------------------------------------------- spark and uniqueness
+    t = time.perf_counter()
+    from rip_atoms.spark import spark_bounds
+
+    say("spark bounds")
+    spark = spark_bounds(d, metric if metric is not None else "raw",
+                         budget_s=searches.grant("spark"), seed=seed,
+                         drop_dead=True, progress=progress, coherence_result=coh_aip,
+                         corrected_atoms=whitened)
+    searches.charge("spark", time.perf_counter() - t)
+    report["spark"] = {
+        "computed": True, **spark.to_dict(),
+        "reading": "spark = size of the smallest linearly dependent set of atoms; every code "
+                   "with fewer than spark/2 non-zeros is the unique sparsest representation",
+    }
+    uniq: dict = {"unique_up_to": spark.unique_up_to, "statement": spark.statement,
+                  "certified_K_coherence": report["coherence"]["aip"]["certified_K"]}
+    if l0 is not None and l0.size:
+        uniq["codes_within_uniqueness"] = float(np.mean(l0 <= spark.unique_up_to))
+        uniq["codes_within_coherence_guarantee"] = float(
+            np.mean(l0 <= report["coherence"]["aip"]["certified_K"]))
+        uniq["code_l0_quantiles"] = {str(q): float(v) for q, v in
+                                    zip((0.5, 0.9, 0.99, 1.0),
+                                        np.quantile(l0, (0.5, 0.9, 0.99, 1.0)), strict=True)}
+        uniq["reading"] = ("codes_within_uniqueness: fraction of the target's codes on the "
+                           "activations whose L0 is below spark/2 (unique by the spark bound)")
+    report["uniqueness"] = uniq
+    seconds["spark"] = time.perf_counter() - t
+
+    # ---------------------------------------------------------------- margins and the ℓ1 probe
+    t = time.perf_counter()
+    _recovery_searches(report["recovery"], d, metric, whitened, codes, l0, nonneg, live,
+                       codes_cert, searches, seed, say, progress)
+    seconds["recovery"] += time.perf_counter() - t
+    report["recovery"]["seconds"] = seconds["recovery"]
+
+    # ---------------------------------------------------------------- Gaussian reference
+    t = time.perf_counter()
+    report["reference"] = _reference_section(H, live, babel_p, seed, progress, say, searches,
+                                             raw_pass_s)
+    searches.charge("reference", time.perf_counter() - t)
+    seconds["reference"] = time.perf_counter() - t
+
+    order = ("schema", "created", "target", "dictionary", "budget_s", "seed", "version",
+             "metric", "representation_shift", "coherence", "reference", "rip", "spark",
+             "uniqueness", "recovery", "criteria", "cards", "tsae_window")
+    report = {**{k: report[k] for k in order if k in report}, **report}  # sections in order
     report["not_computed"] = notes
     seconds["total"] = time.perf_counter() - t_all
     report["search_budget"] = searches.to_dict()
@@ -426,10 +439,53 @@ def _aip_angle_note(shift, H: int, target: VerifyTarget) -> dict:
     }
 
 
-def _recovery_section(d, metric, codes, l0, nonneg, live, searches: SearchBudget, seed,
-                      l1_max_tokens, say, progress, client=None):
+def _reference_section(H: int, live: int, babel_p: int, seed: int, progress: bool, say,
+                       searches: SearchBudget, raw_pass_s: float) -> dict:
+    """The Gaussian reference: the Welch bound, the Cai–Jiang law of μ (closed forms, always)
+    and one sampled Gaussian dictionary of the same shape — a Gram-sized pass, so it is
+    budgeted: it runs only when its estimated cost (the report's own raw pass, plus sampling)
+    fits its grant, and below :data:`GAUSSIAN_MAX_ENTRIES` entries."""
+    ref: dict = {"welch_bound": theory.welch_bound(H, live)}
+    ref["gaussian_closed_form"] = theory.gaussian_coherence(H, live).to_dict() if live >= 3 \
+        else None
+    ref["gaussian_closed_form_reading"] = (
+        "Cai–Jiang limiting law of μ for N iid Gaussian atoms in R^H (the 5 %, 50 %, 95 % "
+        "quantiles): what 'as incoherent as random' means at this shape")
+    grant = searches.grant("reference")
+    estimate = 1.2 * raw_pass_s
+    if H * live > GAUSSIAN_MAX_ENTRIES:
+        ref["gaussian_dictionary"] = {"computed": False,
+                                      "why": f"H·N = {H * live} > {GAUSSIAN_MAX_ENTRIES}: "
+                                             "the closed form stands in"}
+    elif estimate > grant:
+        ref["gaussian_dictionary"] = {
+            "computed": False,
+            "why": f"budget: one more Gram pass (≈ {estimate:.1f} s, from this report's raw "
+                   f"pass) does not fit the {grant:.1f} s left of --budget-s; the closed form "
+                   "stands in"}
+    else:
+        from rip_atoms.synthetic import gaussian_dictionary
+
+        say(f"Gaussian reference dictionary {H}×{live}")
+        g = gaussian_dictionary(H, live, seed=seed)
+        gres = coherence(g, None, babel_p=babel_p, top=1, progress=progress)
+        ref["gaussian_dictionary"] = {
+            "computed": True, "seed": seed, "shape": [H, live], "mu": gres.mu,
+            "babel": gres.babel.tolist(), "babel_upper": gres.babel_upper.tolist(),
+            "per_atom_quantiles": {str(q): v for q, v in gres.per_atom_quantiles.items()},
+            "per_atom_histogram": _histogram(gres.per_atom, PER_ATOM_BINS, 0.0, 1.0),
+            "method": "one sampled dictionary with iid N(0, 1) entries and unit columns, raw "
+                      "cosines (a Gaussian dictionary is isotropic: its AIP and raw "
+                      "geometries agree up to sampling)",
+        }
+    return ref
+
+
+def _codes_section(d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live, seed,
+                   l1_max_tokens, say, progress, client=None):
+    """The exact part of the ℓ1 section: the Donoho–Tanner reference and the certification of
+    (a sample of) the target's codes. Returns (section, the certification or None)."""
     from rip_atoms.criteria import l1_certified_fraction
-    from rip_atoms.recovery import STATUS_NAMES, classify_recovery
 
     H = d.dim
     delta = H / live
@@ -445,29 +501,42 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, searches: SearchBudget
                       "x ≠ δ: the witness) or undetermined; k_weak = ρ_W(H/N)·H is the "
                       "Donoho–Tanner weak threshold for Gaussian dictionaries of this shape "
                       f"({'non-negative' if nonneg else 'signed'} codes), a reference line")
-    t0 = time.perf_counter()
     cert = None
-    metric_arg = metric if metric is not None else "raw"
     if codes is not None:
         say(f"ℓ1 recovery of the target's codes (at most {l1_max_tokens} tokens)")
-        cert = l1_certified_fraction(d, codes, metric=metric_arg, nonneg=nonneg,
-                                     max_tokens=l1_max_tokens, seed=seed, progress=progress,
-                                     client=client)
+        cert = l1_certified_fraction(d, codes, metric=metric if metric is not None else "raw",
+                                     nonneg=nonneg, max_tokens=l1_max_tokens, seed=seed,
+                                     progress=progress, client=client, corrected_atoms=atoms64)
         code_l0 = l0[cert.tokens]
         out["codes"] = {"computed": True, **cert.to_dict(),
                         "l0": code_l0.tolist(), "status": cert.status.tolist()}
+    else:
+        out["codes"] = {"computed": False,
+                        "why": "needs activations and an encoder or codes for the target"}
+    return out, cert
+
+
+def _recovery_searches(out: dict, d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live,
+                       cert, searches: SearchBudget, seed, say, progress) -> None:
+    """The budgeted part of the ℓ1 section, added to ``out``: the uniqueness margins of some
+    of the certified codes, and the probe of random supports around the Donoho–Tanner k_W."""
+    from rip_atoms.recovery import STATUS_NAMES, classify_recovery
+
+    H = d.dim
+    metric_arg = metric if metric is not None else "raw"
+    if cert is not None:
         from rip_atoms.recovery.margins import certificate_margins
 
         say(f"uniqueness margins: the exact certificate LP on {MARGIN_CODES} of those codes")
         tm = time.perf_counter()
         mres = certificate_margins(d, codes, metric=metric_arg, nonneg=nonneg, seed=seed,
                                    tokens=np.asarray(cert.tokens)[:MARGIN_CODES],
-                                   budget_s=searches.grant("margins"))
+                                   budget_s=searches.grant("margins"),
+                                   corrected_atoms=atoms64)
         searches.charge("margins", time.perf_counter() - tm)
         out["margins"] = {"computed": True, **mres.to_dict()}
     else:
-        out["codes"] = {"computed": False,
-                        "why": "needs activations and an encoder or codes for the target"}
+        searches.grant("margins")
     # probe: random supports at sparsities around the Donoho–Tanner threshold
     budget_s = searches.grant("probe")
     t_probe = time.perf_counter()
@@ -479,7 +548,7 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, searches: SearchBudget
     rng = np.random.default_rng(seed)
     live_idx = d.live_atoms
     rows: list[dict] = []
-    say(f"ℓ1 probe: {PROBE_CODES} random codes at k = {ks} ({budget_s:.0f} s)")
+    say(f"ℓ1 probe: {PROBE_CODES} random codes at k = {ks} ({budget_s:.1f} s)")
     bar = None
     if progress:
         import sys
@@ -504,7 +573,8 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, searches: SearchBudget
                 mags *= rng.choice([-1.0, 1.0], size=k)
             C[i, S] = mags
         res = classify_recovery(d, C.tocsr(), nonneg=nonneg, metric=metric_arg,
-                                lp_time_limit=max(1.0, budget_s / 10), budget_s=left)
+                                lp_time_limit=max(1.0, budget_s / 10), budget_s=left,
+                                corrected_atoms=atoms64)
         counts = {name: int(np.sum(res.status == s)) for s, name in enumerate(STATUS_NAMES)}
         rows.append({"k": k, "run": True, **counts, "seconds": res.seconds})
         last = res.seconds
@@ -517,8 +587,6 @@ def _recovery_section(d, metric, codes, l0, nonneg, live, searches: SearchBudget
                   + ", classified by classify_recovery under the report's metric",
     }
     searches.charge("probe", time.perf_counter() - t_probe)
-    out["seconds"] = time.perf_counter() - t0
-    return out, cert
 
 
 def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say,

@@ -242,3 +242,23 @@ def test_per_atom_coherence_dead_atom_is_nan():
     pac = per_atom_coherence(D, "raw")
     assert np.isnan(pac.values[3]) and pac.n_live == 3
     assert pac.for_supports()[3] == 1.0
+
+
+@given(st.integers(2, 40), st.integers(0, 12), st.integers(0, 2**31 - 1))
+def test_the_cholesky_rank_proof_never_contradicts_the_svd(k, log_cond, seed):
+    # unit columns with singular values spread over 10^-log_cond … 1: whenever the cheap Gram
+    # Cholesky proof says σ_min > tol·σ_max, the float64 SVD (the reference) agrees
+    from rip_atoms.criteria.stability import _gram_certifies_rank
+
+    rng = np.random.default_rng(seed)
+    h = k + 3
+    Q1 = np.linalg.qr(rng.standard_normal((h, k)))[0]
+    Q2 = np.linalg.qr(rng.standard_normal((k, k)))[0]
+    V = Q1 @ np.diag(np.logspace(0, -log_cond, k)) @ Q2
+    V /= np.linalg.norm(V, axis=0)
+    s = np.linalg.svd(V, compute_uv=False)
+    for tol in (1e-9, 1e-6, 1e-3, 0.1):
+        if _gram_certifies_rank(V.T @ V, h, tol):
+            assert s[-1] > tol * s[0]
+    # a clearly well-conditioned set is proved without the SVD
+    assert _gram_certifies_rank(np.eye(k), k, 1e-3)
