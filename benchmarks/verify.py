@@ -52,6 +52,8 @@ else:
         write_report(rep, tmp)
     out = {"mu_raw": rep["coherence"]["raw"]["mu"], "mu_aip": rep["coherence"]["aip"]["mu"],
            "sections": {k: round(v, 2) for k, v in rep["seconds"].items()},
+           "budget": {k: {n: round(v, 2) for n, v in rep["search_budget"][k].items()}
+                      for k in ("granted_s", "used_s")},
            "build_seconds": t_build}
 sec = time.perf_counter() - t
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -83,6 +85,7 @@ def main() -> None:
               f"{ours['peak_gb']:.2f} GB (before: {ours['baseline_gb']:.2f})   "
               f"mu(raw) = {ours['mu_raw']:.6f}  mu(AIP) = {ours['mu_aip']:.6f}")
         print(f"  sections (s): {ours['sections']}")
+        print(f"  budget (s): {ours['budget']}")
         print(f"  ratio report / Gram: {ours['seconds'] / peer['seconds']:.1f}")
 
 

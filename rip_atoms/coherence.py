@@ -475,6 +475,35 @@ def _near_thresholds(f: np.ndarray, tol: float) -> np.ndarray:
     return mask
 
 
+def _is_diagonal(d: Dictionary) -> bool:
+    """Is D a square diagonal matrix (the neuron basis, up to scaling and signs)?"""
+    A = d.atoms
+    if A.shape[0] != A.shape[1]:
+        return False
+    return np.count_nonzero(A) == np.count_nonzero(np.diagonal(A))
+
+
+def _diagonal_rows(atoms: CorrectedAtoms, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float64 max_{l≠j} |cos(j, l)| and its argmax for diagonal atoms dⱼ = cⱼeⱼ: cos(j, l) =
+    sign(cⱼcₗ)·S̃ⱼₗ/√(S̃ⱼⱼS̃ₗₗ) (raw geometry: 0), each entry from three stored numbers (the
+    same float64 formula as :meth:`CorrectedAtoms.cosines_row`, without a GEMM)."""
+    n = len(live)
+    if atoms.metric is None:
+        C = np.zeros((n, n))
+    else:
+        S = atoms.metric.S[np.ix_(live, live)]
+        s = np.sqrt(np.diagonal(S))
+        C = np.abs(S) / s[:, None] / s[None, :]
+    np.fill_diagonal(C, -1.0)
+    r = np.argmax(C, axis=1)
+    vals = C[np.arange(n), r]
+    if atoms.metric is None:
+        # orthogonal atoms: every partner is 0; take the first other atom, as the GEMM path does
+        r = np.where(np.arange(n) == 0, 1, 0)
+        vals = np.zeros(n)
+    return np.minimum(vals, 1.0), live[r]
+
+
 def _exact_rows(atoms: CorrectedAtoms, J: np.ndarray, live: np.ndarray, block: int = 2048,
                 V_live: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """float64 max_{l live, l≠j} |⟨d̃ⱼ, d̃ₗ⟩| and its argmax, for the atoms J.
@@ -588,12 +617,16 @@ def per_atom_coherence(
         exact[live] = True
         mu, pair, method = 0.0, None, "single live atom (μⱼ = 0)"
     elif n <= exact_max_atoms:
-        V = atoms.vectors(live)
-        vals, part = _exact_rows(atoms, live, live, V_live=V)
+        if _is_diagonal(d):  # the neuron basis: the cosines are S̃'s correlations, no GEMM
+            vals, part = _diagonal_rows(atoms, live)
+            method = "float64, all pairs (diagonal atoms: |S̃ᵢⱼ|/√(S̃ᵢᵢS̃ⱼⱼ))"
+        else:
+            V = atoms.vectors(live)
+            vals, part = _exact_rows(atoms, live, live, V_live=V)
+            method = "float64, all pairs"
         values[live], partner[live], exact[live] = vals, part, True
         r = int(np.argmax(vals))
         mu, pair = float(vals[r]), (int(min(live[r], part[r])), int(max(live[r], part[r])))
-        method = "float64, all pairs"
     else:
         if coherence_result is not None and coherence_result.covers(atoms, babel_p=1, top=1):
             coh = coherence_result

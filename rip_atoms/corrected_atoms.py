@@ -292,7 +292,8 @@ class CorrectedAtoms:
         if rows64:
             self._float64_pass()
             if rows:  # rows of W: within u + 2η of the unit atoms, W's backward error δ
-                self.rows = self.rows64[self.live].astype(np.float32)
+                self.rows = (self.rows64 if len(self.live) == d.n_atoms
+                             else self.rows64[self.live]).astype(np.float32)
                 if self.metric is not None:
                     d_ = _symmetric_factor_delta(self.metric)
                     self.factor_tolerance = d_ if d_ <= 1.0 / 3.0 else 1.0
@@ -345,15 +346,21 @@ class CorrectedAtoms:
     def _float64_pass(self) -> None:
         """``rows64`` and ``norms`` in one unchunked float64 pass over the atoms scaled by exact
         powers of two (:meth:`Dictionary.scaled_columns`): X = W D', nᵢ = ‖xᵢ‖₂,
-        rows64 = (X·diag(1/nᵢ))ᵀ with dead atoms (in the dictionary, or nᵢ = 0) zero."""
+        rows64 = (X·diag(1/nᵢ))ᵀ with dead atoms (in the dictionary, or nᵢ = 0) zero.
+        Computed as D'ᵀWᵀ, so the N×H rows come out of one GEMM in C order (no transpose copy;
+        no copy of D' at all when it is float64 and unscaled)."""
         d = self.dictionary
-        X = d.scaled_columns(np.arange(d.n_atoms))
-        xnorm = None
+        if d.column_exponents.any():
+            Xt = d.scaled_columns(np.arange(d.n_atoms)).T
+        else:
+            Xt = np.asarray(d.atoms, dtype=np.float64).T  # a view when D is float64
         if self.metric is not None:
-            xnorm = np.sqrt(np.einsum("ij,ij->j", X, X))
-            X = self.metric.W @ X
-        snorms = np.sqrt(np.einsum("ij,ij->j", X, X))
-        if xnorm is not None:  # η = max γ⁽⁶⁴⁾_H‖W‖_F‖xᵢ‖/‖W xᵢ‖ (module docstring)
+            R = Xt @ self.metric.W.T
+        else:
+            R = np.array(Xt, dtype=np.float64, order="C")
+        snorms = np.sqrt(np.einsum("ij,ij->i", R, R))
+        if self.metric is not None:  # η = max γ⁽⁶⁴⁾_H‖W‖_F‖xᵢ‖/‖W xᵢ‖ (module docstring)
+            xnorm = np.asarray(d.scaled_norms, dtype=np.float64)
             ok = snorms > 0
             if ok.any():
                 self.whitening_error = float(np.max(
@@ -367,8 +374,8 @@ class CorrectedAtoms:
             self.norms = np.where(dead, 0.0, np.ldexp(snorms, d.column_exponents))
         inv = np.zeros_like(snorms)
         inv[~dead] = 1.0 / snorms[~dead]
-        X *= inv
-        self.rows64 = np.ascontiguousarray(X.T)
+        R *= inv[:, None]
+        self.rows64 = R
 
     @property
     def dim(self) -> int:

@@ -167,3 +167,23 @@ def test_the_margin_smoothing_stops_at_its_end_with_a_valid_certificate():
     y_full = _smoothed(A, DS, cho, y0, True)
     assert np.allclose(DS.T @ y_full, s, atol=1e-10)
     assert (A @ y_full).max() <= (A @ y).max() + 1e-12  # more time: a certificate no worse
+
+
+@pytest.mark.parametrize("H", [3, 40])
+def test_diagonal_atoms_per_atom_coherence_matches_explicit_whitening(H):
+    # the neuron basis (up to scale and sign) takes a closed form; check it against whitening
+    # the atoms explicitly in extended precision, pair by pair
+    from rip_atoms.coherence import per_atom_coherence
+
+    rng = np.random.default_rng(H)
+    X = rng.standard_normal((10 * H, H)) @ rng.standard_normal((H, H))
+    m = fit_metric(X)
+    c = rng.uniform(0.5, 2, H) * rng.choice([-1, 1], H)
+    res = per_atom_coherence(np.diag(c), m)
+    V = m.W.astype(np.longdouble) @ np.diag(c).astype(np.longdouble)
+    V /= np.sqrt((V * V).sum(axis=0))
+    G = np.abs(np.asarray(V.T @ V, dtype=np.float64))
+    np.fill_diagonal(G, -1)
+    assert np.abs(res.values - G.max(axis=1)).max() <= 1e-12
+    assert np.array_equal(res.partner, G.argmax(axis=1))
+    assert "diagonal" in res.method
