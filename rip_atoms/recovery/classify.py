@@ -42,8 +42,8 @@ from rip_atoms.arguments import check_real
 from rip_atoms.codes import check_codes
 from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.deadline import Deadline
-from rip_atoms.dictionary import Dictionary
-from rip_atoms.errors import ParameterError
+from rip_atoms.dictionary import Dictionary, as_dictionary
+from rip_atoms.errors import EmptyDictionaryError, ParameterError
 from rip_atoms.kernels.recovery_batch import admm_bp_batch, fuchs_batch, gram_extremes
 from rip_atoms.metric import AIPMetric
 from rip_atoms.recovery.basis_pursuit import _lars
@@ -307,8 +307,14 @@ def classify_recovery(
     if engine not in ("numpy", "torch"):
         raise ParameterError(f"engine must be 'numpy' or 'torch', not {engine!r}")
     deadline = Deadline(budget_s) if budget_s is not None else None
-    atoms = _UnitAtoms.of(D, metric, corrected_atoms)
-    h, n_atoms = atoms.dim, atoms.n_atoms
+    if client is None:
+        atoms = _UnitAtoms.of(D, metric, corrected_atoms)
+        h, n_atoms = atoms.dim, atoms.n_atoms
+    else:  # the workers whiten D; the driver only checks it (no D̃ here: a fixed cost saved)
+        d = as_dictionary(D)
+        if len(d.live_atoms) == 0:
+            raise EmptyDictionaryError(f"{d.provenance.source}: every atom is dead")
+        h, n_atoms = d.dim, d.n_atoms
     cap = max_iter if max_iter is not None else 8 * max(h, 100)
     if cap < 1:
         raise ParameterError(f"max_iter must be ≥ 1, got {cap}")
@@ -320,8 +326,8 @@ def classify_recovery(
     if client is not None:
         from rip_atoms.recovery.distributed import classify_distributed
 
-        rec, stage_seconds = classify_distributed(client, D, metric, kind, M, n, opts, deadline,
-                                                  _classify_rows, _Recorder)
+        rec, stage_seconds, about = classify_distributed(client, D, metric, kind, M, n, opts,
+                                                         deadline, _classify_rows, _Recorder)
     else:
         bar = None
         if progress:
@@ -333,12 +339,13 @@ def classify_recovery(
         finally:
             if bar is not None:
                 bar.close()
+        about = {"metric": atoms.metric_info(), "scale": atoms.scale}
     result = RecoveryResult(
-        n=n, dim=h, n_atoms=n_atoms, nonneg=nonneg, metric=atoms.metric_info(), margin=margin,
+        n=n, dim=h, n_atoms=n_atoms, nonneg=nonneg, metric=about["metric"], margin=margin,
         status=rec.status, method=rec.method, certificate=rec.certificate, fuchs=rec.fuchs,
         support_size=rec.support_size, invalid_reason=rec.reason, homotopy_iters=rec.iters,
         witnesses=rec.csr(rec.witness, n, n_atoms), failed_codes=rec.csr(rec.deltas, n, n_atoms),
-        atom_scale=atoms.scale, seconds=time.perf_counter() - t_start,
+        atom_scale=about["scale"], seconds=time.perf_counter() - t_start,
         stage_seconds={k: round(v, 6) for k, v in stage_seconds.items()}, source=source,
     )
     if out is not None:

@@ -51,13 +51,16 @@ def _classify_task(run_rows, token: str, D, metric, rows, opts: dict,
     atoms = _worker_atoms(token, D, metric)
     deadline = Deadline(budget) if budget is not None else None
     rec, seconds = run_rows(atoms, "sparse", rows, rows.shape[0], opts, deadline)
-    return {"rec": rec, "seconds": seconds}
+    return {"rec": rec, "seconds": seconds, "metric": atoms.metric_info(),
+            "scale": atoms.scale}
 
 
 def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dict,
                          deadline: Deadline | None, run_rows, recorder):
-    """Run the chunks of ``M`` (n rows) as tasks on ``client``; returns the merged record and
-    the stage seconds summed over tasks (module docstring). ``run_rows`` and ``recorder`` are
+    """Run the chunks of ``M`` (n rows) as tasks on ``client``; returns the merged record, the
+    stage seconds summed over tasks and what the workers' D̃ says of the atoms (``metric``:
+    its description, ``scale``: ‖W dᵢ‖; the driver never whitens D) (module docstring).
+    ``run_rows`` and ``recorder`` are
     :func:`~rip_atoms.recovery.classify._classify_rows` and its record class (passed in, so
     this module does not import the classifier that calls it)."""
     from distributed import CancelledError
@@ -81,6 +84,7 @@ def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dic
     futures = [submit(a, b) for a, b in bounds]
     rec = recorder(n)
     seconds: dict[str, float] = {}
+    about: dict | None = None
     try:
         for i, (a, b) in enumerate(bounds):
             part = None
@@ -103,13 +107,18 @@ def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dic
             if part is None:
                 continue
             _merge(rec, part["rec"], a, b)
+            if about is None:
+                about = {"metric": part["metric"], "scale": part["scale"]}
             for k, v in part["seconds"].items():
                 seconds[k] = seconds.get(k, 0.0) + v
     finally:
         client.cancel([f for f in futures if not f.done()])
     if not seconds:
         seconds = dict.fromkeys(("fuchs", "rank", "push", "admm", "homotopy", "lp"), 0.0)
-    return rec, seconds
+    if about is None:  # no task came back (budget): the driver whitens after all
+        atoms = _UnitAtoms(D, metric)
+        about = {"metric": atoms.metric_info(), "scale": atoms.scale}
+    return rec, seconds, about
 
 
 def _merge(rec, part, a: int, b: int) -> None:
