@@ -11,7 +11,7 @@
 #     vs SAELens's JumpReLU SAETrainer on the same card                  (benchmarks/train.py)
 # (c) exact ℓ1 certification codes/s at 2304×16384, L0 = 70: the torch engine vs the numpy
 #     engine on the same codes (benchmarks/gpu_certify.py → benchmarks/recovery.py --per-code
-#     --engine torch|numpy; a stated skip while recovery.py has no --engine)
+#     --engine torch|numpy, which it has)
 # (d) harvest tokens/s on a random-weight Gemma-2-2B-shaped model (bf16, from_config, no
 #     download) vs a plain forward                                      (benchmarks/harvest.py)
 #

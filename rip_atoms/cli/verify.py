@@ -392,8 +392,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output folder for report.json and report.html (default "
                         "./rip-atoms-report)")
     p.add_argument("--budget-s", type=float, default=None,
-                   help="seconds for the searches: RIP witnesses, spark, the ℓ1 probe "
-                        "(default 120; 12 with --quick)")
+                   help="seconds for the report: its exact parts run first, then RIP "
+                        "witnesses, spark, the margins, the ℓ1 probe and the Gaussian reference "
+                        "share what is left (default 120; 12 with --quick; harvesting and "
+                        "training are not counted)")
     p.add_argument("--quick", action="store_true",
                    help="synthetic planted-atoms default (no torch needed, < 1 min)")
     p.add_argument("--tokens", type=int, default=DEFAULT_TOKENS,

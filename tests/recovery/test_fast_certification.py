@@ -92,6 +92,9 @@ def _assert_same(a, b):
     np.testing.assert_array_equal(a.method, b.method)
     np.testing.assert_array_equal(a.certificate, b.certificate)
     assert (a.witnesses != b.witnesses).nnz == 0
+    # the atom scales and the metric come from the workers' D̃ (the driver does not whiten)
+    np.testing.assert_array_equal(a.atom_scale, b.atom_scale)
+    assert a.metric == b.metric
 
 
 @pytest.mark.slow
