@@ -44,8 +44,9 @@ from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.deadline import Deadline
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import EmptyDictionaryError, ParameterError
-from rip_atoms.kernels.recovery_batch import admm_bp_batch, fuchs_batch, gram_extremes
+from rip_atoms.kernels.recovery_batch import fuchs_batch, gram_extremes
 from rip_atoms.metric import AIPMetric
+from rip_atoms.recovery.admm_stage import stage_admm
 from rip_atoms.recovery.basis_pursuit import _lars
 from rip_atoms.recovery.certificates import (
     _certificate_bound,
@@ -65,7 +66,6 @@ from rip_atoms.recovery.results import (
     MARGIN,
     RANK_TOL,
     RECOVERY_TOL,
-    UNDETERMINED,
     Method,
     RecoveryResult,
 )
@@ -74,7 +74,6 @@ from rip_atoms.recovery.witnesses import (
     _clean_sparse,
     _duplicate_swap,
     _lp_dual_witness,
-    _nnls,
     _polish,
     _sparse_diff_norm,
     _witness_along,
@@ -92,9 +91,6 @@ HOMOTOPY_ALPHA_MIN_32 = 1e-6
 #: the push stage is tried on codes whose Fuchs value is at most this (far above 1, the pushed
 #: certificate practically never certifies and near the weak threshold it only costs time)
 PUSH_MAX_FUCHS = 1.2
-_ADMM_BATCH = 256
-_ADMM_CHECK = 10
-_ADMM_POLISH_TRIES = 4
 
 Witness = tuple[np.ndarray, np.ndarray]
 
@@ -386,7 +382,7 @@ def _classify_chunk(ctx: _Context, pending: list[_Code], blas_threads: int | Non
         pending = _stage_push(ctx, pending)
     with threadpool_limits(blas_threads):
         if ctx.witness_iters > 0 and pending:
-            pending = _stage_admm(ctx, pending)
+            pending = stage_admm(ctx, pending)
     with threadpool_limits(1):  # per-code work: one BLAS thread is faster on busy cores
         pending = _stage_homotopy(ctx, pending)
         if ctx.lp and pending:
@@ -534,88 +530,6 @@ def _rank_decisions(ctx: _Context, suspects: list[_Code]) -> list[_Code]:
         if not ctx.offer(code, Method.FUCHS, bound):
             rest.append(code)
     return rest
-
-
-@dataclass(frozen=True)
-class _AdmmBatch:
-    """One ADMM batch: its codes, their signals Y (H×b) and polish attempts per code."""
-
-    codes: list[_Code]
-    Y: np.ndarray
-    tries: np.ndarray
-
-
-def _stage_admm(ctx: _Context, pending: list[_Code]) -> list[_Code]:
-    """Batched ADMM search for feasible points beating the codes (failure witnesses).
-
-    Under a deadline the projector's set-up (uninterruptible) starts only if its estimated cost
-    fits the time left, and a batch stops at its next check once the deadline has passed (the
-    codes stay open for the per-code stages, which check the deadline themselves)."""
-    dl = ctx.deadline
-    if dl is not None and (dl.expired() or ctx.atoms.projector_seconds() > dl.remaining()):
-        return pending
-    with ctx.timed("admm"):
-        proj = ctx.atoms.projector()
-        for start in range(0, len(pending), _ADMM_BATCH):
-            codes = pending[start : start + _ADMM_BATCH]
-            batch = _AdmmBatch(codes, np.column_stack([c.y for c in codes]),
-                               np.zeros(len(codes), dtype=np.int64))
-            thr = np.array([0.1 * c.l1 / c.k for c in codes])
-
-            def accept(cols, X, Z, batch=batch):
-                if ctx.expired():  # leave the batch: its codes stay open
-                    return np.ones(len(cols), dtype=bool)
-                return _admm_accept(ctx, batch, cols, X, Z)
-
-            admm_bp_batch(proj, batch.Y, thr, nonneg=ctx.nonneg, iters=ctx.witness_iters,
-                          check_every=_ADMM_CHECK, accept=accept)
-    return [c for c in pending if ctx.rec.status[c.index] == UNDETERMINED]
-
-
-def _admm_accept(ctx: _Context, batch: _AdmmBatch, cols: np.ndarray, X: np.ndarray,
-                 Z: np.ndarray) -> np.ndarray:
-    """Verify ADMM proposals (iterates X, Z for the batch columns ``cols``) in float64: a
-    least-squares fit on the support of z (non-negative least squares for non-negative codes),
-    or (signed codes) the float64 projection x of the iterate onto {D̃x = y}, first refitted on
-    its H largest entries (a sparse witness), else as it is (dense); a verified witness ends
-    the code. Returns the mask of columns decided."""
-    atoms, nonneg = ctx.atoms, ctx.nonneg
-    done = np.zeros(len(cols), dtype=bool)
-    l1x = np.abs(X).sum(axis=0, dtype=np.float64)
-    l1z = Z.sum(axis=0, dtype=np.float64) if nonneg else None
-    for t, b in enumerate(cols):
-        code = batch.codes[b]
-        promising = (l1z[t] if nonneg else l1x[t]) < code.l1 * (1 - 1e-6)
-        if not promising or batch.tries[b] >= _ADMM_POLISH_TRIES:
-            continue
-        batch.tries[b] += 1
-        T = np.flatnonzero(Z[:, t])
-        fit = _nnls if nonneg else _polish
-        candidates = [(T, fit(atoms.cols64, code.y, T))]
-        wit = _first_witness(atoms, code, candidates, nonneg)
-        if wit is None and not nonneg:
-            x64 = atoms.projector().project64(X[:, t].astype(np.float64)[:, None],
-                                              batch.Y[:, [b]])[:, 0]
-            top = np.sort(np.argsort(-np.abs(x64))[: atoms.dim])  # a sparse witness if possible
-            wit = _first_witness(atoms, code, [(top, _polish(atoms.cols64, code.y, top))],
-                                 nonneg)
-            if wit is None:
-                wit = _first_witness(atoms, code, [(np.arange(len(x64)), x64)], nonneg)
-        if wit is not None:
-            ctx.fail(code, Method.ADMM, wit)
-            done[t] = True
-    return done
-
-
-def _first_witness(atoms: _UnitAtoms, code: _Code, candidates, nonneg: bool) -> Witness | None:
-    """The first (support, values) candidate that, cleaned, passes the witness check."""
-    for T, xp in candidates:
-        if xp is None:
-            continue
-        idx, vals = _clean_sparse(T, xp, nonneg)
-        if _check_witness(atoms.rows64, code, idx, vals, nonneg):
-            return idx, vals
-    return None
 
 
 def _stage_homotopy(ctx: _Context, pending: list[_Code]) -> list[_Code]:

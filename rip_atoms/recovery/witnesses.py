@@ -186,3 +186,15 @@ def _duplicate_swap(atoms: _UnitAtoms, code: _Code, nonneg: bool,
     if _sparse_diff_norm(idx, vals, code.S, code.vals) <= RECOVERY_TOL * code.norm2:
         return None
     return idx, vals
+
+
+def _first_witness(atoms: _UnitAtoms, code: _Code, candidates,
+                   nonneg: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """The first (support, values) candidate that, cleaned, passes the witness check."""
+    for T, xp in candidates:
+        if xp is None:
+            continue
+        idx, vals = _clean_sparse(T, xp, nonneg)
+        if _check_witness(atoms.rows64, code, idx, vals, nonneg):
+            return idx, vals
+    return None

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 
 from rip_atoms import theory
 from rip_atoms.coherence import CoherenceResult, coherence
@@ -30,6 +29,14 @@ from rip_atoms.criteria import UnitComparison, UnitSet
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import ParameterError, ShapeMismatchError, SingularMetricError
 from rip_atoms.metric import AIPMetric, fit_metric, representation_shift
+from rip_atoms.report.budget import BUDGET_SHARES, SearchBudget  # noqa: F401
+from rip_atoms.report.l1_section import (  # noqa: F401  (the report's constants, re-exported)
+    MARGIN_CODES,
+    PROBE_CODES,
+    PROBE_FRACTIONS,
+    codes_section,
+    recovery_searches,
+)
 from rip_atoms.theory import babel_certified_k
 
 SCHEMA = "rip_atoms.report/1"
@@ -39,58 +46,6 @@ RIP_KS = (2, 4, 8, 16, 32, 64)
 PER_ATOM_BINS = 50
 #: the sampled Gaussian reference is skipped above this many entries H·N
 GAUSSIAN_MAX_ENTRIES = 2304 * 32768
-#: the probe of ℓ1 recovery: sparsities as fractions of the Donoho–Tanner k_W, codes per k
-PROBE_FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
-PROBE_CODES = 8
-#: the uniqueness margins (certificates driven to the LP optimum): at most this many of the
-#: sampled codes
-MARGIN_CODES = 32
-#: how what is left of the budget B after the exact parts is shared out, in this order (see
-#: :class:`SearchBudget`); the sampled Gaussian reference, last, gets whatever is left
-BUDGET_SHARES = {"rip": 0.35, "spark": 0.15, "margins": 0.15, "probe": 0.2, "reference": 0.15}
-
-
-class SearchBudget:
-    """The report's budget B (``--budget-s``): the wall-clock seconds of the whole report.
-
-    The exact parts run first and to completion (the metric, the representation shift, the
-    coherence passes, the certification of the target's codes, the criteria, the cards; they
-    are charged as ``"exact parts"``). The budgeted parts then share what is left, in the order
-    of :data:`BUDGET_SHARES`: part i is granted (B − spent) · sᵢ / Σ_{j ≥ i} sⱼ, where spent is
-    the wall time everything before it actually took, so time one part leaves unused goes to
-    the next and an overrun is taken from the rest. Every part is granted at least 1 % of B, so
-    each can return its cheap certified sides even when the exact parts alone exceeded B (the
-    report then runs over B by about 5 % of B plus the exact parts' excess). Each search stops
-    at its deadline, overrunning it by at most one unit of work.
-    """
-
-    def __init__(self, total_s: float) -> None:
-        self.total_s = float(total_s)
-        self.spent_s = 0.0
-        self._left = dict(BUDGET_SHARES)
-        self.granted: dict[str, float] = {}
-        self.used: dict[str, float] = {}
-
-    def grant(self, name: str) -> float:
-        """Seconds for part ``name`` (at least 1 % of B, so every part can start)."""
-        share = self._left.pop(name)
-        rest = share + sum(self._left.values())
-        g = max(0.01 * self.total_s, (self.total_s - self.spent_s) * share / rest)
-        self.granted[name] = g
-        return g
-
-    def charge(self, name: str, seconds: float) -> None:
-        self.used[name] = self.used.get(name, 0.0) + float(seconds)
-        self.spent_s += float(seconds)
-
-    def to_dict(self) -> dict:
-        return {"budget_s": self.total_s, "spent_s": self.spent_s, "granted_s": self.granted,
-                "used_s": self.used,
-                "reading": "B is the whole report's wall time: the exact parts run first and "
-                           "to completion, the budgeted parts share what is left (each at "
-                           "least 1 % of B)"}
-
-
 @dataclass
 class VerifyTarget:
     """What to verify: a dictionary and whatever else is known about it.
@@ -265,13 +220,17 @@ def build_report(
     say("coherence and Babel, raw and under the AIP")
     # D̃ under the analysis metric, whitened once for the whole report: float64 rows for the
     # certificates (codes, margins, probe) and those rows rounded to float32 for the blocked
-    # AIP pass, RIP and spark (with one spectral-norm bound)
-    whitened = CorrectedAtoms(d, metric, rows=True, rows64=True, min_live=0)
+    # AIP pass, RIP and spark (with one spectral-norm bound); built after the raw pass (whose
+    # own rows are freed by then) unless it is the raw geometry itself
+    whitened = CorrectedAtoms(d, None, rows=True, rows64=True, min_live=0) if metric is None \
+        else None
     t_raw = time.perf_counter()
     coh_raw = coherence(d, None, babel_p=babel_p if metric is not None else babel_aip,
                         top=64 if metric is not None else top_aip, progress=progress,
-                        client=client, corrected_atoms=None if metric is not None else whitened)
+                        client=client, corrected_atoms=whitened)
     raw_pass_s = time.perf_counter() - t_raw  # what a Gram pass of this shape costs here
+    if whitened is None:
+        whitened = CorrectedAtoms(d, metric, rows=True, rows64=True, min_live=0)
     coh_aip = coherence(d, metric, babel_p=babel_aip, top=top_aip, progress=progress,
                         client=client, corrected_atoms=whitened) \
         if metric is not None else coh_raw
@@ -298,7 +257,7 @@ def build_report(
 
     # ---------------------------------------------------------------- ℓ1 recovery of the codes
     t = time.perf_counter()
-    report["recovery"], codes_cert = _codes_section(
+    report["recovery"], codes_cert = codes_section(
         d, metric, whitened, codes, l0, nonneg, live, seed, l1_max_tokens, say, progress, client)
     seconds["recovery"] = time.perf_counter() - t
 
@@ -395,7 +354,7 @@ def build_report(
 
     # ---------------------------------------------------------------- margins and the ℓ1 probe
     t = time.perf_counter()
-    _recovery_searches(report["recovery"], d, metric, whitened, codes, l0, nonneg, live,
+    recovery_searches(report["recovery"], d, metric, whitened, codes, l0, nonneg, live,
                        codes_cert, searches, seed, say, progress)
     seconds["recovery"] += time.perf_counter() - t
     report["recovery"]["seconds"] = seconds["recovery"]
@@ -488,114 +447,6 @@ def _reference_section(H: int, live: int, babel_p: int, seed: int, progress: boo
                       "geometries agree up to sampling)",
         }
     return ref
-
-
-def _codes_section(d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live, seed,
-                   l1_max_tokens, say, progress, client=None):
-    """The exact part of the ℓ1 section: the Donoho–Tanner reference and the certification of
-    (a sample of) the target's codes. Returns (section, the certification or None)."""
-    from rip_atoms.criteria import l1_certified_fraction
-
-    H = d.dim
-    delta = H / live
-    out: dict = {"nonneg": nonneg}
-    if delta < 1:
-        out["rho_weak"] = theory.rho_weak(delta, nonneg=nonneg)
-        out["k_weak"] = theory.k_weak(H, live, nonneg=nonneg)
-    else:
-        out["rho_weak"] = None
-        out["k_weak"] = None
-    out["reading"] = ("each code is certified (an exact dual certificate proves it is the "
-                      "unique basis-pursuit solution), failed (a feasible x with ‖x‖₁ ≤ ‖δ‖₁, "
-                      "x ≠ δ: the witness) or undetermined; k_weak = ρ_W(H/N)·H is the "
-                      "Donoho–Tanner weak threshold for Gaussian dictionaries of this shape "
-                      f"({'non-negative' if nonneg else 'signed'} codes), a reference line")
-    cert = None
-    if codes is not None:
-        say(f"ℓ1 recovery of the target's codes (at most {l1_max_tokens} tokens)")
-        cert = l1_certified_fraction(d, codes, metric=metric if metric is not None else "raw",
-                                     nonneg=nonneg, max_tokens=l1_max_tokens, seed=seed,
-                                     progress=progress, client=client, corrected_atoms=atoms64)
-        code_l0 = l0[cert.tokens]
-        out["codes"] = {"computed": True, **cert.to_dict(),
-                        "l0": code_l0.tolist(), "status": cert.status.tolist()}
-    else:
-        out["codes"] = {"computed": False,
-                        "why": "needs activations and an encoder or codes for the target"}
-    return out, cert
-
-
-def _recovery_searches(out: dict, d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live,
-                       cert, searches: SearchBudget, seed, say, progress) -> None:
-    """The budgeted part of the ℓ1 section, added to ``out``: the uniqueness margins of some
-    of the certified codes, and the probe of random supports around the Donoho–Tanner k_W."""
-    from rip_atoms.recovery import STATUS_NAMES, classify_recovery
-
-    H = d.dim
-    metric_arg = metric if metric is not None else "raw"
-    if cert is not None:
-        from rip_atoms.recovery.margins import certificate_margins
-
-        say(f"uniqueness margins: the exact certificate LP on {MARGIN_CODES} of those codes")
-        tm = time.perf_counter()
-        mres = certificate_margins(d, codes, metric=metric_arg, nonneg=nonneg, seed=seed,
-                                   tokens=np.asarray(cert.tokens)[:MARGIN_CODES],
-                                   budget_s=searches.grant("margins"),
-                                   corrected_atoms=atoms64)
-        searches.charge("margins", time.perf_counter() - tm)
-        out["margins"] = {"computed": True, **mres.to_dict()}
-    else:
-        searches.grant("margins")
-    # probe: random supports at sparsities around the Donoho–Tanner threshold
-    budget_s = searches.grant("probe")
-    t_probe = time.perf_counter()
-    k_ref = out["k_weak"] if out["k_weak"] else min(H, live) / 4
-    ks = sorted({max(1, min(live, int(round(f * k_ref)))) for f in PROBE_FRACTIONS})
-    if codes is not None and l0.size:
-        ks = sorted(set(ks) | {int(max(1, min(live, np.median(l0[l0 > 0]) if
-                                              (l0 > 0).any() else 1)))})
-    rng = np.random.default_rng(seed)
-    live_idx = d.live_atoms
-    rows: list[dict] = []
-    say(f"ℓ1 probe: {PROBE_CODES} random codes at k = {ks} ({budget_s:.1f} s)")
-    bar = None
-    if progress:
-        import sys
-
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(ks), desc="ℓ1 probe", unit="k", file=sys.stderr, leave=False)
-    last = 0.0
-    for k in ks:
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(k=k)
-        left = budget_s - (time.perf_counter() - t_probe)
-        if left <= 0 or last > left:  # larger k cost more than the last batch did
-            rows.append({"k": k, "run": False, "why": "budget exhausted"})
-            continue
-        C = sp.lil_matrix((PROBE_CODES, d.n_atoms))
-        for i in range(PROBE_CODES):
-            S = rng.choice(live_idx, size=k, replace=False)
-            mags = rng.uniform(1.0, 2.0, size=k)
-            if not nonneg:
-                mags *= rng.choice([-1.0, 1.0], size=k)
-            C[i, S] = mags
-        res = classify_recovery(d, C.tocsr(), nonneg=nonneg, metric=metric_arg,
-                                lp_time_limit=max(1.0, budget_s / 10), budget_s=left,
-                                corrected_atoms=atoms64)
-        counts = {name: int(np.sum(res.status == s)) for s, name in enumerate(STATUS_NAMES)}
-        rows.append({"k": k, "run": True, **counts, "seconds": res.seconds})
-        last = res.seconds
-    if bar is not None:
-        bar.close()
-    out["probe"] = {
-        "rows": rows, "codes_per_k": PROBE_CODES, "seed": seed,
-        "method": "codes with uniformly random supports of size k on the live atoms, "
-                  "magnitudes uniform in [1, 2]" + ("" if nonneg else " with random signs")
-                  + ", classified by classify_recovery under the report's metric",
-    }
-    searches.charge("probe", time.perf_counter() - t_probe)
 
 
 def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say,
