@@ -345,3 +345,12 @@ def test_the_search_budget_is_shared_and_kept():
     assert used["spent_s"] <= 3.0 + 1.5, used
     assert rep["seconds"]["total"] <= 3.0 + 1.5, rep["seconds"]
     assert set(used["used_s"]) <= set(BUDGET_SHARES) | {"exact parts"}
+    # started: B counts from the caller's preparation (the CLI: loading, the metric fit)
+    import time
+
+    rep2 = build_report(VerifyTarget(Dictionary(D), "gaussian"), budget_s=3.0, seed=0,
+                        started=time.perf_counter() - 2.0)
+    used2 = rep2["search_budget"]
+    assert used2["used_s"]["exact parts"] >= 2.0
+    assert used2["spent_s"] <= 3.0 + 1.5, used2
+    assert rep2["seconds"]["total"] <= 1.0 + 1.5, rep2["seconds"]

@@ -334,17 +334,19 @@ def run(args: argparse.Namespace) -> int:
     # temporary files); a folder made for the check is removed again until there is a report
     prepare_report_folder(out, keep=False)
     try:
+        started = time.perf_counter()  # --budget-s counts loading the target and its metric
         if args.target is not None:
             target = _file_target(args)
         elif args.quick:
             target = _quick_target(args.seed)
         else:
             target = _default_target(args, out)
+            started = None  # harvesting and training are not the report's time
         budget = args.budget_s if args.budget_s is not None else (12.0 if args.quick else 120.0)
         with _cluster(args) as client:
             report = build_report(target, budget_s=budget, seed=args.seed,
                                   progress=show_progress(args), log=lambda m: log(args, m),
-                                  client=client)
+                                  client=client, started=started)
         import shlex
 
         report["command"] = "rip-atoms " + shlex.join(getattr(args, "argv", ["verify"]))
