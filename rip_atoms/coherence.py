@@ -489,19 +489,15 @@ def _diagonal_rows(atoms: CorrectedAtoms, live: np.ndarray) -> tuple[np.ndarray,
     same float64 formula as :meth:`CorrectedAtoms.cosines_row`, without a GEMM)."""
     n = len(live)
     if atoms.metric is None:
-        C = np.zeros((n, n))
-    else:
-        S = atoms.metric.S[np.ix_(live, live)]
-        s = np.sqrt(np.diagonal(S))
-        C = np.abs(S) / s[:, None] / s[None, :]
+        # orthogonal atoms: every cosine is 0; the partner is the first other atom, as in the
+        # GEMM path
+        return np.zeros(n), live[np.where(np.arange(n) == 0, 1, 0)]
+    S = atoms.metric.S[np.ix_(live, live)]
+    s = np.sqrt(np.diagonal(S))
+    C = np.abs(S) / s[:, None] / s[None, :]
     np.fill_diagonal(C, -1.0)
     r = np.argmax(C, axis=1)
-    vals = C[np.arange(n), r]
-    if atoms.metric is None:
-        # orthogonal atoms: every partner is 0; take the first other atom, as the GEMM path does
-        r = np.where(np.arange(n) == 0, 1, 0)
-        vals = np.zeros(n)
-    return np.minimum(vals, 1.0), live[r]
+    return np.minimum(C[np.arange(n), r], 1.0), live[r]
 
 
 def _exact_rows(atoms: CorrectedAtoms, J: np.ndarray, live: np.ndarray, block: int = 2048,

@@ -104,9 +104,7 @@ def _whitening_factor(metric: AIPMetric | None) -> tuple[_Factor | None, float]:
     from scipy.linalg import cholesky
 
     h = metric.dim
-    kappa = metric.condition_number
-    shrink = 1.0 - 4.0 * (h + 2) * float(np.finfo(np.float64).eps) * kappa
-    lam_min = max(shrink, 1e-300) / float(metric.moment_eigenvalues[-1])
+    lam_min = _min_eigenvalue_lower(metric)
     try:
         U = cholesky(metric.S, lower=False, check_finite=False)
         if not np.isfinite(U).all():
