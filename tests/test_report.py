@@ -325,7 +325,8 @@ def test_the_search_budget_is_shared_and_kept():
     leaves unused goes to the next, an overrun is taken from the rest, each gets ≥ 1 % of B,
     and the report ends at B up to one unit of work."""
     from rip_atoms.dictionary import Dictionary
-    from rip_atoms.report.build import BUDGET_SHARES, SearchBudget, VerifyTarget, build_report
+    from rip_atoms.report.budget import BUDGET_SHARES, SearchBudget
+    from rip_atoms.report.build import VerifyTarget, build_report
 
     assert list(BUDGET_SHARES) == ["rip", "spark", "margins", "probe", "reference"]
     assert sum(BUDGET_SHARES.values()) == pytest.approx(1.0)

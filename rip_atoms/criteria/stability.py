@@ -436,7 +436,7 @@ def _independent_atoms(d: Dictionary, metric: AIPMetric | str | None) -> bool:
 def _gram_certifies_rank(G: np.ndarray, h: int, tol: float) -> bool:
     """Cheap proof that σ_min(V) > tol·σ_max(V) for unit columns V ∈ R^{h×k}: with G = VᵀV as
     computed (float64, entrywise error ≤ γ_h, so ‖ΔG‖₂ ≤ γ_h·k), a certified λ̄ ≥ λmax(G) and
-    t = tol²·λ̄ + γ_H·k + slack, a successful Cholesky of G − t·I shows λmin(G) > tol²·λmax(G).
+    t = tol²·λ̄ + γ_h·k + slack, a successful Cholesky of G − t·I shows λmin(G) > tol²·λmax(G).
     False means "not shown" (the SVD decides)."""
     from scipy.linalg import cho_factor
 

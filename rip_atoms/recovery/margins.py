@@ -204,31 +204,34 @@ def certificate_margins(
         status = np.asarray(STATUS_NAMES, dtype=object)[res.status]
         atoms = corrected_atoms_for(d, metric, corrected_atoms, rows=False, rows64=True,
                                     min_live=0)
-        live = np.flatnonzero(~atoms.dead)
-        where = np.full(d.n_atoms, -1)
-        where[live] = np.arange(live.size)
-        if budget_s is not None and time.perf_counter() - t0 > budget_s:
-            live = live[:0]  # no time left to tighten: skip the set-up too
-        cols = atoms.cols64 if live.size == atoms.n_atoms else \
-            np.asfortranarray(atoms.cols64[:, live])
-        gamma = _gamma(atoms.dim)
-        col_norm = float(np.linalg.norm(cols, axis=0).max()) if cols.size else 1.0
-        for r in range(k):
-            if budget_s is not None and time.perf_counter() - t0 > budget_s:
-                break
-            a, b = Cs.indptr[r], Cs.indptr[r + 1]
-            S = where[Cs.indices[a:b]]
-            if (S < 0).any():
-                continue  # a support on a dead atom: invalid, no certificate
-            sgn = np.ones(len(S)) if is_nonneg else np.sign(Cs.data[a:b])
-            left = None if budget_s is None else budget_s - (time.perf_counter() - t0)
-            got = _tight_certificate(cols, S, sgn, is_nonneg, gamma, col_norm,
-                                     time_limit=min(x for x in (lp_time_limit, left)
-                                                    if x is not None)
-                                     if (lp_time_limit or left) else None)
-            if got is not None:
-                lp_bound[r], lp_value[r], solved[r] = got
-                tight[r] = True
+
+        def out_of_time() -> bool:
+            return budget_s is not None and time.perf_counter() - t0 > budget_s
+
+        if not out_of_time():  # the set-up (D̃ without dead atoms) only when there is time
+            live = np.flatnonzero(~atoms.dead)
+            where = np.full(d.n_atoms, -1)
+            where[live] = np.arange(live.size)
+            cols = atoms.cols64 if live.size == atoms.n_atoms else \
+                np.asfortranarray(atoms.cols64[:, live])
+            gamma = _gamma(atoms.dim)
+            col_norm = float(np.linalg.norm(cols, axis=0).max()) if cols.size else 1.0
+            for r in range(k):
+                if out_of_time():
+                    break
+                a, b = Cs.indptr[r], Cs.indptr[r + 1]
+                S = where[Cs.indices[a:b]]
+                if (S < 0).any():
+                    continue  # a support on a dead atom: invalid, no certificate
+                sgn = np.ones(len(S)) if is_nonneg else np.sign(Cs.data[a:b])
+                left = None if budget_s is None else budget_s - (time.perf_counter() - t0)
+                got = _tight_certificate(cols, S, sgn, is_nonneg, gamma, col_norm,
+                                         time_limit=min(x for x in (lp_time_limit, left)
+                                                        if x is not None)
+                                         if (lp_time_limit or left) else None)
+                if got is not None:
+                    lp_bound[r], lp_value[r], solved[r] = got
+                    tight[r] = True
         both = np.where(np.isfinite(cert), np.minimum(lp_bound, np.nan_to_num(cert, nan=np.inf)),
                         lp_bound)
         margin = np.where(np.isfinite(both), both, np.nan)

@@ -29,14 +29,8 @@ from rip_atoms.criteria import UnitComparison, UnitSet
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import ParameterError, ShapeMismatchError, SingularMetricError
 from rip_atoms.metric import AIPMetric, fit_metric, representation_shift
-from rip_atoms.report.budget import BUDGET_SHARES, SearchBudget  # noqa: F401
-from rip_atoms.report.l1_section import (  # noqa: F401  (the report's constants, re-exported)
-    MARGIN_CODES,
-    PROBE_CODES,
-    PROBE_FRACTIONS,
-    codes_section,
-    recovery_searches,
-)
+from rip_atoms.report.budget import SearchBudget
+from rip_atoms.report.l1_section import codes_section, recovery_searches
 from rip_atoms.theory import babel_certified_k
 
 SCHEMA = "rip_atoms.report/1"
