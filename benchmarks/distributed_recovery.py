@@ -6,7 +6,9 @@ codes with L0 = 70 (magnitudes uniform in [1, 2]); each worker has one thread an
 BLAS threads (:func:`rip_atoms.cluster.dask_client`). Reported: wall seconds of each run (the
 dictionary's scatter and the workers' set-up included, the cluster's start not), the speedup
 2 workers vs 1 (target ≥ 1.6× on 2 cores), and whether the per-code statuses, methods and
-witnesses are identical.
+witnesses are identical. By default twice: with the workers mapping the D̃ the driver wrote
+once to shared memory (what a LocalCluster gets), then with D scattered to every worker and D̃
+built on each (what workers on other machines get; ``--transport`` picks one).
 
     .venv/bin/python benchmarks/distributed_recovery.py
     .venv/bin/python benchmarks/distributed_recovery.py --blas-threads 1   # equal workers
@@ -22,6 +24,7 @@ at once (does the work itself scale on this machine?).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 
@@ -32,14 +35,25 @@ from rip_atoms.cluster import dask_client
 from rip_atoms.recovery import classify_recovery
 
 
-def run(D, C, workers: int, chunk_size: int, blas_threads: int | None = None):
+def run(D, C, workers: int, chunk_size: int, blas_threads: int | None = None,
+        transport: str = "shared"):
+    """One timed ``classify_recovery(..., client=)``; ``transport="scatter"`` makes the driver
+    skip the shared files (what a cluster on other machines gets)."""
+    from unittest import mock
+
+    from rip_atoms.recovery import distributed
+
     with dask_client(workers=workers, quiet=True, blas_threads=blas_threads) as client:
         client.wait_for_workers(workers)
-        t = time.perf_counter()
-        res = classify_recovery(D, C, nonneg=True, metric=None, chunk_size=chunk_size,
-                                client=client)
-        sec = time.perf_counter() - t
-    print(f"  {workers} worker(s): {sec:7.2f} s = {1e3 * sec / C.shape[0]:.3f} ms/code; "
+        patch = (mock.patch.object(distributed, "_share", lambda *a: (None, None))
+                 if transport == "scatter" else contextlib.nullcontext())
+        with patch:
+            t = time.perf_counter()
+            res = classify_recovery(D, C, nonneg=True, metric=None, chunk_size=chunk_size,
+                                    client=client)
+            sec = time.perf_counter() - t
+    print(f"  {transport:7s} {workers} worker(s): {sec:7.2f} s = "
+          f"{1e3 * sec / C.shape[0]:.3f} ms/code; "
           f"certified {res.certified}, failed {res.failed}, undetermined {res.undetermined}; "
           f"{res.methods}", flush=True)
     return res, sec
@@ -122,6 +136,10 @@ def main() -> None:
                     help="BLAS threads per worker (default ⌊cores / workers⌋: one worker then "
                          "uses every core in its GEMMs; 1 measures how the work scales with "
                          "equal workers, as benchmarks/distributed_coherence.py does)")
+    ap.add_argument("--transport", choices=("shared", "scatter", "both"), default="both",
+                    help="how the workers get D̃: memory-mapped files the driver wrote once "
+                         "(what a LocalCluster gets), a broadcast scatter of D with D̃ built on "
+                         "each worker (a cluster on other machines), or both in turn")
     ap.add_argument("--per-task", action="store_true",
                     help="per-task timings and the plain-process scaling check (module doc)")
     args = ap.parse_args()
@@ -132,17 +150,22 @@ def main() -> None:
         return
     print(f"distributed certification: Gaussian {args.dim}×{args.atoms}, {args.codes} "
           f"non-negative codes, L0 = {args.l0}, chunks of {args.chunk_size}", flush=True)
-    r1, s1 = run(D, C, 1, args.chunk_size, args.blas_threads)
-    r2, s2 = run(D, C, 2, args.chunk_size, args.blas_threads)
-    same = (np.array_equal(r1.status, r2.status) and np.array_equal(r1.method, r2.method)
-            and (r1.witnesses != r2.witnesses).nnz == 0)
-    print(f"  speedup 2 vs 1 worker: {s1 / s2:.2f}×  (target ≥ 1.6×); identical statuses, "
-          f"methods and witnesses: {same}", flush=True)
+    figures = {}
+    first = None
+    for transport in (("shared", "scatter") if args.transport == "both" else (args.transport,)):
+        r1, s1 = run(D, C, 1, args.chunk_size, args.blas_threads, transport)
+        r2, s2 = run(D, C, 2, args.chunk_size, args.blas_threads, transport)
+        first = first or r1
+        same = all(np.array_equal(first.status, r.status) and np.array_equal(first.method, r.method)
+                   and (first.witnesses != r.witnesses).nnz == 0 for r in (r1, r2))
+        print(f"  {transport}: speedup 2 vs 1 worker: {s1 / s2:.2f}×  (target ≥ 1.6×); identical "
+              f"statuses, methods and witnesses (every run so far): {same}", flush=True)
+        figures[transport] = {"seconds_1": s1, "seconds_2": s2, "speedup": s1 / s2,
+                              "identical": bool(same)}
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"codes": args.codes, "shape": [args.dim, args.atoms], "l0": args.l0,
-                       "seconds_1": s1, "seconds_2": s2, "speedup": s1 / s2,
-                       "identical": bool(same)}, fh, indent=2)
+                       **figures}, fh, indent=2)
 
 
 if __name__ == "__main__":

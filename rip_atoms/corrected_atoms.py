@@ -43,6 +43,7 @@ from rip_atoms.errors import (
     ParameterTypeError,
     ShapeMismatchError,
 )
+from rip_atoms.kernels.parallel_copy import parallel_copyto
 from rip_atoms.metric import AIPMetric, metric_description
 
 _U32 = 2.0**-24
@@ -255,6 +256,10 @@ class CorrectedAtoms:
     dead : boolean mask over all N atoms: dead in the dictionary, or ‖W dᵢ‖ = 0.
     tolerance : bound on the error of a float32 row cosine.
     tolerance64 : bound on the error of a float64 cosine (:func:`float64_cosine_tolerance`).
+
+    ``rows64_out`` (with ``rows64=True``): a writeable C-order float64 N×H array that receives
+    ``rows64`` instead of a new one, e.g. a memory-mapped file in shared memory that other
+    processes map (:mod:`rip_atoms.recovery.shared_atoms`); the values are the same.
     """
 
     def __init__(
@@ -266,6 +271,7 @@ class CorrectedAtoms:
         rows64: bool = False,
         chunk: int = 4096,
         min_live: int = 1,
+        rows64_out: np.ndarray | None = None,
     ) -> None:
         d = as_dictionary(D)
         self.dictionary = d
@@ -287,8 +293,15 @@ class CorrectedAtoms:
         self.norms = np.zeros(d.n_atoms)
         self._snorms = np.zeros(d.n_atoms)  # ‖W 2^−eᵢ dᵢ‖₂, the norms of the scaled atoms
         exps = d.column_exponents
+        if rows64_out is not None and (
+                not rows64 or rows64_out.shape != (d.n_atoms, d.dim)
+                or rows64_out.dtype != np.float64 or not rows64_out.flags.c_contiguous
+                or not rows64_out.flags.writeable):
+            raise ParameterError(
+                f"rows64_out must be a writeable C-order float64 array of shape "
+                f"({d.n_atoms}, {d.dim}) given with rows64=True")
         if rows64:
-            self._float64_pass()
+            self._float64_pass(rows64_out)
             if rows:  # rows of W: within u + 2η of the unit atoms, W's backward error δ
                 self.rows = (self.rows64 if len(self.live) == d.n_atoms
                              else self.rows64[self.live]).astype(np.float32)
@@ -341,21 +354,24 @@ class CorrectedAtoms:
         # float32 rows of the whitened unit atoms: ‖row − d̃ᵢ‖ ≤ u + 2η (module docstring)
         self.tolerance += 4.0 * eta + 3.0 * self.factor_tolerance
 
-    def _float64_pass(self) -> None:
+    def _float64_pass(self, out: np.ndarray | None = None) -> None:
         """``rows64`` and ``norms`` in one unchunked float64 pass over the atoms scaled by exact
         powers of two (:meth:`Dictionary.scaled_columns`): X = W D', nᵢ = ‖xᵢ‖₂,
         rows64 = (X·diag(1/nᵢ))ᵀ with dead atoms (in the dictionary, or nᵢ = 0) zero.
         Computed as D'ᵀWᵀ, so the N×H rows come out of one GEMM in C order (no transpose copy;
-        no copy of D' at all when it is float64 and unscaled)."""
+        no copy of D' at all when it is float64 and unscaled). ``out`` (the constructor's
+        ``rows64_out``, e.g. a memory-mapped file that other processes read) receives the rows
+        instead of a new array; the values are the same."""
         d = self.dictionary
         if d.column_exponents.any():
             Xt = d.scaled_columns(np.arange(d.n_atoms)).T
         else:
             Xt = np.asarray(d.atoms, dtype=np.float64).T  # a view when D is float64
         if self.metric is not None:
-            R = Xt @ self.metric.W.T
-        else:
-            R = np.array(Xt, dtype=np.float64, order="C")
+            R = np.matmul(Xt, self.metric.W.T, out=out)
+        else:  # the transpose, tile by tile on every core (kernels.parallel_copy)
+            R = out if out is not None else np.empty(Xt.shape, dtype=np.float64)
+            parallel_copyto(R, Xt)
         snorms = np.sqrt(np.einsum("ij,ij->i", R, R))
         if self.metric is not None:  # η = max γ⁽⁶⁴⁾_H‖W‖_F‖xᵢ‖/‖W xᵢ‖ (module docstring)
             xnorm = np.asarray(d.scaled_norms, dtype=np.float64)

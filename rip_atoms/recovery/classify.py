@@ -269,15 +269,19 @@ def classify_recovery(
         The torch device for ``engine="torch"`` (default: CUDA when available, else the CPU).
     client : distributed.Client, optional
         Run the token chunks as independent Dask tasks (:func:`rip_atoms.cluster.dask_client`):
-        the dictionary is scattered once (broadcast), each task classifies its chunks exactly
-        as this process would, results are merged in chunk order — the same per-code statuses,
-        methods and witnesses as without ``client``; a task whose worker dies is retried.
+        D̃ is built once here and memory-mapped by workers on this machine (files in shared
+        memory), or D is scattered once to workers that cannot see them (other machines);
+        each task classifies its chunks exactly as this process would, results are merged in
+        chunk order — the same per-code statuses, methods and witnesses as without
+        ``client``; a task whose worker dies is retried
+        (:mod:`rip_atoms.recovery.distributed`).
     corrected_atoms : CorrectedAtoms, optional
         D̃ already computed in float64 (``CorrectedAtoms(D, metric, rows=False, rows64=True,
         min_live=0)``) by a caller that certifies several batches of codes of one dictionary
         (the report): reused, with the float32 copy, duplicate pairs and ADMM projector built
-        from it, instead of whitening again (checked to be of D and ``metric``; the workers of
-        ``client`` build their own).
+        from it, instead of whitening again (checked to be of D and ``metric``; with
+        ``client`` they are copied into the shared files; workers on other machines build
+        their own).
 
     Returns
     -------
@@ -306,7 +310,7 @@ def classify_recovery(
     if client is None:
         atoms = _UnitAtoms.of(D, metric, corrected_atoms)
         h, n_atoms = atoms.dim, atoms.n_atoms
-    else:  # the workers whiten D; the driver only checks it (no D̃ here: a fixed cost saved)
+    else:  # D̃ is built by classify_distributed (once, in shared files, or by each worker)
         d = as_dictionary(D)
         if len(d.live_atoms) == 0:
             raise EmptyDictionaryError(f"{d.provenance.source}: every atom is dead")
@@ -322,8 +326,9 @@ def classify_recovery(
     if client is not None:
         from rip_atoms.recovery.distributed import classify_distributed
 
-        rec, stage_seconds, about = classify_distributed(client, D, metric, kind, M, n, opts,
-                                                         deadline, _classify_rows, _Recorder)
+        rec, stage_seconds, about = classify_distributed(client, d, metric, kind, M, n, opts,
+                                                         deadline, _classify_rows, _Recorder,
+                                                         corrected=corrected_atoms)
     else:
         bar = None
         if progress:

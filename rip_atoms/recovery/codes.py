@@ -76,23 +76,51 @@ class _UnitAtoms:
                 f"{corrected.dictionary.provenance.source}: every atom is dead")
         self.corrected = corrected
         self.metric = corrected.metric
-        self.rows64 = corrected.rows64
-        self.cols64 = corrected.cols64
-        self.scale = corrected.norms
-        self.dead = corrected.dead
-        self.dim, self.n_atoms = corrected.dim, corrected.n_atoms
+        self._metric_info = corrected.metric_info()
+        self._set_arrays(corrected.rows64, corrected.norms, corrected.dead)
+        self._cols32: np.ndarray | None = None
+
+    @classmethod
+    def from_arrays(cls, rows64: np.ndarray, scale: np.ndarray, dead: np.ndarray,
+                    rows32: np.ndarray, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+                    metric_info: dict) -> _UnitAtoms:
+        """The view rebuilt from arrays another process computed (a worker of the distributed
+        certifier, from :func:`rip_atoms.recovery.shared_atoms.load_atoms`): ``rows64`` and
+        ``rows32`` (N×H, C order; may be read-only memory maps), ``scale``, ``dead``, the duplicate
+        ``pairs`` (atoms a, b, cos) of :meth:`duplicate_pairs` and the metric's description.
+        Decisions are those of the view the arrays came from."""
+        self = cls.__new__(cls)
+        self.corrected = None
+        self.metric = None  # the metric is known by its description only
+        self._metric_info = dict(metric_info)
+        self._set_arrays(rows64, scale, dead)
+        self._cols32 = rows32.T
+        self._set_duplicates(*pairs)
+        return self
+
+    def _set_arrays(self, rows64: np.ndarray, scale: np.ndarray, dead: np.ndarray) -> None:
+        self.rows64 = rows64
+        self.cols64 = rows64.T
+        self.scale = scale
+        self.dead = dead
+        self.n_atoms, self.dim = rows64.shape
         self.gamma = _gamma(self.dim)
         small = self.dim * self.n_atoms <= _SMALL_PROBLEM
         self.homotopy_dtypes = (np.float64,) if small else (np.float32, np.float64)
         self._proj: RowSpaceProjector | None = None
-        self._cols32: np.ndarray | None = None
         self._dups: tuple[np.ndarray, np.ndarray] | None = None
+        self._pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._partners: dict[int, list[tuple[int, float]]] = {}
 
     def duplicate_partners(self) -> dict[int, list[tuple[int, float]]]:
         """atom → [(partner, cos)] over the duplicate pairs (computed with the masks)."""
         self.duplicate_atoms(False)
         return self._partners
+
+    def duplicate_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The duplicate pairs (|cos| ≥ 1 − DUPLICATE_TOL) as arrays: atoms a, b and cos."""
+        self.duplicate_atoms(False)
+        return self._pairs
 
     def duplicate_atoms(self, nonneg: bool) -> np.ndarray:
         """Boolean mask of atoms in a duplicate pair (|cos| ≥ 1 − DUPLICATE_TOL; with
@@ -102,23 +130,28 @@ class _UnitAtoms:
 
             live = np.flatnonzero(~self.dead)
             U = self.rows64 if live.size == self.n_atoms else self.rows64[live]  # no copy
-            pairs = near_duplicate_pairs(U, DUPLICATE_TOL)
-            signed = np.zeros(self.n_atoms, dtype=bool)
-            positive = np.zeros(self.n_atoms, dtype=bool)
-            for i, j, c in pairs:
-                a, b = int(live[int(i)]), int(live[int(j)])
-                signed[[a, b]] = True
-                if c > 0:
-                    positive[[a, b]] = True
-                self._partners.setdefault(a, []).append((b, float(c)))
-                self._partners.setdefault(b, []).append((a, float(c)))
-            self._dups = (signed, positive)
+            found = near_duplicate_pairs(U, DUPLICATE_TOL)
+            self._set_duplicates(live[found[:, 0].astype(np.int64)],
+                                 live[found[:, 1].astype(np.int64)], found[:, 2].copy())
         return self._dups[1] if nonneg else self._dups[0]
+
+    def _set_duplicates(self, a: np.ndarray, b: np.ndarray, cos: np.ndarray) -> None:
+        signed = np.zeros(self.n_atoms, dtype=bool)
+        positive = np.zeros(self.n_atoms, dtype=bool)
+        self._partners = {}
+        for i, j, c in zip(a.tolist(), b.tolist(), cos.tolist(), strict=True):
+            signed[[i, j]] = True
+            if c > 0:
+                positive[[i, j]] = True
+            self._partners.setdefault(i, []).append((j, c))
+            self._partners.setdefault(j, []).append((i, c))
+        self._pairs = (a, b, cos)
+        self._dups = (signed, positive)
 
     def cols32(self) -> np.ndarray:
         """D̃ rounded to float32 (H×N, Fortran order), for the fast first homotopy pass."""
         if self._cols32 is None:
-            rows = self.corrected.rows
+            rows = self.corrected.rows if self.corrected is not None else None
             if rows is not None and rows.shape[0] == self.n_atoms and rows.flags.c_contiguous:
                 self._cols32 = rows.T  # the same rounding of the same rows64, already made
             else:
@@ -141,7 +174,7 @@ class _UnitAtoms:
         return self.cols32().T
 
     def metric_info(self) -> dict:
-        return self.corrected.metric_info()
+        return dict(self._metric_info)
 
     def projector_seconds(self) -> float:
         """Estimated seconds to build :meth:`projector` (0 once built): D̃D̃ᵀ and K = D̃ᵀF are

@@ -2,15 +2,23 @@
 
 :func:`classify_distributed` (reached through ``classify_recovery(..., client=client)``):
 
-* the dictionary D (and the metric) is scattered once to every worker (``broadcast=True``);
-  each worker builds the corrected atoms D̃ once per call (cached by a token of the call);
+* the workers get D̃ one of two ways:
+
+  - **shared files** (every worker on the driver's machine, e.g. a LocalCluster): the driver
+    builds D̃ once, in memory-mapped files in shared memory
+    (:mod:`rip_atoms.recovery.shared_atoms`), and each worker maps them read-only — no
+    scatter, no per-worker whitening, one copy of D̃ in the machine's memory;
+  - **scatter** (a worker cannot see the files: another machine): D (and the metric) is
+    scattered once to every worker (``broadcast=True``) and each worker builds D̃ once per call;
+
+  either way a worker keeps D̃ for the call (cached by a token of the call, dropped at its end);
 * the codes are cut into tasks of whole chunks (``chunk_size`` rows each, the same boundaries
   as the single-process run, whose stages work per chunk: Fuchs blocks, ADMM batches); a task is
   the pure function (D̃, its rows, options, budget share) → that rows' per-code record, so a
   task retried after its worker died (Dask reschedules it; ``allowed-failures``) returns the
   same record;
 * records are merged in chunk order: per-code statuses, methods, bounds and witnesses are those
-  of the single-process run.
+  of the single-process run (the shared D̃ is the same array bit for bit).
 
 Budgets. With ``budget_s`` = B and T tasks on w workers (w counted when the call starts), each
 task runs under the budget B·min(w, T)/T — T/w rounds of tasks fit in B — measured from its own
@@ -21,11 +29,20 @@ the time to return the finished records.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
 from rip_atoms.deadline import Deadline
 from rip_atoms.recovery.codes import _chunk_rows, _UnitAtoms
+from rip_atoms.recovery.shared_atoms import (
+    SharedAtoms,
+    SharedAtomsUnavailable,
+    can_load,
+    load_atoms,
+    publish_atoms,
+    remove_atoms,
+)
 
 #: per worker process: (token, D̃) of the call in progress
 _ATOMS_CACHE: dict[str, _UnitAtoms] = {}
@@ -35,32 +52,61 @@ _RETRIES = 3
 _CHUNKS_PER_TASK = 1
 
 
-def _worker_atoms(token: str, D, metric) -> _UnitAtoms:
+def _worker_atoms(token: str, source, metric) -> _UnitAtoms:
+    """This worker's D̃ for the call ``token``: mapped from the driver's files (``source`` a
+    :class:`SharedAtoms`) or built from the scattered D."""
     atoms = _ATOMS_CACHE.get(token)
     if atoms is None:
         _ATOMS_CACHE.clear()
-        atoms = _UnitAtoms(D, metric)
+        if isinstance(source, SharedAtoms):
+            atoms = load_atoms(source)
+        else:
+            atoms = _UnitAtoms(source, metric)
         _ATOMS_CACHE[token] = atoms
     return atoms
 
 
-def _classify_task(run_rows, token: str, D, metric, rows, opts: dict,
+def _forget(token: str) -> None:
+    """Drop the call's D̃ on a worker (run at the end of the call: unmaps the shared files)."""
+    _ATOMS_CACHE.pop(token, None)
+
+
+def _classify_task(run_rows, token: str, source, metric, rows, opts: dict,
                    budget: float | None) -> dict:
     """One task: classify the CSR ``rows`` (whole chunks) as the single-process run would
     (``run_rows`` is :func:`rip_atoms.recovery.classify._classify_rows`)."""
-    atoms = _worker_atoms(token, D, metric)
+    atoms = _worker_atoms(token, source, metric)
     deadline = Deadline(budget) if budget is not None else None
     rec, seconds = run_rows(atoms, "sparse", rows, rows.shape[0], opts, deadline)
     return {"rec": rec, "seconds": seconds, "metric": atoms.metric_info(),
             "scale": atoms.scale}
 
 
+def _share(client: Any, D, metric, corrected=None
+           ) -> tuple[_UnitAtoms | None, SharedAtoms | None]:
+    """Publish D̃ in files when every worker sees them; else (None, None): scatter instead."""
+    try:
+        atoms, shared = publish_atoms(D, metric, corrected=corrected)
+    except OSError:
+        return None, None
+    try:
+        seen = client.run(can_load, shared)
+    except Exception:  # noqa: BLE001 - a worker that cannot answer cannot map the files
+        seen = {}
+    if seen and all(seen.values()):
+        return atoms, shared
+    remove_atoms(shared)
+    return None, None
+
+
 def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dict,
-                         deadline: Deadline | None, run_rows, recorder):
+                         deadline: Deadline | None, run_rows, recorder, *,
+                         share: bool = True, corrected=None):
     """Run the chunks of ``M`` (n rows) as tasks on ``client``; returns the merged record, the
-    stage seconds summed over tasks and what the workers' D̃ says of the atoms (``metric``:
-    its description, ``scale``: ‖W dᵢ‖; the driver never whitens D) (module docstring).
-    ``run_rows`` and ``recorder`` are
+    stage seconds summed over tasks and what D̃ says of the atoms (``metric``: its
+    description, ``scale``: ‖W dᵢ‖) (module docstring). ``share=False`` scatters D even to
+    workers that could map the driver's files; ``corrected`` (the caller's corrected atoms
+    with ``rows64``) are copied into the shared files instead of whitening D again. ``run_rows`` and ``recorder`` are
     :func:`~rip_atoms.recovery.classify._classify_rows` and its record class (passed in, so
     this module does not import the classifier that calls it)."""
     from distributed import CancelledError
@@ -74,17 +120,27 @@ def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dic
         left = deadline.remaining()
         budget = max(0.0, left) * min(workers, len(bounds)) / max(1, len(bounds))
     token = uuid.uuid4().hex
-    state = {"D": client.scatter(D, broadcast=True, hash=False)}
+    atoms, shared = _share(client, D, metric, corrected) if share else (None, None)
+    state: dict[str, Any] = {"source": shared}
+
+    def scatter() -> None:
+        state["source"] = client.scatter(D, broadcast=True, hash=False)
+
+    if shared is None:
+        scatter()
 
     def submit(a: int, b: int):
-        return client.submit(_classify_task, run_rows, token, state["D"], metric,
-                             _chunk_rows(kind, M, a, b), opts, budget, pure=False,
-                             retries=_RETRIES)
+        return client.submit(_classify_task, run_rows, token, state["source"],
+                             None if shared is not None and state["source"] is shared
+                             else metric, _chunk_rows(kind, M, a, b), opts, budget,
+                             pure=False, retries=_RETRIES)
 
     futures = [submit(a, b) for a, b in bounds]
     rec = recorder(n)
     seconds: dict[str, float] = {}
     about: dict | None = None
+    if atoms is not None:
+        about = {"metric": atoms.metric_info(), "scale": atoms.scale.copy()}
     try:
         for i, (a, b) in enumerate(bounds):
             part = None
@@ -95,12 +151,13 @@ def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dic
                     break
                 except TimeoutError:
                     break  # past the budget: this chunk stays undetermined
-                except CancelledError:
+                except (CancelledError, SharedAtomsUnavailable):
                     # the scattered dictionary went down with a killed worker ("lost
-                    # dependencies"): scatter it again and resubmit the chunks still open
+                    # dependencies"), or a worker cannot map the shared files (one that joined
+                    # from another machine): scatter D and resubmit the chunks still open
                     if attempt == _RETRIES:
                         raise
-                    state["D"] = client.scatter(D, broadcast=True, hash=False)
+                    scatter()
                     for j in range(i, len(bounds)):
                         if futures[j].status in ("cancelled", "lost", "error"):
                             futures[j] = submit(*bounds[j])
@@ -113,6 +170,10 @@ def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dic
                 seconds[k] = seconds.get(k, 0.0) + v
     finally:
         client.cancel([f for f in futures if not f.done()])
+        with contextlib.suppress(Exception):  # best effort: a worker may have gone
+            client.run(_forget, token)
+        if shared is not None:
+            remove_atoms(shared)
     if not seconds:
         seconds = dict.fromkeys(("fuchs", "rank", "push", "admm", "homotopy", "lp"), 0.0)
     if about is None:  # no task came back (budget): the driver whitens after all

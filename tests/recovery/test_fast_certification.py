@@ -92,17 +92,24 @@ def _assert_same(a, b):
     np.testing.assert_array_equal(a.method, b.method)
     np.testing.assert_array_equal(a.certificate, b.certificate)
     assert (a.witnesses != b.witnesses).nnz == 0
-    # the atom scales and the metric come from the workers' D̃ (the driver does not whiten)
+    # the atom scales and the metric come from D̃ (the shared files, or each worker's own)
     np.testing.assert_array_equal(a.atom_scale, b.atom_scale)
     assert a.metric == b.metric
 
 
 @pytest.mark.slow
-def test_distributed_statuses_identical_and_survive_a_killed_worker():
+@pytest.mark.parametrize("transport", ["shared", "scatter"])
+def test_distributed_statuses_identical_and_survive_a_killed_worker(transport, monkeypatch):
     """LocalCluster of 2 workers: the same per-code record as one process; then again with one
-    worker SIGKILLed while the tasks run (Dask retries its task elsewhere)."""
+    worker SIGKILLed while the tasks run (Dask retries its task elsewhere). ``shared``: the
+    workers map the driver's D̃ files (a LocalCluster's default); ``scatter``: D is scattered
+    and lost with the killed worker (the driver scatters it again)."""
     pytest.importorskip("distributed")
     from rip_atoms.cluster import dask_client
+    from rip_atoms.recovery import distributed
+
+    if transport == "scatter":
+        monkeypatch.setattr(distributed, "_share", lambda *args: (None, None))
 
     D, C = _near_threshold_problem(True, seed=5)
     C = np.vstack([C, C[::-1], C])  # 108 codes, 27 chunks of 4

@@ -1,0 +1,220 @@
+"""Issue 13, distributed certification: D̃ published once in shared files and mapped by the
+workers decides exactly as D̃ built in the process; bad or missing files are refused; a
+distributed run cleans up after itself and falls back to the scatter when a worker cannot map
+the files.
+
+References: the process's own ``_UnitAtoms(D, metric)`` (the single-process view) and
+``classify_recovery`` without a client, compared array by array and code by code.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from recovery_reference import random_codes, unit_gaussian
+
+from rip_atoms.corrected_atoms import CorrectedAtoms
+from rip_atoms.errors import ParameterError
+from rip_atoms.kernels.parallel_copy import parallel_copyto
+from rip_atoms.metric import fit_metric
+from rip_atoms.recovery import classify_recovery
+from rip_atoms.recovery.classify import _classify_rows
+from rip_atoms.recovery.codes import _UnitAtoms
+from rip_atoms.recovery.shared_atoms import (
+    SharedAtoms,
+    SharedAtomsUnavailable,
+    can_load,
+    load_atoms,
+    publish_atoms,
+    remove_atoms,
+)
+
+_OPTS = {"nonneg": False, "margin": 0.01, "max_iter": 800, "witness_iters": 100, "lp": True,
+         "lp_time_limit": 60.0, "lp_max_size": 20_000_000, "blas_threads": None,
+         "engine": "numpy", "device": None, "chunk_size": 7}
+
+
+def _dictionary_with_pairs(seed: int = 3) -> np.ndarray:
+    """40×120 Gaussian atoms with a duplicate, an antiparallel pair at scale −2 and a dead
+    atom, so the duplicate masks and partners are exercised."""
+    D = unit_gaussian(40, 120, seed)
+    D[:, 7] = D[:, 3]
+    D[:, 11] = -2.0 * D[:, 5]
+    D[:, 20] = 0.0
+    return D
+
+
+def _metric_for(h: int, seed: int = 4):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((600, h)) @ np.diag(np.linspace(0.3, 3.0, h))
+    return fit_metric(X)
+
+
+def _metric(seed: int = 4):
+    return _metric_for(40, seed)
+
+
+@pytest.mark.parametrize("which", ["raw", "aip"])
+@pytest.mark.parametrize("given", [False, True])
+def test_published_atoms_equal_the_process_view(which, given, tmp_path):
+    """Built into the files, or copied from corrected atoms the caller has (a report's)."""
+    D = _dictionary_with_pairs()
+    metric = None if which == "raw" else _metric()
+    fresh = _UnitAtoms(D, metric)
+    corrected = (CorrectedAtoms(D, metric, rows=True, rows64=True, min_live=0) if given
+                 else None)
+    driver, shared = publish_atoms(D, metric, directory=str(tmp_path), corrected=corrected)
+    worker = load_atoms(shared)
+    for view in (driver, worker):
+        np.testing.assert_array_equal(view.rows64, fresh.rows64)
+        np.testing.assert_array_equal(view.cols32(), fresh.cols32())
+        np.testing.assert_array_equal(view.scale, fresh.scale)
+        np.testing.assert_array_equal(view.dead, fresh.dead)
+        for nonneg in (False, True):
+            np.testing.assert_array_equal(view.duplicate_atoms(nonneg),
+                                          fresh.duplicate_atoms(nonneg))
+        assert view.duplicate_partners() == fresh.duplicate_partners()
+        assert view.metric_info() == fresh.metric_info()
+    assert not worker.rows64.flags.writeable  # mapped read-only: one copy for the machine
+    assert worker.duplicate_atoms(False)[[3, 7, 5, 11]].all() and worker.dead[20]
+    remove_atoms(shared)
+    assert not os.path.exists(shared.directory)
+
+
+def test_mapped_atoms_decide_every_code_as_the_process_view(tmp_path):
+    D = _dictionary_with_pairs(seed=8)
+    C = random_codes(120, np.repeat(np.arange(2, 16, 2), 3), False, 9)
+    C[0, :] = 0.0
+    C[0, [3, 9]] = [1.0, -0.5]  # a code on a duplicate atom: never certified
+    _, shared = publish_atoms(D, None, directory=str(tmp_path))
+    import scipy.sparse as sp
+
+    M = sp.csr_matrix(C)
+    a, _ = _classify_rows(_UnitAtoms(D, None), "sparse", M, M.shape[0], _OPTS, None)
+    b, _ = _classify_rows(load_atoms(shared), "sparse", M, M.shape[0], _OPTS, None)
+    for name in ("status", "method", "certificate", "support_size", "reason"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert a.witness.keys() == b.witness.keys()
+    for i in a.witness:
+        np.testing.assert_array_equal(a.witness[i][0], b.witness[i][0])
+        np.testing.assert_array_equal(a.witness[i][1], b.witness[i][1])
+
+
+def test_missing_foreign_or_truncated_files_are_refused(tmp_path):
+    D = unit_gaussian(20, 50, 1)
+    _, shared = publish_atoms(D, None, directory=str(tmp_path))
+    assert can_load(shared)
+    other = SharedAtoms(shared.directory, "0" * 32, shared.n_atoms, shared.dim)
+    with pytest.raises(SharedAtomsUnavailable, match="not this call's"):
+        load_atoms(other)
+    assert not can_load(other)
+    with pytest.raises(SharedAtomsUnavailable, match="not this call's"):
+        load_atoms(SharedAtoms(shared.directory, shared.token, 49, 20))
+    rows = os.path.join(shared.directory, "rows64.npy")
+    with open(rows, "r+b") as fh:
+        fh.truncate(os.path.getsize(rows) // 2)
+    with pytest.raises(SharedAtomsUnavailable, match="rows64"):
+        load_atoms(shared)
+    np.save(rows, np.zeros((50, 21)))
+    with pytest.raises(SharedAtomsUnavailable, match="rows64.npy has shape"):
+        load_atoms(shared)
+    remove_atoms(shared)
+    with pytest.raises(SharedAtomsUnavailable, match="manifest"):
+        load_atoms(shared)
+    assert not can_load(shared)
+    other_metric = CorrectedAtoms(D, _metric_for(20), rows=False, rows64=True)
+    with pytest.raises(ParameterError):  # corrected atoms of another geometry are refused
+        publish_atoms(D, None, directory=str(tmp_path), corrected=other_metric)
+    assert os.listdir(tmp_path) == []  # and nothing is left behind
+
+
+@pytest.mark.parametrize("which", ["raw", "aip"])
+def test_rows64_out_receives_the_same_rows(which):
+    D = _dictionary_with_pairs()
+    metric = None if which == "raw" else _metric()
+    plain = CorrectedAtoms(D, metric, rows=False, rows64=True, min_live=0)
+    out = np.full((120, 40), np.nan)
+    given_out = CorrectedAtoms(D, metric, rows=False, rows64=True, min_live=0, rows64_out=out)
+    assert given_out.rows64 is out
+    np.testing.assert_array_equal(out, plain.rows64)
+    np.testing.assert_array_equal(given_out.norms, plain.norms)
+    for bad in (np.zeros((120, 41)), np.zeros((120, 40), dtype=np.float32),
+                np.zeros((40, 120)).T):
+        with pytest.raises(ParameterError, match="rows64_out"):
+            CorrectedAtoms(D, metric, rows=False, rows64=True, rows64_out=bad)
+    frozen = np.zeros((120, 40))
+    frozen.flags.writeable = False
+    with pytest.raises(ParameterError, match="rows64_out"):
+        CorrectedAtoms(D, metric, rows=False, rows64=True, rows64_out=frozen)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 700), m=st.integers(1, 300), transposed=st.booleans(),
+       cast=st.booleans(), threads=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_parallel_copyto_equals_numpy_copyto(n, m, transposed, cast, threads, seed):
+    rng = np.random.default_rng(seed)
+    src = rng.standard_normal((m, n)).T if transposed else rng.standard_normal((n, m))
+    out = np.empty((n, m), dtype=np.float32 if cast else np.float64)
+    expected = np.empty_like(out)
+    np.copyto(expected, src, casting="same_kind")
+    parallel_copyto(out, src, threads=threads)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_parallel_copyto_runs_threads_on_a_large_copy():
+    rng = np.random.default_rng(0)
+    src = rng.standard_normal((1500, 1200)).T  # above the serial threshold, transposed
+    out = np.empty((1200, 1500))
+    parallel_copyto(out, src, threads=2)
+    np.testing.assert_array_equal(out, src)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        parallel_copyto(np.empty((1500, 1200)).T, src)
+
+
+@pytest.mark.slow
+def test_distributed_run_cleans_up_and_falls_back_to_the_scatter(monkeypatch):
+    """LocalCluster of 2 workers. Shared files: the same record as one process, the files gone
+    and the workers' D̃ dropped after the call. Then files the workers cannot read (removed
+    after the driver checked them, as for a worker that joins from another machine): the tasks
+    raise SharedAtomsUnavailable and the driver scatters D instead, with the same record."""
+    pytest.importorskip("distributed")
+    from rip_atoms.cluster import dask_client
+    from rip_atoms.recovery import distributed
+
+    D = _dictionary_with_pairs(seed=12)
+    C = random_codes(120, np.repeat(np.arange(2, 14, 2), 4), True, 13)
+    single = classify_recovery(D, C, nonneg=True, metric=None, chunk_size=5)
+    published: list[SharedAtoms] = []
+    share = distributed._share
+
+    def recording(*args):
+        atoms, shared = share(*args)
+        published.append(shared)
+        return atoms, shared
+
+    def vanishing(*args):
+        atoms, shared = share(*args)
+        remove_atoms(shared)
+        return atoms, shared
+
+    def same(r):
+        np.testing.assert_array_equal(single.status, r.status)
+        np.testing.assert_array_equal(single.method, r.method)
+        np.testing.assert_array_equal(single.certificate, r.certificate)
+        assert (single.witnesses != r.witnesses).nnz == 0
+        np.testing.assert_array_equal(single.atom_scale, r.atom_scale)
+
+    with dask_client(workers=2, quiet=True) as client:
+        monkeypatch.setattr(distributed, "_share", recording)
+        same(classify_recovery(D, C, nonneg=True, metric=None, chunk_size=5, client=client))
+        assert published and published[0] is not None
+        assert not os.path.exists(published[0].directory)
+        caches = client.run(lambda: len(__import__(
+            "rip_atoms.recovery.distributed", fromlist=["_ATOMS_CACHE"])._ATOMS_CACHE))
+        assert set(caches.values()) == {0}
+        monkeypatch.setattr(distributed, "_share", vanishing)
+        same(classify_recovery(D, C, nonneg=True, metric=None, chunk_size=5, client=client))
