@@ -106,9 +106,10 @@ def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dic
     stage seconds summed over tasks and what D̃ says of the atoms (``metric``: its
     description, ``scale``: ‖W dᵢ‖) (module docstring). ``share=False`` scatters D even to
     workers that could map the driver's files; ``corrected`` (the caller's corrected atoms
-    with ``rows64``) are copied into the shared files instead of whitening D again. ``run_rows`` and ``recorder`` are
-    :func:`~rip_atoms.recovery.classify._classify_rows` and its record class (passed in, so
-    this module does not import the classifier that calls it)."""
+    with ``rows64``) are copied into the shared files instead of whitening D again.
+    ``run_rows`` and ``recorder`` are :func:`~rip_atoms.recovery.classify._classify_rows` and
+    its record class (passed in, so this module does not import the classifier that calls
+    it)."""
     from distributed import CancelledError
 
     chunk = opts["chunk_size"]

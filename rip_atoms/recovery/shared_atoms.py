@@ -19,14 +19,18 @@ one with room, else in the temporary directory:
 :func:`load_atoms` (a worker) maps the arrays read-only (no copy: the page cache holds one D̃ for
 the machine) and rebuilds the view with :meth:`_UnitAtoms.from_arrays`; a worker that cannot see
 the files (another machine, or the directory gone) raises :class:`SharedAtomsUnavailable`, and the
-driver falls back to the scatter. :func:`remove_atoms` deletes the directory.
+driver falls back to the scatter. :func:`remove_atoms` deletes the directory; a driver killed
+before it could leaves its directory behind, and the next :func:`publish_atoms` on the machine
+removes it (:func:`remove_stale`: the name holds the host and the driver's pid).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -40,12 +44,15 @@ from rip_atoms.kernels.parallel_copy import parallel_copyto
 from rip_atoms.metric import AIPMetric
 from rip_atoms.recovery.codes import _UnitAtoms
 
-__all__ = ["SharedAtoms", "SharedAtomsUnavailable", "load_atoms", "publish_atoms",
-           "remove_atoms", "shared_directory"]
+__all__ = ["SharedAtoms", "SharedAtomsUnavailable", "can_load", "load_atoms", "publish_atoms",
+           "remove_atoms", "remove_stale", "shared_directory"]
 
 #: where the files go when there is room (tmpfs: never written to a disk)
 SHARED_MEMORY = "/dev/shm"
 _MANIFEST = "manifest.json"
+#: the private directories are named rip-atoms-l1-HOST-PID-…, so a later call can remove those
+#: of a driver that died without cleaning up (:func:`remove_stale`)
+_PREFIX = "rip-atoms-l1-"
 _ARRAYS = ("rows64", "rows32", "scale", "dead", "pairs")
 
 
@@ -91,7 +98,8 @@ def publish_atoms(D: Dictionary | np.ndarray, metric: AIPMetric | str | None,
     d = as_dictionary(D)
     n, h = d.n_atoms, d.dim
     base = directory or shared_directory(12 * n * h)
-    path = tempfile.mkdtemp(prefix="rip-atoms-l1-", dir=base)
+    remove_stale(base)
+    path = tempfile.mkdtemp(prefix=_prefix(os.getpid()), dir=base)
     try:
         rows64 = np.lib.format.open_memmap(os.path.join(path, "rows64.npy"), mode="w+",
                                            dtype=np.float64, shape=(n, h))
@@ -174,6 +182,41 @@ def load_atoms(shared: SharedAtoms) -> _UnitAtoms:
         arrays["rows64"], arrays["scale"], arrays["dead"], arrays["rows32"],
         (pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64), pairs[:, 2].copy()),
         manifest["metric"])
+
+
+def _prefix(pid: int) -> str:
+    return f"{_PREFIX}{socket.gethostname()}-{pid}-"
+
+
+def remove_stale(base: str) -> list[str]:
+    """Remove the directories under ``base`` that a process of this host made and that outlived
+    it (a driver killed before its ``finally``); returns their paths."""
+    host = f"{_PREFIX}{socket.gethostname()}-"
+    removed = []
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(host):
+            continue
+        # PID-XXXXXXXX (mkdtemp's suffix has no hyphen): not a host whose name extends ours
+        match = re.fullmatch(r"(\d+)-[a-z0-9_]+", name[len(host):])
+        if match is None or _alive(int(match.group(1))):
+            continue
+        shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+        removed.append(os.path.join(base, name))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
 
 
 def remove_atoms(shared: SharedAtoms) -> None:

@@ -31,6 +31,7 @@ from rip_atoms.recovery.shared_atoms import (
     load_atoms,
     publish_atoms,
     remove_atoms,
+    remove_stale,
 )
 
 _OPTS = {"nonneg": False, "margin": 0.01, "max_iter": 800, "witness_iters": 100, "lp": True,
@@ -218,3 +219,27 @@ def test_distributed_run_cleans_up_and_falls_back_to_the_scatter(monkeypatch):
         assert set(caches.values()) == {0}
         monkeypatch.setattr(distributed, "_share", vanishing)
         same(classify_recovery(D, C, nonneg=True, metric=None, chunk_size=5, client=client))
+
+
+def test_directories_of_dead_drivers_are_removed(tmp_path):
+    """A driver killed before its cleanup leaves rip-atoms-l1-HOST-PID-…; the next publish on
+    the machine removes it, and never a live process's directory or another host's."""
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = socket.gethostname()
+    stale = tmp_path / f"rip-atoms-l1-{host}-{gone.pid}-abc"
+    live = tmp_path / f"rip-atoms-l1-{host}-{os.getpid()}-def"
+    foreign = tmp_path / f"rip-atoms-l1-{host}x-{gone.pid}-ghi"
+    longer = tmp_path / f"rip-atoms-l1-{host}-1-{gone.pid}-jkl"  # host "HOST-1"
+    for p in (stale, live, foreign, longer):
+        p.mkdir()
+        (p / "rows64.npy").write_bytes(b"x")
+    _, shared = publish_atoms(unit_gaussian(10, 30, 2), None, directory=str(tmp_path))
+    assert not stale.exists() and live.exists() and foreign.exists() and longer.exists()
+    assert os.path.basename(shared.directory).startswith(f"rip-atoms-l1-{host}-{os.getpid()}-")
+    assert remove_stale(str(tmp_path)) == []  # the call's own directory is not stale
+    remove_atoms(shared)
