@@ -26,6 +26,7 @@ removes it (:func:`remove_stale`: the name holds the host and the driver's pid).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -101,16 +102,14 @@ def publish_atoms(D: Dictionary | np.ndarray, metric: AIPMetric | str | None,
     remove_stale(base)
     path = tempfile.mkdtemp(prefix=_prefix(os.getpid()), dir=base)
     try:
-        rows64 = np.lib.format.open_memmap(os.path.join(path, "rows64.npy"), mode="w+",
-                                           dtype=np.float64, shape=(n, h))
+        rows64 = _allocated_memmap(os.path.join(path, "rows64.npy"), np.float64, (n, h))
         if corrected is not None:  # the caller's view (and its duplicate pairs, if found)
             atoms = _UnitAtoms.of(d, metric, corrected)
             parallel_copyto(rows64, atoms.rows64)
         else:  # D̃ written straight into the file
             atoms = _UnitAtoms(d, metric, CorrectedAtoms(
                 d, metric, rows=False, rows64=True, min_live=0, rows64_out=rows64))
-        rows32 = np.lib.format.open_memmap(os.path.join(path, "rows32.npy"), mode="w+",
-                                           dtype=np.float32, shape=(n, h))
+        rows32 = _allocated_memmap(os.path.join(path, "rows32.npy"), np.float32, (n, h))
         parallel_copyto(rows32, rows64)  # the values of _UnitAtoms.cols32: the same rounding
         if corrected is None:
             atoms._cols32 = np.asarray(rows32).T
@@ -132,6 +131,20 @@ def publish_atoms(D: Dictionary | np.ndarray, metric: AIPMetric | str | None,
         shutil.rmtree(path, ignore_errors=True)
         raise
     return atoms, SharedAtoms(directory=path, token=token, n_atoms=n, dim=h)
+
+
+def _allocated_memmap(path: str, dtype, shape: tuple[int, int]) -> np.ndarray:
+    """A new ``.npy`` file mapped for writing, its blocks reserved first: a full tmpfs then
+    fails here with ``OSError`` (ENOSPC), not later with SIGBUS while the rows are written."""
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as fh:
+            try:
+                os.posix_fallocate(fh.fileno(), 0, os.path.getsize(path))
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                    raise
+    return mm
 
 
 def _manifest(shared: SharedAtoms) -> dict:

@@ -243,3 +243,27 @@ def test_directories_of_dead_drivers_are_removed(tmp_path):
     assert os.path.basename(shared.directory).startswith(f"rip-atoms-l1-{host}-{os.getpid()}-")
     assert remove_stale(str(tmp_path)) == []  # the call's own directory is not stale
     remove_atoms(shared)
+
+
+def test_a_full_filesystem_means_the_scatter_not_a_crash(tmp_path, monkeypatch):
+    """The files' blocks are reserved before the rows are written (a full tmpfs would otherwise
+    kill the driver with SIGBUS mid-copy): ENOSPC is an OSError, the directory is removed, and
+    the distributed run scatters D instead. /dev/shm without room is not chosen at all."""
+    import errno
+    import tempfile
+
+    from rip_atoms.recovery import distributed, shared_atoms
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shared_atoms.os, "posix_fallocate", full, raising=False)
+    D = unit_gaussian(20, 50, 3)
+    with pytest.raises(OSError, match="No space"):
+        publish_atoms(D, None, directory=str(tmp_path))
+    assert os.listdir(tmp_path) == []
+    choose = shared_atoms.shared_directory
+    monkeypatch.setattr(shared_atoms, "shared_directory", lambda nbytes: str(tmp_path))
+    assert distributed._share(None, D, None) == (None, None)
+    assert os.listdir(tmp_path) == []
+    assert choose(1 << 62) == tempfile.gettempdir()
