@@ -21,18 +21,10 @@ from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.errors import ParameterError
 from rip_atoms.kernels.parallel_copy import parallel_copyto
 from rip_atoms.metric import fit_metric
-from rip_atoms.recovery import classify_recovery
+from rip_atoms.recovery import classify_recovery, shared_atoms
 from rip_atoms.recovery.classify import _classify_rows
 from rip_atoms.recovery.codes import _UnitAtoms
-from rip_atoms.recovery.shared_atoms import (
-    SharedAtoms,
-    SharedAtomsUnavailable,
-    can_load,
-    load_atoms,
-    publish_atoms,
-    remove_atoms,
-    remove_stale,
-)
+from rip_atoms.recovery.shared_atoms import SharedAtoms, SharedAtomsUnavailable
 
 _OPTS = {"nonneg": False, "margin": 0.01, "max_iter": 800, "witness_iters": 100, "lp": True,
          "lp_time_limit": 60.0, "lp_max_size": 20_000_000, "blas_threads": None,
@@ -68,8 +60,9 @@ def test_published_atoms_equal_the_process_view(which, given, tmp_path):
     fresh = _UnitAtoms(D, metric)
     corrected = (CorrectedAtoms(D, metric, rows=True, rows64=True, min_live=0) if given
                  else None)
-    driver, shared = publish_atoms(D, metric, directory=str(tmp_path), corrected=corrected)
-    worker = load_atoms(shared)
+    driver, shared = shared_atoms.publish_atoms(D, metric, directory=str(tmp_path),
+                                                corrected=corrected)
+    worker = shared_atoms.load_atoms(shared)
     for view in (driver, worker):
         np.testing.assert_array_equal(view.rows64, fresh.rows64)
         np.testing.assert_array_equal(view.cols32(), fresh.cols32())
@@ -82,7 +75,7 @@ def test_published_atoms_equal_the_process_view(which, given, tmp_path):
         assert view.metric_info() == fresh.metric_info()
     assert not worker.rows64.flags.writeable  # mapped read-only: one copy for the machine
     assert worker.duplicate_atoms(False)[[3, 7, 5, 11]].all() and worker.dead[20]
-    remove_atoms(shared)
+    shared_atoms.remove_atoms(shared)
     assert not os.path.exists(shared.directory)
 
 
@@ -91,12 +84,12 @@ def test_mapped_atoms_decide_every_code_as_the_process_view(tmp_path):
     C = random_codes(120, np.repeat(np.arange(2, 16, 2), 3), False, 9)
     C[0, :] = 0.0
     C[0, [3, 9]] = [1.0, -0.5]  # a code on a duplicate atom: never certified
-    _, shared = publish_atoms(D, None, directory=str(tmp_path))
+    _, shared = shared_atoms.publish_atoms(D, None, directory=str(tmp_path))
     import scipy.sparse as sp
 
     M = sp.csr_matrix(C)
     a, _ = _classify_rows(_UnitAtoms(D, None), "sparse", M, M.shape[0], _OPTS, None)
-    b, _ = _classify_rows(load_atoms(shared), "sparse", M, M.shape[0], _OPTS, None)
+    b, _ = _classify_rows(shared_atoms.load_atoms(shared), "sparse", M, M.shape[0], _OPTS, None)
     for name in ("status", "method", "certificate", "support_size", "reason"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
     assert a.witness.keys() == b.witness.keys()
@@ -107,29 +100,29 @@ def test_mapped_atoms_decide_every_code_as_the_process_view(tmp_path):
 
 def test_missing_foreign_or_truncated_files_are_refused(tmp_path):
     D = unit_gaussian(20, 50, 1)
-    _, shared = publish_atoms(D, None, directory=str(tmp_path))
-    assert can_load(shared)
+    _, shared = shared_atoms.publish_atoms(D, None, directory=str(tmp_path))
+    assert shared_atoms.can_load(shared)
     other = SharedAtoms(shared.directory, "0" * 32, shared.n_atoms, shared.dim)
     with pytest.raises(SharedAtomsUnavailable, match="not this call's"):
-        load_atoms(other)
-    assert not can_load(other)
+        shared_atoms.load_atoms(other)
+    assert not shared_atoms.can_load(other)
     with pytest.raises(SharedAtomsUnavailable, match="not this call's"):
-        load_atoms(SharedAtoms(shared.directory, shared.token, 49, 20))
+        shared_atoms.load_atoms(SharedAtoms(shared.directory, shared.token, 49, 20))
     rows = os.path.join(shared.directory, "rows64.npy")
     with open(rows, "r+b") as fh:
         fh.truncate(os.path.getsize(rows) // 2)
     with pytest.raises(SharedAtomsUnavailable, match="rows64"):
-        load_atoms(shared)
+        shared_atoms.load_atoms(shared)
     np.save(rows, np.zeros((50, 21)))
     with pytest.raises(SharedAtomsUnavailable, match="rows64.npy has shape"):
-        load_atoms(shared)
-    remove_atoms(shared)
+        shared_atoms.load_atoms(shared)
+    shared_atoms.remove_atoms(shared)
     with pytest.raises(SharedAtomsUnavailable, match="manifest"):
-        load_atoms(shared)
-    assert not can_load(shared)
+        shared_atoms.load_atoms(shared)
+    assert not shared_atoms.can_load(shared)
     other_metric = CorrectedAtoms(D, _metric_for(20), rows=False, rows64=True)
     with pytest.raises(ParameterError):  # corrected atoms of another geometry are refused
-        publish_atoms(D, None, directory=str(tmp_path), corrected=other_metric)
+        shared_atoms.publish_atoms(D, None, directory=str(tmp_path), corrected=other_metric)
     assert os.listdir(tmp_path) == []  # and nothing is left behind
 
 
@@ -199,7 +192,7 @@ def test_distributed_run_cleans_up_and_falls_back_to_the_scatter(monkeypatch):
 
     def vanishing(*args):
         atoms, shared = share(*args)
-        remove_atoms(shared)
+        shared_atoms.remove_atoms(shared)
         return atoms, shared
 
     def same(r):
@@ -238,11 +231,11 @@ def test_directories_of_dead_drivers_are_removed(tmp_path):
     for p in (stale, live, foreign, longer):
         p.mkdir()
         (p / "rows64.npy").write_bytes(b"x")
-    _, shared = publish_atoms(unit_gaussian(10, 30, 2), None, directory=str(tmp_path))
+    _, shared = shared_atoms.publish_atoms(unit_gaussian(10, 30, 2), None, directory=str(tmp_path))
     assert not stale.exists() and live.exists() and foreign.exists() and longer.exists()
     assert os.path.basename(shared.directory).startswith(f"rip-atoms-l1-{host}-{os.getpid()}-")
-    assert remove_stale(str(tmp_path)) == []  # the call's own directory is not stale
-    remove_atoms(shared)
+    assert shared_atoms.remove_stale(str(tmp_path)) == []  # the call's own directory is not stale
+    shared_atoms.remove_atoms(shared)
 
 
 def test_a_full_filesystem_means_the_scatter_not_a_crash(tmp_path, monkeypatch):
@@ -252,7 +245,7 @@ def test_a_full_filesystem_means_the_scatter_not_a_crash(tmp_path, monkeypatch):
     import errno
     import tempfile
 
-    from rip_atoms.recovery import distributed, shared_atoms
+    from rip_atoms.recovery import distributed
 
     def full(fd, offset, length):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -260,7 +253,7 @@ def test_a_full_filesystem_means_the_scatter_not_a_crash(tmp_path, monkeypatch):
     monkeypatch.setattr(shared_atoms.os, "posix_fallocate", full, raising=False)
     D = unit_gaussian(20, 50, 3)
     with pytest.raises(OSError, match="No space"):
-        publish_atoms(D, None, directory=str(tmp_path))
+        shared_atoms.publish_atoms(D, None, directory=str(tmp_path))
     assert os.listdir(tmp_path) == []
     choose = shared_atoms.shared_directory
     monkeypatch.setattr(shared_atoms, "shared_directory", lambda nbytes: str(tmp_path))
