@@ -16,10 +16,9 @@ built on each (what workers on other machines get; ``--transport`` picks one).
     .venv/bin/python benchmarks/distributed_recovery.py --per-task   # where the time goes
 
 ``--per-task`` submits the same chunk tasks by hand with D scattered (the scatter transport; one
-BLAS thread per worker) and prints, for
-1 and 2 workers, the broadcast scatter of D and each task's D̃ set-up, classification seconds,
-Fuchs seconds and start time; then two plain processes certifying half the codes each, alone and
-at once (does the work itself scale on this machine?).
+BLAS thread per worker) and prints, for 1 and 2 workers, the broadcast scatter of D and each
+task's D̃ set-up, classification seconds, Fuchs seconds and start time; then two plain processes
+certifying half the codes each, alone and at once (does the work itself scale on this machine?).
 """
 
 from __future__ import annotations
