@@ -328,25 +328,47 @@ def fuchs_batch(
 class RowSpaceProjector:
     """Projection onto the affine set {x : D x = y} of many right-hand sides at once.
 
-    With D Dᵀ = Q Λ Qᵀ (float64 eigendecomposition; eigenvalues ≤ rcond·λmax dropped),
-    F = Q Λ^{-1/2} and K = Dᵀ F (so K Kᵀ = Dᵀ (D Dᵀ)⁺ D, the orthogonal projector onto the
-    row space of D):
+    With G = D Dᵀ and a factor F with F Fᵀ = G⁺ and K = Dᵀ F (so K Kᵀ = Dᵀ (D Dᵀ)⁺ D, the
+    orthogonal projector onto the row space of D):
 
         P(v) = v − K (Kᵀ v) + K (Fᵀ y) = v − Dᵀ (D Dᵀ)⁺ (D v − y).
 
-    ``K`` is kept in ``dtype`` (float32 for the search); :meth:`project64` is the float64 form
-    through D itself, used to re-verify candidates.
+    F is L⁻ᵀ from the Cholesky factor G = L Lᵀ when the Cholesky factorisation of
+    G − rcond·tr(G)·I succeeds (then every eigenvalue of G exceeds rcond·λmax and an
+    eigendecomposition would keep them all); otherwise Q Λ^{-1/2} from G = Q Λ Qᵀ with the
+    eigenvalues ≤ rcond·λmax dropped. ``K`` is kept in ``dtype`` (float32 for the search), computed
+    from ``Dt_low`` (D already rounded to that dtype, e.g. the certifier's float32 copy) when
+    given — a proposal generator, so its rounding only steers the search; :meth:`project64` is
+    the float64 form through D itself, used to re-verify candidates.
     """
 
-    def __init__(self, Dt: np.ndarray, *, dtype: type = np.float32, rcond: float = 1e-12) -> None:
+    def __init__(self, Dt: np.ndarray, *, dtype: type = np.float32, rcond: float = 1e-12,
+                 Dt_low: np.ndarray | None = None) -> None:
+        from scipy.linalg import LinAlgError, cho_factor, solve_triangular
+
         gram = Dt @ Dt.T
-        lam, Q = np.linalg.eigh(gram)
-        keep = lam > rcond * lam[-1]
-        self.F = Q[:, keep] / np.sqrt(lam[keep])
+        h = gram.shape[0]
+        self.F = None
+        try:
+            cho_factor(gram - rcond * float(np.trace(gram)) * np.eye(h), lower=True,
+                       check_finite=False)
+            L, _ = cho_factor(gram, lower=True, check_finite=False)
+            # F = L⁻ᵀ: solve Lᵀ F = I (upper triangular), so F Fᵀ = (L Lᵀ)⁻¹
+            self.F = solve_triangular(np.tril(L), np.eye(h), lower=True, trans="T",
+                                      check_finite=False)
+        except LinAlgError:  # singular or ill-conditioned: the eigendecomposition drops λ ≈ 0
+            pass
+        if self.F is None or not np.isfinite(self.F).all():
+            lam, Q = np.linalg.eigh(gram)
+            keep = lam > rcond * lam[-1]
+            self.F = Q[:, keep] / np.sqrt(lam[keep])
         self.Minv_factor = self.F  # (D Dᵀ)⁺ = F Fᵀ
-        self.K = np.ascontiguousarray((Dt.T @ self.F).astype(dtype))
+        if Dt_low is not None and Dt_low.dtype == np.dtype(dtype) and Dt_low.shape == Dt.shape:
+            self.K = np.ascontiguousarray(Dt_low.T @ self.F.astype(dtype))
+        else:
+            self.K = np.ascontiguousarray((Dt.T @ self.F).astype(dtype))
         self.Dt = Dt
-        self.rank = int(keep.sum())
+        self.rank = int(self.F.shape[1])
 
     def particular(self, Y: np.ndarray) -> np.ndarray:
         """K Fᵀ Y = Dᵀ (D Dᵀ)⁺ Y: the least-norm solutions of D x = y (columns of Y)."""

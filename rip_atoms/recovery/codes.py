@@ -32,10 +32,12 @@ _U64 = 2.0**-53
 #: dictionaries with at most this many entries run the homotopy in float64 only (larger ones
 #: try a float32 path first)
 _SMALL_PROBLEM = 1 << 22
-#: seconds per flop of the ADMM projector's set-up (float64 GEMMs and an eigensolve; measured
-#: 10.2 s for 2304×16384 on 2 cores, 2.9e-11 s/flop, with a 1.7× margin): under a deadline the
-#: set-up, which cannot be interrupted, starts only if its estimate fits the time left
-PROJECTOR_SECONDS_PER_FLOP = 5e-11
+#: seconds per flop of the ADMM projector's set-up (a float64 Gram, a Cholesky factor — or an
+#: eigensolve when D̃D̃ᵀ is near singular — and a float32 GEMM for K: measured 5.15 s for
+#: 2304×16384 on one BLAS thread, 1.1e-11 s/flop of the 4H²N + 10H³ below, with a 1.8× margin
+#: that also covers the eigensolve): under a deadline the set-up, which cannot be interrupted,
+#: starts only if its estimate fits the time left
+PROJECTOR_SECONDS_PER_FLOP = 2e-11
 
 
 def _gamma(h: int) -> float:
@@ -186,7 +188,7 @@ class _UnitAtoms:
 
     def projector(self) -> RowSpaceProjector:
         if self._proj is None:
-            self._proj = RowSpaceProjector(self.cols64)
+            self._proj = RowSpaceProjector(self.cols64, Dt_low=self.cols32())
         return self._proj
 
 

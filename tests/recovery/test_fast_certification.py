@@ -141,3 +141,32 @@ def test_distributed_statuses_identical_and_survive_a_killed_worker(transport, m
             thread.join()
     assert killed.is_set(), "the worker was not killed while the run went on"
     _assert_same(single, again)
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(3, 24), extra=st.integers(1, 40), deficient=st.integers(0, 2),
+       seed=st.integers(0, 2**16))
+def test_row_space_projector_is_the_orthogonal_projector(h, extra, deficient, seed):
+    """K Kᵀ = Dᵀ(DDᵀ)⁺D (numpy's pinv in float64, the reference) and project64 lands on
+    {Dx = y}, through the Cholesky factor (full row rank) and through the eigendecomposition
+    (``deficient`` rows repeated: DDᵀ singular, the Cholesky proof fails)."""
+    from rip_atoms.kernels.recovery_batch import RowSpaceProjector
+
+    rng = np.random.default_rng(seed)
+    n = h + extra
+    D = rng.standard_normal((h, n))
+    if deficient and h > 2:
+        D[: min(deficient, h - 1)] = D[-1]  # rank h − deficient
+    D = np.asfortranarray(D)
+    P = RowSpaceProjector(D, dtype=np.float64, Dt_low=D.astype(np.float32))
+    reference = D.T @ np.linalg.pinv(D @ D.T, rcond=1e-10, hermitian=True) @ D
+    np.testing.assert_allclose(P.K @ P.K.T, reference, atol=1e-8)
+    assert P.rank == np.linalg.matrix_rank(D)
+    y = D @ rng.standard_normal(n)
+    V = rng.standard_normal((n, 2))
+    X = P.project64(V, np.column_stack([y, y]))
+    np.testing.assert_allclose(D @ X, np.column_stack([y, y]), atol=1e-8 * max(1, np.abs(y).max()))
+    # float32 K from D's float32 copy: the same projector to float32 accuracy
+    P32 = RowSpaceProjector(D, Dt_low=D.astype(np.float32))
+    assert P32.K.dtype == np.float32
+    np.testing.assert_allclose(P32.K.astype(np.float64) @ P32.K.T, reference, atol=1e-4)
