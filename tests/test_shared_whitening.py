@@ -80,7 +80,9 @@ def test_reused_whitening_gives_the_fresh_results():
         assert r2[k].delta_upper == pytest.approx(r1[k].delta_upper, abs=1e-9)
     s1 = spark_bounds(d, m, budget_s=1)
     s2 = spark_bounds(d, m, budget_s=1, corrected_atoms=ca)
-    assert (s1.lower, s1.upper) == (s2.lower, s2.upper)
+    # the lower bounds are searched under a 1 s budget, so how far each got depends on the
+    # machine's load: the brackets must agree (overlap), with the same upper bound
+    assert s1.upper == s2.upper and max(s1.lower, s2.lower) <= min(s1.upper, s2.upper)
     rng = np.random.default_rng(0)
     C = sp.random(50, 30, density=0.1, random_state=1, format="csr")
     C.data = rng.uniform(1, 2, C.nnz)

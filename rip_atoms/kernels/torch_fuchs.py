@@ -37,7 +37,10 @@ class TorchFuchs:
         torch = _torch()
         self.torch = torch
         self.device = resolve_device(device)
-        self.DT64 = torch.as_tensor(np.ascontiguousarray(DT), device=self.device)
+        DT = np.ascontiguousarray(DT)
+        if not DT.flags.writeable:  # e.g. a read-only memory map: torch wants its own copy
+            DT = DT.copy()
+        self.DT64 = torch.as_tensor(DT, device=self.device)
         self.DT32 = self.DT64.to(torch.float32)
         self.dim = DT.shape[1]
         self.col_norm = col_norm

@@ -92,8 +92,7 @@ class _UnitAtoms:
         ``pairs`` (atoms a, b, cos) of :meth:`duplicate_pairs` and the metric's description.
         Decisions are those of the view the arrays came from."""
         self = cls.__new__(cls)
-        self.corrected = None
-        self.metric = None  # the metric is known by its description only
+        self.corrected = None  # no .metric either: the metric is known by its description only
         self._metric_info = dict(metric_info)
         self._set_arrays(rows64, scale, dead)
         self._cols32 = rows32.T

@@ -20,11 +20,12 @@
 * records are merged in chunk order: per-code statuses, methods, bounds and witnesses are those
   of the single-process run (the shared D̃ is the same array bit for bit).
 
-Budgets. With ``budget_s`` = B and T tasks on w workers (w counted when the call starts), each
-task runs under the budget B·min(w, T)/T — T/w rounds of tasks fit in B — measured from its own
-start; the client waits for results until B has passed since the call began, cancels what is
-left, and leaves those chunks undetermined. So a budgeted run stays within B wall seconds plus
-the time to return the finished records.
+Budgets. With B seconds left of ``budget_s`` once D̃ is published (or D scattered) and T tasks
+on w workers (w counted then), each task runs under the budget B·min(w, T)/T — T/w rounds of
+tasks fit in B — measured from its own start; nothing is published once the budget is spent.
+The client waits for results until the budget's deadline, cancels what is left, and leaves
+those chunks undetermined. So a budgeted run stays within ``budget_s`` wall seconds plus the
+time to return the finished records.
 """
 
 from __future__ import annotations
@@ -84,17 +85,22 @@ def _classify_task(run_rows, token: str, source, metric, rows, opts: dict,
 
 def _share(client: Any, D, metric, corrected=None
            ) -> tuple[_UnitAtoms | None, SharedAtoms | None]:
-    """Publish D̃ in files when every worker sees them; else (None, None): scatter instead."""
+    """Publish D̃ in files when every worker sees them; else (None, None): scatter instead.
+    The files are removed again on any way out but success (Ctrl-C included)."""
     try:
         atoms, shared = publish_atoms(D, metric, corrected=corrected)
-    except OSError:
+    except (OSError, TypeError, ValueError):  # no room, or a manifest that cannot be written
         return None, None
     try:
-        seen = client.run(can_load, shared)
-    except Exception:  # noqa: BLE001 - a worker that cannot answer cannot map the files
-        seen = {}
-    if seen and all(seen.values()):
-        return atoms, shared
+        try:
+            seen = client.run(can_load, shared)
+        except Exception:  # noqa: BLE001 - a worker that cannot answer cannot map the files
+            seen = {}
+        if seen and all(seen.values()):
+            return atoms, shared
+    except BaseException:
+        remove_atoms(shared)
+        raise
     remove_atoms(shared)
     return None, None
 
@@ -115,34 +121,39 @@ def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dic
     chunk = opts["chunk_size"]
     per_task = chunk * _CHUNKS_PER_TASK
     bounds = [(a, min(n, a + per_task)) for a in range(0, n, per_task)]
-    workers = max(1, len(client.scheduler_info().get("workers", {})))
-    budget = None
-    if deadline is not None:
-        left = deadline.remaining()
-        budget = max(0.0, left) * min(workers, len(bounds)) / max(1, len(bounds))
     token = uuid.uuid4().hex
-    atoms, shared = _share(client, D, metric, corrected) if share else (None, None)
-    state: dict[str, Any] = {"source": shared}
-
-    def scatter() -> None:
-        state["source"] = client.scatter(D, broadcast=True, hash=False)
-
-    if shared is None:
-        scatter()
-
-    def submit(a: int, b: int):
-        return client.submit(_classify_task, run_rows, token, state["source"],
-                             None if shared is not None and state["source"] is shared
-                             else metric, _chunk_rows(kind, M, a, b), opts, budget,
-                             pure=False, retries=_RETRIES)
-
-    futures = [submit(a, b) for a, b in bounds]
     rec = recorder(n)
     seconds: dict[str, float] = {}
     about: dict | None = None
-    if atoms is not None:
-        about = {"metric": atoms.metric_info(), "scale": atoms.scale.copy()}
+    shared: SharedAtoms | None = None
+    futures: list = []
     try:
+        atoms = None
+        if share and (deadline is None or not deadline.expired()):
+            atoms, shared = _share(client, D, metric, corrected)
+        state: dict[str, Any] = {"source": shared}
+
+        def scatter() -> None:
+            state["source"] = client.scatter(D, broadcast=True, hash=False)
+
+        if shared is None:
+            scatter()
+        # each task's share of what is left of the budget once D̃ is out (module docstring)
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        budget = None
+        if deadline is not None:
+            budget = (max(0.0, deadline.remaining()) * min(workers, len(bounds))
+                      / max(1, len(bounds)))
+
+        def submit(a: int, b: int):
+            mapped = shared is not None and state["source"] is shared
+            return client.submit(_classify_task, run_rows, token, state["source"],
+                                 None if mapped else metric, _chunk_rows(kind, M, a, b), opts,
+                                 budget, pure=False, retries=_RETRIES)
+
+        futures.extend(submit(a, b) for a, b in bounds)
+        if atoms is not None:
+            about = {"metric": atoms.metric_info(), "scale": atoms.scale.copy()}
         for i, (a, b) in enumerate(bounds):
             part = None
             for attempt in range(_RETRIES + 1):
@@ -155,12 +166,17 @@ def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dic
                 except (CancelledError, SharedAtomsUnavailable):
                     # the scattered dictionary went down with a killed worker ("lost
                     # dependencies"), or a worker cannot map the shared files (one that joined
-                    # from another machine): scatter D and resubmit the chunks still open
+                    # from another machine): scatter D and resubmit the chunks still open —
+                    # after a failed map, every chunk not finished, so D is sent only once
                     if attempt == _RETRIES:
                         raise
+                    was_mapped = shared is not None and state["source"] is shared
                     scatter()
                     for j in range(i, len(bounds)):
-                        if futures[j].status in ("cancelled", "lost", "error"):
+                        status = futures[j].status
+                        if status in ("cancelled", "lost", "error") or (
+                                was_mapped and status != "finished"):
+                            futures[j].cancel()
                             futures[j] = submit(*bounds[j])
             if part is None:
                 continue
@@ -170,11 +186,11 @@ def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dic
             for k, v in part["seconds"].items():
                 seconds[k] = seconds.get(k, 0.0) + v
     finally:
+        if shared is not None:  # first, so no late task maps them again
+            remove_atoms(shared)
         client.cancel([f for f in futures if not f.done()])
         with contextlib.suppress(Exception):  # best effort: a worker may have gone
             client.run(_forget, token)
-        if shared is not None:
-            remove_atoms(shared)
     if not seconds:
         seconds = dict.fromkeys(("fuchs", "rank", "push", "admm", "homotopy", "lp"), 0.0)
     if about is None:  # no task came back (budget): the driver whitens after all

@@ -19,9 +19,11 @@ one with room, else in the temporary directory:
 :func:`load_atoms` (a worker) maps the arrays read-only (no copy: the page cache holds one D̃ for
 the machine) and rebuilds the view with :meth:`_UnitAtoms.from_arrays`; a worker that cannot see
 the files (another machine, or the directory gone) raises :class:`SharedAtomsUnavailable`, and the
-driver falls back to the scatter. :func:`remove_atoms` deletes the directory; a driver killed
-before it could leaves its directory behind, and the next :func:`publish_atoms` on the machine
-removes it (:func:`remove_stale`: the name holds the host and the driver's pid).
+driver falls back to the scatter. :func:`remove_atoms` deletes the directory. The driver holds
+an exclusive ``flock`` on ``owner.lock`` in the directory while it lives; a driver killed before
+it could remove the directory leaves it behind, and the next :func:`publish_atoms` on the machine
+removes every directory whose lock nobody holds (:func:`remove_stale`; the name holds the host,
+so a temporary directory shared between hosts is only cleaned by its own host).
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
+
 from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import RipAtomsError
@@ -51,10 +58,13 @@ __all__ = ["SharedAtoms", "SharedAtomsUnavailable", "can_load", "load_atoms", "p
 #: where the files go when there is room (tmpfs: never written to a disk)
 SHARED_MEMORY = "/dev/shm"
 _MANIFEST = "manifest.json"
-#: the private directories are named rip-atoms-l1-HOST-PID-…, so a later call can remove those
-#: of a driver that died without cleaning up (:func:`remove_stale`)
+#: the private directories are named rip-atoms-l1-HOST-PID-…, and a later call removes those of
+#: a driver that died without cleaning up (:func:`remove_stale`)
 _PREFIX = "rip-atoms-l1-"
 _ARRAYS = ("rows64", "rows32", "scale", "dead", "pairs")
+_LOCK = "owner.lock"
+#: directory → the open descriptor holding its lock, for the directories this process made
+_OWNED: dict[str, int] = {}
 
 
 class SharedAtomsUnavailable(RipAtomsError):
@@ -84,6 +94,10 @@ def shared_directory(nbytes: int) -> str:
     return tempfile.gettempdir()
 
 
+def _bases() -> list[str]:
+    return [SHARED_MEMORY, tempfile.gettempdir()]
+
+
 def publish_atoms(D: Dictionary | np.ndarray, metric: AIPMetric | str | None,
                   directory: str | None = None, corrected: CorrectedAtoms | None = None
                   ) -> tuple[_UnitAtoms, SharedAtoms]:
@@ -98,10 +112,12 @@ def publish_atoms(D: Dictionary | np.ndarray, metric: AIPMetric | str | None,
     """
     d = as_dictionary(D)
     n, h = d.n_atoms, d.dim
+    for stale_base in [directory] if directory else _bases():
+        remove_stale(stale_base)  # before measuring the room: leftovers of dead drivers go first
     base = directory or shared_directory(12 * n * h)
-    remove_stale(base)
     path = tempfile.mkdtemp(prefix=_prefix(os.getpid()), dir=base)
     try:
+        _own(path)
         rows64 = _allocated_memmap(os.path.join(path, "rows64.npy"), np.float64, (n, h))
         if corrected is not None:  # the caller's view (and its duplicate pairs, if found)
             atoms = _UnitAtoms.of(d, metric, corrected)
@@ -128,7 +144,7 @@ def publish_atoms(D: Dictionary | np.ndarray, metric: AIPMetric | str | None,
             json.dump(manifest, fh)
         os.replace(tmp, os.path.join(path, _MANIFEST))
     except BaseException:
-        shutil.rmtree(path, ignore_errors=True)
+        _release(path)
         raise
     return atoms, SharedAtoms(directory=path, token=token, n_atoms=n, dim=h)
 
@@ -190,20 +206,39 @@ def load_atoms(shared: SharedAtoms) -> _UnitAtoms:
             raise SharedAtomsUnavailable(
                 f"{shared.directory}: {name}.npy has shape {arrays[name].shape} and dtype "
                 f"{arrays[name].dtype}, expected {shape} {np.dtype(dtype)}")
-    pairs = arrays["pairs"].reshape(-1, 3)
-    return _UnitAtoms.from_arrays(
-        arrays["rows64"], arrays["scale"], arrays["dead"], arrays["rows32"],
-        (pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64), pairs[:, 2].copy()),
-        manifest["metric"])
+    try:
+        pairs = arrays["pairs"].reshape(-1, 3)
+        return _UnitAtoms.from_arrays(
+            arrays["rows64"], arrays["scale"], arrays["dead"], arrays["rows32"],
+            (pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64), pairs[:, 2].copy()),
+            manifest["metric"])
+    except (ValueError, TypeError, KeyError, IndexError) as exc:  # malformed pairs or manifest
+        raise SharedAtomsUnavailable(f"{shared.directory}: {exc}") from None
 
 
 def _prefix(pid: int) -> str:
     return f"{_PREFIX}{socket.gethostname()}-{pid}-"
 
 
+def _own(path: str) -> None:
+    """Take the exclusive lock that marks ``path`` as in use (held until :func:`remove_atoms`,
+    or released by the kernel when this process dies)."""
+    if fcntl is None:  # pragma: no cover - not POSIX: the pid in the name is all there is
+        return
+    fd = os.open(os.path.join(path, _LOCK), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    _OWNED[path] = fd
+
+
 def remove_stale(base: str) -> list[str]:
     """Remove the directories under ``base`` that a process of this host made and that outlived
-    it (a driver killed before its ``finally``); returns their paths."""
+    it (a driver killed before its ``finally``): those whose ``owner.lock`` nobody holds (a
+    directory without one, from a driver that died while creating it, when its pid is gone).
+    Returns their paths."""
     host = f"{_PREFIX}{socket.gethostname()}-"
     removed = []
     try:
@@ -215,11 +250,36 @@ def remove_stale(base: str) -> list[str]:
             continue
         # PID-XXXXXXXX (mkdtemp's suffix has no hyphen): not a host whose name extends ours
         match = re.fullmatch(r"(\d+)-[a-z0-9_]+", name[len(host):])
-        if match is None or _alive(int(match.group(1))):
+        if match is None:
             continue
-        shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-        removed.append(os.path.join(base, name))
+        path = os.path.join(base, name)
+        if _unowned(path, int(match.group(1))):
+            removed.append(path)
     return removed
+
+
+def _unowned(path: str, pid: int) -> bool:
+    """Remove ``path`` if its owner is gone (module docstring); True if it was removed."""
+    lock = os.path.join(path, _LOCK)
+    if fcntl is None or not os.path.exists(lock):
+        if _alive(pid):
+            return False
+        shutil.rmtree(path, ignore_errors=True)
+        return True
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held: its driver is alive
+        os.close(fd)
+        return False
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+    finally:
+        os.close(fd)
+    return True
 
 
 def _alive(pid: int) -> bool:
@@ -233,5 +293,13 @@ def _alive(pid: int) -> bool:
 
 
 def remove_atoms(shared: SharedAtoms) -> None:
-    """Delete the files (processes that still map them keep their pages until they unmap)."""
-    shutil.rmtree(shared.directory, ignore_errors=True)
+    """Delete the files (processes that still map them keep their pages until they unmap) and
+    release the directory's lock."""
+    _release(shared.directory)
+
+
+def _release(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    fd = _OWNED.pop(path, None)
+    if fd is not None:
+        os.close(fd)

@@ -155,7 +155,12 @@ def test_parallel_copyto_equals_numpy_copyto(n, m, transposed, cast, threads, se
     out = np.empty((n, m), dtype=np.float32 if cast else np.float64)
     expected = np.empty_like(out)
     np.copyto(expected, src, casting="same_kind")
-    parallel_copyto(out, src, threads=threads)
+    from unittest import mock
+
+    from rip_atoms.kernels import parallel_copy
+
+    with mock.patch.object(parallel_copy, "_SERIAL_BELOW", 0):  # threads even on small copies
+        parallel_copyto(out, src, threads=threads)
     np.testing.assert_array_equal(out, expected)
 
 
@@ -203,8 +208,17 @@ def test_distributed_run_cleans_up_and_falls_back_to_the_scatter(monkeypatch):
         np.testing.assert_array_equal(single.atom_scale, r.atom_scale)
 
     with dask_client(workers=2, quiet=True) as client:
+        scatters = []
+        scatter = client.scatter
+
+        def counting(*args, **kwargs):
+            scatters.append(1)
+            return scatter(*args, **kwargs)
+
+        monkeypatch.setattr(client, "scatter", counting)
         monkeypatch.setattr(distributed, "_share", recording)
         same(classify_recovery(D, C, nonneg=True, metric=None, chunk_size=5, client=client))
+        assert scatters == []  # the tasks mapped the files: D was never sent
         assert published and published[0] is not None
         assert not os.path.exists(published[0].directory)
         caches = client.run(lambda: len(__import__(
@@ -212,11 +226,13 @@ def test_distributed_run_cleans_up_and_falls_back_to_the_scatter(monkeypatch):
         assert set(caches.values()) == {0}
         monkeypatch.setattr(distributed, "_share", vanishing)
         same(classify_recovery(D, C, nonneg=True, metric=None, chunk_size=5, client=client))
+        assert len(scatters) == 1  # one fallback: every open chunk resubmitted at once
 
 
 def test_directories_of_dead_drivers_are_removed(tmp_path):
     """A driver killed before its cleanup leaves rip-atoms-l1-HOST-PID-…; the next publish on
-    the machine removes it, and never a live process's directory or another host's."""
+    the machine removes it (its owner.lock is free, or without one its pid is gone), and never a
+    live process's directory or another host's."""
     import socket
     import subprocess
     import sys
@@ -228,13 +244,29 @@ def test_directories_of_dead_drivers_are_removed(tmp_path):
     live = tmp_path / f"rip-atoms-l1-{host}-{os.getpid()}-def"
     foreign = tmp_path / f"rip-atoms-l1-{host}x-{gone.pid}-ghi"
     longer = tmp_path / f"rip-atoms-l1-{host}-1-{gone.pid}-jkl"  # host "HOST-1"
-    for p in (stale, live, foreign, longer):
+    # with an owner lock, the lock decides, not the pid: held (a live driver whose pid this
+    # process cannot see, another pid namespace) is kept; free (the pid reused) is removed
+    held = tmp_path / f"rip-atoms-l1-{host}-{gone.pid}-held"
+    free = tmp_path / f"rip-atoms-l1-{host}-{os.getpid()}-free"
+    for p in (stale, live, foreign, longer, held, free):
         p.mkdir()
         (p / "rows64.npy").write_bytes(b"x")
-    _, shared = shared_atoms.publish_atoms(unit_gaussian(10, 30, 2), None, directory=str(tmp_path))
-    assert not stale.exists() and live.exists() and foreign.exists() and longer.exists()
-    assert os.path.basename(shared.directory).startswith(f"rip-atoms-l1-{host}-{os.getpid()}-")
-    assert shared_atoms.remove_stale(str(tmp_path)) == []  # the call's own directory is not stale
+    import fcntl
+
+    (free / "owner.lock").write_bytes(b"")
+    fd = os.open(held / "owner.lock", os.O_CREAT | os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        _, shared = shared_atoms.publish_atoms(unit_gaussian(10, 30, 2), None,
+                                               directory=str(tmp_path))
+        assert not stale.exists() and live.exists() and foreign.exists() and longer.exists()
+        assert held.exists() and not free.exists()
+        assert os.path.basename(shared.directory).startswith(
+            f"rip-atoms-l1-{host}-{os.getpid()}-")
+        assert shared_atoms.remove_stale(str(tmp_path)) == []  # the call's own is not stale
+    finally:
+        os.close(fd)
+    assert shared_atoms.remove_stale(str(tmp_path)) == [str(held)]  # its owner let go
     shared_atoms.remove_atoms(shared)
 
 
@@ -260,3 +292,70 @@ def test_a_full_filesystem_means_the_scatter_not_a_crash(tmp_path, monkeypatch):
     assert distributed._share(None, D, None) == (None, None)
     assert os.listdir(tmp_path) == []
     assert choose(1 << 62) == tempfile.gettempdir()
+
+
+class _FakeClient:
+    """Stands in for a Dask client in the driver-side unit tests of ``_share``."""
+
+    def __init__(self, run):
+        self._run = run
+
+    def run(self, fn, *args):
+        return self._run(fn, *args)
+
+
+def test_share_removes_its_files_on_every_way_out(tmp_path, monkeypatch):
+    """Published files go again when a worker cannot map them, when the check is interrupted
+    (Ctrl-C) and when the manifest cannot be written; only success keeps them."""
+    from rip_atoms.recovery import distributed
+
+    monkeypatch.setattr(shared_atoms, "shared_directory", lambda nbytes: str(tmp_path))
+    monkeypatch.setattr(shared_atoms, "_bases", lambda: [str(tmp_path)])
+    D = unit_gaussian(12, 40, 5)
+    blind = _FakeClient(lambda fn, *a: {"tcp://a": fn(*a), "tcp://b": False})
+    assert distributed._share(blind, D, None) == (None, None)
+    assert os.listdir(tmp_path) == []
+
+    def interrupted(fn, *a):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        distributed._share(_FakeClient(interrupted), D, None)
+    assert os.listdir(tmp_path) == []
+
+    def unserialisable(*args, **kwargs):
+        raise TypeError("Object of type int64 is not JSON serializable")
+
+    monkeypatch.setattr(shared_atoms.json, "dump", unserialisable)
+    assert distributed._share(blind, D, None) == (None, None)
+    assert os.listdir(tmp_path) == []
+    monkeypatch.undo()
+    monkeypatch.setattr(shared_atoms, "shared_directory", lambda nbytes: str(tmp_path))
+    seeing = _FakeClient(lambda fn, *a: {"tcp://a": fn(*a)})
+    atoms, shared = distributed._share(seeing, D, None)
+    assert shared is not None and os.path.isdir(shared.directory)
+    shared_atoms.remove_atoms(shared)
+    assert os.listdir(tmp_path) == []
+
+
+def test_malformed_pairs_are_refused_not_a_crash(tmp_path):
+    _, shared = shared_atoms.publish_atoms(unit_gaussian(10, 30, 6), None,
+                                           directory=str(tmp_path))
+    np.save(os.path.join(shared.directory, "pairs.npy"), np.zeros(7))  # not m×3
+    with pytest.raises(SharedAtomsUnavailable):
+        shared_atoms.load_atoms(shared)
+    shared_atoms.remove_atoms(shared)
+
+
+def test_the_torch_engine_takes_mapped_atoms_without_a_warning(tmp_path):
+    pytest.importorskip("torch")
+    import warnings
+
+    _, shared = shared_atoms.publish_atoms(unit_gaussian(10, 30, 7), None,
+                                           directory=str(tmp_path))
+    view = shared_atoms.load_atoms(shared)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        solver = view.torch_solver("cpu")
+    np.testing.assert_array_equal(solver.DT64.numpy(), view.rows64)
+    shared_atoms.remove_atoms(shared)
