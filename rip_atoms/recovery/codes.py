@@ -25,6 +25,7 @@ from rip_atoms.errors import (
     NonFiniteError,
     ShapeMismatchError,
 )
+from rip_atoms.kernels.parallel_copy import parallel_copyto
 from rip_atoms.kernels.recovery_batch import RowSpaceProjector
 from rip_atoms.metric import AIPMetric
 
@@ -155,8 +156,10 @@ class _UnitAtoms:
             rows = self.corrected.rows if self.corrected is not None else None
             if rows is not None and rows.shape[0] == self.n_atoms and rows.flags.c_contiguous:
                 self._cols32 = rows.T  # the same rounding of the same rows64, already made
-            else:
-                self._cols32 = np.asfortranarray(self.cols64, dtype=np.float32)
+            else:  # the cast on every core, as the shared files' float32 rows are made
+                rows32 = np.empty(self.rows64.shape, dtype=np.float32)
+                parallel_copyto(rows32, self.rows64)
+                self._cols32 = rows32.T
         return self._cols32
 
     def torch_solver(self, device):

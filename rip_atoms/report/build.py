@@ -356,7 +356,7 @@ def build_report(
     # ---------------------------------------------------------------- margins and the ℓ1 probe
     t = time.perf_counter()
     recovery_searches(report["recovery"], d, metric, whitened, codes, l0, nonneg, live,
-                       codes_cert, searches, seed, say, progress)
+                      codes_cert, searches, seed, say, progress)
     seconds["recovery"] += time.perf_counter() - t
     report["recovery"]["seconds"] = seconds["recovery"]
 

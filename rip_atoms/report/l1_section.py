@@ -22,7 +22,7 @@ MARGIN_CODES = 32
 
 
 def codes_section(d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live, seed,
-                   l1_max_tokens, say, progress, client=None):
+                  l1_max_tokens, say, progress, client=None):
     """The exact part of the ℓ1 section: the Donoho–Tanner reference and the certification of
     (a sample of) the target's codes. Returns (section, the certification or None)."""
     from rip_atoms.criteria import l1_certified_fraction
@@ -57,7 +57,7 @@ def codes_section(d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live, s
 
 
 def recovery_searches(out: dict, d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live,
-                       cert, searches: SearchBudget, seed, say, progress) -> None:
+                      cert, searches: SearchBudget, seed, say, progress) -> None:
     """The budgeted part of the ℓ1 section, added to ``out``: the uniqueness margins of some
     of the certified codes, and the probe of random supports around the Donoho–Tanner k_W."""
     from rip_atoms.recovery import STATUS_NAMES, classify_recovery
