@@ -327,7 +327,7 @@ def coherence(
         babel[0], babel_rows[0] = mu, pair[0]
 
     per_atom = np.full(d.n_atoms, np.nan)
-    per_atom[live] = row_max
+    per_atom[live] = np.minimum(row_max, 1.0)  # float32 cosines can exceed 1 by an ulp
     partner = np.full(d.n_atoms, -1, dtype=np.int64)
     partner[live] = live[topi[:, 0]]
     # certified: float32 top-p sums + p·tol32, with duplicate-range entries counted as 1

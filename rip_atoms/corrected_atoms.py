@@ -465,22 +465,26 @@ class CorrectedAtoms:
         return X / np.linalg.norm(X, axis=0)
 
     def gram(self, atoms) -> np.ndarray:
-        """float64 G_S = D̃_Sᵀ D̃_S for a support S (atom indices as given)."""
+        """float64 G_S = D̃_Sᵀ D̃_S for a support S (atom indices as given): Gᵢⱼ = dᵢᵀ S̃ dⱼ /
+        (‖dᵢ‖_S ‖dⱼ‖_S), symmetrised, with unit diagonal and entries clamped to [−1, 1] (a cosine
+        of unit vectors lies there; rounding can push it out by a few ulps)."""
         atoms = np.asarray(atoms, dtype=np.int64)
         X = self.dictionary.scaled_columns(atoms)
         SX = X if self.metric is None else self.metric.S @ X
         G = (X.T @ SX) / np.outer(self._snorms[atoms], self._snorms[atoms])
-        G = 0.5 * (G + G.T)
+        G = np.clip(0.5 * (G + G.T), -1.0, 1.0)
         np.fill_diagonal(G, 1.0)
         return G
 
     def cosines_row(self, j: int, cols) -> np.ndarray:
-        """float64 |cos(j, l)| for l in ``cols`` (atom indices as given)."""
+        """float64 |cos(j, l)| = |dⱼᵀ S̃ dₗ| / (‖dⱼ‖_S ‖dₗ‖_S) for l in ``cols`` (atom indices as
+        given), clamped to ≤ 1: every reported cosine, and every bound taken from one, is a
+        cosine of unit vectors (rounding can exceed 1 by a few ulps)."""
         cols = np.asarray(cols, dtype=np.int64)
         dj = self.dictionary.scaled_columns([j])[:, 0]
         v = dj if self.metric is None else self.metric.S @ dj
         vals = self.dictionary.scaled_columns(cols).T @ v
-        return np.abs(vals) / (self._snorms[j] * self._snorms[cols])
+        return np.minimum(np.abs(vals) / (self._snorms[j] * self._snorms[cols]), 1.0)
 
     def cosines_pairs(self, pairs: np.ndarray) -> np.ndarray:
         """float64 |cos(i, j)| for an m×2 array of atom-index pairs."""

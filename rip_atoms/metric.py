@@ -259,12 +259,13 @@ class AIPMetric:
         return np.linalg.norm(self.whiten(v), axis=0)
 
     def cosine(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """AIP cosine uᵀ S̃ v / (‖u‖_S ‖v‖_S) (column-wise for H×m inputs)."""
+        """AIP cosine uᵀ S̃ v / (‖u‖_S ‖v‖_S) (column-wise for H×m inputs), clamped to [−1, 1]
+        (rounding can leave it an ulp outside)."""
         wu = self.whiten(u)
         wv = self.whiten(v)
-        return np.sum(wu * wv, axis=0) / (
+        return np.clip(np.sum(wu * wv, axis=0) / (
             np.linalg.norm(wu, axis=0) * np.linalg.norm(wv, axis=0)
-        )
+        ), -1.0, 1.0)
 
     def corrected(self, D: Dictionary | np.ndarray) -> Dictionary:
         """The AIP-corrected dictionary D̃ with columns W dᵢ / ‖W dᵢ‖₂ (dead atoms stay 0)."""
