@@ -54,6 +54,7 @@ from rip_atoms.deadline import Deadline
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import DeadAtomsError, ParameterError
 from rip_atoms.metric import AIPMetric
+from rip_atoms.precision import near_singular_words
 from rip_atoms.support_search import (
     SearchSettings,
     SearchSupport,
@@ -516,6 +517,7 @@ def _search_all(atoms: CorrectedAtoms, ks: list[int], coh: CoherenceResult | Non
             U = _Side(mu, up, w, how, up_how)
             L = _Side(mu, up, w, how, up_how)
             exact = not coh.duplicate_pairs
+            search_state = "exact" if exact else "duplicate pair counted as parallel"
         else:
             k_deadline = deadline.share(1.0 / max(1, len([x for x in searched if x >= kk])))
             U, L, exact, search_state = _bracket_k(atoms, kk, coh, rng, spectral, k_deadline,
@@ -524,6 +526,8 @@ def _search_all(atoms: CorrectedAtoms, ks: list[int], coh: CoherenceResult | Non
                 how = f"exact: k = {kk} > H = {H}, so every G_S is singular"
                 L = _Side(1.0, 1.0, L.witness if len(L.witness) == kk else U.witness, how, how)
                 notes.append(f"k > H: L_k = 1 exactly (any {kk} atoms in R^{H} are dependent)")
+        if kk <= H:
+            _label_dependent_witness(atoms, L, notes)
         brackets.append(_finish(kk, U, L, floor, exact, search_state, notes,
                                 time.perf_counter() - t_k))
         if bar is not None:
@@ -587,6 +591,17 @@ def _bracket_k(atoms: CorrectedAtoms, kk: int, coh: CoherenceResult | None,
         if 1.0 - lo < L.upper:
             L.upper, L.upper_method = 1.0 - lo, "SDP relaxation (DSPCA dual)"
     return U, L, False, state
+
+
+def _label_dependent_witness(atoms: CorrectedAtoms, L: _Side, notes: list[str]) -> None:
+    """L_k ≤ 1 always (1 − λmin of a float64 Gram can exceed 1 by rounding: clamped); when the
+    L witness is near-singular, say by which standard it is dependent — in float64, or only
+    within the input's precision (:func:`rip_atoms.precision.near_singular_words`)."""
+    L.lower, L.upper = min(L.lower, 1.0), min(L.upper, 1.0)
+    words = near_singular_words(atoms, L.witness, 1.0 - L.lower)
+    if words:
+        L.lower_method += f"; the witness support is {words}"
+        notes.append(f"L_k ≈ 1 from a near-singular witness: it is {words}")
 
 
 def _finish(k: int, U: _Side, L: _Side, floor: float, exact: bool, search: str,

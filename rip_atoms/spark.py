@@ -5,19 +5,24 @@ spark(D) = min{‖v‖₀ : D v = 0, v ≠ 0}, the size of the smallest linearly
 the AIP does not change it (the coherence bounds below use whichever metric is given). A K-sparse
 code is the unique K-sparse representation of its signal iff 2K < spark (Donoho & Elad 2003).
 
-Dependence is numerical, at the precision of the input: a set T is dependent when
-σ_min(D̃_T)/σ_max(D̃_T) ≤ r (float64 SVD), and the witness is a null vector v with
-‖D̃_T v‖₂ ≤ r·‖D̃_T‖₂ for unit ‖v‖₂. The tolerance is r = max(``rank_rtol``, r_in) with
-r_in = √(H + 1)·κ(W)·u_in (:func:`rank_tolerance`): u_in is the unit roundoff of the dtype the
-atoms arrived in (float32: 2⁻²⁴, bfloat16: 2⁻⁸, float16: 2⁻¹¹, float64: 2⁻⁵³) and κ(W) =
-√κ(S̃) the condition number of the whitening (1 for raw geometry). Rounding each entry to the
-input's precision moves a column dᵢ by at most u_in‖dᵢ‖, its corrected unit column by at most
-κ(W)·u_in, so a set of t ≤ H + 1 unit columns by at most √t·κ(W)·u_in in ‖·‖_F ≥ ‖·‖₂; a set
-whose σ_min is below that cannot be told from a dependent set at the input's precision (by
-Eckart–Young a perturbation of norm σ_min makes it dependent), and is reported as dependent. A
-float32 pair dⱼ = −3dᵢ (σ_min/σ_max ≈ 1e-8 after rounding) is therefore dependent; float64 inputs
-keep the 1e-9 floor. A duplicate pair (|cos| ≥ 1 − 1e-6, see :mod:`rip_atoms.coherence`) is
-always treated as dependent: spark ≤ 2.
+Dependence is numerical, with the two standards of :mod:`rip_atoms.precision`: a set T with
+ρ(T) = σ_min(D̃_T)/σ_max(D̃_T) (float64 SVD) ≤ r = max(``rank_rtol``, √(H + 1)·κ(W)·u_in)
+(:func:`rank_tolerance`, u_in the unit roundoff of the dtype the atoms arrived in) is **dependent
+within the input's precision**; with ρ(T) ≤ ``PROOF_RTOL`` = 1e-9 it is **proven dependent**:
+its unit null vector v re-checks in float64, ‖D̃_T v‖₂ ≤ 1e-9·‖D̃_T‖₂. The bracket has two upper
+sides, each with its circuit, null vector, residual and method:
+
+* ``upper`` — proven: the smallest proven-dependent circuit found, or H + 1 by dimension (any
+  H + 1 atoms of R^H are dependent). [lower, upper] is a proof, ``exact`` means lower = upper,
+  and only this side makes the statement "uniqueness fails for some codes with K = ⌈upper/2⌉".
+* ``upper_within_precision`` ≤ ``upper`` — the smallest circuit dependent within the input's
+  precision (the searches' target). A float32 pair dⱼ = −3dᵢ (ρ ≈ 1e-8 after rounding) is
+  dependent within float32 precision and independent in float64: the spark of the float64 data
+  may be far larger. It certifies nothing and refutes nothing.
+
+A duplicate pair (|cos| ≥ 1 − 1e-6, see :mod:`rip_atoms.coherence`) counts as parallel in the
+coherence lower bounds (μ ≤ 1 only); it is a dependent set only if it meets one of the standards
+(a pair at |cos| = 1 − ε has ρ ≈ √(ε/2): ε = 1e-6 gives ρ ≈ 7e-4, independent).
 
 Computing the spark is NP-hard (Tillmann 2019); we report a bracket:
 
@@ -31,8 +36,9 @@ has full column rank; and t + 1 when every set of size ≤ t was enumerated and 
 Upper bounds (each with a null vector as witness): rank(D) + 1 (a pivoted-QR basis plus one atom);
 sparse dependent sets found by the λmin local search of :mod:`rip_atoms.rip` and by ℓ1
 self-expression of the most coherent atoms (homotopy: min ‖c‖₁ s.t. D̃₋ⱼ c = d̃ⱼ); every dependent
-set is reduced to a circuit (a minimal dependent set) before it is reported. Exact when the two
-sides meet, by enumeration on small cases.
+set is reduced to a circuit (a minimal dependent set) at r, and one that is only within
+precision is reduced again at 1e-9 for the proven side (:class:`_ProvenUpper`). Exact when the
+lower side meets the proven upper side, by enumeration on small cases.
 """
 
 from __future__ import annotations
@@ -55,8 +61,15 @@ from rip_atoms.deadline import Deadline
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import DeadAtomsError
 from rip_atoms.metric import AIPMetric
+from rip_atoms.precision import (  # noqa: F401  (UNIT_ROUNDOFF, input_unit_roundoff re-exported)
+    PROOF_RTOL,
+    UNIT_ROUNDOFF,
+    input_precision_name,
+    input_unit_roundoff,
+    rank_tolerance,
+)
 
-RANK_RTOL = 1e-9
+RANK_RTOL = PROOF_RTOL
 #: seconds per H³ of the rank step (a pivoted QR of 2H atoms and the SVD of an (H+1)-atom
 #: circuit, one thread; measured 5.4 s + 6.5 s at H = 2304 on a 2-core EPYC VM): the step is
 #: skipped for the dimension bound when it would not fit the budget left
@@ -67,25 +80,6 @@ SECONDS_PER_FLOP = 2e-10
 #: seconds of scikit-learn's first import (lars_path), counted in the first LARS step's cost
 SKLEARN_IMPORT_S = 1.5
 
-#: unit roundoff of the dtypes atoms arrive in (integers are exact: treated as float64)
-UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11,
-                 "bfloat16": 2.0**-8}
-
-
-def input_unit_roundoff(d: Dictionary) -> float:
-    """Unit roundoff of the precision the atoms are known to: the coarser of the dtype they
-    arrived in (``provenance.dtype``) and the dtype they are held in."""
-    names = {str(d.provenance.dtype).replace("torch.", ""), str(d.atoms.dtype)}
-    return max(UNIT_ROUNDOFF.get(n, 2.0**-53 if "int" in n else 2.0**-24) for n in names)
-
-
-def rank_tolerance(d: Dictionary, metric: AIPMetric | None,
-                   rank_rtol: float = RANK_RTOL) -> float:
-    """r = max(rank_rtol, √(H + 1)·κ(W)·u_in): the relative σ_min below which a set of corrected
-    atoms is dependent at the input's precision (module docstring has the derivation)."""
-    kappa_w = 1.0 if metric is None else math.sqrt(max(1.0, metric.condition_number))
-    return max(float(rank_rtol), math.sqrt(d.dim + 1) * kappa_w * input_unit_roundoff(d))
-
 
 def _gershgorin_threshold(rtol: float) -> float:
     """c_r = (1 − r²)/(1 + r²): μ₁(|T|−1) < c_r ⇒ σ_min²/σ_max² > r² (independent at r)."""
@@ -94,12 +88,19 @@ def _gershgorin_threshold(rtol: float) -> float:
 
 @dataclass(frozen=True)
 class SparkResult:
-    """A bracket [lower, upper] on the spark, with the witness of the upper side.
+    """A proven bracket [lower, upper] on the spark, its witness, and the side within precision.
 
-    ``witness`` is a circuit (atom indices as given) and ``null_vector`` its coefficients
-    (unit ℓ2, D̃_witness · null_vector ≈ 0 with relative residual ``residual``).
-    ``unique_up_to`` is the largest K with 2K < lower: every code with K ≤ unique_up_to
-    non-zeros is the unique K-sparse representation of its signal.
+    ``upper`` is proven (module docstring): ``witness`` is a circuit (atom indices as given) and
+    ``null_vector`` its coefficients, unit ℓ2, with relative residual ``residual`` =
+    ‖D̃_witness v‖₂/‖D̃_witness‖₂ ≤ ``proof_rtol`` in float64 (``witness`` is None when the side
+    is H + 1 by dimension alone, or ∞). ``exact`` is lower == upper.
+    ``upper_within_precision`` ≤ upper is the smallest circuit dependent within the input's
+    precision (``precision``, σ_min/σ_max ≤ ``rank_rtol``), with ``witness_within_precision``,
+    ``null_vector_within_precision`` and ``residual_within_precision`` (equal to the proven side
+    when that is as small); it proves nothing. ``methods`` names how each side was obtained
+    ("lower", "upper", "upper_within_precision"). ``unique_up_to`` is the largest K with
+    2K < lower: every code with K ≤ unique_up_to non-zeros is the unique K-sparse
+    representation of its signal.
     """
 
     lower: float
@@ -114,6 +115,12 @@ class SparkResult:
     statement: str
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
+    upper_within_precision: float = math.inf
+    witness_within_precision: tuple[int, ...] | None = None
+    null_vector_within_precision: np.ndarray | None = field(default=None, repr=False)
+    residual_within_precision: float | None = None
+    precision: str = "float64"
+    proof_rtol: float = PROOF_RTOL
 
     def to_dict(self) -> dict:
         return {
@@ -129,6 +136,15 @@ class SparkResult:
             "statement": self.statement,
             "notes": list(self.notes),
             "seconds": self.seconds,
+            "upper_within_precision": self.upper_within_precision,
+            "witness_within_precision": (None if self.witness_within_precision is None
+                                         else list(self.witness_within_precision)),
+            "null_vector_within_precision": (
+                None if self.null_vector_within_precision is None
+                else self.null_vector_within_precision.tolist()),
+            "residual_within_precision": self.residual_within_precision,
+            "precision": self.precision,
+            "proof_rtol": self.proof_rtol,
         }
 
 
@@ -235,6 +251,58 @@ def _two_orthonormal_bases(U: np.ndarray, tol: float = 1e-10) -> bool:
                 and np.abs(U[:, H:].T @ U[:, H:] - eye).max() < tol)
 
 
+class _ProvenUpper:
+    """spark's proven upper side (module docstring): the smallest circuit found whose unit null
+    vector v has ‖D̃_T v‖₂ ≤ PROOF_RTOL·‖D̃_T‖₂ in float64; a circuit found at the input's
+    tolerance that is not proven is reduced again at PROOF_RTOL (:func:`circuit`), so a set with
+    an exact null vector beside near-null ones still proves its own circuit."""
+
+    def __init__(self) -> None:
+        self.size: float = math.inf
+        self.found = None  # (circuit, null vector, residual)
+        self.how = "no set proven dependent in float64"
+
+    def offer(self, atoms: CorrectedAtoms, found, how: str) -> None:
+        if found is None or len(found[0]) >= self.size:
+            return
+        if not found[2] <= PROOF_RTOL:
+            if len(found[0]) > atoms.dim:  # H + 1 or more atoms: :meth:`dimension` covers it
+                return
+            found = circuit(atoms, found[0], PROOF_RTOL)
+            if found is None or len(found[0]) >= self.size:
+                return
+        self.size, self.found = len(found[0]), found
+        self.how = f"{how}; re-checked in float64 (residual ≤ {PROOF_RTOL:g})"
+
+    def dimension(self, n_live: int, dim: int) -> None:
+        """H + 1 by dimension, without a witness, when nothing smaller was proven."""
+        if n_live > dim and self.size > dim + 1:
+            self.size, self.found = dim + 1, None
+            self.how = f"H + 1: any {dim + 1} atoms of R^{dim} are dependent (dimension)"
+
+
+def _statement(lower: float, methods: dict, proven: _ProvenUpper, within: float,
+               precision: str, rtol: float) -> str:
+    """The uniqueness sentence: certified below lower/2 (2K < spark); "uniqueness fails" only
+    from the proven side; the side within precision said as such."""
+    if math.isinf(lower):
+        return ("the atoms are linearly independent: every code is the unique representation "
+                "of its signal")
+    unique = int((lower - 1) // 2)
+    out = (f"every code with K ≤ {unique} non-zeros is the unique K-sparse representation of "
+           f"its signal (2K < spark, spark ≥ {int(lower)} by {methods['lower']})")
+    if math.isfinite(proven.size):
+        why = ("any H + 1 atoms are dependent" if proven.found is None else
+               "the witness null vector, re-checked in float64, splits into two such codes")
+        out += (f"; uniqueness fails for some codes with K = {math.ceil(proven.size / 2)} "
+                f"({why})")
+    if within < proven.size:
+        out += (f"; {int(within)} atoms are dependent within the input's precision ({precision}: "
+                f"σ_min/σ_max ≤ {rtol:.1e}) but not in float64, so codes with K = "
+                f"{math.ceil(within / 2)} may not be unique at that precision (not proven)")
+    return out
+
+
 def spark_bounds(
     D: Dictionary | np.ndarray,
     metric: AIPMetric | str | None = "self",
@@ -275,8 +343,8 @@ def spark_bounds(
     Returns
     -------
     SparkResult
-        The bracket, its methods, the circuit witnessing the upper side and the uniqueness
-        statement it certifies.
+        The proven bracket, its methods, the circuit witnessing the upper side, the side
+        within the input's precision and the uniqueness statement (:class:`SparkResult`).
 
     Examples
     --------
@@ -316,9 +384,10 @@ def spark_bounds(
     methods: dict[str, str] = {}
     lower: float = 1.0
     methods["lower"] = "trivial"
-    upper: float = math.inf
-    methods["upper"] = "no dependent set found"
+    upper: float = math.inf  # within the input's precision: the searches' target
+    methods["upper_within_precision"] = "no dependent set found"
     best = None  # (circuit, null vector, residual)
+    proven = _ProvenUpper()
     coh = None
 
     def take_upper(found, how: str) -> None:
@@ -326,7 +395,8 @@ def spark_bounds(
         if found is not None and len(found[0]) < upper:
             upper = len(found[0])
             best = found
-            methods["upper"] = how
+            methods["upper_within_precision"] = how
+        proven.offer(atoms, found, how)
 
     # ---- lower bounds from coherence / Babel
     if n >= 2:
@@ -350,15 +420,8 @@ def spark_bounds(
             lb2 = math.ceil(2 / (coh.mu + atoms.tolerance) - 1e-12)
             if lb2 > lower:
                 lower, methods["lower"] = lb2, "two orthonormal bases: 2/μ (Elad–Bruckstein)"
-        for i, j, _ in coh.duplicate_pairs[:1]:
-            found = circuit(atoms, [i, j], rank_rtol)
-            if found is None:  # |cos| ≥ 1 − 1e-6 but σ_min above r: dependent by convention
-                X = atoms.vectors([i, j])
-                _, v = _relative_smallest_singular(X)
-                v = v / np.linalg.norm(v)
-                found = ((i, j), v,
-                         float(np.linalg.norm(X @ v) / max(np.linalg.norm(X, 2), 1e-300)))
-            take_upper(found, "duplicate pair (|cos| ≥ 1 − 1e-6: treated as dependent)")
+        for i, j, _ in coh.duplicate_pairs[:1]:  # the most parallel pair: the smallest ρ
+            take_upper(circuit(atoms, [i, j], rank_rtol), "duplicate pair (|cos| ≥ 1 − 1e-6)")
 
     deadline = Deadline(budget_s)  # the searches start now: the coherence pass is not counted
     with threadpool_limits(1):
@@ -381,7 +444,7 @@ def spark_bounds(
                 r_rel, _ = _relative_smallest_singular(X)
                 if r_rel > rank_rtol:
                     lower, upper = math.inf, math.inf
-                    methods["lower"] = methods["upper"] = (
+                    methods["lower"] = methods["upper_within_precision"] = (
                         "full column rank: the atoms are linearly independent")
             if rank < len(sample):
                 T = list(sample[piv[: rank + 1]])
@@ -413,27 +476,29 @@ def spark_bounds(
             notes.append(f"search stopped by the budget ({budget_s:g} s): the bracket is the "
                          "best found so far")
 
-    exact = lower == upper
-    if best is not None and not exact and len(best[0]) < lower:  # cannot happen if sound
+    proven.dimension(n, H)
+    methods["upper"] = ("full column rank: the atoms are linearly independent"
+                        if math.isinf(lower) else proven.how)
+    if best is not None and len(best[0]) < lower:  # cannot happen if sound
         notes.append("inconsistent bracket: a dependent set smaller than the lower bound")
-    unique = math.inf if math.isinf(lower) else int((lower - 1) // 2)
-    if math.isinf(lower):
-        statement = ("the atoms are linearly independent: every code is the unique "
-                     "representation of its signal")
-    else:
-        statement = (f"every code with K ≤ {unique} non-zeros is the unique K-sparse "
-                     f"representation of its signal (2K < spark, spark ≥ {int(lower)} by "
-                     f"{methods['lower']})")
-        if math.isfinite(upper):
-            statement += (f"; uniqueness fails for some codes with K = {math.ceil(upper / 2)} "
-                          f"(the witness null vector splits into two such codes)")
+    if upper < proven.size:
+        notes.append(f"the smallest set found dependent within the input's precision "
+                     f"({input_precision_name(d)}) has {int(upper)} atoms; the smallest proven "
+                     "dependent in float64 has "
+                     f"{'∞' if math.isinf(proven.size) else int(proven.size)}")
+    pf = proven.found
     return SparkResult(
-        lower=float(lower), upper=float(upper), exact=bool(exact),
-        witness=None if best is None else best[0],
-        null_vector=None if best is None else best[1],
-        residual=None if best is None else best[2], methods=methods, rank_rtol=rank_rtol,
-        unique_up_to=float(unique), statement=statement, notes=tuple(notes),
-        seconds=time.perf_counter() - t0,
+        lower=float(lower), upper=float(proven.size), exact=bool(lower == proven.size),
+        witness=None if pf is None else pf[0], null_vector=None if pf is None else pf[1],
+        residual=None if pf is None else pf[2], methods=methods, rank_rtol=rank_rtol,
+        unique_up_to=float(math.inf if math.isinf(lower) else int((lower - 1) // 2)),
+        statement=_statement(lower, methods, proven, upper, input_precision_name(d), rank_rtol),
+        notes=tuple(notes), seconds=time.perf_counter() - t0,
+        upper_within_precision=float(upper),
+        witness_within_precision=None if best is None else best[0],
+        null_vector_within_precision=None if best is None else best[1],
+        residual_within_precision=None if best is None else best[2],
+        precision=input_precision_name(d),
     )
 
 

@@ -60,6 +60,7 @@ from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import FileFormatError, Interrupted, InvalidCodeError
 from rip_atoms.matrix_files import load_npy
 from rip_atoms.recovery import MARGIN, RecoveryResult, classify_recovery, phase_transition
+from rip_atoms.recovery.results import reasons_from_arrays
 
 #: ``recover --checkpoint-dir``: manifest format and version (layout: module docstring)
 CHECKPOINT_FORMAT = "rip-atoms-recover-checkpoint"
@@ -112,6 +113,12 @@ def summarize(res, source: str, codes: str) -> str:
         f"decided by   {methods or '—'}",
         f"time         {res.seconds:.2f} s",
     ]
+    examples = res.undetermined_examples(3)
+    for k, ex in enumerate(examples):  # after "undetermined"
+        lines.insert(6 + k, f"  code {ex['index']}: {ex['reason']}")
+    if len(res.reasons) > len(examples):
+        lines.insert(6 + len(examples), f"  … {len(res.reasons) - len(examples)} more with a "
+                                        "reason (--json: undetermined_examples)")
     if res.invalid:
         lines.insert(6, f"invalid      {res.invalid}")
     return "\n".join(lines)
@@ -354,7 +361,7 @@ def load_result(path: str | os.PathLike) -> RecoveryResult:
             homotopy_iters=a["homotopy_iters"], witnesses=wit, failed_codes=fc,
             atom_scale=a["atom_scale"], seconds=float(info.get("seconds") or 0.0),
             stage_seconds=dict(info.get("stage_seconds") or {}),
-            source=str(info.get("source", "codes")))
+            source=str(info.get("source", "codes")), reasons=reasons_from_arrays(a))
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise FileFormatError(f"{path}: not a per-code result file ({exc})") from exc
     if any(len(v) != n for v in (res.status, res.method, res.certificate, res.fuchs,
@@ -385,7 +392,11 @@ def merge_results(parts: list[RecoveryResult], *, source: str = "codes") -> Reco
         witnesses=sp.vstack([p.witnesses for p in parts], format="csr"),
         failed_codes=sp.vstack([p.failed_codes for p in parts], format="csr"),
         atom_scale=first.atom_scale, seconds=sum(p.seconds for p in parts),
-        stage_seconds=stages, source=source)
+        stage_seconds=stages, source=source,
+        reasons={int(start) + i: r
+                 for start, p in zip(np.cumsum([0] + [p.n for p in parts])[:-1], parts,
+                                     strict=True)
+                 for i, r in p.reasons.items()})
 
 
 def _open_checkpoint(args: argparse.Namespace, identity: dict, n_chunks: int) -> Path:

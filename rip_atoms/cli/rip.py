@@ -73,8 +73,14 @@ def run_spark(args: argparse.Namespace) -> int:
     print(f"spark ∈ [{_fmt(res.lower)}, {_fmt(res.upper)}]{'  (exact)' if res.exact else ''}")
     print(f"  lower by {res.methods['lower']}; upper by {res.methods['upper']}")
     if res.witness is not None:
-        print(f"  witness: atoms {list(res.witness)} are dependent "
-              f"(null-vector residual {res.residual:.2e})")
+        print(f"  witness: atoms {list(res.witness)} are dependent in float64 "
+              f"(null-vector residual {res.residual:.2e} ≤ {res.proof_rtol:g})")
+    if res.upper_within_precision < res.upper:
+        w = list(res.witness_within_precision)
+        print(f"  within the input's precision ({res.precision}): {len(w)} atoms {w} are "
+              f"dependent (null-vector residual "
+              f"{res.residual_within_precision:.2e} ≤ {res.rank_rtol:.2e}, by "
+              f"{res.methods['upper_within_precision']}); not proven in float64")
     print(f"  {res.statement}")
     return 0
 

@@ -91,7 +91,6 @@ def _admm_accept(ctx: Any, batch: _AdmmBatch, cols: np.ndarray, X: np.ndarray,
                                  nonneg)
             if wit is None:
                 wit = _first_witness(atoms, code, [(np.arange(len(x64)), x64)], nonneg)
-        if wit is not None:
-            ctx.fail(code, Method.ADMM, wit)
+        if wit is not None and ctx.fail(code, Method.ADMM, wit):
             done[t] = True
     return done

@@ -17,10 +17,15 @@ the per-code record, the stage timers, the progress bar and the deadline):
    polished solution is a witness, or the final segment's dual vector is pushed strictly inside
    (:func:`rip_atoms.recovery.certificates._push_certificate`).
 4. **lp** — where affordable, the exact certificate LP; its dual gives a witness when t* ≥ 1.
-5. **duplicate** — codes on duplicate atoms (never certified) still open: the swap witness.
+5. **duplicate** — codes on an atom of a duplicate pair still open: the swap witness (a
+   witness only for pairs parallel to float64 rounding); codes left open get the reason
+   (:mod:`~rip_atoms.recovery.reasons`).
 
 Whatever proposes a certificate or a witness, only the float64 checks of
-:mod:`~rip_atoms.recovery.certificates` and :mod:`~rip_atoms.recovery.witnesses` decide.
+:mod:`~rip_atoms.recovery.certificates` and :mod:`~rip_atoms.recovery.witnesses` decide: a
+certificate counts only through :meth:`_Context.offer` (rigorous bound < 1 − margin), a failure
+only through :meth:`_Context.fail`, which re-checks the witness
+(:func:`~rip_atoms.recovery.witnesses._check_witness`) whatever stage proposed it.
 """
 
 from __future__ import annotations
@@ -56,7 +61,8 @@ from rip_atoms.recovery.certificates import (
     _rigorous_bound,
     _sigma,
 )
-from rip_atoms.recovery.codes import _chunk_rows, _Code, _UnitAtoms
+from rip_atoms.recovery.codes import _chunk_rows, _Code, _gamma, _UnitAtoms
+from rip_atoms.recovery.reasons import undetermined_reason
 from rip_atoms.recovery.results import (
     CERTIFIED,
     FAILED,
@@ -108,6 +114,7 @@ class _Recorder:
         self.iters = np.full(n, -1, dtype=np.int32)
         self.witness: dict[int, Witness] = {}
         self.deltas: dict[int, Witness] = {}
+        self.reasons: dict[int, str] = {}  # why an undetermined code is undetermined
 
     def offer_bound(self, code: _Code, bound: float) -> None:
         """Keep the smallest certificate bound seen for the code."""
@@ -161,10 +168,10 @@ class _Context:
             self.stage_seconds[stage] += time.perf_counter() - t0
 
     def offer(self, code: _Code, method: Method, bound: float) -> bool:
-        """Record a certificate bound; certify the code (True) when bound < 1 − margin and the
-        code uses no duplicate atom."""
+        """Record a certificate bound; certify the code (True) when bound < 1 − margin (a
+        rigorous float64 bound: a proof, on near-parallel atoms too)."""
         self.rec.offer_bound(code, bound)
-        if bound < 1.0 - self.margin and not code.blocked:
+        if bound < 1.0 - self.margin:
             self.rec.status[code.index] = CERTIFIED
             self.rec.method[code.index] = method
             self.rec.certificate[code.index] = bound
@@ -172,13 +179,19 @@ class _Context:
             return True
         return False
 
-    def fail(self, code: _Code, method: Method, wit: Witness) -> None:
-        """Record a verified witness: the code failed."""
+    def fail(self, code: _Code, method: Method, wit: Witness) -> bool:
+        """The one gate of "failed": the witness x is re-checked in float64 on D̃
+        (:func:`~rip_atoms.recovery.witnesses._check_witness`: feasible to FEAS_TOL·‖y‖₂ plus
+        float64 rounding, ‖x‖₁ ≤ (1 + L1_TOL)‖δ̃‖₁, x ≥ 0 for non-negative codes, x ≠ δ̃);
+        only then is the code failed (True). Otherwise nothing is recorded (False)."""
+        if not _check_witness(self.atoms.rows64, code, wit[0], wit[1], self.nonneg):
+            return False
         self.rec.status[code.index] = FAILED
         self.rec.method[code.index] = method
         self.rec.witness[code.index] = wit
         self.rec.deltas[code.index] = (code.S, code.vals)
         self.tick()
+        return True
 
 
 def classify_recovery(
@@ -348,6 +361,7 @@ def classify_recovery(
         witnesses=rec.csr(rec.witness, n, n_atoms), failed_codes=rec.csr(rec.deltas, n, n_atoms),
         atom_scale=about["scale"], seconds=time.perf_counter() - t_start,
         stage_seconds={k: round(v, 6) for k, v in stage_seconds.items()}, source=source,
+        reasons=dict(sorted(rec.reasons.items())),
     )
     if out is not None:
         result.save(out)
@@ -474,7 +488,7 @@ def _stage_push(ctx: _Context, pending: list[_Code]) -> list[_Code]:
             if ctx.expired():
                 rest.extend(pending[n_done:])
                 break
-            if (code.blocked or not code.sigma_ratio > RANK_TOL
+            if (not code.sigma_ratio > RANK_TOL
                     or not ctx.rec.fuchs[code.index] <= PUSH_MAX_FUCHS):
                 rest.append(code)
                 continue
@@ -491,7 +505,9 @@ def _no_witness_possible(atoms: _UnitAtoms, code: _Code, bound: float, value: fl
                          y_norm: float) -> bool:
     """True when an exact certificate y' of value t ≤ ``bound`` < 1 rules out every witness
     (module :mod:`~rip_atoms.recovery.witnesses`). For a witness x, v = x − δ̃, r = D̃v:
-    ‖r‖₂ ≤ ε = FEAS_TOL‖δ̃‖₂ + γ_H‖δ̃‖₁ (y itself is a float64 sum), and
+    ‖r‖₂ ≤ ε = FEAS_TOL‖y‖₂ + 5.01·γ_N‖δ̃‖₁ (the witness tolerance with ‖x‖₁ ≤ (1 + L1_TOL)‖δ̃‖₁,
+    twice — the computed residual and the exact one differ by the same rounding — and y
+    itself is a float64 sum), and
     ‖x‖₁ − ‖δ̃‖₁ ≥ sᵀv_S + ‖v_{Sᶜ}‖₁ = y'ᵀr − y'ᵀD̃_{Sᶜ}v_{Sᶜ} + ‖v_{Sᶜ}‖₁
     ≥ (1 − t)‖v_{Sᶜ}‖₁ − ‖y'‖₂ε, so ‖x‖₁ ≤ (1 + L1_TOL)‖δ̃‖₁ forces
     ‖v_{Sᶜ}‖₁ ≤ m = (L1_TOL‖δ̃‖₁ + ‖y'‖₂ε)/(1 − t), and D̃_S v_S = r − D̃_{Sᶜ}v_{Sᶜ} gives
@@ -500,7 +516,7 @@ def _no_witness_possible(atoms: _UnitAtoms, code: _Code, bound: float, value: fl
     smaller than computed."""
     if not (bound < 1.0 and math.isfinite(value) and code.sigma_min > 0):
         return False
-    eps = FEAS_TOL * code.norm2 + atoms.gamma * code.l1
+    eps = FEAS_TOL * code.y_norm + 5.01 * _gamma(atoms.n_atoms + code.k + 1) * code.l1
     y_prime = y_norm + (bound - value)
     m = (L1_TOL * code.l1 + y_prime * eps) / (1.0 - bound)
     sigma = code.sigma_min * (1.0 - 1e-6)
@@ -522,9 +538,7 @@ def _rank_decisions(ctx: _Context, suspects: list[_Code]) -> list[_Code]:
                 wit = _witness_along(atoms.rows64, code, code.S, sign * v_S, ctx.nonneg)
                 if wit is not None:
                     break
-            if wit is not None:
-                ctx.fail(code, Method.RANK, wit)
-            else:
+            if wit is None or not ctx.fail(code, Method.RANK, wit):
                 rest.append(code)  # numerically rank-deficient, no clean witness: others try
             continue
         A = atoms.cols64[:, code.S]
@@ -582,9 +596,7 @@ def _decide_from_path(ctx: _Context, code: _Code, coef: np.ndarray, active: np.n
     if xA is not None:
         idx, vals = _clean_sparse(active, xA, nonneg)
         diff = _sparse_diff_norm(idx, vals, code.S, code.vals)
-        if diff > RECOVERY_TOL * code.norm2 and _check_witness(atoms.rows64, code, idx, vals,
-                                                               nonneg):
-            ctx.fail(code, Method.HOMOTOPY, (idx, vals))
+        if diff > RECOVERY_TOL * code.norm2 and ctx.fail(code, Method.HOMOTOPY, (idx, vals)):
             return True
     if not code.sigma_ratio > RANK_TOL:
         return False
@@ -619,23 +631,25 @@ def _stage_lp(ctx: _Context, pending: list[_Code]) -> list[_Code]:
                 decided = ctx.offer(code, Method.LP, bound)
                 if not decided and res.x[-1] >= 1.0 - ctx.margin:  # not unique: find the tie
                     wit = _lp_dual_witness(atoms, code, res, comp, nonneg)
-                    if wit is not None:
-                        ctx.fail(code, Method.LP, wit)
-                        decided = True
+                    decided = wit is not None and ctx.fail(code, Method.LP, wit)
             if not decided:
                 rest.append(code)
     return rest
 
 
 def _stage_duplicates(ctx: _Context, pending: list[_Code]) -> list[_Code]:
-    """Blocked codes still open: the witness that moves each δ̃ᵢ on a duplicate atom onto its
-    partner (:func:`rip_atoms.recovery.witnesses._duplicate_swap`)."""
+    """Codes on duplicate atoms still open: the witness that moves each δ̃ᵢ on a duplicate atom
+    onto its partner (:func:`rip_atoms.recovery.witnesses._duplicate_swap`; it re-checks only
+    for pairs parallel to float64 rounding). Codes left open on near-parallel atoms or on a
+    rank-deficient D̃_S get their reason (:func:`rip_atoms.recovery.reasons.undetermined_reason`)."""
     rest = []
     partners = ctx.atoms.duplicate_partners() if any(c.blocked for c in pending) else {}
     for code in pending:
         wit = _duplicate_swap(ctx.atoms, code, ctx.nonneg, partners) if code.blocked else None
-        if wit is None:
+        if wit is None or not ctx.fail(code, Method.DUPLICATE, wit):
             rest.append(code)
-        else:
-            ctx.fail(code, Method.DUPLICATE, wit)
+            reason = undetermined_reason(ctx.atoms, code, partners, ctx.nonneg,
+                                         ctx.rec.certificate[code.index], ctx.margin)
+            if reason:
+                ctx.rec.reasons[code.index] = reason
     return rest

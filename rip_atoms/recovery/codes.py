@@ -28,6 +28,7 @@ from rip_atoms.errors import (
 from rip_atoms.kernels.parallel_copy import parallel_copyto
 from rip_atoms.kernels.recovery_batch import RowSpaceProjector
 from rip_atoms.metric import AIPMetric
+from rip_atoms.precision import input_precision_name, rank_tolerance
 
 _U64 = 2.0**-53
 #: dictionaries with at most this many entries run the homotopy in float64 only (larger ones
@@ -50,7 +51,9 @@ class _UnitAtoms:
     """D̃ in float64 for the recovery tests, from :class:`CorrectedAtoms` (``rows64=True``).
 
     ``rows64`` (N×H, C order: atom rows) and ``cols64`` = rows64.T (H×N, Fortran order);
-    ``scale`` = ‖W dᵢ‖ (0 for dead atoms, whose rows are zero); ``dead`` the dead mask.
+    ``scale`` = ‖W dᵢ‖ (0 for dead atoms, whose rows are zero); ``dead`` the dead mask;
+    ``precision`` = (dtype name, r) of the input: sets with σmin/σmax ≤ r are dependent within
+    its precision (:func:`rip_atoms.precision.rank_tolerance`), for the words of a reason only.
     """
 
     @classmethod
@@ -80,21 +83,27 @@ class _UnitAtoms:
         self.corrected = corrected
         self.metric = corrected.metric
         self._metric_info = corrected.metric_info()
+        d = corrected.dictionary
+        self.precision = (input_precision_name(d), rank_tolerance(d, corrected.metric))
         self._set_arrays(corrected.rows64, corrected.norms, corrected.dead)
         self._cols32: np.ndarray | None = None
 
     @classmethod
     def from_arrays(cls, rows64: np.ndarray, scale: np.ndarray, dead: np.ndarray,
                     rows32: np.ndarray, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
-                    metric_info: dict) -> _UnitAtoms:
+                    metric_info: dict, precision: tuple[str, float] | None = None
+                    ) -> _UnitAtoms:
         """The view rebuilt from arrays another process computed (a worker of the distributed
         certifier, from :func:`rip_atoms.recovery.shared_atoms.load_atoms`): ``rows64`` and
         ``rows32`` (N×H, C order; may be read-only memory maps), ``scale``, ``dead``, the duplicate
-        ``pairs`` (atoms a, b, cos) of :meth:`duplicate_pairs` and the metric's description.
+        ``pairs`` (atoms a, b, cos) of :meth:`duplicate_pairs`, the metric's description and
+        :attr:`precision` (the input's dtype name and rank tolerance; None: unknown).
         Decisions are those of the view the arrays came from."""
         self = cls.__new__(cls)
         self.corrected = None  # no .metric either: the metric is known by its description only
         self._metric_info = dict(metric_info)
+        self.precision = None if precision is None else (str(precision[0]),
+                                                         float(precision[1]))
         self._set_arrays(rows64, scale, dead)
         self._cols32 = rows32.T
         self._set_duplicates(*pairs)
@@ -207,11 +216,16 @@ class _Code:
     l1: float
     sigma_min: float = math.nan
     sigma_ratio: float = math.nan
-    blocked: bool = False  # uses an atom of a duplicate pair: never certified
+    blocked: bool = False  # uses an atom of a duplicate pair (|cos| ≥ 1 − DUPLICATE_TOL)
 
     @property
     def k(self) -> int:
         return len(self.S)
+
+    @property
+    def y_norm(self) -> float:
+        """‖y‖₂ (float64), the scale of a witness's feasibility tolerance."""
+        return float(np.linalg.norm(self.y))
 
 
 def _as_matrix(D: Dictionary | np.ndarray) -> np.ndarray:

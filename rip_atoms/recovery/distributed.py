@@ -206,6 +206,7 @@ def _merge(rec, part, a: int, b: int) -> None:
         getattr(rec, name)[a:b] = getattr(part, name)
     rec.witness.update({a + i: w for i, w in part.witness.items()})
     rec.deltas.update({a + i: d for i, d in part.deltas.items()})
+    rec.reasons.update({a + i: r for i, r in part.reasons.items()})
 
 
 __all__ = ["classify_distributed"]

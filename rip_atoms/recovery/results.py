@@ -1,9 +1,13 @@
 """What a recovery decision means: statuses, methods, tolerances, and the result types.
 
 A code is **certified** when a dual certificate's rigorous bound is < 1 − ``MARGIN`` (and D̃_S has
-σmin/σmax > ``RANK_TOL``); **failed** when a witness x is feasible (‖D̃x − y‖₂ ≤ ``FEAS_TOL``·‖δ̃‖₂),
-no worse (‖x‖₁ ≤ (1 + ``L1_TOL``)‖δ̃‖₁) and different (‖x − δ̃‖₂ > ``RECOVERY_TOL``·‖δ̃‖₂);
-**undetermined** otherwise; **invalid** when the code itself is unusable (package docstring).
+σmin/σmax > ``RANK_TOL``); **failed** when a witness x re-checks in float64: feasible
+(‖D̃x − y‖₂ ≤ ``FEAS_TOL``·‖y‖₂ + γ_{m+k}(‖x‖₁ + ‖δ̃‖₁), the float64 rounding of the residual,
+:func:`rip_atoms.recovery.witnesses._feasibility_tol`), no worse (‖x‖₁ ≤ (1 + ``L1_TOL``)‖δ̃‖₁,
+x ≥ 0 for non-negative codes) and different (‖x − δ̃‖₂ > ``RECOVERY_TOL``·‖δ̃‖₂);
+**undetermined** otherwise, with a reason where the classifier can give one (a near-parallel
+pair, a rank-deficient D̃_S: ``RecoveryResult.reasons``); **invalid** when the code itself is
+unusable (package docstring).
 :class:`Status` and :class:`Method` are the integer codes stored per code in
 :class:`RecoveryResult`; ``STATUS_NAMES``/``METHOD_NAMES`` are their names in that order.
 """
@@ -25,7 +29,7 @@ from rip_atoms.errors import FileFormatError
 
 #: a certificate proves uniqueness when its rigorous bound is < 1 − MARGIN
 MARGIN = 1e-6
-#: a witness x is feasible when ‖D̃x − y‖₂ ≤ FEAS_TOL·‖δ̃‖₂
+#: a witness x is feasible when ‖D̃x − y‖₂ ≤ FEAS_TOL·‖y‖₂ (+ the float64 rounding of D̃x − y)
 FEAS_TOL = 1e-9
 #: a witness beats the code when ‖x‖₁ ≤ (1 + L1_TOL)·‖δ̃‖₁
 L1_TOL = 1e-9
@@ -154,6 +158,8 @@ class RecoveryResult:
     witnesses : n×N CSR; row i holds the witness x̃ of failed code i over D̃ (empty otherwise).
     failed_codes : n×N CSR; row i holds δ̃ of failed code i (so v = x̃ − δ̃ ∈ ker D̃).
     atom_scale : ‖W dᵢ‖ (the factor δ̃ᵢ = ‖W dᵢ‖ δᵢ; 0 for dead atoms).
+    reasons : code index → why that undetermined code has no proof either way (only codes the
+        classifier can explain: a near-parallel pair, a rank-deficient D̃_S).
     """
 
     n: int
@@ -175,6 +181,7 @@ class RecoveryResult:
     seconds: float = 0.0
     stage_seconds: dict = field(default_factory=dict)
     source: str = "codes"
+    reasons: dict = field(default_factory=dict)
 
     @property
     def certified(self) -> int:
@@ -251,6 +258,12 @@ class RecoveryResult:
         idx = np.flatnonzero(self.status == INVALID)[:limit]
         return [{"index": int(i), "reason": INVALID_REASONS[self.invalid_reason[i]]} for i in idx]
 
+    def undetermined_examples(self, limit: int = 20) -> list[dict]:
+        """The first undetermined codes with a reason: ``{"index": i, "reason": ...}``, in
+        index order, at most ``limit``."""
+        return [{"index": int(i), "reason": str(r)}
+                for i, r in sorted(self.reasons.items())[:limit]]
+
     def to_dict(self) -> dict:
         """The summary (counts, methods, tolerances; no per-code arrays) as a JSON-ready dict."""
         cert = self.certificate[self.status == CERTIFIED]
@@ -269,9 +282,15 @@ class RecoveryResult:
             "metric": self.metric,
             "margin": self.margin,
             "tolerances": {"feasibility": FEAS_TOL, "l1": L1_TOL, "recovery": RECOVERY_TOL,
-                           "rank": RANK_TOL},
+                           "rank": RANK_TOL,
+                           "reading": "failed: ‖D̃x − y‖₂ ≤ feasibility·‖y‖₂ + γ_{m+k}(‖x‖₁ + "
+                                      "‖δ̃‖₁) (γ_n = nu/(1 − nu), u = 2⁻⁵³; m, k the non-zeros "
+                                      "of x, δ̃), ‖x‖₁ ≤ (1 + l1)‖δ̃‖₁, ‖x − δ̃‖₂ > "
+                                      "recovery·‖δ̃‖₂, in float64 on D̃"},
             "max_certified_bound": float(cert.max()) if cert.size else None,
             "invalid_examples": self.invalid_examples(),
+            "undetermined_with_reason": len(self.reasons),
+            "undetermined_examples": self.undetermined_examples(),
             "source": self.source,
         }
 
@@ -280,7 +299,8 @@ class RecoveryResult:
 
         Keys: status, method, certificate, fuchs, support_size, invalid_reason, homotopy_iters,
         atom_scale, witness_{data,indices,indptr}, failed_code_{data,indices,indptr}, shape,
-        status_names, method_names, invalid_reasons, summary (JSON text). Loads with
+        status_names, method_names, invalid_reasons, summary (JSON text), reason_index and
+        reason_text (the undetermined codes' reasons). Loads with
         ``np.load(path, allow_pickle=False)``, or back into a result with :meth:`load`.
 
         Parameters
@@ -303,6 +323,9 @@ class RecoveryResult:
             "status_names": np.array(STATUS_NAMES), "method_names": np.array(METHOD_NAMES),
             "invalid_reasons": np.array(INVALID_REASONS),
             "summary": np.array(strict_json.dumps(self.to_dict())),
+            "reason_index": np.array(sorted(self.reasons), dtype=np.int64),
+            "reason_text": np.array([str(self.reasons[i]) for i in sorted(self.reasons)],
+                                    dtype=str),
         }
         for attr, key in _CSR_KEYS:
             M = getattr(self, attr)
@@ -359,7 +382,15 @@ class RecoveryResult:
                 fuchs=f["fuchs"], support_size=f["support_size"],
                 invalid_reason=f["invalid_reason"], homotopy_iters=f["homotopy_iters"],
                 atom_scale=f["atom_scale"], seconds=float(summary["seconds"]),
-                stage_seconds=dict(summary["stage_seconds"]), source=summary["source"], **csr,
+                stage_seconds=dict(summary["stage_seconds"]), source=summary["source"],
+                reasons=reasons_from_arrays(f), **csr,
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise FileFormatError(f"{path}: not a per-code recovery result ({exc})") from exc
+
+
+def reasons_from_arrays(f: dict) -> dict[int, str]:
+    """code index → reason from the arrays of a saved result (none in files from before)."""
+    if "reason_index" not in f:
+        return {}
+    return {int(i): str(t) for i, t in zip(f["reason_index"], f["reason_text"], strict=True)}

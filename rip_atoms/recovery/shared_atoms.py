@@ -138,7 +138,8 @@ def publish_atoms(D: Dictionary | np.ndarray, metric: AIPMetric | str | None,
         rows32.flush()
         token = uuid.uuid4().hex
         manifest = {"format": "rip-atoms shared atoms", "version": 1, "token": token,
-                    "n_atoms": n, "dim": h, "metric": atoms.metric_info()}
+                    "n_atoms": n, "dim": h, "metric": atoms.metric_info(),
+                    "precision": None if atoms.precision is None else list(atoms.precision)}
         tmp = os.path.join(path, _MANIFEST + ".tmp")
         with open(tmp, "w") as fh:
             json.dump(manifest, fh)
@@ -211,7 +212,7 @@ def load_atoms(shared: SharedAtoms) -> _UnitAtoms:
         return _UnitAtoms.from_arrays(
             arrays["rows64"], arrays["scale"], arrays["dead"], arrays["rows32"],
             (pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64), pairs[:, 2].copy()),
-            manifest["metric"])
+            manifest["metric"], manifest.get("precision"))
     except (ValueError, TypeError, KeyError, IndexError) as exc:  # malformed pairs or manifest
         raise SharedAtomsUnavailable(f"{shared.directory}: {exc}") from None
 

@@ -1,16 +1,24 @@
 """Failure witnesses: a feasible x ≠ δ̃ with ‖x‖₁ ≤ ‖δ̃‖₁, checked in float64.
 
-A witness x of a code δ̃ (support S) satisfies, recomputed in float64 (:func:`_check_witness`):
-‖D̃x − y‖₂ ≤ FEAS_TOL‖δ̃‖₂, ‖x‖₁ ≤ (1 + L1_TOL)‖δ̃‖₁, x ≥ 0 for non-negative codes, and
-‖x − δ̃‖₂ > RECOVERY_TOL‖δ̃‖₂. Then v = x − δ̃ ∈ ker D̃ (to the same tolerance) has
-‖v_{Sᶜ}‖₁ ≤ ‖v_S‖₁: a null-space-property violation of order |S|, and δ̃ is not the unique
-basis-pursuit solution.
+A witness x of a code δ̃ (support S, y = D̃δ̃) satisfies, recomputed in float64 on the float64
+corrected atoms D̃ (:func:`_check_witness`, the one test every "failed" passes):
+
+* feasible: ‖D̃x − y‖₂ ≤ ε = FEAS_TOL·‖y‖₂ + γ_{m+k}·(‖x‖₁ + ‖δ̃‖₁) (:func:`_feasibility_tol`:
+  a relative residual of 1e-9, plus the float64 rounding of the m + k products that form
+  D̃x − y, γ_n = nu/(1 − nu), u = 2⁻⁵³, so that exact ties such as an exactly duplicated atom
+  pass whatever ‖y‖);
+* no worse: ‖x‖₁ ≤ (1 + L1_TOL)‖δ̃‖₁, and x ≥ 0 for non-negative codes;
+* different: ‖x − δ̃‖₂ > RECOVERY_TOL‖δ̃‖₂.
+
+Then v = x − δ̃ ∈ ker D̃ (to the same tolerance) has ‖v_{Sᶜ}‖₁ ≤ ‖v_S‖₁: a null-space-property
+violation of order |S|, and δ̃ is not the unique basis-pursuit solution.
 
 Sources of candidates: least squares on a proposed support (:func:`_polish`, :func:`_nnls`); a
 step along a direction v ∈ ker D̃ that does not increase ‖·‖₁ (:func:`_witness_along`) — the SVD
 null vector of a rank-deficient D̃_S, or the null direction read off the certificate LP's dual
 (:func:`_lp_dual_witness`); and the duplicate swap (:func:`_duplicate_swap`), which moves each
-δ̃ᵢ on an atom of a duplicate pair onto its partner.
+δ̃ᵢ on an atom of a duplicate pair onto its partner (a witness only where the pair is parallel
+to float64 rounding: for a pair at |cos| = 1 − ε it misses y by about √(2ε)·|δ̃ᵢ|).
 """
 
 from __future__ import annotations
@@ -20,8 +28,7 @@ import math
 import numpy as np
 import scipy.linalg as sla
 
-from rip_atoms.dictionary import DUPLICATE_TOL
-from rip_atoms.recovery.codes import _Code, _UnitAtoms
+from rip_atoms.recovery.codes import _Code, _gamma, _UnitAtoms
 from rip_atoms.recovery.results import FEAS_TOL, L1_TOL, RECOVERY_TOL
 
 
@@ -30,18 +37,30 @@ def _apply(rows: np.ndarray, idx: np.ndarray, vals: np.ndarray) -> np.ndarray:
     return rows[idx].T @ vals if len(idx) else np.zeros(rows.shape[1])
 
 
+def _feasibility_tol(code: _Code, x_l1: float, m: int) -> float:
+    """ε = FEAS_TOL·‖y‖₂ + γ_{m+k}·(‖x‖₁ + ‖δ̃‖₁): the residual ‖D̃x − y‖₂ a witness with m
+    non-zeros may have (module docstring). Each entry of D̃x − y is a float64 sum of m + k
+    products, in error by at most γ_{m+k} times the sum of their magnitudes; over the entries,
+    for unit columns, that is at most γ_{m+k}(‖x‖₁ + ‖δ̃‖₁) in ‖·‖₂."""
+    return FEAS_TOL * code.y_norm + _gamma(m + code.k + 1) * (x_l1 + code.l1)
+
+
 def _check_witness(rows: np.ndarray, code: _Code, idx: np.ndarray, vals: np.ndarray,
                    nonneg: bool) -> bool:
-    """Is x (sparse: idx, vals) a failure witness for the code? (module docstring):
-    ‖D̃x − y‖₂ ≤ FEAS_TOL‖δ̃‖₂, ‖x‖₁ ≤ (1 + L1_TOL)‖δ̃‖₁, x ≥ 0 if non-negative,
-    ‖x − δ̃‖₂ > RECOVERY_TOL‖δ̃‖₂ — all in float64."""
-    if not np.all(np.isfinite(vals)):
+    """Is x (sparse: idx, vals) a failure witness for the code? (module docstring), in float64
+    on the rows of D̃: ‖D̃x − y‖₂ ≤ :func:`_feasibility_tol`, ‖x‖₁ ≤ (1 + L1_TOL)‖δ̃‖₁,
+    x ≥ 0 if non-negative, ‖x − δ̃‖₂ > RECOVERY_TOL‖δ̃‖₂."""
+    idx = np.asarray(idx, dtype=np.int64)
+    vals = np.asarray(vals, dtype=np.float64)
+    if idx.shape != vals.shape or not np.all(np.isfinite(vals)):
         return False
     if nonneg and np.any(vals < 0):
         return False
-    if np.abs(vals).sum() > (1.0 + L1_TOL) * code.l1:
+    x_l1 = float(np.abs(vals).sum())
+    if x_l1 > (1.0 + L1_TOL) * code.l1:
         return False
-    if np.linalg.norm(_apply(rows, idx, vals) - code.y) > FEAS_TOL * code.norm2:
+    residual = np.linalg.norm(_apply(rows, idx, vals) - code.y)
+    if not residual <= _feasibility_tol(code, x_l1, len(idx)):
         return False
     diff = _sparse_diff_norm(idx, vals, code.S, code.vals)
     return bool(diff > RECOVERY_TOL * code.norm2)
@@ -161,9 +180,11 @@ def _lp_dual_witness(atoms: _UnitAtoms, code: _Code, res, comp: np.ndarray, nonn
 
 def _duplicate_swap(atoms: _UnitAtoms, code: _Code, nonneg: bool,
                     partners: dict[int, list[tuple[int, float]]]):
-    """Move each δ̃ᵢ on an atom with a duplicate partner j onto j (coefficient sign(cos)·δ̃ᵢ):
-    the same ‖x‖₁ and ‖D̃x − y‖₂ ≤ √(2·DUPLICATE_TOL)·‖δ̃‖₁ (exact for exactly parallel atoms).
-    Returns (idx, vals) of x, or None when no entry moved or x differs too little from δ̃."""
+    """Move each δ̃ᵢ on an atom with a duplicate partner j onto j (coefficient sign(cos)·δ̃ᵢ;
+    for non-negative codes only onto partners with cos > 0): the same ‖x‖₁, and
+    ‖D̃x − y‖₂ = ‖Σᵢ δ̃ᵢ(sign(cos)d̃ⱼ − d̃ᵢ)‖₂, zero for exactly parallel atoms. Returns
+    (idx, vals) of x if it passes :func:`_check_witness`, else None (nothing to move, or a pair
+    that is only near-parallel: then the swap misses y and proves nothing)."""
     x = dict(zip(code.S.tolist(), code.vals.tolist(), strict=True))
     moved = False
     for a, v in zip(code.S.tolist(), code.vals.tolist(), strict=True):
@@ -178,14 +199,7 @@ def _duplicate_swap(atoms: _UnitAtoms, code: _Code, nonneg: bool,
         return None
     idx = np.array(sorted(k for k, v in x.items() if v != 0.0), dtype=np.int64)
     vals = np.array([x[k] for k in idx])
-    if (nonneg and np.any(vals < 0)) or np.abs(vals).sum() > (1.0 + L1_TOL) * code.l1:
-        return None
-    if np.linalg.norm(_apply(atoms.rows64, idx, vals) - code.y) > (
-            math.sqrt(2.0 * DUPLICATE_TOL) * code.l1 * (1 + 1e-9)):
-        return None
-    if _sparse_diff_norm(idx, vals, code.S, code.vals) <= RECOVERY_TOL * code.norm2:
-        return None
-    return idx, vals
+    return (idx, vals) if _check_witness(atoms.rows64, code, idx, vals, nonneg) else None
 
 
 def _first_witness(atoms: _UnitAtoms, code: _Code, candidates,

@@ -337,7 +337,11 @@ def build_report(
     report["spark"] = {
         "computed": True, **spark.to_dict(),
         "reading": "spark = size of the smallest linearly dependent set of atoms; every code "
-                   "with fewer than spark/2 non-zeros is the unique sparsest representation",
+                   "with fewer than spark/2 non-zeros is the unique sparsest representation. "
+                   "[lower, upper] is proven: the upper witness's null vector re-checks in "
+                   "float64 (residual ≤ proof_rtol); upper_within_precision is a set dependent "
+                   "only within the precision the atoms arrived in (σ_min/σ_max ≤ rank_rtol), "
+                   "which proves nothing",
     }
     uniq: dict = {"unique_up_to": spark.unique_up_to, "statement": spark.statement,
                   "certified_K_coherence": report["coherence"]["aip"]["certified_K"]}
@@ -552,18 +556,10 @@ def verdict(report: dict) -> list[str]:
     dup = report["coherence"]["aip"]["duplicate_pairs"]
     if dup:
         lines.append(f"{len(dup)} duplicate pair(s) (|cos| ≥ 1 − 1e-6), e.g. atoms {dup[0][0]} "
-                     f"and {dup[0][1]}: no code using one of them is unique.")
-    sp_ = report["spark"]
-    u = _num(sp_["unique_up_to"])
-    if sp_["lower"] is None or (isinstance(sp_["lower"], float) and math.isinf(sp_["lower"])):
-        lines.append("the live atoms are linearly independent (spark = ∞): every code is the "
-                     "unique representation of its signal.")
-    elif u == "0":
-        lines.append(f"spark ∈ [{_num(sp_['lower'])}, {_num(sp_['upper'])}]: a dependent pair, "
-                     "so uniqueness is certified for no code.")
-    else:
-        lines.append(f"spark ∈ [{_num(sp_['lower'])}, {_num(sp_['upper'])}]: codes with at "
-                     f"most {u} non-zero{'' if u == '1' else 's'} are unique.")
+                     f"and {dup[0][1]}: counted as parallel by the coherence and spark lower "
+                     "bounds (no K certified from μ); codes using them are decided by exact "
+                     "certificates and float64 witnesses only.")
+    lines.append(_spark_verdict(report["spark"]))
     rip = report.get("rip", {})
     if rip.get("computed"):
         thr = math.sqrt(2) - 1
@@ -587,6 +583,27 @@ def verdict(report: dict) -> list[str]:
             lines.append(f"{r['name']}: R² AIP {r['r2_aip']:.3f}, q*_quantile "
                          f"{r['q_star_quantile']:.3f}, mean L0 {r['mean_l0']:.1f}.")
     return lines
+
+
+def _spark_verdict(sp_: dict) -> str:
+    """The spark sentence: the proven bracket, what it certifies, and a side dependent only
+    within the input's precision said as such (never as "uniqueness fails")."""
+    u = _num(sp_["unique_up_to"])
+    if sp_["lower"] is None or (isinstance(sp_["lower"], float) and math.isinf(sp_["lower"])):
+        return ("the live atoms are linearly independent (spark = ∞): every code is the "
+                "unique representation of its signal.")
+    head = f"spark ∈ [{_num(sp_['lower'])}, {_num(sp_['upper'])}]"
+    if u == "0":
+        says = "the spark certifies uniqueness for no code"
+        if sp_["upper"] == 2:
+            says += " (a pair of atoms is dependent in float64)"
+    else:
+        says = f"codes with at most {u} non-zero{'' if u == '1' else 's'} are unique"
+    within = sp_.get("upper_within_precision")
+    if within is not None and within < sp_["upper"]:
+        says += (f"; {_num(within)} atoms are dependent within the input's precision "
+                 f"({sp_.get('precision', 'input')}) but not in float64")
+    return f"{head}: {says}."
 
 
 def _num(v) -> str:

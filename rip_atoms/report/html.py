@@ -227,6 +227,13 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
             ["upper method", sp_["methods"].get("upper", "—")],
             ["witness circuit", " ".join(str(i) for i in (sp_["witness"] or [])[:20]) or "—"],
             ["witness residual", sp_["residual"]]]
+    if sp_.get("upper_within_precision", sp_["upper"]) < sp_["upper"]:
+        rows += [[f"dependent within the input's precision ({sp_.get('precision')}), not "
+                  "proven", sp_["upper_within_precision"]],
+                 ["its method", sp_["methods"].get("upper_within_precision", "—")],
+                 ["its circuit", " ".join(str(i) for i in
+                                          (sp_["witness_within_precision"] or [])[:20])],
+                 ["its residual", sp_["residual_within_precision"]]]
     if "codes_within_uniqueness" in u:
         rows.append(["codes with L0 ≤ unique-up-to", u["codes_within_uniqueness"]])
         rows.append(["codes with L0 ≤ certified K (μ)", u["codes_within_coherence_guarantee"]])
