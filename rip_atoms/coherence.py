@@ -16,9 +16,13 @@ Dead atoms (zero) are excluded and reported; duplicate pairs (|cos| ≥ 1 − 1e
 from ±1 the two atoms cannot be told apart at the precision of real SAE weights (float32 rounding
 of an exactly parallel pair such as dⱼ = −3dᵢ leaves |cos| = 1 − 1e-15), so every certified upper
 bound counts it as |cos| = 1 (``mu_upper`` = 1, ``per_atom_upper`` = 1 for both atoms, the
-entry counts 1 in ``babel_upper``): a dictionary with a duplicate pair certifies nothing
-(certified K = 0, spark ≤ 2). The measured values (``mu``, ``per_atom``, ``babel``, the pair
-lists) stay what they are: true values up to their stated float error, never rounded up.
+entry counts 1 in ``babel_upper``): a dictionary with a duplicate pair certifies nothing from
+μ (certified K = 0, and the coherence bound gives only spark ≥ 2). That is a conservative upper
+bound, never a refutation: spark's upper side, RIP's L_k and the ℓ1 certificates and witnesses
+decide on the float64 atoms themselves (:mod:`rip_atoms.precision`), so a pair at
+|cos| = 1 − 1e-6 is no dependent set and a code on it may be certified. The measured values
+(``mu``, ``per_atom``, ``babel``, the pair lists) stay what they are: true values up to their
+stated float error, clamped to ≤ 1, never rounded up.
 
 Certified values. Every guarantee (uniqueness K, spark lower bounds, Babel K, RIP upper sides) is
 taken from an upper bound on μ, never from the float value itself: ``mu_upper`` =

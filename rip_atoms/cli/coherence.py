@@ -24,8 +24,9 @@ def uniqueness_phrase(mu_upper: float) -> str:
     (never from the float value: see :attr:`CoherenceResult.mu_upper`)."""
     k = theory.coherence_certified_k(mu_upper)
     if k == 0:
-        return ("nothing certified: μ ≤ 1 cannot be bounded below 1 (a duplicate or parallel "
-                "pair), so not even 1-sparse codes are certified unique")
+        return ("nothing certified: μ ≤ 1 cannot be bounded below 1 (a duplicate pair, "
+                "|cos| ≥ 1 − 1e-6, counts as parallel), so coherence certifies not even 1-sparse "
+                "codes unique (exact certificates may: recover)")
     if math.isinf(k):
         return "μ = 0: every code is unique and recovered by ℓ1 (orthogonal atoms)"
     return (f"every code with K ≤ {k} non-zeros is the unique K-sparse code and ℓ1 recovers "

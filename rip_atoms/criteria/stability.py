@@ -398,6 +398,10 @@ def l1_certified_fraction(
         methods.update(res.methods)
         if res.invalid:
             methods["invalid"] = res.invalid_examples()
+        if res.reasons:  # undetermined codes the classifier can explain (near-parallel pairs)
+            methods["undetermined_reasons"] = [
+                {"token": int(pick[nonempty[e["index"]]]), "reason": e["reason"]}
+                for e in res.undetermined_examples(5)]
     counts = {k: int(np.sum(status == k)) for k in ("certified", "failed", "undetermined",
                                                     "invalid")}
     return L1Certified(
