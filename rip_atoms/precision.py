@@ -87,13 +87,14 @@ def dependence_words(rho: float, rtol_in: float, precision: str) -> str:
 
 def near_singular_words(atoms: CorrectedAtoms, support, lam_min: float) -> str | None:
     """How a support with a small float64 λmin(G_S) reads, for labels of L_k ≈ 1: when
-    λmin ≤ |S|·r² (r = :func:`rank_tolerance`; λmin = σ_min² and σ_max² ≤ |S| for unit columns,
-    so only then can ρ = σ_min/σ_max be ≤ r), :func:`dependence_words` of ρ from the float64 SVD
-    of D̃_S; None otherwise, and for |S| > H (dependent by dimension, a proof)."""
+    λmin ≤ |S|·(r² + 1e-12) (r = :func:`rank_tolerance`; λmin = σ_min² and σ_max² ≤ |S| for unit
+    columns, so only then can ρ = σ_min/σ_max be ≤ r; 1e-12 covers the float64 error of an
+    eigenvalue of the Gram, ~|S|·u₆₄), :func:`dependence_words` of ρ from the float64 SVD of
+    D̃_S; None otherwise, and for |S| > H (dependent by dimension, a proof)."""
     S = [int(i) for i in support]
     d = atoms.dictionary
     rtol = rank_tolerance(d, atoms.metric)
-    if not S or len(S) > d.dim or not lam_min <= len(S) * rtol * rtol:
+    if not S or len(S) > d.dim or not lam_min <= len(S) * (rtol * rtol + 1e-12):
         return None
     rho = relative_sigma_min(atoms.vectors(S))
     return dependence_words(rho, rtol, input_precision_name(d))
