@@ -204,7 +204,7 @@ def test_spark_on_the_near_parallel_pair_claims_no_dependent_pair(tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["lower"] >= 3 and out["upper"] > 2 and out["upper_within_precision"] > 2
-    assert "K = 1 " not in out["statement"]
+    assert "uniqueness fails for some codes with K = 1 " not in out["statement"]
     assert out["upper"] <= 33  # H + 1
     if out["witness"] is not None:
         X = U[:, out["witness"]]
