@@ -199,6 +199,7 @@ def classify_recovery(
     out: str | os.PathLike | None = None,
     source: str = "codes",
     budget_s: float | None = None,
+    effort: int | None = None,
     engine: str = "numpy",
     device: str | None = None,
     client: Any = None,
@@ -259,7 +260,12 @@ def classify_recovery(
         decided when it runs out stay undetermined. With ``client``, each task gets the share
         B·min(w, T)/T of B (w workers, T tasks: T/w rounds of tasks fit in B) and the client
         stops waiting at B: chunks not back by then stay undetermined
-        (:mod:`rip_atoms.recovery.distributed`).
+        (:mod:`rip_atoms.recovery.distributed`). With ``effort``, only a wall-clock cap.
+    effort : int, optional
+        A work budget instead: this many units (one per budget check — a chunk, a per-code
+        solve — and uninterruptible steps by their estimated operation count;
+        :mod:`rip_atoms.deadline`), so the same codes and options decide the same codes on any
+        machine. Single-process only (not with ``client``).
     engine : {"numpy", "torch"}
         Who runs the fast path of the Fuchs stage (the G_S solves and the float32 screen of
         D̃ᵀy₀): numpy, or torch on ``device`` (:mod:`rip_atoms.kernels.torch_fuchs`). Either
@@ -306,7 +312,10 @@ def classify_recovery(
         check_real("lp_time_limit", lp_time_limit, lo=0.0, lo_open=True, allow_inf=True)
     if engine not in ("numpy", "torch"):
         raise ParameterError(f"engine must be 'numpy' or 'torch', not {engine!r}")
-    deadline = Deadline(budget_s) if budget_s is not None else None
+    deadline = Deadline.of(budget_s, effort)
+    if effort is not None and client is not None:
+        raise ParameterError("effort (a work budget) is for single-process runs: with Dask "
+                             "workers give budget_s")
     if client is None:
         atoms = _UnitAtoms.of(D, metric, corrected_atoms)
         h, n_atoms = atoms.dim, atoms.n_atoms
@@ -348,6 +357,7 @@ def classify_recovery(
         witnesses=rec.csr(rec.witness, n, n_atoms), failed_codes=rec.csr(rec.deltas, n, n_atoms),
         atom_scale=about["scale"], seconds=time.perf_counter() - t_start,
         stage_seconds={k: round(v, 6) for k, v in stage_seconds.items()}, source=source,
+        budget={} if deadline is None else deadline.to_dict(),
     )
     if out is not None:
         result.save(out)
@@ -550,10 +560,12 @@ def _stage_homotopy(ctx: _Context, pending: list[_Code]) -> list[_Code]:
             if ctx.expired():
                 rest.extend(pending[n_done:])
                 break
-            if ctx.deadline is not None and \
-                    HOMOTOPY_STEPS_PER_NONZERO * code.k * step_s > ctx.deadline.remaining():
-                rest.append(code)  # its path would not end before the deadline: left open
-                continue
+            cost = HOMOTOPY_STEPS_PER_NONZERO * code.k * step_s
+            if ctx.deadline is not None:
+                if not ctx.deadline.fits(cost):
+                    rest.append(code)  # its path would not end before the deadline: left open
+                    continue
+                ctx.deadline.charge(cost)
             decided = False
             total = 0
             for dt in atoms.homotopy_dtypes:
@@ -605,8 +617,9 @@ def _stage_lp(ctx: _Context, pending: list[_Code]) -> list[_Code]:
                 if ctx.deadline.expired():
                     rest.extend(pending[n_done:])
                     break
-                left = ctx.deadline.remaining()
+                left = ctx.deadline.clock_left()
                 time_limit = left if time_limit is None else min(time_limit, left)
+                time_limit = time_limit if math.isfinite(time_limit) else None
             size = (atoms.n_atoms - code.k) * (atoms.dim + 1) * (1 if nonneg else 2)
             if size > ctx.lp_max_size or not code.sigma_ratio > RANK_TOL:
                 rest.append(code)

@@ -175,6 +175,9 @@ class RecoveryResult:
     seconds: float = 0.0
     stage_seconds: dict = field(default_factory=dict)
     source: str = "codes"
+    #: the call's budget and its use (:meth:`rip_atoms.deadline.Deadline.to_dict`; empty when
+    #: unlimited)
+    budget: dict = field(default_factory=dict)
 
     @property
     def certified(self) -> int:

@@ -24,13 +24,31 @@ from rip_atoms import strict_json
 from rip_atoms.errors import FileFormatError, Interrupted
 
 __all__ = ["REPORT_FILES", "prepare_report_folder", "read_report", "report_json",
-           "write_report"]
+           "without_time_fields", "write_report"]
 
 #: the files a run may write into its report folder; any of them not written by a run is removed
 REPORT_FILES = ("report.json", "report.html")
 #: prefix of every temporary file written into a report folder (``.report.*.tmp``)
 _TMP_PREFIX = ".report."
 _TMP_SUFFIX = ".tmp"
+
+
+def is_time_field(key: str) -> bool:
+    """The keys of a report that read the clock: ``created`` and every count of seconds
+    (``seconds``, names ending in ``_s`` or ``_seconds``: wall time, what was left of a
+    wall-clock cap). Everything else is the same on every run of the same command with a work
+    budget (``--effort``, the default), on any thread count."""
+    return key in ("created", "seconds") or key.endswith(("_s", "_seconds"))
+
+
+def without_time_fields(report):
+    """``report`` with its time fields (:func:`is_time_field`) left out, at every depth: what
+    two runs of the same command must agree on."""
+    if isinstance(report, dict):
+        return {k: without_time_fields(v) for k, v in report.items() if not is_time_field(k)}
+    if isinstance(report, list):
+        return [without_time_fields(v) for v in report]
+    return report
 
 
 def report_json(report: dict) -> str:
