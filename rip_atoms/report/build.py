@@ -34,6 +34,7 @@ from rip_atoms.metric import AIPMetric, fit_metric, representation_shift
 from rip_atoms.recovery.codes import PROJECTOR_SECONDS_PER_FLOP
 from rip_atoms.report.budget import SearchBudget
 from rip_atoms.report.l1_section import codes_section, recovery_searches
+from rip_atoms.report.reproducibility import reproducibility_section
 from rip_atoms.theory import babel_certified_k
 
 SCHEMA = "rip_atoms.report/1"
@@ -389,6 +390,9 @@ def build_report(
     report["not_computed"] = notes
     seconds["total"] = time.perf_counter() - t_all
     report["search_budget"] = searches.to_dict()
+    made_here = target.kind == "experiment"  # the default run: harvested and trained here
+    report["reproducibility"] = reproducibility_section(report, trained_here=made_here,
+                                                        harvested_here=made_here)
     report["seconds"] = seconds
     report["verdict"] = verdict(report)
     from rip_atoms.report.answer import answer_block
