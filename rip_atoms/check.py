@@ -54,7 +54,7 @@ CERT_TOL = 1e-9       # a claimed certificate bound may be below the recomputed 
 FEAS_RTOL = 1e-8      # a witness is feasible when ‖D̃x − y‖ ≤ FEAS_RTOL·‖y‖ (+ rounding)
 L1_RTOL = 1e-9        # ‖x‖₁ ≤ (1 + L1_RTOL)‖δ‖₁
 DIFF_RTOL = 1e-6      # x ≠ δ: ‖x − δ‖₂ > DIFF_RTOL·‖δ‖₂
-MU_MAX_ATOMS = 16384  # the all-pairs maximum of μ is re-checked up to this many atoms
+MU_MAX_ATOMS = 4096   # the all-pairs maximum of μ is re-checked up to this many atoms
 
 
 class BadFile(Exception):
@@ -121,6 +121,7 @@ KINDS = {"check_pair": "coherence pair", "check_mu_max": "coherence maximum",
          "check_rip": "RIP witness", "check_null": "spark null vector",
          "check_certificate": "dual certificate", "check_failure": "failure witness"}
 
+
 def _try(check, A: Atoms, name: str, *args) -> Claim:
     """``check(A, name, *args)``; a claim whose atoms cannot be used fails (it does not stop
     the check)."""
@@ -184,7 +185,9 @@ def check_null(A: Atoms, name: str, S, v, upper, exact: bool, wording: str,
     if rel <= NULL_RTOL:
         return Claim(name, True, rel, note="dependent at float64 precision")
     labelled = not exact and "precision" in wording
-    ok = labelled and rel <= rank_rtol
+    # the input's precision: σmin ≤ √(H+1)·√κ·u_in with u_in ≤ 2⁻⁸ (bfloat16) at the coarsest
+    cap = math.sqrt(A.dim + 1) * math.sqrt(max(1.0, A.kappa)) * 2.0**-8
+    ok = labelled and rel <= min(rank_rtol, cap)
     why = "dependent within the input's precision" if ok else \
         f"‖D̃_S v‖/(‖D̃_S‖‖v‖) = {rel:.2e} > {NULL_RTOL:g} and not labelled within precision"
     return Claim(name, ok, rel, note=why)
@@ -195,16 +198,21 @@ def check_certificate(A: Atoms, name: str, S, s, y, nonneg: bool, claimed=None) 
         raise BadFile("a dual certificate needs every atom's row; the file carries a subset")
     S = _distinct(S, A.n_atoms)
     s = np.ones(len(S)) if nonneg else np.asarray(s, dtype=np.float64)
+    if len(s) != len(S) or np.any(np.abs(s) != 1):
+        raise Unusable(f"signs {list(s)[:8]} are not ±1, one per atom of S")
     y = np.asarray(y, dtype=np.float64)
     c = A.rows @ y
-    e = float(np.linalg.norm(c[S] - s))
     off = np.delete(c, S)
     t = (float(off.max()) if nonneg else float(np.abs(off).max())) if off.size else 0.0
     sv = np.linalg.svd(A.rows[S], compute_uv=False)
-    if not sv[-1] > RANK_RTOL * sv[0]:
-        return Claim(name, False, e, note=f"D̃_S rank-deficient (σmin/σmax {sv[-1] / sv[0]:.1e})")
-    col = float(np.sqrt(np.einsum("ij,ij->i", A.rows, A.rows).max()))
-    bound = t + e / sv[-1] + gamma(A.dim) * float(np.linalg.norm(y)) * col * (1 + 1e-12)
+    sigma = sv[-1] - gamma(len(S) * A.dim) * sv[0]  # the SVD's backward error, rounded down
+    if not sigma > RANK_RTOL * sv[0]:
+        return Claim(name, False, math.inf, note=f"D̃_S rank-deficient (σmin/σmax "
+                     f"{sv[-1] / sv[0]:.1e})")
+    # each computed d̃ⱼᵀy is within γ_H‖y‖‖d̃ⱼ‖ of the exact one: round t and ‖e‖ up by that
+    err = gamma(A.dim) * float(np.linalg.norm(y)) * float(np.linalg.norm(A.rows, axis=1).max())
+    e = float(np.linalg.norm(c[S] - s))
+    bound = (t + err + (e + math.sqrt(len(S)) * err) / sigma) * (1 + 4 * U)
     ok = bound < 1.0 and (claimed is None or bound <= claimed + CERT_TOL)
     return Claim(name, ok, e, 1.0 - bound,
                  note=f"bound {bound:.16g} (t = {t:.6g}), claimed {claimed!r}")
