@@ -12,19 +12,20 @@ Claims and when each holds (u = 2⁻⁵³, γₙ = nu/(1 − nu), κ the metric'
 
 * μ's pair (i, j): |d̃ᵢᵀd̃ⱼ| = μ within τ = 8(H + 2)·2u·max(1, κ) (the library computes cosines
   as dᵢᵀS̃dⱼ/(‖dᵢ‖_S‖dⱼ‖_S), which is within half of τ of the exact value, the rows within the
-  other half) and μ ≤ min(1, μ_upper). With every row present and N ≤ 16384, also
+  other half) and μ ≤ min(1, μ_upper). With every row present and N ≤ 4096, also
   max_{i≠j}|d̃ᵢᵀd̃ⱼ| = μ within τ.
 * RIP witness S of size ≤ k: λmax(G_S) − 1 = U_lower, 1 − λmin(G_S) = L_lower within k·τ
   (G_S = D̃_SᵀD̃_S; each entry within τ moves an eigenvalue by ≤ k·τ).
 * spark null vector v on S (spark ≤ |S| = upper): |S| > H (dependent by dimension), or
   ‖D̃_S v‖₂ ≤ 1e-9·‖D̃_S‖₂‖v‖₂ (dependent at float64 precision). A null vector that is only
-  within the file's rank_rtol is accepted when the claim is not labelled exact and its
-  wording says "precision"; a claim labelled exact must be dependent at float64 precision.
-* dual certificate y of a code with support S, signs s: σmin(D̃_S) > 1e-9·σmax(D̃_S) (the float64
-  SVD is accurate to about Hu·σmax) and bound = t + ‖D̃_Sᵀy − s‖₂/σmin + γ_H‖y‖₂·maxᵢ‖d̃ᵢ‖ < 1,
-  t = max_{j∉S}|d̃ⱼᵀy| (non-negative codes, s = 𝟙: max_{j∉S} d̃ⱼᵀy). bound bounds t for the
-  exactly feasible y' = y − D̃_S G_S⁻¹(D̃_Sᵀy − s), so δ is the unique basis-pursuit solution.
-  The file's claimed bound must not be below it by more than 1e-9. margin = 1 − bound.
+  within the file's rank_rtol (capped at √(H+1)·√κ·2⁻⁸, the coarsest input precision) holds
+  only when the claim is not labelled exact and its wording says "precision".
+* dual certificate y of a code with support S, signs s: D̃_S of full column rank (σ =
+  σmin − γ_{kH}σmax, the SVD's backward error taken off, > 1e-9·σmax) and bound =
+  (t + ε + (‖D̃_Sᵀy − s‖₂ + √k·ε)/σ)(1 + 4u) < 1, t = max_{j∉S}|d̃ⱼᵀy| (non-negative codes,
+  s = 𝟙: max_{j∉S} d̃ⱼᵀy), ε = γ_H‖y‖₂·maxᵢ‖d̃ᵢ‖ the rounding of each d̃ⱼᵀy. bound bounds t for
+  the exactly feasible y' = y − D̃_S G_S⁻¹(D̃_Sᵀy − s), so δ is the unique basis-pursuit
+  solution. The file's claimed bound must not be below it by more than 1e-9; margin = 1 − bound.
 * failure witness x for a code δ (both over D̃; y = D̃δ): ‖D̃x − y‖₂ ≤ 1e-8·‖y‖₂ +
   γ_H(‖x‖₁ + ‖δ‖₁) (feasible, relative to ‖y‖, plus the float64 rounding of the two
   products), ‖x‖₁ ≤ (1 + 1e-9)‖δ‖₁, ‖x − δ‖₂ > 1e-6‖δ‖₂ (a different point), and x ≥ 0 for

@@ -29,20 +29,24 @@ class KeptCertificates:
     def __init__(self, limit: int | None = 0) -> None:
         self.limit = limit
         self.kept: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._top = -1  # the highest index kept (so wants() is O(1) on the hot path)
 
     def wants(self, i: int) -> bool:
         """Would a certificate of code i be kept now?"""
         if self.limit is None:
             return True
-        return self.limit > 0 and (len(self.kept) < self.limit or i < max(self.kept))
+        return self.limit > 0 and (len(self.kept) < self.limit or i < self._top)
 
     def add(self, i: int, S: np.ndarray, vals: np.ndarray, y: np.ndarray) -> None:
         """Keep code i's (S, δ̃_S, y), dropping the highest index beyond ``limit``."""
-        if self.wants(i):
-            self.kept[i] = (np.asarray(S, np.int64), np.asarray(vals, np.float64),
-                            np.asarray(y, np.float64))
-            if self.limit is not None and len(self.kept) > self.limit:
-                del self.kept[max(self.kept)]
+        if not self.wants(i):
+            return
+        self.kept[i] = (np.asarray(S, np.int64), np.asarray(vals, np.float64),
+                        np.asarray(y, np.float64))
+        self._top = max(self._top, i)
+        if self.limit is not None and len(self.kept) > self.limit:
+            del self.kept[self._top]
+            self._top = max(self.kept)
 
     def merge(self, other: KeptCertificates, offset: int) -> None:
         """Add another record's certificates (its code i is this record's offset + i)."""
