@@ -268,23 +268,24 @@ def run_recover(args: argparse.Namespace) -> int:
             print(f"per-code     {args.out} (witnesses of the {res.failed} failed codes, y* of "
                   f"{len(res.certificate_index)} of the {res.certified} certified; re-check: "
                   f"rip-atoms check {args.out})")
-        if keep_note:
-            log(args, f"rip-atoms: note: {keep_note}")
+    if keep_note and args.out:
+        log(args, f"rip-atoms: note: {keep_note}")
     return 0
 
 
 def certificates_to_keep(args: argparse.Namespace, d: Dictionary) -> tuple[int | None, str]:
     """(keep_certificates for classify_recovery, a note when none are kept): all with
     --keep-certificates; without, the first SAMPLE certified codes' y* when the file can hold
-    D̃ (H·N ≤ EMBED_MAX_ENTRIES; a certificate's check needs every atom), else none."""
-    if not args.out:
+    D̃ (H·N ≤ EMBED_MAX_ENTRIES; a certificate's check needs every atom), else none. A
+    checkpointed run keeps them without --out too, so that a resume with --out has them."""
+    if not args.out and args.checkpoint_dir is None:
         return 0, ""
     if args.keep_certificates:
         return None, ""
     if d.dim * d.n_atoms > EMBED_MAX_ENTRIES:
-        return 0, (f"{args.out} keeps no certificates: checking one needs all of D̃ (H·N = "
-                   f"{d.dim * d.n_atoms} > {EMBED_MAX_ENTRIES} float64 entries); "
-                   "--keep-certificates keeps every one, with D̃")
+        return 0, (f"{args.out or 'the checkpoint'} keeps no certificates: checking one "
+                   f"needs all of D̃ (H·N = {d.dim * d.n_atoms} > {EMBED_MAX_ENTRIES} float64 "
+                   "entries); --keep-certificates keeps every one, with D̃")
     return SAMPLE, ""
 
 
