@@ -428,3 +428,21 @@ def test_keep_certificates_needs_out(files, capsys):
     rc = main(["recover", str(files / "D.npy"), "--codes", str(files / "codes.npy"),
                "--keep-certificates"])
     assert rc == 2 and "--keep-certificates needs --out" in capsys.readouterr().err
+
+
+def test_too_large_a_dictionary_keeps_witness_rows_only(files, tmp_path, capsys, monkeypatch):
+    import rip_atoms.cli.recover as recover_cli
+
+    monkeypatch.setattr(recover_cli, "EMBED_MAX_ENTRIES", 100)  # D is 16×40 = 640 entries
+    out = tmp_path / "big.npz"
+    assert main(["recover", str(files / "D.npy"), "--codes", str(files / "codes.npy"), "--raw",
+                 "--out", str(out)]) == 0
+    got = capsys.readouterr()
+    assert "keeps no certificates" in got.err and "--keep-certificates" in got.err
+    with np.load(out) as z:
+        info = json.loads(str(z["check_info"]))
+        assert len(z["certificate_index"]) == 0 and info["certificates"] == "none"
+        assert 0 < len(z["check_rows_index"]) <= 40  # the atoms the witnesses and codes use
+    rc, text, err = run_check(out, capsys, "--json")
+    s = json.loads(text)
+    assert rc == 0 and set(s["kinds"]) == {"failure witness"}, err
