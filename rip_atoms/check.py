@@ -66,15 +66,13 @@ class Unusable(Exception):
     """A claim names atoms the file does not carry, or indices that are not atoms: it fails."""
 
 
-#: the kinds of claim, and what each one's residual is
-RESIDUALS = {
-    "coherence pair": "| |d̃ᵢᵀd̃ⱼ| − μ |",
-    "coherence maximum": "| max |d̃ᵢᵀd̃ⱼ| − μ |",
-    "RIP witness": "|eigenvalue side − claimed|",
-    "spark null vector": "‖D̃_S v‖/(‖D̃_S‖‖v‖)",
-    "dual certificate": "‖D̃_Sᵀy − s‖₂",
-    "failure witness": "‖D̃x − y‖/‖y‖",
-}
+#: the check of each kind of claim, and what its residual is
+KINDS = {"check_pair": ("coherence pair", "| |d̃ᵢᵀd̃ⱼ| − μ |"),
+         "check_mu_max": ("coherence maximum", "| max |d̃ᵢᵀd̃ⱼ| − μ |"),
+         "check_rip": ("RIP witness", "|eigenvalue side − claimed|"),
+         "check_null": ("spark null vector", "‖D̃_S v‖/(‖D̃_S‖‖v‖)"),
+         "check_certificate": ("dual certificate", "‖D̃_Sᵀy − s‖₂"),
+         "check_failure": ("failure witness", "‖D̃x − y‖/‖y‖")}
 
 
 @dataclass
@@ -84,7 +82,7 @@ class Claim:
     residual: float = 0.0
     margin: float | None = None  # 1 − bound, certificates only
     note: str = ""
-    kind: str = ""  # a key of RESIDUALS, set by _try
+    kind: str = ""  # one of KINDS' kinds, set by _try
 
 
 def gamma(n: int) -> float:
@@ -118,11 +116,6 @@ class Atoms:
 
 # ------------------------------------------------------------------------- the checks
 
-KINDS = {"check_pair": "coherence pair", "check_mu_max": "coherence maximum",
-         "check_rip": "RIP witness", "check_null": "spark null vector",
-         "check_certificate": "dual certificate", "check_failure": "failure witness"}
-
-
 def _try(check, A: Atoms, name: str, *args) -> Claim:
     """``check(A, name, *args)``; a claim whose atoms cannot be used fails (it does not stop
     the check)."""
@@ -130,7 +123,7 @@ def _try(check, A: Atoms, name: str, *args) -> Claim:
         claim = check(A, name, *args)
     except Unusable as exc:
         claim = Claim(name, False, math.inf, note=str(exc))
-    claim.kind = KINDS[check.__name__]
+    claim.kind = KINDS[check.__name__][0]
     return claim
 
 
@@ -303,7 +296,7 @@ def _json_claims(doc: dict, base: Path, arrays: dict | None) -> list[Claim]:
 
 
 def _coherence_claims(sec: dict, A: Atoms, name: str) -> list[Claim]:
-    if sec.get("pair") is None:
+    if sec.get("pair") is None or sec.get("mu") is None:
         return []
     mu, up = sec["mu"], sec.get("mu_upper")
     out = [_try(check_pair, A, f"{name} μ pair {list(sec['pair'])}", sec["pair"], mu, up)]
@@ -338,7 +331,7 @@ def _npz_claims(z: dict) -> list[Claim]:
     if "check_info" not in z:
         raise BadFile("no check_rows/check_info: not written by recover --out of this version")
     info, summary = json.loads(str(z["check_info"])), json.loads(str(z["summary"]))
-    n, n_atoms = (int(v) for v in z["shape"])
+    n_atoms = int(z["shape"][1])
     idx = z.get("check_rows_index")
     A = Atoms(z["check_rows"], idx, n_atoms, info.get("condition_number") or 1.0)
     names = [str(s) for s in z["status_names"]]
@@ -399,27 +392,24 @@ def claims_of(path: str | Path, arrays: dict | None = None, doc: dict | None = N
 
 def summary(claims: list[Claim]) -> dict:
     """Counts (in all and per kind), the first failing claim, the worst residual of each kind
-    and the worst certificate margin."""
+    (residuals of different kinds are different quantities) and the worst certificate
+    margin."""
     bad = [c for c in claims if not c.holds]
     kinds = {}
-    for kind in RESIDUALS:
-        of = [c for c in claims if c.kind == kind]
-        if of:
+    for kind, residual in KINDS.values():
+        if of := [c for c in claims if c.kind == kind]:
             w = max(of, key=lambda c: c.residual)
             kinds[kind] = {"claims": len(of), "hold": sum(c.holds for c in of),
-                           "residual": RESIDUALS[kind], "worst_residual": w.residual,
+                           "residual": residual, "worst_residual": w.residual,
                            "worst_claim": w.name}
-    certs = [c for c in claims if c.margin is not None]
-    tight = min(certs, key=lambda c: c.margin, default=None)
-    worst = max(claims, key=lambda c: c.residual, default=None)
+    tight = min((c for c in claims if c.margin is not None), key=lambda c: c.margin,
+                default=None)
     return {
         "claims": len(claims), "hold": len(claims) - len(bad), "all_hold": not bad,
-        "first_failure": None if not bad else {"claim": bad[0].name, "why": bad[0].note},
-        "failures": [c.name for c in bad[:20]], "kinds": kinds,
-        "worst_residual": None if worst is None else {"claim": worst.name,
-                                                      "residual": worst.residual},
-        "worst_certificate_margin": None if tight is None else {
-            "claim": tight.name, "margin": tight.margin, "note": tight.note},
+        "first_failure": bad and {"claim": bad[0].name, "why": bad[0].note} or None,
+        "kinds": kinds,
+        "worst_certificate_margin": tight and {"claim": tight.name, "margin": tight.margin,
+                                               "note": tight.note},
         "tolerances": {"null_rtol": NULL_RTOL, "rank_rtol": RANK_RTOL, "cert_tol": CERT_TOL,
                        "feas_rtol": FEAS_RTOL, "l1_rtol": L1_RTOL, "diff_rtol": DIFF_RTOL,
                        "cosine": "8(H + 2)·2⁻⁵²·max(1, κ); RIP: k times that + γ_H"},
