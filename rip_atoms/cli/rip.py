@@ -18,6 +18,7 @@ from rip_atoms.cli.common import (
     show_progress,
 )
 from rip_atoms.kernels.threads import with_fixed_thread_sums
+from rip_atoms.proof import rip_supports, spark_supports, witness_proof
 from rip_atoms.rip import rip_bounds, witness_eigenvalues
 from rip_atoms.spark import spark_bounds
 
@@ -56,6 +57,7 @@ def run_rip(args: argparse.Namespace) -> int:
     if args.json:
         out = res.to_dict()
         out["source"] = d.provenance.to_dict()
+        out["proof"] = witness_proof(d, m, rip_supports(res))  # for `rip-atoms check`
         emit_json(out)
         return 0
     print(f"dictionary {d.provenance.source}: H = {res.dim}, N = {res.n_atoms}; "
@@ -83,7 +85,8 @@ def run_spark(args: argparse.Namespace) -> int:
     res = spark_bounds(d, m, **_budget(args), seed=args.seed, drop_dead=args.drop_dead,
                        progress=show_progress(args))
     if args.json:
-        emit_json(res.to_dict())
+        emit_json({**res.to_dict(),
+                   "proof": witness_proof(d, m, spark_supports(res, d.dim))})
         return 0
     print(f"spark ∈ [{_fmt(res.lower)}, {_fmt(res.upper)}]{'  (exact)' if res.exact else ''}")
     print(f"  lower by {res.methods['lower']}; upper by {res.methods['upper']}")

@@ -51,12 +51,12 @@ from rip_atoms.recovery.basis_pursuit import _lars
 from rip_atoms.recovery.certificates import (
     _certificate_bound,
     _lp,
-    _push_certificate,
     _pushed_certificate,
     _rigorous_bound,
     _sigma,
 )
 from rip_atoms.recovery.codes import _chunk_rows, _Code, _UnitAtoms
+from rip_atoms.recovery.kept import KeptCertificates, fuchs_y
 from rip_atoms.recovery.results import (
     CERTIFIED,
     FAILED,
@@ -98,7 +98,7 @@ Witness = tuple[np.ndarray, np.ndarray]
 class _Recorder:
     """Per-code output arrays of :func:`classify_recovery`."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, keep_certificates: int | None = 0) -> None:
         self.status = np.zeros(n, dtype=np.int8)
         self.method = np.zeros(n, dtype=np.int8)
         self.certificate = np.full(n, np.nan)
@@ -108,6 +108,7 @@ class _Recorder:
         self.iters = np.full(n, -1, dtype=np.int32)
         self.witness: dict[int, Witness] = {}
         self.deltas: dict[int, Witness] = {}
+        self.certs = KeptCertificates(keep_certificates)
 
     def offer_bound(self, code: _Code, bound: float) -> None:
         """Keep the smallest certificate bound seen for the code."""
@@ -160,11 +161,15 @@ class _Context:
         finally:
             self.stage_seconds[stage] += time.perf_counter() - t0
 
-    def offer(self, code: _Code, method: Method, bound: float) -> bool:
+    def offer(self, code: _Code, method: Method, bound: float, y=None) -> bool:
         """Record a certificate bound; certify the code (True) when bound < 1 − margin and the
-        code uses no duplicate atom."""
+        code uses no duplicate atom. ``y``: the certificate (None: the Fuchs y₀), kept for the
+        independent check when the record wants it (:mod:`rip_atoms.recovery.kept`)."""
         self.rec.offer_bound(code, bound)
         if bound < 1.0 - self.margin and not code.blocked:
+            if self.rec.certs.wants(code.index):
+                self.rec.certs.add(code.index, code.S, code.vals, fuchs_y(
+                    self.atoms.rows64, code.S, code.s) if y is None else y)
             self.rec.status[code.index] = CERTIFIED
             self.rec.method[code.index] = method
             self.rec.certificate[code.index] = bound
@@ -204,6 +209,7 @@ def classify_recovery(
     device: str | None = None,
     client: Any = None,
     corrected_atoms: CorrectedAtoms | None = None,
+    keep_certificates: int | None = 0,
 ) -> RecoveryResult:
     """Classify, code by code, whether basis pursuit recovers each code *uniquely*, with a proof.
 
@@ -288,6 +294,10 @@ def classify_recovery(
         from it, instead of whitening again (checked to be of D and ``metric``; with
         ``client`` they are copied into the shared files; workers on other machines build
         their own).
+    keep_certificates : int or None
+        Keep the dual vector y* of that many certified codes, those of lowest index (None:
+        every certified code; 0, the default: none) in ``certificate_index``/``_y``/``_codes``
+        of the result, for an independent re-check (:mod:`rip_atoms.check`).
 
     Returns
     -------
@@ -331,7 +341,7 @@ def classify_recovery(
     opts = {"nonneg": nonneg, "margin": margin, "max_iter": cap, "witness_iters": witness_iters,
             "lp": lp, "lp_time_limit": lp_time_limit, "lp_max_size": lp_max_size,
             "blas_threads": blas_threads, "engine": engine, "device": device,
-            "chunk_size": chunk_size}
+            "chunk_size": chunk_size, "keep_certificates": keep_certificates}
     if client is not None:
         from rip_atoms.recovery.distributed import classify_distributed
 
@@ -358,6 +368,9 @@ def classify_recovery(
         atom_scale=about["scale"], seconds=time.perf_counter() - t_start,
         stage_seconds={k: round(v, 6) for k, v in stage_seconds.items()}, source=source,
         budget={} if deadline is None else deadline.to_dict(),
+        **dict(zip(("certificate_index", "certificate_y", "certificate_codes"),
+                   rec.certs.arrays(n_atoms, h), strict=True)),
+        certificate_limit=keep_certificates,
     )
     if out is not None:
         result.save(out)
@@ -374,7 +387,7 @@ def _classify_rows(atoms: _UnitAtoms, kind: str, M, n: int, opts: dict,
     ctx = _Context(atoms=atoms, nonneg=opts["nonneg"], margin=opts["margin"],
                    max_iter=opts["max_iter"], witness_iters=opts["witness_iters"], lp=opts["lp"],
                    lp_time_limit=opts["lp_time_limit"], lp_max_size=opts["lp_max_size"],
-                   rec=_Recorder(n),
+                   rec=_Recorder(n, opts.get("keep_certificates", 0)),
                    stage_seconds=dict.fromkeys(("fuchs", "rank", "push", "admm", "homotopy",
                                                 "lp"), 0.0),
                    bar=bar, deadline=deadline, solver=solver)
@@ -488,11 +501,11 @@ def _stage_push(ctx: _Context, pending: list[_Code]) -> list[_Code]:
                     or not ctx.rec.fuchs[code.index] <= PUSH_MAX_FUCHS):
                 rest.append(code)
                 continue
-            bound, value, y_norm = _pushed_certificate(ctx.atoms, code, np.array([], np.int64),
-                                                       np.array([]), ctx.nonneg)
+            bound, value, y_norm, y = _pushed_certificate(
+                ctx.atoms, code, np.array([], np.int64), np.array([]), ctx.nonneg)
             ctx.rec.offer_bound(code, bound)
             if not (_no_witness_possible(ctx.atoms, code, bound, value, y_norm)
-                    and ctx.offer(code, Method.PUSH, bound)):
+                    and ctx.offer(code, Method.PUSH, bound, y)):
                 rest.append(code)
     return rest
 
@@ -542,7 +555,7 @@ def _rank_decisions(ctx: _Context, suspects: list[_Code]) -> list[_Code]:
         value, bound = _certificate_bound(atoms.rows64, code.S, code.s, y0, ctx.nonneg, smin,
                                           atoms.gamma)
         ctx.rec.fuchs[code.index] = value
-        if not ctx.offer(code, Method.FUCHS, bound):
+        if not ctx.offer(code, Method.FUCHS, bound, y0):
             rest.append(code)
     return rest
 
@@ -603,7 +616,8 @@ def _decide_from_path(ctx: _Context, code: _Code, coef: np.ndarray, active: np.n
     T = np.setdiff1d(active, code.S)
     sT = np.ones(len(T)) if nonneg else np.sign(coef[T])
     sT[sT == 0] = 1.0
-    return ctx.offer(code, Method.HOMOTOPY, _push_certificate(atoms, code, T, sT, nonneg))
+    bound, _, _, y = _pushed_certificate(atoms, code, T, sT, nonneg)
+    return ctx.offer(code, Method.HOMOTOPY, bound, y)
 
 
 def _stage_lp(ctx: _Context, pending: list[_Code]) -> list[_Code]:
@@ -629,7 +643,7 @@ def _stage_lp(ctx: _Context, pending: list[_Code]) -> list[_Code]:
             if res.status == 0 and res.x is not None:
                 _, bound = _certificate_bound(atoms.rows64, code.S, code.s, res.x[:-1], nonneg,
                                               code.sigma_min, atoms.gamma)
-                decided = ctx.offer(code, Method.LP, bound)
+                decided = ctx.offer(code, Method.LP, bound, res.x[:-1])
                 if not decided and res.x[-1] >= 1.0 - ctx.margin:  # not unique: find the tie
                     wit = _lp_dual_witness(atoms, code, res, comp, nonneg)
                     if wit is not None:

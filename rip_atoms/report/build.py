@@ -35,6 +35,7 @@ from rip_atoms.recovery.codes import PROJECTOR_SECONDS_PER_FLOP
 from rip_atoms.report.budget import SearchBudget
 from rip_atoms.report.l1_section import codes_section, recovery_searches
 from rip_atoms.report.reproducibility import reproducibility_section
+from rip_atoms.report.self_check import attach_proof
 from rip_atoms.theory import babel_certified_k
 
 SCHEMA = "rip_atoms.report/1"
@@ -398,6 +399,7 @@ def build_report(
     from rip_atoms.report.answer import answer_block
 
     report["answer"] = answer_block(report)
+    attach_proof(report, whitened, d, metric, codes_cert)  # report.proof; checks itself
     return report
 
 

@@ -46,7 +46,8 @@ def codes_section(d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live, s
         say(f"ℓ1 recovery of the target's codes (at most {l1_max_tokens} tokens)")
         cert = l1_certified_fraction(d, codes, metric=metric if metric is not None else "raw",
                                      nonneg=nonneg, max_tokens=l1_max_tokens, seed=seed,
-                                     progress=progress, client=client, corrected_atoms=atoms64)
+                                     progress=progress, client=client, corrected_atoms=atoms64,
+                                     keep_certificates=None)  # y* of all: report.self_check
         code_l0 = l0[cert.tokens]
         out["codes"] = {"computed": True, **cert.to_dict(),
                         "l0": code_l0.tolist(), "status": cert.status.tolist()}
