@@ -1,7 +1,7 @@
 """D̃, the unit atoms under a metric: float32 rows for blocked passes, float64 on demand.
 
 For a dictionary D (columns dᵢ) and an AIP metric with whitening W = S̃^{1/2} (or none: raw
-Euclidean geometry), the corrected atoms are d̃ᵢ = W dᵢ / ‖W dᵢ‖₂ (DESIGN.md, "AIP-corrected
+Euclidean geometry), the corrected atoms are d̃ᵢ = W dᵢ / ‖W dᵢ‖₂ (docs/design.md, "AIP-corrected
 dictionary"). Passes over many atoms use float32 rows ``rows`` (N_live×H, C-contiguous): any
 factor F with FᵀF = S̃ gives the same inner products, so the rows are the unit atoms
 F dᵢ/‖F dᵢ‖ of the upper-triangular Cholesky factor F = U (S̃ = UᵀU; W itself only if Cholesky

@@ -1,6 +1,6 @@
 """The atom-set check: whether a unit set is an atom set for the activations, and at which ε, K.
 
-The definition (paper-digest §3.4; DESIGN.md, "The paper's criteria") has three conditions on
+The definition (docs/design.md, "The paper's criteria") has three conditions on
 activations xᵢ, codes δᵢ and corrected atoms d̃ⱼ:
 
 1. representability xᵢ = D δᵢ (+ b), up to a relative residual ``rtol``;

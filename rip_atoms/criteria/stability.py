@@ -1,6 +1,6 @@
 """Stability of a unit set's codes: the q* readings and the ℓ1-certified fraction.
 
-Notation (DESIGN.md, "The paper's criteria"): d̃ⱼ = W dⱼ/‖W dⱼ‖ are the corrected atoms D̃
+Notation (docs/design.md, "The paper's criteria"): d̃ⱼ = W dⱼ/‖W dⱼ‖ are the corrected atoms D̃
 (W = S̃^{1/2}), μⱼ = max_{l≠j} |⟨d̃ⱼ, d̃ₗ⟩| the per-atom coherence
 (:func:`rip_atoms.coherence.per_atom_coherence`), Kᵢ = ‖δᵢ‖₀. The uniqueness condition for
 sparsity k is (2k − 1)·μ < 1 (:func:`rip_atoms.theory.uniqueness_holds`).

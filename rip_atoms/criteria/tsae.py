@@ -3,7 +3,7 @@
 For corrected atoms D̃ with coherence ε (|⟨d̃ᵢ, d̃ⱼ⟩| ≤ ε, i ≠ j), codes with at most K non-zeros
 and non-zero magnitudes in [δ_min, δ_max], every threshold τ with
 εKδ_max < τ < δ_min − ε(K − 1)δ_max recovers every support with W_enc = D̃ᵀ (i.e. Dᵀ S̃ for
-AIP-unit atoms), W_dec = D; the window is non-empty iff δ_min > ε(2K − 1)δ_max (DESIGN.md, "The
+AIP-unit atoms), W_dec = D; the window is non-empty iff δ_min > ε(2K − 1)δ_max (docs/design.md, "The
 paper's criteria"; paper-digest §4.5).
 
 * :func:`tsae_window` — the window (or its infeasibility);

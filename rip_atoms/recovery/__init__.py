@@ -1,6 +1,6 @@
 """Exact ℓ1 recovery of given codes, with a proof for every answer; and the phase transition.
 
-Notation (DESIGN.md, "Exact ℓ1 recovery of a given code"). D̃ ∈ R^{H×N} has unit columns d̃ᵢ
+Notation (docs/design.md, "Exact ℓ1 recovery of a given code"). D̃ ∈ R^{H×N} has unit columns d̃ᵢ
 (the AIP-corrected atoms W dᵢ/‖W dᵢ‖, or dᵢ/‖dᵢ‖ for the raw metric). A code δ over D *as given*
 becomes δ̃ᵢ = ‖W dᵢ‖·δᵢ over D̃ — same support S and signs s = sign(δ_S) — because
 D̃ δ̃ = Σᵢ W dᵢ δᵢ = W D δ, and W is invertible; y = D̃ δ̃. Basis pursuit is

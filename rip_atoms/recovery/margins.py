@@ -1,7 +1,7 @@
 """How safe is a certified code? The uniqueness margin: a rigorous upper bound close to the exact
 value t* of the certificate LP.
 
-Notation (DESIGN.md, "Exact ℓ1 recovery of a given code"): D̃ has unit columns d̃ⱼ (the
+Notation (docs/design.md, "Exact ℓ1 recovery of a given code"): D̃ has unit columns d̃ⱼ (the
 AIP-corrected atoms); a code δ has support S and signs s = sign(δ_S). The exact uniqueness value
 is the optimum of the certificate LP
 

@@ -56,7 +56,7 @@ RIP = Theorem(
               "(1 − δ_K)‖δ‖² ≤ ‖Dδ‖²_S ≤ (1 + δ_K)‖δ‖² for every K-sparse δ over AIP-unit atoms "
               "(δ_K = max_{|S|=K} max(λmax(G_S) − 1, 1 − λmin(G_S)), by enumeration).",
     hypotheses=("AIP-normalised atoms", "ε = max_{i≠j} |⟨d̃ᵢ, d̃ⱼ⟩|", "(K − 1)ε < 1"),
-    source="paper-digest §4.2 (Gershgorin); DESIGN.md RIP",
+    source="paper-digest §4.2 (Gershgorin); docs/design.md RIP",
     draw=_draw_rip, check=_check_rip)
 
 
