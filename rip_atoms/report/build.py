@@ -563,7 +563,7 @@ def _tsae_section(target: VerifyTarget, metric, say) -> dict:
     out["reading"] = ("window εKδ_max < τ < δ_min − ε(K−1)δ_max at ε = μ (AIP), K = max L0 "
                       "and [δ_min, δ_max] the range of AIP-normalised code magnitudes on the "
                       "tokens checked; thresholds τⱼ·‖dⱼ‖_S inside it make the TSAE encoder "
-                      "identify the support exactly (paper-digest §4.5)")
+                      "identify the support exactly (the paper's TSAE identifiability theorem)")
     return out
 
 
