@@ -1,6 +1,6 @@
 """Dual certificates: the rigorous bound, the Fuchs certificate, the exact LP, the pushed one.
 
-**Theorem** (Fuchs; Zhang–Yin–Cheng; cs-methods §3.1). A code with support S and signs s is the
+**Theorem** (Fuchs 2004; Zhang–Yin–Cheng 2015). A code with support S and signs s is the
 unique basis-pursuit solution over D iff D_S has full column rank and some y has D_Sᵀ y = s and
 ‖D_{Sᶜ}ᵀ y‖_∞ < 1 (non-negative case, s = 𝟙: max_{j∈Sᶜ} dⱼᵀ y < 1).
 
