@@ -1,6 +1,6 @@
 """rip_atoms: certified compressed-sensing checks for dictionaries and SAE decoders.
 
-The mathematics is in DESIGN.md; each quantity's code is in the module of the same name:
+The mathematics is in docs/design.md; each quantity's code is in the module of the same name:
 :mod:`~rip_atoms.dictionary`, :mod:`~rip_atoms.metric` (AIP), :mod:`~rip_atoms.coherence`,
 :mod:`~rip_atoms.rip`, :mod:`~rip_atoms.spark`, :mod:`~rip_atoms.recovery`,
 :mod:`~rip_atoms.criteria` (the paper's criteria), :mod:`~rip_atoms.theory`,

@@ -1,7 +1,7 @@
 """D̃, the unit atoms under a metric: float32 rows for blocked passes, float64 on demand.
 
 For a dictionary D (columns dᵢ) and an AIP metric with whitening W = S̃^{1/2} (or none: raw
-Euclidean geometry), the corrected atoms are d̃ᵢ = W dᵢ / ‖W dᵢ‖₂ (DESIGN.md, "AIP-corrected
+Euclidean geometry), the corrected atoms are d̃ᵢ = W dᵢ / ‖W dᵢ‖₂ (docs/design.md, "AIP-corrected
 dictionary"). Passes over many atoms use float32 rows ``rows`` (N_live×H, C-contiguous): any
 factor F with FᵀF = S̃ gives the same inner products, so the rows are the unit atoms
 F dᵢ/‖F dᵢ‖ of the upper-triangular Cholesky factor F = U (S̃ = UᵀU; W itself only if Cholesky
@@ -44,6 +44,7 @@ from rip_atoms.errors import (
     ShapeMismatchError,
 )
 from rip_atoms.kernels.parallel_copy import parallel_copyto
+from rip_atoms.kernels.threads import accumulate_gram, fixed_matmul
 from rip_atoms.metric import AIPMetric, metric_description
 
 _U32 = 2.0**-24
@@ -162,7 +163,8 @@ def resolve_metric(d: Dictionary, metric: AIPMetric | str | None) -> AIPMetric |
 def _lambda_max_upper(M: np.ndarray) -> float:
     """A certified upper bound on λmax of a symmetric PSD matrix M (float64).
 
-    Lanczos (scipy eigsh) gives θ ≈ λmax; t = θ(1 + 1e-9) + 4·H·ε₆₄·‖M‖_F is certified when the
+    Lanczos (scipy eigsh, from a seeded start so the bound is the same on every run) gives
+    θ ≈ λmax; t = θ(1 + 1e-9) + 4·H·ε₆₄·‖M‖_F is certified when the
     Cholesky factorisation of t·I − M succeeds (it exists iff t·I − M is positive definite, and
     Cholesky is backward stable within the added slack). Falls back to a full eigensolve.
     """
@@ -173,7 +175,9 @@ def _lambda_max_upper(M: np.ndarray) -> float:
     slack = 4 * h * np.finfo(np.float64).eps * float(np.linalg.norm(M))
     if h > 64:
         try:
-            theta = float(eigsh(M, k=1, which="LA", return_eigenvectors=False, tol=1e-10)[0])
+            v0 = np.random.default_rng(0).standard_normal(h)  # ARPACK's own start is random
+            theta = float(eigsh(M, k=1, which="LA", v0=v0, return_eigenvectors=False,
+                                tol=1e-10)[0])
             t = theta * (1 + 1e-9) + slack
             cho_factor(t * np.eye(h) - M, check_finite=False)
             return t
@@ -368,7 +372,7 @@ class CorrectedAtoms:
         else:
             Xt = np.asarray(d.atoms, dtype=np.float64).T  # a view when D is float64
         if self.metric is not None:
-            R = np.matmul(Xt, self.metric.W.T, out=out)
+            R = fixed_matmul(Xt, self.metric.W.T, out=out)  # same bytes on any thread count
         else:  # the transpose, tile by tile on every core (kernels.parallel_copy)
             R = out if out is not None else np.empty(Xt.shape, dtype=np.float64)
             parallel_copyto(R, Xt)
@@ -436,9 +440,8 @@ class CorrectedAtoms:
         if cached is not None and cached[0] == chunk:  # computed once per instance
             return cached[1]
         M = np.zeros((self.dim, self.dim))
-        for s in range(0, self.rows.shape[0], chunk):
-            X = self.rows[s : s + chunk].astype(np.float64)
-            M += X.T @ X
+        for s in range(0, self.rows.shape[0], chunk):  # the same bytes on any thread count
+            accumulate_gram(M, self.rows[s : s + chunk].astype(np.float64))
         a = float(np.sqrt(max(_lambda_max_upper(M), 0.0)))
         if self.rows_are_input:
             a /= float(self.norms[self.live].min())

@@ -1,6 +1,6 @@
 """The :class:`Dictionary`: atoms as columns, their norms, dead atoms and provenance.
 
-Notation (DESIGN.md): D ∈ R^{H×N}, columns dᵢ are atoms. An SAE's ``W_dec`` is N×H, so
+Notation (docs/design.md): D ∈ R^{H×N}, columns dᵢ are atoms. An SAE's ``W_dec`` is N×H, so
 D = W_decᵀ (``rows_are_atoms=True``). Unit normalisation is kept separate from the raw atoms:
 ``atoms`` is D as given, ``norms`` holds ‖dᵢ‖₂ in float64, and :meth:`Dictionary.unit` returns
 dᵢ/‖dᵢ‖₂. An atom is *dead* when ‖dᵢ‖₂ ≤ ``dead_rtol``·maxⱼ‖dⱼ‖₂ (zero in practice); its cosines

@@ -1,6 +1,6 @@
 """The atomic inner product (AIP) metric S̃, whitening, AIP cosines and the representation shift.
 
-Notation (DESIGN.md): activations x ∈ R^H are the rows of X (n×H). The paper's estimator is
+Notation (docs/design.md): activations x ∈ R^H are the rows of X (n×H). The paper's estimator is
 S̃ = Σ⁻¹ with Σ = E[x xᵀ] the *uncentred* second moment (``center=True`` uses the covariance
 E[(x − x̄)(x − x̄)ᵀ] instead). A ridge adds λ·(tr Σ / H)·I before inverting; λ is reported.
 The closed form of the paper is S̃ = (D Dᵀ)⁻¹ (:meth:`AIPMetric.from_dictionary`).
@@ -181,7 +181,7 @@ class AIPMetric:
     ) -> AIPMetric:
         """The paper's closed form S̃ = (D Dᵀ)⁻¹.
 
-        Reading: by default D is used as given (``atoms="raw"``, DESIGN.md's contract). This is
+        Reading: by default D is used as given (``atoms="raw"``, docs/design.md's contract). This is
         the reading under which the AIP is invariant: for x ↦ A x the dictionary becomes A D and
         (A D Dᵀ Aᵀ)⁻¹ = A⁻ᵀ S̃ A⁻¹, so AIP cosines do not change. ``atoms="unit"`` first
         normalises the columns to Euclidean unit length (dᵢ/‖dᵢ‖) — the same for decoders that

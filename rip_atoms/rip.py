@@ -50,7 +50,7 @@ from threadpoolctl import threadpool_limits
 from rip_atoms.arguments import check_int, check_seed
 from rip_atoms.coherence import CoherenceResult, coherence
 from rip_atoms.corrected_atoms import CorrectedAtoms, corrected_atoms_for
-from rip_atoms.deadline import Deadline
+from rip_atoms.deadline import Deadline, search_seconds
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import DeadAtomsError, ParameterError
 from rip_atoms.metric import AIPMetric
@@ -129,6 +129,8 @@ class RIPResult:
     spectral_norm_sq_upper: float
     seconds: float
     coherence: CoherenceResult | None = field(default=None, repr=False)
+    #: the searches' budget and its use (:meth:`rip_atoms.deadline.Deadline.to_dict`)
+    budget: dict = field(default_factory=dict)
 
     def __getitem__(self, k: int) -> RIPBracket:
         for b in self.brackets:
@@ -145,6 +147,7 @@ class RIPResult:
             "mu": self.mu,
             "spectral_norm_sq_upper": self.spectral_norm_sq_upper,
             "seconds": self.seconds,
+            "budget": self.budget,
             "brackets": [b.to_dict() for b in self.brackets],
         }
 
@@ -342,7 +345,8 @@ def rip_bounds(
     k: int | Iterable[int],
     metric: AIPMetric | str | None = "self",
     *,
-    budget_s: float = 10.0,
+    budget_s: float | None = None,
+    effort: int | None = None,
     seed: int = 0,
     enumerate_max: int = 1_000_000,
     sdp_max_atoms: int = 40,
@@ -368,6 +372,11 @@ def rip_bounds(
         50 ms, one enumeration chunk), so the searches end within about budget_s; the fixed
         costs before them (the coherence pass and the spectral norm) are not counted. When it
         runs out the brackets found so far are returned with ``search = "budget exhausted"``.
+        Default 10 s; with ``effort`` it is only a wall-clock cap (default: none).
+    effort : a work budget instead of a time budget: this many units of search work (one unit
+        per budget check, about 50 ms each on the reference machine; :mod:`rip_atoms.deadline`).
+        The searches then read no clock, so the same D, k, seed and options give the same
+        brackets on any machine; ``result.budget["cap_hit"]`` says whether the cap cut them.
     seed : seeds the random restarts.
     enumerate_max : enumerate all supports when C(N, k) ≤ this (and the estimated time fits the
         budget); 0 disables enumeration.
@@ -403,7 +412,8 @@ def rip_bounds(
     """
     t_start = time.perf_counter()
     d = as_dictionary(D)
-    Deadline(budget_s)  # validates budget_s
+    budget_s = search_seconds(budget_s, effort)
+    Deadline.of(budget_s, effort)  # validates both
     seed = check_seed(seed)
     for name, v, least in (("enumerate_max", enumerate_max, 0), ("sdp_max_atoms", sdp_max_atoms,
                            0), ("screen", screen, 1), ("population", population, 1),
@@ -438,7 +448,7 @@ def rip_bounds(
                             backend=backend, device=device, progress=progress)
         mu = coh.mu
     spectral = atoms.spectral_norm_sq_upper()
-    deadline = Deadline(budget_s)  # the searches start now: fixed costs above are not counted
+    deadline = Deadline.of(budget_s, effort)  # the searches start now: fixed costs not counted
     # the search is many small GEMMs and eigensolves: multithreaded BLAS only adds contention
     with threadpool_limits(1):
         brackets = _search_all(atoms, ks, coh, rng, spectral, deadline, settings, notes_all,
@@ -446,7 +456,7 @@ def rip_bounds(
     return RIPResult(
         brackets=brackets, dim=H, n_atoms=d.n_atoms, n_live=n, metric=atoms.metric_info(),
         mu=mu, spectral_norm_sq_upper=spectral, seconds=time.perf_counter() - t_start,
-        coherence=coh,
+        coherence=coh, budget=deadline.to_dict(),
     )
 
 

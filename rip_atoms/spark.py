@@ -57,7 +57,7 @@ from threadpoolctl import threadpool_limits
 from rip_atoms.arguments import check_int, check_real, check_seed
 from rip_atoms.coherence import CoherenceResult, coherence
 from rip_atoms.corrected_atoms import CorrectedAtoms, corrected_atoms_for
-from rip_atoms.deadline import Deadline
+from rip_atoms.deadline import Deadline, search_seconds
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import DeadAtomsError
 from rip_atoms.metric import AIPMetric
@@ -115,6 +115,8 @@ class SparkResult:
     statement: str
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
+    #: the searches' budget and its use (:meth:`rip_atoms.deadline.Deadline.to_dict`)
+    budget: dict = field(default_factory=dict)
     upper_within_precision: float = math.inf
     witness_within_precision: tuple[int, ...] | None = None
     null_vector_within_precision: np.ndarray | None = field(default=None, repr=False)
@@ -136,6 +138,7 @@ class SparkResult:
             "statement": self.statement,
             "notes": list(self.notes),
             "seconds": self.seconds,
+            "budget": self.budget,
             "upper_within_precision": self.upper_within_precision,
             "witness_within_precision": (None if self.witness_within_precision is None
                                          else list(self.witness_within_precision)),
@@ -307,7 +310,8 @@ def spark_bounds(
     D: Dictionary | np.ndarray,
     metric: AIPMetric | str | None = "self",
     *,
-    budget_s: float = 10.0,
+    budget_s: float | None = None,
+    effort: int | None = None,
     rank_rtol: float = RANK_RTOL,
     enumerate_max: int = 200_000,
     seed: int = 0,
@@ -326,6 +330,11 @@ def spark_bounds(
         the coherence pass before them is a fixed cost outside it; scikit-learn's first
         import is counted in the first LARS step's estimated cost), checked between small units
         of work; the bracket found so far is returned and a note says the budget ran out.
+        Default 10 s; with ``effort`` it is only a wall-clock cap (default: none).
+    effort : a work budget instead of a time budget: this many units of search work (one unit
+        per budget check; uninterruptible steps charged by their estimated operation count;
+        :mod:`rip_atoms.deadline`). The searches then read no clock, so the same D, seed and
+        options give the same bracket on any machine.
     rank_rtol : floor of the rank tolerance: a set is dependent when σ_min/σ_max ≤
         max(rank_rtol, √(H + 1)·κ(W)·u_in) (float64 SVD; :func:`rank_tolerance`).
     enumerate_max : enumerate all subsets of a size when there are at most this many.
@@ -358,7 +367,8 @@ def spark_bounds(
     (3.0, 3.0, (0, 1, 3), 1.0)
     """
     t0 = time.perf_counter()
-    Deadline(budget_s)  # validates budget_s
+    budget_s = search_seconds(budget_s, effort)
+    Deadline.of(budget_s, effort)  # validates both
     seed = check_seed(seed)
     check_real("rank_rtol", rank_rtol, lo=0.0, hi=1.0, hi_open=True)
     check_int("enumerate_max", enumerate_max, least=0)
@@ -423,12 +433,13 @@ def spark_bounds(
         for i, j, _ in coh.duplicate_pairs[:1]:  # the most parallel pair: the smallest ρ
             take_upper(circuit(atoms, [i, j], rank_rtol), "duplicate pair (|cos| ≥ 1 − 1e-6)")
 
-    deadline = Deadline(budget_s)  # the searches start now: the coherence pass is not counted
+    deadline = Deadline.of(budget_s, effort)  # the searches start now: the coherence pass is
+    # not counted
     with threadpool_limits(1):
         # ---- rank: full column rank ⇒ ∞; otherwise a basis plus one atom is dependent
         sample = live if n <= 2 * H else np.sort(rng.choice(live, size=2 * H, replace=False))
         rank_cost = RANK_SECONDS_PER_H3 * H ** 3  # pivoted QR of ≤ 2H atoms + a circuit's SVD
-        if n > H and rank_cost > deadline.remaining():
+        if n > H and not deadline.fits(rank_cost):
             # the rank test would not fit the budget: H + 1 atoms of R^H are dependent anyway
             found = _dimension_witness(atoms, sample[: H + 1], rank_rtol)
             take_upper(found, "H + 1: any H + 1 atoms of R^H are dependent (null vector by an "
@@ -436,6 +447,7 @@ def spark_bounds(
             notes.append(f"rank test skipped: ~{rank_cost:.0f} s at H = {H} does not fit the "
                          "budget left (the upper side is then at most H + 1)")
         else:
+            deadline.charge(rank_cost)
             X = atoms.vectors(sample)
             _, R, piv = scipy.linalg.qr(X, mode="economic", pivoting=True)
             diag = np.abs(np.diag(R))
@@ -473,7 +485,9 @@ def spark_bounds(
                 and not deadline.expired()):
             _search_null_vectors(atoms, lower, upper, rank_rtol, deadline, rng, take_upper, coh)
         if deadline.expired() and lower < upper:
-            notes.append(f"search stopped by the budget ({budget_s:g} s): the bracket is the "
+            spent = (f"{effort} units of effort" if effort is not None
+                     and not deadline.cap_hit else f"{budget_s:g} s")
+            notes.append(f"search stopped by the budget ({spent}): the bracket is the "
                          "best found so far")
 
     proven.dimension(n, H)
@@ -498,7 +512,7 @@ def spark_bounds(
         witness_within_precision=None if best is None else best[0],
         null_vector_within_precision=None if best is None else best[1],
         residual_within_precision=None if best is None else best[2],
-        precision=input_precision_name(d),
+        precision=input_precision_name(d), budget=deadline.to_dict(),
     )
 
 
@@ -544,11 +558,12 @@ def _search_null_vectors(atoms, lower, upper, rtol, deadline: Deadline, rng, tak
         order = np.argsort(-np.nan_to_num(coh.per_atom[live], nan=-1.0), kind="stable")
         # one lars_path cannot be stopped: ~2·iterations·H·N flops, started only if it fits
         cost = SECONDS_PER_FLOP * 2 * min(4 * atoms.dim, 2000) * atoms.dim * n
-        if "sklearn.linear_model" not in sys.modules:  # its first import takes ~1.5 s
-            cost += SKLEARN_IMPORT_S
+        if "sklearn.linear_model" not in sys.modules and not half.deterministic:
+            cost += SKLEARN_IMPORT_S  # its first import takes ~1.5 s (not work: a time cost)
         for r in order[: min(n, 16)]:
-            if half.expired() or cost > half.remaining():
+            if half.expired() or not half.fits(cost):
                 break
+            half.charge(cost)
             found = _self_expression(atoms, int(r), rtol)
             if found is not None:
                 take_upper(circuit(atoms, found, rtol), "ℓ1 self-expression (homotopy)")

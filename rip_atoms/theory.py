@@ -1,6 +1,6 @@
 """Closed-form and one-dimensional-root reference values from compressed-sensing theory.
 
-Notation (as in ``DESIGN.md``): H is the ambient dimension, N the number of atoms (unit columns of a
+Notation (as in ``docs/design.md``): H is the ambient dimension, N the number of atoms (unit columns of a
 dictionary D in R^{H x N}), k (or K) a sparsity. Donoho-Tanner coordinates are
 delta = H/N (undersampling) and rho = k/H (sparsity per measurement).
 
@@ -92,7 +92,7 @@ def welch_bound(H: int, N: int) -> float:
 
     Sources: L. R. Welch, "Lower bounds on the maximum cross correlation of signals", IEEE
     Trans. Inf. Theory 20(3):397-399, 1974; T. Strohmer & R. W. Heath, "Grassmannian frames with
-    applications to coding and communication", ACHA 14:257-275, 2003 (see cs-methods section 4.1).
+    applications to coding and communication", ACHA 14:257-275, 2003.
 
     Parameters
     ----------
@@ -120,7 +120,7 @@ def generalized_welch_delta(H: int, N: int, k: int) -> float:
     :func:`welch_bound` at k = 2 (where delta_2 = mu exactly). Any claimed *upper* bound on
     delta_k below this value is a bug.
 
-    Derivation (cs-methods section 1.4): the frame potential obeys ||D^T D||_F^2 >= N^2 / H
+    Derivation: the frame potential obeys ||D^T D||_F^2 >= N^2 / H
     (Benedetto & Fickus, "Finite normalized tight frames", Adv. Comput. Math. 18:357-385, 2003).
     Averaging ||G_S - I||_F^2 over uniformly random supports |S| = k gives
     k(k-1)/(N(N-1)) * (||G||_F^2 - N) >= k(k-1)(N-H)/(H(N-1)); some S attains at least the
@@ -233,7 +233,7 @@ def psi_tau(rho: float, nonneg: bool = False) -> float:
 def psi(rho: float, nonneg: bool = False) -> float:
     """Per-coordinate statistical dimension of the l1 descent cone at relative sparsity rho.
 
-    For x in R^N with s = rho N non-zeros (ALMT 2014, Prop. 4.5; cs-methods section 3.4):
+    For x in R^N with s = rho N non-zeros (ALMT 2014, Prop. 4.5):
 
         psi(rho) = inf_{tau >= 0} { rho (1 + tau^2)
                                     + (1 - rho) c [(1 + tau^2) Q(tau) - tau phi(tau)] },

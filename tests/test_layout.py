@@ -16,7 +16,7 @@ Layers, lowest first (a module may import its own layer and the layers below, ne
 5. ``report``.
 6. ``cli`` and ``__main__``.
 
-DESIGN.md lists "core → kernels"; the code has the kernels *below* the core (``coherence`` and
+docs/design.md lists "core → kernels"; the code has the kernels *below* the core (``coherence`` and
 ``recovery`` call them, the kernels import nothing of ``rip_atoms`` but its errors), and that is
 what is checked.
 """

@@ -332,14 +332,14 @@ def test_the_search_budget_is_shared_and_kept():
     assert sum(BUDGET_SHARES.values()) == pytest.approx(1.0)
     sb = SearchBudget(10.0)
     sb.charge("exact parts", 2.0)
-    assert sb.grant("rip") == pytest.approx(8.0 * 0.35)
+    assert sb.grant("rip")["budget_s"] == pytest.approx(8.0 * 0.35)
     sb.charge("rip", 1.0)  # 1.8 s unused: shared by the rest in proportion
-    assert sb.grant("spark") == pytest.approx(7.0 * 0.15 / 0.65)
+    assert sb.grant("spark")["budget_s"] == pytest.approx(7.0 * 0.15 / 0.65)
     sb.charge("spark", 5.0)  # an overrun is taken from the rest
-    assert sb.grant("margins") == pytest.approx(2.0 * 0.15 / 0.5)
+    assert sb.grant("margins")["budget_s"] == pytest.approx(2.0 * 0.15 / 0.5)
     sb.charge("margins", 5.0)  # B is spent: the rest get the 1 % floor
-    assert sb.grant("probe") == pytest.approx(0.1)
-    assert sb.grant("reference") == pytest.approx(0.1)
+    assert sb.grant("probe")["budget_s"] == pytest.approx(0.1)
+    assert sb.grant("reference")["budget_s"] == pytest.approx(0.1)
     D = np.random.default_rng(3).standard_normal((40, 400))
     rep = build_report(VerifyTarget(Dictionary(D), "gaussian"), budget_s=3.0, seed=0)
     used = rep["search_budget"]

@@ -3,7 +3,7 @@
 * On a planted atom set (known unit atoms, 3-sparse non-negative codes) the TSAE recovers the
   atoms: mean over true atoms of the max |cos| to a learned atom ≥ 0.99, and its codes are
   certified by the exact ℓ1 test on ≥ 95 % of fresh tokens.
-* The pitfalls of ``sae-ecosystem.md`` §5.3 are avoided on purpose, and it shows: from a tiny
+* The known JumpReLU training pitfalls are avoided on purpose, and it shows: from a tiny
   constant threshold (1e-3) the raw thresholds move by orders of magnitude and L0 reaches its
   target (a log-parameterised θ under Adam would move by ~θ·lr per step); inputs are trained at
   E‖t‖² = 1; parameters are float32.

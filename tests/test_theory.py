@@ -218,7 +218,7 @@ def test_psi_edges_and_signed_dominates_nonneg():
         assert psi_tau(0.0, nonneg) == math.inf
     for rho in np.linspace(0.01, 0.99, 25):
         assert psi(rho, nonneg=True) < psi(rho)
-    # cs-methods section 3.4: 1000 * psi(0.004) = 29.6
+    #: 1000 * psi(0.004) = 29.6
     assert 1000 * psi(0.004) == pytest.approx(29.6, abs=0.05)
     # extreme sparsities stay finite and ordered
     assert 0.0 < psi(1e-300) < 1e-295
@@ -240,7 +240,7 @@ def test_rho_weak_matches_independent_bisection(delta, nonneg):
 
 
 def test_rho_weak_reference_values():
-    assert rho_weak(0.02) == pytest.approx(0.1234, abs=5e-5)  # cs-methods section 3.4
+    assert rho_weak(0.02) == pytest.approx(0.1234, abs=5e-5)  #
     assert rho_weak(0.5) == pytest.approx(0.385, abs=1e-3)
     assert rho_weak(0.5, nonneg=True) == pytest.approx(0.558, abs=1e-3)  # DT simplex
     assert rho_weak(1.0) == 1.0
@@ -287,7 +287,7 @@ def test_rho_weak_near_one(nonneg):
 
 
 def test_k_weak_reference_shapes():
-    # cs-methods section 7: k_W ~ 490 at 2304 x 16384 and ~561 at 4096 x 131072
+    #: k_W ~ 490 at 2304 x 16384 and ~561 at 4096 x 131072
     assert k_weak(2304, 16384) == pytest.approx(490, abs=1.0)
     assert k_weak(4096, 131072) == pytest.approx(561, abs=1.0)
     assert k_weak(200, 400) == pytest.approx(77, abs=0.5)  # 50% point of the N = 400 check

@@ -11,11 +11,22 @@ import argparse
 import signal
 import sys
 
-from rip_atoms.cli import cards, coherence, criteria, recover, rip, sae, sweep, theory, verify
+from rip_atoms.cli import (
+    cards,
+    check,
+    coherence,
+    criteria,
+    recover,
+    rip,
+    sae,
+    sweep,
+    theory,
+    verify,
+)
 from rip_atoms.cli.common import UsageError
 from rip_atoms.errors import RipAtomsError
 
-COMMANDS = [cards, coherence, criteria, recover, rip, sae, sweep, theory, verify]
+COMMANDS = [cards, check, coherence, criteria, recover, rip, sae, sweep, theory, verify]
 
 __all__ = ["UsageError", "build_parser", "main"]
 

@@ -17,6 +17,7 @@ from rip_atoms.cli.common import (
     show_progress,
 )
 from rip_atoms.coherence import CoherenceResult, coherence
+from rip_atoms.proof import witness_proof
 
 
 def uniqueness_phrase(mu_upper: float) -> str:
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         out = res.to_dict()
         out["source"] = d.provenance.to_dict()
+        out["proof"] = witness_proof(d, m, [res.pair] if res.pair is not None else [])
         emit_json(out)
     else:
         print(summarize(res, d.provenance.source))

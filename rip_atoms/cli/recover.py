@@ -56,11 +56,14 @@ from rip_atoms.cli.common import (
     log,
     show_progress,
 )
+from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import FileFormatError, Interrupted, InvalidCodeError
 from rip_atoms.matrix_files import load_npy
+from rip_atoms.proof import kappa
 from rip_atoms.recovery import MARGIN, RecoveryResult, classify_recovery, phase_transition
-from rip_atoms.recovery.results import reasons_from_arrays
+from rip_atoms.recovery.kept import EMBED_MAX_ENTRIES, SAMPLE, KeptCertificates, proof_arrays
+from rip_atoms.recovery.results import certificates_of, reasons_from_arrays
 
 #: ``recover --checkpoint-dir``: manifest format and version (layout: module docstring)
 CHECKPOINT_FORMAT = "rip-atoms-recover-checkpoint"
@@ -153,6 +156,8 @@ def check_recover_args(args: argparse.Namespace) -> None:
         raise UsageError("--device needs --engine torch")
     if args.resume and args.checkpoint_dir is None:
         raise UsageError("--resume needs --checkpoint-dir DIR (the folder of the run to resume)")
+    if args.keep_certificates and not args.out:
+        raise UsageError("--keep-certificates needs --out FILE.npz (where they are kept)")
 
 
 def _check_out_file(out: str) -> None:
@@ -202,13 +207,16 @@ def run_recover(args: argparse.Namespace) -> int:
     d = load_dictionary(args)
     m = load_metric(args, d)
     codes = load_codes(args.codes)
+    args.keep, keep_note = certificates_to_keep(args, d)
+    atoms = CorrectedAtoms(d, m, rows=False, rows64=True, min_live=0) if args.out else None
     options = dict(
         nonneg=args.nonneg, metric=m if m is not None else "raw", margin=args.margin,
         chunk_size=args.chunk_size, max_iter=args.max_iter, witness_iters=args.witness_iters,
         lp=not args.no_lp,
         lp_time_limit=None if math.isinf(args.lp_time_limit) else args.lp_time_limit,
         blas_threads=args.threads or None, progress=show_progress(args),
-        engine=args.engine, device=args.device,
+        engine=args.engine, device=args.device, keep_certificates=args.keep,
+        corrected_atoms=atoms,
     )
     checkpoint = None
     stack = contextlib.ExitStack()
@@ -222,11 +230,10 @@ def run_recover(args: argparse.Namespace) -> int:
     try:
         if args.checkpoint_dir is not None:
             res, checkpoint = run_checkpointed(args, d, codes, options)
-            if args.out:
-                res.save(args.out)
         else:
-            res = classify_recovery(d, codes, out=args.out, source=str(args.codes), **options)
+            res = classify_recovery(d, codes, source=str(args.codes), **options)
         if args.out:
+            save_with_proof(res, args.out, d, atoms, keep_note)
             _honour_umask(args.out)
     except Interrupted:
         raise
@@ -254,6 +261,7 @@ def run_recover(args: argparse.Namespace) -> int:
         out["source"] = d.provenance.to_dict()
         out["codes"] = str(args.codes)
         out["out"] = str(args.out) if args.out else None
+        out["certificates_kept"] = res.certificates_kept if args.out else None
         if checkpoint is not None:
             out["checkpoint"] = checkpoint
         emit_json(out)
@@ -263,8 +271,42 @@ def run_recover(args: argparse.Namespace) -> int:
             print(f"checkpoint   {checkpoint['dir']}: {checkpoint['chunks']} chunks "
                   f"({checkpoint['resumed']} resumed)")
         if args.out:
-            print(f"per-code     {args.out}")
+            print(f"per-code     {args.out} (witnesses of the {res.failed} failed codes, y* of "
+                  f"{len(res.certificate_index)} of the {res.certified} certified; re-check: "
+                  f"rip-atoms check {args.out})")
+    if keep_note and args.out:
+        log(args, f"rip-atoms: note: {keep_note}")
     return 0
+
+
+def certificates_to_keep(args: argparse.Namespace, d: Dictionary) -> tuple[int | None, str]:
+    """(keep_certificates for classify_recovery, a note when none are kept): all with
+    --keep-certificates; without, the first SAMPLE certified codes' y* when the file can hold
+    D̃ (H·N ≤ EMBED_MAX_ENTRIES; a certificate's check needs every atom), else none. A
+    checkpointed run keeps them without --out too, so that a resume with --out has them."""
+    if not args.out and args.checkpoint_dir is None:
+        return 0, ""
+    if args.keep_certificates:
+        return None, ""
+    if d.dim * d.n_atoms > EMBED_MAX_ENTRIES:
+        return 0, (f"{args.out or 'the checkpoint'} keeps no certificates: checking one "
+                   f"needs all of D̃ (H·N = {d.dim * d.n_atoms} > {EMBED_MAX_ENTRIES} float64 "
+                   "entries); --keep-certificates keeps every one, with D̃")
+    return SAMPLE, ""
+
+
+def save_with_proof(res: RecoveryResult, out: str, d: Dictionary, atoms: CorrectedAtoms,
+                    note: str) -> None:
+    """Write the per-code results with what `rip-atoms check` needs (the ``check_*`` arrays of
+    :func:`rip_atoms.recovery.kept.proof_arrays`; the recipe of D̃ names the dictionary, the
+    SHA-256 of its matrix as loaded, and the metric)."""
+    recipe = {"dictionary": d.provenance.to_dict(),
+              "dictionary_sha256": _sha256_array(np.asarray(d.atoms)),
+              "metric": atoms.metric_info(),
+              "rows": "d̃ᵢ = W dᵢ/‖W dᵢ‖ (W = S̃^½; raw: dᵢ/‖dᵢ‖), float64; dead atoms zero"}
+    if note:
+        recipe["certificates_note"] = note
+    res.save(out, extra=proof_arrays(res, atoms.rows64, kappa(atoms.metric), recipe))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,7 +352,8 @@ def checkpoint_identity(args: argparse.Namespace, d: Dictionary, n_codes: int) -
                     "max_iter": args.max_iter, "witness_iters": args.witness_iters,
                     "lp": not args.no_lp,
                     "lp_time_limit": None if math.isinf(args.lp_time_limit)
-                    else args.lp_time_limit},
+                    else args.lp_time_limit,
+                    "keep_certificates": getattr(args, "keep", 0)},
     }
 
 
@@ -361,7 +404,8 @@ def load_result(path: str | os.PathLike) -> RecoveryResult:
             homotopy_iters=a["homotopy_iters"], witnesses=wit, failed_codes=fc,
             atom_scale=a["atom_scale"], seconds=float(info.get("seconds") or 0.0),
             stage_seconds=dict(info.get("stage_seconds") or {}),
-            source=str(info.get("source", "codes")), reasons=reasons_from_arrays(a))
+            source=str(info.get("source", "codes")), reasons=reasons_from_arrays(a),
+            **certificates_of(a, n_atoms))
     except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
         raise FileFormatError(f"{path}: not a per-code result file ({exc})") from exc
     if any(len(v) != n for v in (res.status, res.method, res.certificate, res.fuchs,
@@ -393,6 +437,10 @@ def merge_results(parts: list[RecoveryResult], *, source: str = "codes") -> Reco
         failed_codes=sp.vstack([p.failed_codes for p in parts], format="csr"),
         atom_scale=first.atom_scale, seconds=sum(p.seconds for p in parts),
         stage_seconds=stages, source=source,
+        **dict(zip(("certificate_index", "certificate_y", "certificate_codes"),
+                   KeptCertificates.of_results(parts, first.certificate_limit).arrays(
+                       first.n_atoms, first.dim), strict=True)),
+        certificate_limit=first.certificate_limit,
         reasons={int(start) + i: r
                  for start, p in zip(np.cumsum([0] + [p.n for p in parts])[:-1], parts,
                                      strict=True)
@@ -555,7 +603,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nonneg", action="store_true",
                    help="non-negative basis pursuit (min 1ᵀx s.t. D̃x = y, x ≥ 0; SAE codes)")
     add_metric_args(p)
-    p.add_argument("--out", metavar="FILE.npz", help="write the per-code results here")
+    p.add_argument("--out", metavar="FILE.npz",
+                   help="write the per-code results here, with the witness of every failed "
+                        "code and the dual certificate y* of the first "
+                        f"{SAMPLE} certified ones, for `rip-atoms check`")
+    p.add_argument("--keep-certificates", action="store_true",
+                   help="with --out: keep y* of every certified code (and D̃ in float64)")
     p.add_argument("--margin", type=float, default=MARGIN,
                    help=f"certified when the certificate bound < 1 − margin (default {MARGIN:g})")
     p.add_argument("--chunk-size", type=int, default=1024, help="codes per batch")

@@ -45,6 +45,7 @@ from rip_atoms.cli.common import (
 from rip_atoms.criteria import UnitSet, token_split, tsae_encoder
 from rip_atoms.dictionary import is_sae_spec
 from rip_atoms.errors import FileFormatError, Interrupted
+from rip_atoms.kernels.threads import with_fixed_thread_sums
 
 #: the --quick default: planted atoms seen through an anisotropic map, with a common offset
 QUICK = {"dim": 128, "n_atoms": 512, "K": 4, "n_samples": 10000, "offset": 2.0}
@@ -276,6 +277,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
     """Budgets and counts must be positive (one line naming the option otherwise)."""
     if args.budget_s is not None and not (math.isfinite(args.budget_s) and args.budget_s > 0):
         raise UsageError(f"--budget-s must be a positive number of seconds, got {args.budget_s}")
+    if args.effort is not None and args.effort < 1:
+        raise UsageError(f"--effort must be ≥ 1 (units of search work), got {args.effort}")
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be ≥ 1, got {args.workers}")
     if args.scheduler is not None and args.workers is not None:
@@ -285,6 +288,25 @@ def _check_numbers(args: argparse.Namespace) -> None:
                               ("--threads", args.threads, 0), ("--seed", args.seed, 0)):
         if value < least:
             raise UsageError(f"{opt} must be ≥ {least}, got {value}")
+
+
+def _budget(args: argparse.Namespace) -> dict:
+    """The report's budget from --effort and --budget-s: a work budget (the default, with a
+    wall-clock cap) unless --budget-s alone asks for a time budget."""
+    from rip_atoms.report.budget import (
+        DEFAULT_CAP_S,
+        DEFAULT_EFFORT,
+        QUICK_CAP_S,
+        QUICK_EFFORT,
+    )
+
+    if args.effort is None and args.budget_s is not None:
+        return {"budget_s": args.budget_s}
+    effort = args.effort if args.effort is not None else (
+        QUICK_EFFORT if args.quick else DEFAULT_EFFORT)
+    cap = args.budget_s if args.budget_s is not None else (
+        QUICK_CAP_S if args.quick else DEFAULT_CAP_S)
+    return {"effort": effort, "budget_s": cap}
 
 
 def _card_list(text: str | None) -> list[int] | None:
@@ -316,6 +338,7 @@ def _cluster(args: argparse.Namespace):
                        log=lambda m: log(args, m))
 
 
+@with_fixed_thread_sums  # the target's metric and codes too, not only the report
 def run(args: argparse.Namespace) -> int:
     from rip_atoms.report import build_report, render_summary, write_report
     from rip_atoms.report.files import prepare_report_folder
@@ -342,9 +365,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             target = _default_target(args, out)
             started = None  # harvesting and training are not the report's time
-        budget = args.budget_s if args.budget_s is not None else (12.0 if args.quick else 120.0)
+        budget = _budget(args)
         with _cluster(args) as client:
-            report = build_report(target, budget_s=budget, seed=args.seed,
+            report = build_report(target, **budget, seed=args.seed,
                                   progress=show_progress(args), log=lambda m: log(args, m),
                                   client=client, started=started)
         import shlex
@@ -393,11 +416,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="rip-atoms-report",
                    help="output folder for report.json and report.html (default "
                         "./rip-atoms-report)")
+    p.add_argument("--effort", type=int, default=None, metavar="N",
+                   help="units of search work for the report's budgeted parts (RIP witnesses, "
+                        "spark, the margins, the ℓ1 probe, the Gaussian reference; one unit ≈ "
+                        "50 ms of search): no clock, so the same command gives the same report "
+                        "on any machine (the default: 2400, 240 with --quick)")
     p.add_argument("--budget-s", type=float, default=None,
-                   help="seconds for the report: its exact parts run first, then RIP "
-                        "witnesses, spark, the margins, the ℓ1 probe and the Gaussian reference "
-                        "share what is left (default 120; 12 with --quick; harvesting and "
-                        "training are not counted)")
+                   help="with --effort (or by default): a wall-clock cap on the report (default "
+                        "900 s, 120 with --quick), whose use the report records; alone: a time "
+                        "budget instead, the report's seconds from loading the target (its exact "
+                        "parts first, the searches share what is left; results then depend on "
+                        "the machine)")
     p.add_argument("--quick", action="store_true",
                    help="synthetic planted-atoms default (no torch needed, < 1 min)")
     p.add_argument("--tokens", type=int, default=DEFAULT_TOKENS,

@@ -1,6 +1,6 @@
 """The atom-set check: whether a unit set is an atom set for the activations, and at which ε, K.
 
-The definition (paper-digest §3.4; DESIGN.md, "The paper's criteria") has three conditions on
+The definition (docs/design.md, "The paper's criteria") has three conditions on
 activations xᵢ, codes δᵢ and corrected atoms d̃ⱼ:
 
 1. representability xᵢ = D δᵢ (+ b), up to a relative residual ``rtol``;
@@ -31,7 +31,7 @@ __all__ = ["AtomSetCheck", "atom_set_check"]
 
 @dataclass(frozen=True)
 class AtomSetCheck:
-    """The atom-set definition (paper-digest §3.4) checked on activations M and codes:
+    """The atom-set definition (the paper's Definition of an atom set; docs/design.md) checked on activations M and codes:
 
     1. representability xᵢ = D δᵢ (+ b): max relative residual ‖xᵢ − x̂ᵢ‖/‖xᵢ‖ ≤ ``rtol``
        (AIP norm when a metric is given, else Euclidean);

@@ -1,6 +1,6 @@
 """The comparison table of unit sets — neurons, features, atoms — that is the paper's headline:
 per unit set R² (AIP, Euclidean), q* (both readings), the ℓ1-certified fraction, μ, mean L0,
-dead and never-active atoms, all on the same held-out tokens under one AIP metric (DESIGN.md,
+dead and never-active atoms, all on the same held-out tokens under one AIP metric (docs/design.md,
 "The paper's criteria"). Built from the functions of :mod:`rip_atoms.criteria`.
 """
 

@@ -2,7 +2,7 @@
 over tokens that it (and the other criteria) need.
 
 R² = 1 − Σᵢ‖xᵢ − x̂ᵢ‖² / Σᵢ‖xᵢ − x̄‖², pooled over the evaluated tokens, x̄ their mean,
-x̂ᵢ = D δᵢ + b, in the AIP norm ‖v‖²_S = vᵀS̃v and in the Euclidean norm (DESIGN.md, "The paper's
+x̂ᵢ = D δᵢ + b, in the AIP norm ‖v‖²_S = vᵀS̃v and in the Euclidean norm (docs/design.md, "The paper's
 criteria"). Held-out tokens by default (:func:`rip_atoms.criteria.units.token_split`).
 
 :func:`stream_tokens` is one pass over the evaluated tokens, ``chunk_size`` at a time (a memory

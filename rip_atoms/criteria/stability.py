@@ -1,6 +1,6 @@
 """Stability of a unit set's codes: the q* readings and the ℓ1-certified fraction.
 
-Notation (DESIGN.md, "The paper's criteria"): d̃ⱼ = W dⱼ/‖W dⱼ‖ are the corrected atoms D̃
+Notation (docs/design.md, "The paper's criteria"): d̃ⱼ = W dⱼ/‖W dⱼ‖ are the corrected atoms D̃
 (W = S̃^{1/2}), μⱼ = max_{l≠j} |⟨d̃ⱼ, d̃ₗ⟩| the per-atom coherence
 (:func:`rip_atoms.coherence.per_atom_coherence`), Kᵢ = ‖δᵢ‖₀. The uniqueness condition for
 sparsity k is (2k − 1)·μ < 1 (:func:`rip_atoms.theory.uniqueness_holds`).
@@ -277,6 +277,11 @@ class L1Certified:
     sampled_from: int = 0
     seed: int | None = None
     methods: dict = field(default_factory=dict)
+    #: the classification of the non-empty sampled codes (a RecoveryResult, None when none was
+    #: needed) and, per row of it, the token it is (for an independent re-check of its
+    #: certificates and witnesses: :mod:`rip_atoms.report.self_check`)
+    recovery: Any = field(default=None, repr=False)
+    recovery_tokens: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def decided_fraction(self) -> float:
@@ -379,6 +384,7 @@ def l1_certified_fraction(
     status = np.full(len(pick), "certified", dtype=object)  # empty codes: y = 0, unique x = 0
     nonempty = np.flatnonzero(l0 > 0)
     methods: dict = {"empty": int(len(pick) - nonempty.size)}
+    res = None
     if nonempty.size and _independent_atoms(d, metric):
         # D̃ has full column rank: D̃x = y has exactly one solution, so basis pursuit (signed or
         # non-negative) can only return δ — every code on live atoms is certified
@@ -410,6 +416,7 @@ def l1_certified_fraction(
         undetermined=counts["undetermined"], invalid=counts["invalid"],
         empty=int(len(pick) - nonempty.size), nonneg=is_nonneg, tokens=pick,
         status=status.astype(str), sampled_from=n, seed=seed, methods=methods,
+        recovery=res, recovery_tokens=pick[nonempty],
     )
 
 

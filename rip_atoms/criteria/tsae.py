@@ -3,8 +3,8 @@
 For corrected atoms D̃ with coherence ε (|⟨d̃ᵢ, d̃ⱼ⟩| ≤ ε, i ≠ j), codes with at most K non-zeros
 and non-zero magnitudes in [δ_min, δ_max], every threshold τ with
 εKδ_max < τ < δ_min − ε(K − 1)δ_max recovers every support with W_enc = D̃ᵀ (i.e. Dᵀ S̃ for
-AIP-unit atoms), W_dec = D; the window is non-empty iff δ_min > ε(2K − 1)δ_max (DESIGN.md, "The
-paper's criteria"; paper-digest §4.5).
+AIP-unit atoms), W_dec = D; the window is non-empty iff δ_min > ε(2K − 1)δ_max (docs/design.md, "The
+paper's criteria"; the paper's TSAE identifiability theorem).
 
 * :func:`tsae_window` — the window (or its infeasibility);
 * :func:`check_thresholds` — a trained TSAE's thresholds against it;
@@ -70,7 +70,7 @@ class TSAEWindow:
 def tsae_window(eps: float, K: int, delta_min: float, delta_max: float) -> TSAEWindow:
     """The feasible threshold interval εKδ_max < τ < δ_min − ε(K − 1)δ_max (or infeasibility).
 
-    Hypotheses of the theorem it comes from (paper-digest §4.5): AIP-unit atoms with
+    Hypotheses of the theorem it comes from (the paper's TSAE identifiability theorem): AIP-unit atoms with
     |⟨d̃ᵢ, d̃ⱼ⟩| ≤ ε (i ≠ j), codes with at most K non-zeros, each non-zero δⱼ ∈ [δ_min, δ_max]
     (non-negative codes with σ_τ(z) = z·1[z > τ]; for signed codes the same window applies to
     |z|). Pre-activations z = D̃ᵀD̃δ satisfy zⱼ ≥ δ_min − (K − 1)εδ_max on the support and

@@ -1,7 +1,7 @@
 """Units and tokens: a unit set (a decoder D, a way to get codes δ, a decoder bias b) and the
 split of tokens into metric-fitting and evaluated (held-out) ones.
 
-Notation (DESIGN.md, "The paper's criteria"): activations xᵢ ∈ R^H, a decoder D ∈ R^{H×N}
+Notation (docs/design.md, "The paper's criteria"): activations xᵢ ∈ R^H, a decoder D ∈ R^{H×N}
 (columns are atoms), codes δᵢ ∈ R^N and the reconstruction x̂ᵢ = D δᵢ + b.
 
 * :class:`UnitSet` — neurons (D = I, δ = x), an SAE (:meth:`UnitSet.from_sae`), an encoder

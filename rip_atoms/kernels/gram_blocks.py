@@ -185,18 +185,20 @@ def reduce_tiles(
     Every tile is one *single-threaded* float32 GEMM (a multi-threaded BLAS rounds differently
     with another thread count, so a pass on a 2-core driver and one on 1-core workers would not
     agree); ``threads`` Python threads (default: the BLAS's thread count here, i.e. the cores
-    this process is given) share the tiles in contiguous runs, each with its own lists, merged
-    at the end. Same bytes for any ``threads``, any process.
+    this process is given, :func:`rip_atoms.kernels.threads.given_threads`) share the tiles in
+    contiguous runs, each with its own lists, merged at the end. Same bytes for any ``threads``,
+    any process.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from threadpoolctl import threadpool_info, threadpool_limits
+    from threadpoolctl import threadpool_limits
+
+    from rip_atoms.kernels.threads import given_threads
 
     A = _check(A, n_top)
     tiles = list(tiles)
     if threads is None:
-        blas = [p.get("num_threads", 1) for p in threadpool_info() if p.get("user_api") == "blas"]
-        threads = max(blas) if blas else 1
+        threads = given_threads()
     runs = split_tiles(tiles, max(1, int(threads)))
     with threadpool_limits(1, user_api="blas"):
         if len(runs) == 1:

@@ -1,7 +1,7 @@
 """Batched kernels for exact ℓ1 recovery: the min-ℓ2 (Fuchs) certificate of many codes at once,
 and a batched ADMM search for basis-pursuit points that beat a code (failure witnesses).
 
-Notation (DESIGN.md): D ∈ R^{H×N} with unit columns dⱼ, a code δ with support S (|S| = k) and
+Notation (docs/design.md): D ∈ R^{H×N} with unit columns dⱼ, a code δ with support S (|S| = k) and
 signs s = sign(δ_S) (s = 𝟙 for non-negative codes). Everything here is float64 unless stated;
 nothing here *decides* anything — :mod:`rip_atoms.recovery` verifies every candidate in float64
 before it is reported.

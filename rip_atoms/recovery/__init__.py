@@ -1,6 +1,6 @@
 """Exact ℓ1 recovery of given codes, with a proof for every answer; and the phase transition.
 
-Notation (DESIGN.md, "Exact ℓ1 recovery of a given code"). D̃ ∈ R^{H×N} has unit columns d̃ᵢ
+Notation (docs/design.md, "Exact ℓ1 recovery of a given code"). D̃ ∈ R^{H×N} has unit columns d̃ᵢ
 (the AIP-corrected atoms W dᵢ/‖W dᵢ‖, or dᵢ/‖dᵢ‖ for the raw metric). A code δ over D *as given*
 becomes δ̃ᵢ = ‖W dᵢ‖·δᵢ over D̃ — same support S and signs s = sign(δ_S) — because
 D̃ δ̃ = Σᵢ W dᵢ δᵢ = W D δ, and W is invertible; y = D̃ δ̃. Basis pursuit is
@@ -8,7 +8,7 @@ D̃ δ̃ = Σᵢ W dᵢ δᵢ = W D δ, and W is invertible; y = D̃ δ̃. Basis
     signed        min ‖x‖₁  s.t. D̃ x = y,
     non-negative  min 𝟙ᵀx  s.t. D̃ x = y, x ≥ 0.
 
-**Theorem** (Fuchs; Zhang–Yin–Cheng; cs-methods §3.1). δ̃ is the *unique* solution iff D̃_S has
+**Theorem** (Fuchs 2004; Zhang–Yin–Cheng 2015). δ̃ is the *unique* solution iff D̃_S has
 full column rank and some y* satisfies D̃_Sᵀ y* = s and ‖D̃_{Sᶜ}ᵀ y*‖_∞ < 1 (non-negative case,
 s = 𝟙: max_{j∈Sᶜ} d̃ⱼᵀ y* < 1). Each code is classified
 

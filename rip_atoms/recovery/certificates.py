@@ -1,6 +1,6 @@
 """Dual certificates: the rigorous bound, the Fuchs certificate, the exact LP, the pushed one.
 
-**Theorem** (Fuchs; Zhang–Yin–Cheng; cs-methods §3.1). A code with support S and signs s is the
+**Theorem** (Fuchs 2004; Zhang–Yin–Cheng 2015). A code with support S and signs s is the
 unique basis-pursuit solution over D iff D_S has full column rank and some y has D_Sᵀ y = s and
 ‖D_{Sᶜ}ᵀ y‖_∞ < 1 (non-negative case, s = 𝟙: max_{j∈Sᶜ} dⱼᵀ y < 1).
 
@@ -222,21 +222,22 @@ def _push_certificate(atoms: _UnitAtoms, code: _Code, T: np.ndarray, sT: np.ndar
 
 
 def _pushed_certificate(atoms: _UnitAtoms, code: _Code, T: np.ndarray, sT: np.ndarray,
-                        nonneg: bool, rounds: int = _PUSH_ROUNDS) -> tuple[float, float, float]:
+                        nonneg: bool, rounds: int = _PUSH_ROUNDS
+                        ) -> tuple[float, float, float, np.ndarray | None]:
     """Certificate from an active set A = S ∪ T with signs s_A (the homotopy's final segment).
 
     y_A = D̃_A G_A⁻¹ s_A (G_A = D̃_Aᵀ D̃_A) has D̃_Sᵀ y_A = s and d̃ⱼᵀ y_A = sⱼ on T; atoms off A
     that reach 1 − 1e-7 are added to T with sign(d̃ⱼᵀ y_A) (at most ``rounds`` times). Then
     y = y_A − η w with w = D̃_A G_A⁻¹ [0; s_T] (so d̃ⱼᵀ y = (1 − η) sⱼ on T and D̃_Sᵀ w = 0), η
     minimising max(|1 − η|, max_{j∉A} |cⱼ − η wⱼ|) on [0, 2] (convex; bounded Brent). Returns
-    (bound, value, ‖y‖₂) of y (:func:`_certificate_bound`); (+inf, NaN, NaN) if nothing usable
-    was built.
+    (bound, value, ‖y‖₂, y) of y (:func:`_certificate_bound`); (+inf, NaN, NaN, None) if
+    nothing usable was built.
     """
     rows, h = atoms.rows64, atoms.dim
     S, s = code.S, code.s
     T = np.asarray(T, dtype=np.int64)
     sT = np.asarray(sT, dtype=np.float64)
-    nothing = (math.inf, math.nan, math.nan)
+    nothing = (math.inf, math.nan, math.nan, None)
     for _ in range(rounds):
         A = np.concatenate([S, T])
         if len(A) >= h:
@@ -273,5 +274,5 @@ def _pushed_certificate(atoms: _UnitAtoms, code: _Code, T: np.ndarray, sT: np.nd
         else:
             y = yA
         value, bound = _certificate_bound(rows, S, s, y, nonneg, code.sigma_min, atoms.gamma)
-        return bound, value, float(np.linalg.norm(y))
+        return bound, value, float(np.linalg.norm(y)), y
     return nothing

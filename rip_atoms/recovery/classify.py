@@ -56,12 +56,12 @@ from rip_atoms.recovery.basis_pursuit import _lars
 from rip_atoms.recovery.certificates import (
     _certificate_bound,
     _lp,
-    _push_certificate,
     _pushed_certificate,
     _rigorous_bound,
     _sigma,
 )
 from rip_atoms.recovery.codes import _chunk_rows, _Code, _gamma, _UnitAtoms
+from rip_atoms.recovery.kept import KeptCertificates, fuchs_y
 from rip_atoms.recovery.reasons import undetermined_reason
 from rip_atoms.recovery.results import (
     CERTIFIED,
@@ -104,7 +104,7 @@ Witness = tuple[np.ndarray, np.ndarray]
 class _Recorder:
     """Per-code output arrays of :func:`classify_recovery`."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, keep_certificates: int | None = 0) -> None:
         self.status = np.zeros(n, dtype=np.int8)
         self.method = np.zeros(n, dtype=np.int8)
         self.certificate = np.full(n, np.nan)
@@ -115,6 +115,7 @@ class _Recorder:
         self.witness: dict[int, Witness] = {}
         self.deltas: dict[int, Witness] = {}
         self.reasons: dict[int, str] = {}  # why an undetermined code is undetermined
+        self.certs = KeptCertificates(keep_certificates)
 
     def offer_bound(self, code: _Code, bound: float) -> None:
         """Keep the smallest certificate bound seen for the code."""
@@ -167,11 +168,16 @@ class _Context:
         finally:
             self.stage_seconds[stage] += time.perf_counter() - t0
 
-    def offer(self, code: _Code, method: Method, bound: float) -> bool:
+    def offer(self, code: _Code, method: Method, bound: float, y=None) -> bool:
         """Record a certificate bound; certify the code (True) when bound < 1 − margin (a
-        rigorous float64 bound: a proof, on near-parallel atoms too)."""
+        rigorous float64 bound: a proof, on near-parallel atoms too). ``y``: the certificate
+        (None: the Fuchs y₀), kept for the independent check when the record wants it
+        (:mod:`rip_atoms.recovery.kept`)."""
         self.rec.offer_bound(code, bound)
         if bound < 1.0 - self.margin:
+            if self.rec.certs.wants(code.index):
+                self.rec.certs.add(code.index, code.S, code.vals, fuchs_y(
+                    self.atoms.rows64, code.S, code.s) if y is None else y)
             self.rec.status[code.index] = CERTIFIED
             self.rec.method[code.index] = method
             self.rec.certificate[code.index] = bound
@@ -212,10 +218,12 @@ def classify_recovery(
     out: str | os.PathLike | None = None,
     source: str = "codes",
     budget_s: float | None = None,
+    effort: int | None = None,
     engine: str = "numpy",
     device: str | None = None,
     client: Any = None,
     corrected_atoms: CorrectedAtoms | None = None,
+    keep_certificates: int | None = 0,
 ) -> RecoveryResult:
     """Classify, code by code, whether basis pursuit recovers each code *uniquely*, with a proof.
 
@@ -272,7 +280,12 @@ def classify_recovery(
         decided when it runs out stay undetermined. With ``client``, each task gets the share
         B·min(w, T)/T of B (w workers, T tasks: T/w rounds of tasks fit in B) and the client
         stops waiting at B: chunks not back by then stay undetermined
-        (:mod:`rip_atoms.recovery.distributed`).
+        (:mod:`rip_atoms.recovery.distributed`). With ``effort``, only a wall-clock cap.
+    effort : int, optional
+        A work budget instead: this many units (one per budget check — a chunk, a per-code
+        solve — and uninterruptible steps by their estimated operation count;
+        :mod:`rip_atoms.deadline`), so the same codes and options decide the same codes on any
+        machine. Single-process only (not with ``client``).
     engine : {"numpy", "torch"}
         Who runs the fast path of the Fuchs stage (the G_S solves and the float32 screen of
         D̃ᵀy₀): numpy, or torch on ``device`` (:mod:`rip_atoms.kernels.torch_fuchs`). Either
@@ -295,6 +308,10 @@ def classify_recovery(
         from it, instead of whitening again (checked to be of D and ``metric``; with
         ``client`` they are copied into the shared files; workers on other machines build
         their own).
+    keep_certificates : int or None
+        Keep the dual vector y* of that many certified codes, those of lowest index (None:
+        every certified code; 0, the default: none) in ``certificate_index``/``_y``/``_codes``
+        of the result, for an independent re-check (:mod:`rip_atoms.check`).
 
     Returns
     -------
@@ -319,7 +336,10 @@ def classify_recovery(
         check_real("lp_time_limit", lp_time_limit, lo=0.0, lo_open=True, allow_inf=True)
     if engine not in ("numpy", "torch"):
         raise ParameterError(f"engine must be 'numpy' or 'torch', not {engine!r}")
-    deadline = Deadline(budget_s) if budget_s is not None else None
+    deadline = Deadline.of(budget_s, effort)
+    if effort is not None and client is not None:
+        raise ParameterError("effort (a work budget) is for single-process runs: with Dask "
+                             "workers give budget_s")
     if client is None:
         atoms = _UnitAtoms.of(D, metric, corrected_atoms)
         h, n_atoms = atoms.dim, atoms.n_atoms
@@ -335,7 +355,7 @@ def classify_recovery(
     opts = {"nonneg": nonneg, "margin": margin, "max_iter": cap, "witness_iters": witness_iters,
             "lp": lp, "lp_time_limit": lp_time_limit, "lp_max_size": lp_max_size,
             "blas_threads": blas_threads, "engine": engine, "device": device,
-            "chunk_size": chunk_size}
+            "chunk_size": chunk_size, "keep_certificates": keep_certificates}
     if client is not None:
         from rip_atoms.recovery.distributed import classify_distributed
 
@@ -361,7 +381,10 @@ def classify_recovery(
         witnesses=rec.csr(rec.witness, n, n_atoms), failed_codes=rec.csr(rec.deltas, n, n_atoms),
         atom_scale=about["scale"], seconds=time.perf_counter() - t_start,
         stage_seconds={k: round(v, 6) for k, v in stage_seconds.items()}, source=source,
-        reasons=dict(sorted(rec.reasons.items())),
+        budget={} if deadline is None else deadline.to_dict(),
+        **dict(zip(("certificate_index", "certificate_y", "certificate_codes"),
+                   rec.certs.arrays(n_atoms, h), strict=True)),
+        certificate_limit=keep_certificates, reasons=dict(sorted(rec.reasons.items())),
     )
     if out is not None:
         result.save(out)
@@ -378,7 +401,7 @@ def _classify_rows(atoms: _UnitAtoms, kind: str, M, n: int, opts: dict,
     ctx = _Context(atoms=atoms, nonneg=opts["nonneg"], margin=opts["margin"],
                    max_iter=opts["max_iter"], witness_iters=opts["witness_iters"], lp=opts["lp"],
                    lp_time_limit=opts["lp_time_limit"], lp_max_size=opts["lp_max_size"],
-                   rec=_Recorder(n),
+                   rec=_Recorder(n, opts.get("keep_certificates", 0)),
                    stage_seconds=dict.fromkeys(("fuchs", "rank", "push", "admm", "homotopy",
                                                 "lp"), 0.0),
                    bar=bar, deadline=deadline, solver=solver)
@@ -492,11 +515,11 @@ def _stage_push(ctx: _Context, pending: list[_Code]) -> list[_Code]:
                     or not ctx.rec.fuchs[code.index] <= PUSH_MAX_FUCHS):
                 rest.append(code)
                 continue
-            bound, value, y_norm = _pushed_certificate(ctx.atoms, code, np.array([], np.int64),
-                                                       np.array([]), ctx.nonneg)
+            bound, value, y_norm, y = _pushed_certificate(
+                ctx.atoms, code, np.array([], np.int64), np.array([]), ctx.nonneg)
             ctx.rec.offer_bound(code, bound)
             if not (_no_witness_possible(ctx.atoms, code, bound, value, y_norm)
-                    and ctx.offer(code, Method.PUSH, bound)):
+                    and ctx.offer(code, Method.PUSH, bound, y)):
                 rest.append(code)
     return rest
 
@@ -546,7 +569,7 @@ def _rank_decisions(ctx: _Context, suspects: list[_Code]) -> list[_Code]:
         value, bound = _certificate_bound(atoms.rows64, code.S, code.s, y0, ctx.nonneg, smin,
                                           atoms.gamma)
         ctx.rec.fuchs[code.index] = value
-        if not ctx.offer(code, Method.FUCHS, bound):
+        if not ctx.offer(code, Method.FUCHS, bound, y0):
             rest.append(code)
     return rest
 
@@ -564,10 +587,12 @@ def _stage_homotopy(ctx: _Context, pending: list[_Code]) -> list[_Code]:
             if ctx.expired():
                 rest.extend(pending[n_done:])
                 break
-            if ctx.deadline is not None and \
-                    HOMOTOPY_STEPS_PER_NONZERO * code.k * step_s > ctx.deadline.remaining():
-                rest.append(code)  # its path would not end before the deadline: left open
-                continue
+            cost = HOMOTOPY_STEPS_PER_NONZERO * code.k * step_s
+            if ctx.deadline is not None:
+                if not ctx.deadline.fits(cost):
+                    rest.append(code)  # its path would not end before the deadline: left open
+                    continue
+                ctx.deadline.charge(cost)
             decided = False
             total = 0
             for dt in atoms.homotopy_dtypes:
@@ -603,7 +628,8 @@ def _decide_from_path(ctx: _Context, code: _Code, coef: np.ndarray, active: np.n
     T = np.setdiff1d(active, code.S)
     sT = np.ones(len(T)) if nonneg else np.sign(coef[T])
     sT[sT == 0] = 1.0
-    return ctx.offer(code, Method.HOMOTOPY, _push_certificate(atoms, code, T, sT, nonneg))
+    bound, _, _, y = _pushed_certificate(atoms, code, T, sT, nonneg)
+    return ctx.offer(code, Method.HOMOTOPY, bound, y)
 
 
 def _stage_lp(ctx: _Context, pending: list[_Code]) -> list[_Code]:
@@ -617,8 +643,9 @@ def _stage_lp(ctx: _Context, pending: list[_Code]) -> list[_Code]:
                 if ctx.deadline.expired():
                     rest.extend(pending[n_done:])
                     break
-                left = ctx.deadline.remaining()
+                left = ctx.deadline.clock_left()
                 time_limit = left if time_limit is None else min(time_limit, left)
+                time_limit = time_limit if math.isfinite(time_limit) else None
             size = (atoms.n_atoms - code.k) * (atoms.dim + 1) * (1 if nonneg else 2)
             if size > ctx.lp_max_size or not code.sigma_ratio > RANK_TOL:
                 rest.append(code)
@@ -628,7 +655,7 @@ def _stage_lp(ctx: _Context, pending: list[_Code]) -> list[_Code]:
             if res.status == 0 and res.x is not None:
                 _, bound = _certificate_bound(atoms.rows64, code.S, code.s, res.x[:-1], nonneg,
                                               code.sigma_min, atoms.gamma)
-                decided = ctx.offer(code, Method.LP, bound)
+                decided = ctx.offer(code, Method.LP, bound, res.x[:-1])
                 if not decided and res.x[-1] >= 1.0 - ctx.margin:  # not unique: find the tie
                     wit = _lp_dual_witness(atoms, code, res, comp, nonneg)
                     decided = wit is not None and ctx.fail(code, Method.LP, wit)

@@ -122,7 +122,7 @@ def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dic
     per_task = chunk * _CHUNKS_PER_TASK
     bounds = [(a, min(n, a + per_task)) for a in range(0, n, per_task)]
     token = uuid.uuid4().hex
-    rec = recorder(n)
+    rec = recorder(n, opts.get("keep_certificates", 0))
     seconds: dict[str, float] = {}
     about: dict | None = None
     shared: SharedAtoms | None = None
@@ -207,6 +207,7 @@ def _merge(rec, part, a: int, b: int) -> None:
     rec.witness.update({a + i: w for i, w in part.witness.items()})
     rec.deltas.update({a + i: d for i, d in part.deltas.items()})
     rec.reasons.update({a + i: r for i, r in part.reasons.items()})
+    rec.certs.merge(part.certs, a)
 
 
 __all__ = ["classify_distributed"]

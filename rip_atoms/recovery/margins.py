@@ -1,7 +1,7 @@
 """How safe is a certified code? The uniqueness margin: a rigorous upper bound close to the exact
 value t* of the certificate LP.
 
-Notation (DESIGN.md, "Exact ℓ1 recovery of a given code"): D̃ has unit columns d̃ⱼ (the
+Notation (docs/design.md, "Exact ℓ1 recovery of a given code"): D̃ has unit columns d̃ⱼ (the
 AIP-corrected atoms); a code δ has support S and signs s = sign(δ_S). The exact uniqueness value
 is the optimum of the certificate LP
 
@@ -46,6 +46,7 @@ import numpy as np
 
 from rip_atoms.codes import codes_csr
 from rip_atoms.corrected_atoms import CorrectedAtoms, corrected_atoms_for
+from rip_atoms.deadline import Deadline
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import ParameterError
 from rip_atoms.metric import AIPMetric
@@ -82,6 +83,8 @@ class MarginsResult:
     sampled_from: int = 0
     seconds: float = 0.0
     budget_s: float | None = None
+    #: the tightening's budget and its use (:meth:`rip_atoms.deadline.Deadline.to_dict`)
+    budget: dict = field(default_factory=dict)
 
     def quantiles(self, values: np.ndarray) -> dict:
         v = np.asarray(values, dtype=np.float64)
@@ -111,7 +114,7 @@ class MarginsResult:
             "lp_value_quantiles": self.quantiles(self.lp_value),
             "below_one": int(np.sum(self.margin[ok] < 1.0)),
             "below_half": int(np.sum(self.margin[ok] < 0.5)),
-            "seconds": self.seconds, "budget_s": self.budget_s,
+            "seconds": self.seconds, "budget_s": self.budget_s, "budget": self.budget,
             "method": ("a certificate driven toward the optimum t* of the certificate LP min "
                        "‖D̃_{Sᶜ}ᵀy‖_∞ s.t. D̃_Sᵀy = s (one-sided for non-negative codes): the "
                        "exact LP (HiGHS) on small problems, else L-BFGS on a log-sum-exp "
@@ -136,6 +139,7 @@ def certificate_margins(
     tokens: np.ndarray | None = None,
     seed: int = 0,
     budget_s: float | None = 60.0,
+    effort: int | None = None,
     lp_time_limit: float | None = 20.0,
     corrected_atoms: CorrectedAtoms | None = None,
 ) -> MarginsResult:
@@ -159,7 +163,11 @@ def certificate_margins(
         Seed of the sample.
     budget_s : float or None
         Wall-clock budget of the tightening; codes left when it is spent keep the classifier's
-        bound (``tightened`` false).
+        bound (``tightened`` false). With ``effort``, only a wall-clock cap.
+    effort : int or None
+        A work budget instead (:mod:`rip_atoms.deadline`): one unit per code tightened, so the
+        same codes are tightened on any machine (give ``lp_time_limit=None`` too, or the LP's
+        own clock can still cut a solve).
     lp_time_limit : float or None
         HiGHS time limit per code.
     corrected_atoms : CorrectedAtoms, optional
@@ -173,6 +181,7 @@ def certificate_margins(
     from rip_atoms.recovery.classify import classify_recovery
 
     t0 = time.perf_counter()
+    deadline = Deadline.of(budget_s, effort)
     d = as_dictionary(D)
     C = codes_csr(codes, d.n_atoms, "codes")
     n = C.shape[0]
@@ -206,7 +215,7 @@ def certificate_margins(
                                     min_live=0)
 
         def out_of_time() -> bool:
-            return budget_s is not None and time.perf_counter() - t0 > budget_s
+            return deadline is not None and deadline.expired()
 
         if not out_of_time():  # the set-up (D̃ without dead atoms) only when there is time
             live = np.flatnonzero(~atoms.dead)
@@ -224,11 +233,11 @@ def certificate_margins(
                 if (S < 0).any():
                     continue  # a support on a dead atom: invalid, no certificate
                 sgn = np.ones(len(S)) if is_nonneg else np.sign(Cs.data[a:b])
-                left = None if budget_s is None else budget_s - (time.perf_counter() - t0)
+                limits = [x for x in (lp_time_limit, None if deadline is None else
+                                      deadline.clock_left()) if x is not None and
+                          math.isfinite(x)]
                 got = _tight_certificate(cols, S, sgn, is_nonneg, gamma, col_norm,
-                                         time_limit=min(x for x in (lp_time_limit, left)
-                                                        if x is not None)
-                                         if (lp_time_limit or left) else None)
+                                         time_limit=min(limits) if limits else None)
                 if got is not None:
                     lp_bound[r], lp_value[r], solved[r] = got
                     tight[r] = True
@@ -238,7 +247,8 @@ def certificate_margins(
     return MarginsResult(tokens=tokens, l0=l0_all[tokens], margin=margin, lp_value=lp_value,
                          lp_bound=lp_bound, certificate_bound=cert, status=status,
                          lp_solved=solved, tightened=tight, nonneg=is_nonneg, sampled_from=int(n),
-                         seconds=time.perf_counter() - t0, budget_s=budget_s)
+                         seconds=time.perf_counter() - t0, budget_s=budget_s,
+                         budget={} if deadline is None else deadline.to_dict())
 
 
 class _OutOfTime(Exception):

@@ -158,6 +158,10 @@ class RecoveryResult:
     witnesses : n×N CSR; row i holds the witness x̃ of failed code i over D̃ (empty otherwise).
     failed_codes : n×N CSR; row i holds δ̃ of failed code i (so v = x̃ − δ̃ ∈ ker D̃).
     atom_scale : ‖W dᵢ‖ (the factor δ̃ᵢ = ‖W dᵢ‖ δᵢ; 0 for dead atoms).
+    certificate_index, certificate_y, certificate_codes : the kept certificates
+        (:mod:`rip_atoms.recovery.kept`): code indices (ascending), their dual vectors y*
+        (m×H, float64) and their δ̃ (m×N CSR); ``certificate_limit`` is how many were asked
+        for (None: every certified code; 0: none).
     reasons : code index → why that undetermined code has no proof either way (only codes the
         classifier can explain: a near-parallel pair, a rank-deficient D̃_S).
     """
@@ -181,7 +185,25 @@ class RecoveryResult:
     seconds: float = 0.0
     stage_seconds: dict = field(default_factory=dict)
     source: str = "codes"
+    #: the call's budget and its use (:meth:`rip_atoms.deadline.Deadline.to_dict`; empty when
+    #: unlimited)
+    budget: dict = field(default_factory=dict)
+    certificate_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64),
+                                          repr=False)
+    certificate_y: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
+    certificate_codes: sp.csr_matrix = field(default_factory=lambda: sp.csr_matrix((0, 0)),
+                                             repr=False)
+    certificate_limit: int | None = 0
     reasons: dict = field(default_factory=dict)
+
+    @property
+    def certificates_kept(self) -> str:
+        """Which certified codes keep their y*, in words."""
+        if self.certificate_limit is None:
+            return "every certified code"
+        if self.certificate_limit == 0:
+            return "none"
+        return f"the first {self.certificate_limit} certified codes (by index)"
 
     @property
     def certified(self) -> int:
@@ -294,19 +316,24 @@ class RecoveryResult:
             "source": self.source,
         }
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
         """Write the per-code arrays to an ``.npz`` atomically (temp file + ``os.replace``).
 
         Keys: status, method, certificate, fuchs, support_size, invalid_reason, homotopy_iters,
         atom_scale, witness_{data,indices,indptr}, failed_code_{data,indices,indptr}, shape,
         status_names, method_names, invalid_reasons, summary (JSON text), reason_index and
         reason_text (the undetermined codes' reasons). Loads with
-        ``np.load(path, allow_pickle=False)``, or back into a result with :meth:`load`.
+        ``np.load(path, allow_pickle=False)``, or back into a result with :meth:`load`. The
+        kept certificates: certificate_index, certificate_y, certificate_code_{data,indices,
+        indptr}, certificate_limit (−1: all).
 
         Parameters
         ----------
         path : str or os.PathLike
             The ``.npz`` file to write (its folder must exist).
+        extra : dict, optional
+            More arrays to store (``recover --out``: the ``check_*`` arrays of
+            :func:`rip_atoms.recovery.kept.proof_arrays`).
 
         Returns
         -------
@@ -331,6 +358,8 @@ class RecoveryResult:
             M = getattr(self, attr)
             arrays.update({f"{key}_data": M.data, f"{key}_indices": M.indices,
                            f"{key}_indptr": M.indptr})
+        arrays.update(_certificate_arrays(self))
+        arrays.update(extra or {})
         folder = path.parent if str(path.parent) else Path(".")
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
@@ -382,8 +411,8 @@ class RecoveryResult:
                 fuchs=f["fuchs"], support_size=f["support_size"],
                 invalid_reason=f["invalid_reason"], homotopy_iters=f["homotopy_iters"],
                 atom_scale=f["atom_scale"], seconds=float(summary["seconds"]),
-                stage_seconds=dict(summary["stage_seconds"]), source=summary["source"],
-                reasons=reasons_from_arrays(f), **csr,
+                stage_seconds=dict(summary["stage_seconds"]), source=summary["source"], **csr,
+                **certificates_of(f, n_atoms), reasons=reasons_from_arrays(f),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise FileFormatError(f"{path}: not a per-code recovery result ({exc})") from exc
@@ -394,3 +423,26 @@ def reasons_from_arrays(f: dict) -> dict[int, str]:
     if "reason_index" not in f:
         return {}
     return {int(i): str(t) for i, t in zip(f["reason_index"], f["reason_text"], strict=True)}
+
+
+def _certificate_arrays(res: RecoveryResult) -> dict[str, np.ndarray]:
+    C = res.certificate_codes
+    return {"certificate_index": res.certificate_index, "certificate_y": res.certificate_y,
+            "certificate_code_data": C.data, "certificate_code_indices": C.indices,
+            "certificate_code_indptr": C.indptr,
+            "certificate_limit": np.array(-1 if res.certificate_limit is None
+                                          else res.certificate_limit)}
+
+
+def certificates_of(f: dict, n_atoms: int) -> dict:
+    """The kept-certificate fields of a result from the arrays of a saved file (none in a
+    file written before they were kept)."""
+    if "certificate_index" not in f:
+        return {}
+    idx = np.asarray(f["certificate_index"], dtype=np.int64)
+    limit = int(f["certificate_limit"])
+    return {"certificate_index": idx, "certificate_y": f["certificate_y"],
+            "certificate_codes": sp.csr_matrix(
+                (f["certificate_code_data"], f["certificate_code_indices"],
+                 f["certificate_code_indptr"]), shape=(len(idx), n_atoms)),
+            "certificate_limit": None if limit < 0 else limit}

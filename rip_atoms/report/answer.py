@@ -2,7 +2,7 @@
 
 For every row of the neurons / features / atoms table (``report["criteria"]``) and each of the
 paper's two criteria, the value, the ideal, pass or fail, and one sentence, taken from the data,
-of what would change the outcome. The thresholds are the paper's headline (paper-digest §1, §6.1:
+of what would change the outcome. The thresholds are the paper's headline (its abstract and results:
 the identified atoms reach R² = 99.9 % and q* = 99.8 %):
 
 * faithfulness: R² ≥ 0.999, read as the AIP-norm R² on held-out tokens (the norm of the paper's
@@ -23,7 +23,7 @@ from rip_atoms.theory import coherence_certified_k
 
 R2_IDEAL = 0.999
 Q_STAR_IDEAL = 0.998
-THRESHOLDS_WHY = ("the paper's headline (abstract; paper-digest §6.1): the identified atoms reach "
+THRESHOLDS_WHY = ("the paper's headline (its abstract and results): the identified atoms reach "
                   "R² = 99.9 % and q* = 99.8 % across layers; R² is read in the AIP norm on "
                   "held-out tokens, q* as the paper's quantile formula (q_star_quantile)")
 

@@ -1,51 +1,108 @@
-"""The report's budget B (``--budget-s``): the whole report's wall time, shared by its parts."""
+"""The report's budget B: work units (``--effort``, the default) or wall time (``--budget-s``),
+shared by its budgeted parts."""
 
 from __future__ import annotations
+
+import math
+import time
 
 #: how what is left of the budget B after the exact parts is shared out, in this order (see
 #: :class:`SearchBudget`); the sampled Gaussian reference, last, gets whatever is left
 BUDGET_SHARES = {"rip": 0.35, "spark": 0.15, "margins": 0.15, "probe": 0.2, "reference": 0.15}
 
+#: the report's default budgets: work units (one unit ≈ 50 ms of search on the reference
+#: machine, :data:`rip_atoms.deadline.UNIT_S`) and the wall-clock cap over them
+DEFAULT_EFFORT = 2400
+QUICK_EFFORT = 240
+DEFAULT_CAP_S = 900.0
+QUICK_CAP_S = 120.0
+
 
 class SearchBudget:
-    """The report's budget B (``--budget-s``): the wall-clock seconds of the whole report.
+    """The report's budget B, in one of two currencies.
 
-    The exact parts run first and to completion (the metric, the representation shift, the
-    coherence passes, the certification of the target's codes, the criteria, the cards; they
-    are charged as ``"exact parts"``). The budgeted parts then share what is left, in the order
-    of :data:`BUDGET_SHARES`: part i is granted (B − spent) · sᵢ / Σ_{j ≥ i} sⱼ, where spent is
-    the wall time everything before it actually took, so time one part leaves unused goes to
-    the next and an overrun is taken from the rest. Every part is granted at least 1 % of B, so
-    each can return its cheap certified sides even when the exact parts alone exceeded B (the
-    report then runs over B by about 5 % of B plus the exact parts' excess). Each search stops
-    at its deadline, overrunning it by at most one unit of work.
+    - **Effort** (``effort`` units; the default of ``rip-atoms verify``): the budgeted parts
+      (RIP witnesses, spark null vectors, the uniqueness margins, the ℓ1 probe, the sampled
+      Gaussian reference) share B units of search work (:mod:`rip_atoms.deadline`), which read
+      no clock, so the same target, seed and options give the same report on any machine. The
+      exact parts run to completion outside B. ``total_s`` is a wall-clock cap over the whole
+      report: once it is reached the searches stop, and the report records it (``cap_hit``):
+      only then can its brackets depend on the machine.
+    - **Seconds** (``effort=None``): B is the whole report's wall time. The exact parts run
+      first and to completion (they are charged as ``"exact parts"``); the budgeted parts share
+      what is left.
+
+    Either way, in the order of :data:`BUDGET_SHARES`, part i is granted (B − spent) · sᵢ /
+    Σ_{j ≥ i} sⱼ, where spent is what everything before it actually used, so what one part
+    leaves unused goes to the next and an overrun is taken from the rest. Every part is granted
+    at least 1 % of B, so each can return its cheap certified sides even when the parts before
+    it used everything. Each search stops at its budget, overrunning it by at most one unit of
+    work.
     """
 
-    def __init__(self, total_s: float) -> None:
+    def __init__(self, total_s: float, effort: int | None = None,
+                 started: float | None = None) -> None:
         self.total_s = float(total_s)
-        self.spent_s = 0.0
+        self.effort = effort
+        self.started = time.perf_counter() if started is None else started
+        self.spent = 0.0
         self._left = dict(BUDGET_SHARES)
         self.granted: dict[str, float] = {}
         self.used: dict[str, float] = {}
+        self.cap_hit: list[str] = []
 
-    def grant(self, name: str) -> float:
-        """Seconds for part ``name`` (at least 1 % of B, so every part can start)."""
+    @property
+    def deterministic(self) -> bool:
+        return self.effort is not None
+
+    def _total(self) -> float:
+        return float(self.effort) if self.effort is not None else self.total_s
+
+    def grant(self, name: str) -> dict:
+        """The budget of part ``name`` as keyword arguments of its search: ``{"budget_s": s}``
+        (seconds), or ``{"effort": units, "budget_s": what is left of the cap}``."""
         share = self._left.pop(name)
         rest = share + sum(self._left.values())
-        g = max(0.01 * self.total_s, (self.total_s - self.spent_s) * share / rest)
-        self.granted[name] = g
-        return g
+        g = max(0.01 * self._total(), (self._total() - self.spent) * share / rest)
+        if self.effort is None:
+            self.granted[name] = g
+            return {"budget_s": g}
+        units = max(1, math.floor(g))
+        self.granted[name] = units
+        cap_left = self.total_s - (time.perf_counter() - self.started)
+        return {"effort": units, "budget_s": max(1e-3, cap_left)}
 
-    def charge(self, name: str, seconds: float) -> None:
-        self.used[name] = self.used.get(name, 0.0) + float(seconds)
-        self.spent_s += float(seconds)
+    def charge(self, name: str, seconds: float, budget: dict | None = None) -> None:
+        """What part ``name`` used: its wall seconds (time budget), or the units its result's
+        ``budget`` record says it used (work budget)."""
+        if self.effort is not None:
+            if budget is None:
+                return  # an exact part: outside the work budget
+            used = float(budget.get("used", 0))
+            if budget.get("cap_hit"):
+                self.cap_hit.append(name)
+        else:
+            used = float(seconds)
+        self.used[name] = self.used.get(name, 0.0) + used
+        self.spent += used
 
     def to_dict(self) -> dict:
-        return {"budget_s": self.total_s, "spent_s": self.spent_s, "granted_s": self.granted,
-                "used_s": self.used,
-                "reading": "B is the whole report's wall time: the exact parts run first and "
-                           "to completion, the budgeted parts share what is left (each at "
-                           "least 1 % of B)"}
+        if self.effort is None:
+            return {"kind": "seconds", "budget_s": self.total_s, "spent_s": self.spent,
+                    "granted_s": self.granted, "used_s": self.used,
+                    "reading": "B is the whole report's wall time: the exact parts run first "
+                               "and to completion, the budgeted parts share what is left (each "
+                               "at least 1 % of B); how far each search got depends on the "
+                               "machine and its load"}
+        return {"kind": "effort", "effort": self.effort, "cap_s": self.total_s,
+                "spent": self.spent, "granted": self.granted, "used": self.used,
+                "cap_hit": list(self.cap_hit),
+                "reading": "B is work, not time: the budgeted parts share B units of search "
+                           "work (no clock), so the same target, seed and options give the "
+                           "same brackets on any machine; cap_s is a wall-clock cap, and a "
+                           "part it stopped is listed in cap_hit (only those can differ "
+                           "between machines)"}
 
 
-__all__ = ["BUDGET_SHARES", "SearchBudget"]
+__all__ = ["BUDGET_SHARES", "DEFAULT_CAP_S", "DEFAULT_EFFORT", "QUICK_CAP_S", "QUICK_EFFORT",
+           "SearchBudget"]

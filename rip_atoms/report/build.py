@@ -26,11 +26,16 @@ from rip_atoms import theory
 from rip_atoms.coherence import CoherenceResult, coherence
 from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.criteria import UnitComparison, UnitSet
+from rip_atoms.deadline import UNIT_S
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import ParameterError, ShapeMismatchError, SingularMetricError
+from rip_atoms.kernels.threads import with_fixed_thread_sums
 from rip_atoms.metric import AIPMetric, fit_metric, representation_shift
+from rip_atoms.recovery.codes import PROJECTOR_SECONDS_PER_FLOP
 from rip_atoms.report.budget import SearchBudget
 from rip_atoms.report.l1_section import codes_section, recovery_searches
+from rip_atoms.report.reproducibility import reproducibility_section
+from rip_atoms.report.self_check import attach_proof
 from rip_atoms.theory import babel_certified_k
 
 SCHEMA = "rip_atoms.report/1"
@@ -121,10 +126,12 @@ def _metric_choice(t: VerifyTarget, notes: list) -> tuple[AIPMetric | None, str,
         return None, "raw", "raw Euclidean cosines (D Dᵀ is singular)"
 
 
+@with_fixed_thread_sums
 def build_report(
     target: VerifyTarget,
     *,
     budget_s: float = 120.0,
+    effort: int | None = None,
     seed: int = 0,
     rip_ks: tuple[int, ...] = RIP_KS,
     l1_max_tokens: int = 256,
@@ -135,18 +142,23 @@ def build_report(
 ) -> dict:
     """Every section of the report for ``target`` (see the module docstring).
 
-    ``budget_s`` is the wall-clock budget B of the whole report (:class:`SearchBudget`): the
-    exact parts (coherence and Babel, the certification of the target's codes, the criteria,
-    the cards) run first and to completion; the budgeted parts (RIP witnesses, spark null
-    vectors, the uniqueness margins, the ℓ1 probe, the sampled Gaussian reference) share what
-    is left, each returning the best certified bracket found in its time. ``started``: a
+    The exact parts (coherence and Babel, the certification of the target's codes, the
+    criteria, the cards) run first and to completion; the budgeted parts (RIP witnesses, spark
+    null vectors, the uniqueness margins, the ℓ1 probe, the sampled Gaussian reference) share
+    the budget B (:class:`SearchBudget`), each returning the best certified bracket found
+    within its share. With ``effort``, B is that many units of search work (no clock: the same
+    target, seed and options give the same report on any machine) and ``budget_s`` is a
+    wall-clock cap over the whole report; without it, ``budget_s`` is B, the report's wall
+    time. ``started``: a
     ``time.perf_counter()`` value from which B counts instead of this call's start (the CLI
     passes the moment it began loading the target and fitting the metric, so B is the report's
     whole time; harvesting and training are not counted). ``seed`` fixes
     every random choice. ``client``: a
     ``distributed.Client`` (:func:`rip_atoms.cluster.dask_client`) that runs the Gram tiles of
     the coherence passes and the token chunks of the ℓ1 certification of the target's codes
-    (identical results to the single-process run; the budgeted ℓ1 probe stays local).
+    (identical results to the single-process run; the budgeted ℓ1 probe stays local). The
+    report runs on one BLAS thread but for its GEMMs (:mod:`rip_atoms.kernels.threads`), so
+    its floats do not depend on the thread count.
     """
     if not budget_s > 0:
         raise ParameterError(f"budget_s must be > 0, got {budget_s}")
@@ -167,6 +179,7 @@ def build_report(
                    "context": target.context},
         "dictionary": d.to_dict(),
         "budget_s": budget_s,
+        "effort": effort,
         "seed": seed,
     }
     from rip_atoms import __version__
@@ -240,7 +253,8 @@ def build_report(
     # The exact parts come first (codes, their ℓ1 certification, the criteria, the cards); the
     # budgeted ones (RIP, spark, margins, probe, the sampled Gaussian reference) then share what
     # is left of B (SearchBudget).
-    searches = SearchBudget(budget_s)
+    searches = SearchBudget(budget_s, effort,
+                            started=t_all if started is None else min(started, t_all))
 
     # ---------------------------------------------------------------- codes of the target
     codes = None
@@ -298,13 +312,15 @@ def build_report(
     ks = sorted({k for k in rip_ks if 2 <= k <= kmax})
     if ks:
         rip_budget = searches.grant("rip")
-        # the RIP search's fixed set-up (the certified ‖D̃‖₂², shared with spark) is paid from
-        # its grant: B is wall time
-        t_setup = time.perf_counter()
-        whitened.spectral_norm_sq_upper()
-        rip_budget = max(0.01 * budget_s, rip_budget - (time.perf_counter() - t_setup))
-        say(f"RIP brackets for k = {ks} ({rip_budget:.1f} s of search)")
-        rip = rip_bounds(d, ks, metric if metric is not None else "raw", budget_s=rip_budget,
+        if not searches.deterministic:
+            # the RIP search's fixed set-up (the certified ‖D̃‖₂², shared with spark) is paid
+            # from its grant: B is wall time
+            t_setup = time.perf_counter()
+            whitened.spectral_norm_sq_upper()
+            rip_budget["budget_s"] = max(0.01 * budget_s, rip_budget["budget_s"]
+                                         - (time.perf_counter() - t_setup))
+        say(f"RIP brackets for k = {ks} ({_budget_words(rip_budget)} of search)")
+        rip = rip_bounds(d, ks, metric if metric is not None else "raw", **rip_budget,
                          seed=seed, drop_dead=True, progress=progress,
                          coherence_result=coh_aip, corrected_atoms=whitened)
         report["rip"] = {
@@ -322,7 +338,7 @@ def build_report(
         report["rip"] = {"computed": False, "why": f"min(H/2, N_live) = {kmax} < 2"}
         notes.append({"section": "rip", "why": report["rip"]["why"]})
     seconds["rip"] = time.perf_counter() - t
-    searches.charge("rip", seconds["rip"])
+    searches.charge("rip", seconds["rip"], report["rip"].get("budget"))
 
     # ---------------------------------------------------------------- spark and uniqueness
     t = time.perf_counter()
@@ -330,10 +346,10 @@ def build_report(
 
     say("spark bounds")
     spark = spark_bounds(d, metric if metric is not None else "raw",
-                         budget_s=searches.grant("spark"), seed=seed,
+                         **searches.grant("spark"), seed=seed,
                          drop_dead=True, progress=progress, coherence_result=coh_aip,
                          corrected_atoms=whitened)
-    searches.charge("spark", time.perf_counter() - t)
+    searches.charge("spark", time.perf_counter() - t, spark.budget)
     report["spark"] = {
         "computed": True, **spark.to_dict(),
         "reading": "spark = size of the smallest linearly dependent set of atoms; every code "
@@ -368,7 +384,8 @@ def build_report(
     t = time.perf_counter()
     report["reference"] = _reference_section(H, live, babel_p, seed, progress, say, searches,
                                              raw_pass_s)
-    searches.charge("reference", time.perf_counter() - t)
+    searches.charge("reference", time.perf_counter() - t,
+                    report["reference"]["gaussian_dictionary"].get("budget"))
     seconds["reference"] = time.perf_counter() - t
 
     order = ("schema", "created", "target", "dictionary", "budget_s", "seed", "version",
@@ -378,11 +395,15 @@ def build_report(
     report["not_computed"] = notes
     seconds["total"] = time.perf_counter() - t_all
     report["search_budget"] = searches.to_dict()
+    made_here = target.kind == "experiment"  # the default run: harvested and trained here
+    report["reproducibility"] = reproducibility_section(report, trained_here=made_here,
+                                                        harvested_here=made_here)
     report["seconds"] = seconds
     report["verdict"] = verdict(report)
     from rip_atoms.report.answer import answer_block
 
     report["answer"] = answer_block(report)
+    attach_proof(report, whitened, d, metric, codes_cert)  # report.proof; checks itself
     return report
 
 
@@ -425,17 +446,24 @@ def _reference_section(H: int, live: int, babel_p: int, seed: int, progress: boo
         "Cai–Jiang limiting law of μ for N iid Gaussian atoms in R^H (the 5 %, 50 %, 95 % "
         "quantiles): what 'as incoherent as random' means at this shape")
     grant = searches.grant("reference")
-    estimate = 1.2 * raw_pass_s
+    if searches.deterministic:  # the pass's operation count at the nominal rate, in units
+        units = max(1, math.ceil(H * live * live * PROJECTOR_SECONDS_PER_FLOP / UNIT_S))
+        fits, cost = units <= grant["effort"], f"{units} units of effort"
+        left = f"{grant['effort']} units left of --effort"
+    else:
+        estimate = 1.2 * raw_pass_s
+        fits = estimate <= grant["budget_s"]
+        cost = f"≈ {estimate:.1f} s, from this report's raw pass"
+        left = f"{grant['budget_s']:.1f} s left of --budget-s"
     if H * live > GAUSSIAN_MAX_ENTRIES:
         ref["gaussian_dictionary"] = {"computed": False,
                                       "why": f"H·N = {H * live} > {GAUSSIAN_MAX_ENTRIES}: "
                                              "the closed form stands in"}
-    elif estimate > grant:
+    elif not fits:
         ref["gaussian_dictionary"] = {
             "computed": False,
-            "why": f"budget: one more Gram pass (≈ {estimate:.1f} s, from this report's raw "
-                   f"pass) does not fit the {grant:.1f} s left of --budget-s; the closed form "
-                   "stands in"}
+            "why": f"budget: one more Gram pass ({cost}) does not fit the {left}; the closed "
+                   "form stands in"}
     else:
         from rip_atoms.synthetic import gaussian_dictionary
 
@@ -451,7 +479,16 @@ def _reference_section(H: int, live: int, babel_p: int, seed: int, progress: boo
                       "cosines (a Gaussian dictionary is isotropic: its AIP and raw "
                       "geometries agree up to sampling)",
         }
+        if searches.deterministic:
+            ref["gaussian_dictionary"]["budget"] = {"kind": "effort", "used": units}
     return ref
+
+
+def _budget_words(grant: dict) -> str:
+    """A grant of :meth:`SearchBudget.grant` in words, for the progress log."""
+    if "effort" in grant:
+        return f"{grant['effort']} units"
+    return f"{grant['budget_s']:.1f} s"
 
 
 def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say,
@@ -530,7 +567,7 @@ def _tsae_section(target: VerifyTarget, metric, say) -> dict:
     out["reading"] = ("window εKδ_max < τ < δ_min − ε(K−1)δ_max at ε = μ (AIP), K = max L0 "
                       "and [δ_min, δ_max] the range of AIP-normalised code magnitudes on the "
                       "tokens checked; thresholds τⱼ·‖dⱼ‖_S inside it make the TSAE encoder "
-                      "identify the support exactly (paper-digest §4.5)")
+                      "identify the support exactly (the paper's TSAE identifiability theorem)")
     return out
 
 

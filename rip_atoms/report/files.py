@@ -24,13 +24,33 @@ from rip_atoms import strict_json
 from rip_atoms.errors import FileFormatError, Interrupted
 
 __all__ = ["REPORT_FILES", "prepare_report_folder", "read_report", "report_json",
-           "write_report"]
+           "without_time_fields", "write_report"]
 
 #: the files a run may write into its report folder; any of them not written by a run is removed
-REPORT_FILES = ("report.json", "report.html")
+#: (check-atoms.npz: the rows of D̃ the proof section names when too large to inline,
+#: :mod:`rip_atoms.report.self_check`)
+REPORT_FILES = ("report.json", "report.html", "check-atoms.npz")
 #: prefix of every temporary file written into a report folder (``.report.*.tmp``)
 _TMP_PREFIX = ".report."
 _TMP_SUFFIX = ".tmp"
+
+
+def is_time_field(key: str) -> bool:
+    """The keys of a report that read the clock: ``created`` and every count of seconds
+    (``seconds``, names ending in ``_s`` or ``_seconds``: wall time, what was left of a
+    wall-clock cap). Everything else is the same on every run of the same command with a work
+    budget (``--effort``, the default), on any thread count."""
+    return key in ("created", "seconds") or key.endswith(("_s", "_seconds"))
+
+
+def without_time_fields(report):
+    """``report`` with its time fields (:func:`is_time_field`) left out, at every depth: what
+    two runs of the same command must agree on."""
+    if isinstance(report, dict):
+        return {k: without_time_fields(v) for k, v in report.items() if not is_time_field(k)}
+    if isinstance(report, list):
+        return [without_time_fields(v) for v in report]
+    return report
 
 
 def report_json(report: dict) -> str:
@@ -98,12 +118,14 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def _stage(folder: Path, name: str, text: str, mode: int) -> str:
+def _stage(folder: Path, name: str, text: str | bytes, mode: int) -> str:
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=_TMP_SUFFIX, dir=folder)
     try:
         with contextlib.suppress(OSError):  # a file system without modes keeps its own
             os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        binary = isinstance(text, bytes)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})
+                       ) as fh:
             fh.write(text)
     except BaseException:
         os.unlink(tmp)
@@ -137,6 +159,9 @@ def write_report(report: dict, out_dir: str | os.PathLike, *, html: bool = True
     texts = {}
     if html:
         texts["report.html"] = render_html(report, render_figures(report))
+    sidecar = getattr(report.get("proof"), "sidecar", None)
+    if sidecar:
+        texts["check-atoms.npz"] = _npz_bytes(sidecar)
     texts["report.json"] = report_json(report)  # last: the run's record
     mode = 0o666 & ~_umask()
     staged: dict[str, str] = {}
@@ -163,6 +188,17 @@ def write_report(report: dict, out_dir: str | os.PathLike, *, html: bool = True
             raise FileFormatError(f"{folder}: cannot write the report ({_why(exc)})") from exc
         raise
     return {name.split(".")[1]: folder / name for name in texts}
+
+
+def _npz_bytes(arrays: dict) -> bytes:
+    """The bytes of an ``.npz`` holding ``arrays`` (compressed)."""
+    import io
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
 
 
 def _unstage(staged: dict[str, str], placed: list[Path], n_files: int) -> None:

@@ -322,13 +322,27 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
     body = (f"<p>Command: <code>{_e(report['command'])}</code></p>"
             if report.get("command") else "")
     body += _table(["step", "seconds"], [[k, v] for k, v in secs.items()])
-    sb = report.get("search_budget")
-    used = (" (used: " + ", ".join(f"{_e(k)} {v:.1f} s" for k, v in sb["used_s"].items())
-            + ")") if sb and sb.get("used_s") else ""
-    body += (f"<p>Search budget {_fmt(report['budget_s'])} s{used}, seed {report['seed']}. Every "
-             "number, with its method and witness, is in <code>report.json</code> beside this "
-             "file.</p>")
+    body += _budget_paragraph(report)
+    if report.get("reproducibility"):
+        from rip_atoms.report.reproducibility import reproducibility_lines
+
+        body += "".join(f"<p>{_e(x)}</p>" for x in reproducibility_lines(
+            report["reproducibility"]))
     section("provenance", body)
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{_e(title)}</title><style>{_CSS}{_CARDS_CSS}</style></head><body>"
             + "".join(parts) + "</body></html>\n")
+
+
+def _budget_paragraph(report: dict) -> str:
+    """The search budget: units of effort (and the wall-clock cap) or seconds, and its use."""
+    sb = report.get("search_budget") or {}
+    if sb.get("kind") == "effort":
+        used = ", ".join(f"{_e(k)} {v:g}" for k, v in sb.get("used", {}).items())
+        what = (f"Search budget {sb['effort']} units of effort (used: {used}), under a "
+                f"{_fmt(sb['cap_s'])} s wall-clock cap")
+    else:
+        used = ", ".join(f"{_e(k)} {v:.1f} s" for k, v in sb.get("used_s", {}).items())
+        what = f"Search budget {_fmt(report['budget_s'])} s" + (f" (used: {used})" if used else "")
+    return (f"<p>{what}, seed {report['seed']}. Every number, with its method and witness, is "
+            "in <code>report.json</code> beside this file.</p>")

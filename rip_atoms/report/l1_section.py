@@ -46,7 +46,8 @@ def codes_section(d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live, s
         say(f"ℓ1 recovery of the target's codes (at most {l1_max_tokens} tokens)")
         cert = l1_certified_fraction(d, codes, metric=metric if metric is not None else "raw",
                                      nonneg=nonneg, max_tokens=l1_max_tokens, seed=seed,
-                                     progress=progress, client=client, corrected_atoms=atoms64)
+                                     progress=progress, client=client, corrected_atoms=atoms64,
+                                     keep_certificates=None)  # y* of all: report.self_check
         code_l0 = l0[cert.tokens]
         out["codes"] = {"computed": True, **cert.to_dict(),
                         "l0": code_l0.tolist(), "status": cert.status.tolist()}
@@ -69,17 +70,18 @@ def recovery_searches(out: dict, d, metric, atoms64: CorrectedAtoms, codes, l0, 
 
         say(f"uniqueness margins: the exact certificate LP on {MARGIN_CODES} of those codes")
         tm = time.perf_counter()
+        grant = searches.grant("margins")
+        lp_limit = {"lp_time_limit": None} if searches.deterministic else {}
         mres = certificate_margins(d, codes, metric=metric_arg, nonneg=nonneg, seed=seed,
-                                   tokens=np.asarray(cert.tokens)[:MARGIN_CODES],
-                                   budget_s=searches.grant("margins"),
-                                   corrected_atoms=atoms64)
-        searches.charge("margins", time.perf_counter() - tm)
+                                   tokens=np.asarray(cert.tokens)[:MARGIN_CODES], **grant,
+                                   **lp_limit, corrected_atoms=atoms64)
+        searches.charge("margins", time.perf_counter() - tm, mres.budget)
         out["margins"] = {"computed": True, **mres.to_dict()}
     else:
         searches.grant("margins")
     # probe: random supports at sparsities around the Donoho–Tanner threshold
-    budget_s = searches.grant("probe")
-    t_probe = time.perf_counter()
+    grant = searches.grant("probe")
+    probe = _ProbeBudget(grant)
     k_ref = out["k_weak"] if out["k_weak"] else min(H, live) / 4
     ks = sorted({max(1, min(live, int(round(f * k_ref)))) for f in PROBE_FRACTIONS})
     if codes is not None and l0.size:
@@ -88,7 +90,7 @@ def recovery_searches(out: dict, d, metric, atoms64: CorrectedAtoms, codes, l0, 
     rng = np.random.default_rng(seed)
     live_idx = d.live_atoms
     rows: list[dict] = []
-    say(f"ℓ1 probe: {PROBE_CODES} random codes at k = {ks} ({budget_s:.1f} s)")
+    say(f"ℓ1 probe: {PROBE_CODES} random codes at k = {ks} ({probe.words()})")
     bar = None
     if progress:
         import sys
@@ -96,13 +98,11 @@ def recovery_searches(out: dict, d, metric, atoms64: CorrectedAtoms, codes, l0, 
         from tqdm import tqdm
 
         bar = tqdm(total=len(ks), desc="ℓ1 probe", unit="k", file=sys.stderr, leave=False)
-    last = 0.0
     for k in ks:
         if bar is not None:
             bar.update(1)
             bar.set_postfix(k=k)
-        left = budget_s - (time.perf_counter() - t_probe)
-        if left <= 0 or last > left:  # larger k cost more than the last batch did
+        if not probe.room():  # larger k cost more than the last batch did
             rows.append({"k": k, "run": False, "why": "budget exhausted"})
             continue
         C = sp.lil_matrix((PROBE_CODES, d.n_atoms))
@@ -113,11 +113,10 @@ def recovery_searches(out: dict, d, metric, atoms64: CorrectedAtoms, codes, l0, 
                 mags *= rng.choice([-1.0, 1.0], size=k)
             C[i, S] = mags
         res = classify_recovery(d, C.tocsr(), nonneg=nonneg, metric=metric_arg,
-                                lp_time_limit=max(1.0, budget_s / 10), budget_s=left,
-                                corrected_atoms=atoms64)
+                                **probe.next_call(), corrected_atoms=atoms64)
+        probe.spent(res)
         counts = {name: int(np.sum(res.status == s)) for s, name in enumerate(STATUS_NAMES)}
         rows.append({"k": k, "run": True, **counts, "seconds": res.seconds})
-        last = res.seconds
     if bar is not None:
         bar.close()
     out["probe"] = {
@@ -126,4 +125,54 @@ def recovery_searches(out: dict, d, metric, atoms64: CorrectedAtoms, codes, l0, 
                   "magnitudes uniform in [1, 2]" + ("" if nonneg else " with random signs")
                   + ", classified by classify_recovery under the report's metric",
     }
-    searches.charge("probe", time.perf_counter() - t_probe)
+    searches.charge("probe", probe.elapsed(), probe.record())
+
+
+class _ProbeBudget:
+    """The probe's grant spent over its sparsities: seconds, or units of effort (no clock).
+    A sparsity runs only while the grant left exceeds what the previous one used (larger k
+    cost more)."""
+
+    def __init__(self, grant: dict) -> None:
+        self.effort = grant.get("effort")
+        self.cap_s = grant["budget_s"]
+        self.t0 = time.perf_counter()
+        self.used = 0
+        self.last = 0.0
+        self.cap_hit = False
+
+    def words(self) -> str:
+        return f"{self.effort} units" if self.effort is not None else f"{self.cap_s:.1f} s"
+
+    def _left(self) -> float:
+        if self.effort is not None:
+            return self.effort - self.used
+        return self.cap_s - self.elapsed()
+
+    def room(self) -> bool:
+        left = self._left()
+        return left > 0 and self.last <= left and not self.cap_hit
+
+    def next_call(self) -> dict:
+        """Keyword arguments of the next classify_recovery call."""
+        if self.effort is None:
+            return {"budget_s": self._left(), "lp_time_limit": max(1.0, self.cap_s / 10)}
+        return {"effort": int(self._left()), "lp_time_limit": None,
+                "budget_s": max(1e-3, self.cap_s - self.elapsed())}
+
+    def spent(self, res) -> None:
+        if self.effort is None:
+            self.last = res.seconds
+            return
+        b = res.budget
+        self.used += b["used"]
+        self.last = b["used"]
+        self.cap_hit = self.cap_hit or b["cap_hit"]
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def record(self) -> dict | None:
+        if self.effort is None:
+            return None
+        return {"kind": "effort", "used": self.used, "cap_hit": self.cap_hit}

@@ -42,6 +42,10 @@ def render_summary(report: dict, paths: dict | None = None) -> str:
     nc = report["not_computed"]
     if nc:
         lines.append("not computed: " + "; ".join(f"{n['section']} ({n['why']})" for n in nc))
+    if report.get("reproducibility"):
+        from rip_atoms.report.reproducibility import reproducibility_lines
+
+        lines += reproducibility_lines(report["reproducibility"])
     if paths:
         lines.append("report: " + ", ".join(str(p) for p in paths.values()))
     secs = report["seconds"]

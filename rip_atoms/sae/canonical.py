@@ -1,6 +1,6 @@
 """One canonical in-memory SAE, whatever file format it came from.
 
-Conventions (SAELens orientation, ``sae-ecosystem.md`` §1.2): ``W_enc`` is d_in×d_sae, ``W_dec``
+Conventions (SAELens orientation): ``W_enc`` is d_in×d_sae, ``W_dec``
 is d_sae×d_in (its *rows* are the atoms), ``b_enc`` d_sae, ``b_dec`` d_in. For an input x (a row):
 
 * input processing  x' = ν(x) − [apply_b_dec_to_input]·b_dec, where ν is the input
@@ -18,7 +18,7 @@ is d_sae×d_in (its *rows* are the atoms), ``b_enc`` d_sae, ``b_dec`` d_in. For 
 * reconstruction    x̂ = ν⁻¹(f W_dec + b_dec) (for ``topk`` with rescaling, f/‖W_dec,i‖ is
   decoded).
 
-The dictionary of atoms is D = W_decᵀ (H×N, columns are atoms, DESIGN.md) with the decoder norms
+The dictionary of atoms is D = W_decᵀ (H×N, columns are atoms, docs/design.md) with the decoder norms
 ‖W_dec,i‖ kept, so codes map to unit atoms as fᵢ·‖W_dec,i‖.
 """
 

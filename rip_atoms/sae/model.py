@@ -14,7 +14,7 @@ Model specs accepted by :func:`load_model`: ``smollm2`` (the default above), a l
 hub is reachable, else read from the local Hugging Face cache; ``local_files_only=True`` or
 ``HF_HUB_OFFLINE=1`` never tries the network).
 
-Residual stream and hooks (``sae-ecosystem.md`` §2.3, §3.4): TransformerLens'
+Residual stream and hooks (docs/models.md): TransformerLens'
 ``blocks.{L}.hook_resid_post`` is the output of decoder block L, i.e. ``hidden_states[L+1]`` of
 ``output_hidden_states=True`` except at the last block (where HF applies the final norm). We hook
 the block module itself (``model.model.layers[L]`` for Llama / Gemma / Qwen / Mistral,

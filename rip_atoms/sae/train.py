@@ -3,7 +3,7 @@
 Both train on activations t = s·A x (rows), where A = I, or A = W = S̃^{1/2} the AIP whitening
 (``whiten=True``, S̃ = E[xxᵀ]⁻¹ fitted on the training activations), and s is the constant that
 makes E‖t‖² = 1 (Gemma Scope / dictionary_learning convention; the JumpReLU bandwidth and initial
-threshold are tuned for this scale, ``sae-ecosystem.md`` §5.3 pitfall 3). Parameters are float32.
+threshold are tuned for this scale). Parameters are float32.
 
 **Model** (training coordinates):  h = (t − b_dec) W_enc + b_enc,
   TSAE  f = JumpReLU_θ(h) = h·H(h − θ),  θᵢ ≥ 0 a raw per-latent parameter (clamped ≥ 0 after

@@ -28,6 +28,7 @@ from rip_atoms.kernels.torch_gram import resolve_device
 from rip_atoms.metric import fit_metric
 from rip_atoms.sae.canonical import SparseAutoencoder
 from rip_atoms.sae.checkpoint import TrainerCheckpoints
+from rip_atoms.sae.reductions import clip_grad_norm_fixed, fixed_order_sum
 from rip_atoms.sae.train_config import TrainConfig
 from rip_atoms.sae.training_data import (
     BatchSource,
@@ -145,9 +146,9 @@ class _Trainer(TrainerCheckpoints):
         h = xc @ p.W_enc
         f = h * (h > (p.threshold if p.threshold is not None else 0.0))
         y = f @ p.W_dec
-        yy = float((y * y).sum())
+        yy = float(fixed_order_sum(y * y))
         if yy > 0:
-            alpha = float((xc * y).sum()) / yy
+            alpha = float(fixed_order_sum(xc * y)) / yy
             if alpha > 0:
                 p.W_enc.mul_(alpha)
                 if p.threshold is not None:
@@ -212,8 +213,7 @@ class _Trainer(TrainerCheckpoints):
         W = p.W_dec
         p.W_dec.grad.sub_((p.W_dec.grad * W).sum(1, keepdim=True) * W)
         if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(list(p.tensors().values()), cfg.grad_clip,
-                                           foreach=True)
+            clip_grad_norm_fixed(list(p.tensors().values()), cfg.grad_clip)
         lr = cfg.lr * _lr_factor(self.step, cfg)
         for g in self.opt.param_groups:
             g["lr"] = lr

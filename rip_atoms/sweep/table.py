@@ -1,5 +1,5 @@
 """The sweep's tidy table: one row per cell × split (``train``, ``held_out``), columns named after
-DESIGN.md's quantities; written as ``sweep.csv`` and inside ``sweep.json``."""
+docs/design.md's quantities; written as ``sweep.csv`` and inside ``sweep.json``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import math
 
 __all__ = ["COLUMNS", "tidy_rows", "to_csv"]
 
-#: DESIGN.md's columns first, then the extras
+#: docs/design.md's columns first, then the extras
 COLUMNS = ("layer", "arch", "seed", "n_atoms", "tokens", "split", "r2_aip", "r2_euclidean",
            "q_star_quantile", "q_star_support", "l1_certified", "mu", "mean_l0", "dead",
            "inactive", "seed_stability", "seconds", "status", "error",

@@ -1,6 +1,6 @@
 """The paper's theorems as executable properties, with their hypotheses checked, not assumed.
 
-Each :class:`Theorem` has a ``name``, a ``statement`` (DESIGN.md notation), its ``hypotheses``,
+Each :class:`Theorem` has a ``name``, a ``statement`` (docs/design.md notation), its ``hypotheses``,
 a ``draw`` that makes a seeded random example (numpy ``Generator``) and a ``check`` that first
 verifies the hypotheses on that example — an example whose hypotheses fail is *discarded*, never
 counted — and then the conclusion, by brute force where the claim is combinatorial (enumeration

@@ -56,7 +56,7 @@ RIP = Theorem(
               "(1 − δ_K)‖δ‖² ≤ ‖Dδ‖²_S ≤ (1 + δ_K)‖δ‖² for every K-sparse δ over AIP-unit atoms "
               "(δ_K = max_{|S|=K} max(λmax(G_S) − 1, 1 − λmin(G_S)), by enumeration).",
     hypotheses=("AIP-normalised atoms", "ε = max_{i≠j} |⟨d̃ᵢ, d̃ⱼ⟩|", "(K − 1)ε < 1"),
-    source="paper-digest §4.2 (Gershgorin); DESIGN.md RIP",
+    source="Hu et al. (Gershgorin); docs/design.md RIP",
     draw=_draw_rip, check=_check_rip)
 
 
@@ -142,7 +142,7 @@ UNIQUENESS = Theorem(
               "unique representation of y = D̃δ with at most K non-zeros (checked by "
               "enumerating every set of 2K atoms and every support of size K).",
     hypotheses=("AIP-normalised atoms", "μ < 1/(2K − 1)", "1 ≤ ‖δ‖₀ ≤ K"),
-    source="paper-digest §4.3; Donoho–Elad 2003, Gribonval–Nielsen 2003",
+    source="Hu et al.; Donoho–Elad 2003, Gribonval–Nielsen 2003",
     draw=_draw_sparse, check=_check_uniqueness)
 
 
@@ -204,5 +204,5 @@ L1 = Theorem(
               "min 𝟙ᵀx s.t. D̃x = D̃δ, x ≥ 0), because Tropp's ERC "
               "max_{l∉S} ‖D̃_S⁺ d̃ₗ‖₁ ≤ Kμ/(1 − (K − 1)μ) < 1.",
     hypotheses=("AIP-normalised atoms", "μ < 1/(2K − 1)", "1 ≤ ‖δ‖₀ ≤ K"),
-    source="paper-digest §4.4; Donoho–Elad 2003, Tropp 2004",
+    source="Hu et al.; Donoho–Elad 2003, Tropp 2004",
     draw=_draw_sparse, check=_check_l1)

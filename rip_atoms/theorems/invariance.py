@@ -113,7 +113,7 @@ INVARIANCE = Theorem(
               "metric on the raw atoms, S̃ = (D Dᵀ)⁻¹ vs S̃' = (A D Dᵀ Aᵀ)⁻¹, every AIP cosine "
               "between atoms is unchanged.",
     hypotheses=_INV_HYP,
-    source="DESIGN.md AIP metric; paper-digest §3.3 (invariance)",
+    source="docs/design.md AIP metric; Hu et al. (invariance)",
     draw=_draw_invariance, check=_check_invariance)
 
 INVARIANCE_UNIT = Theorem(
@@ -180,7 +180,7 @@ PARSEVAL = Theorem(
               "the unit columns. (The AIP-normalised atoms W dⱼ/‖W dⱼ‖ are not a Parseval "
               "frame in general.)",
     hypotheses=("D of full row rank",),
-    source="paper-digest §3.3 (tight frame)",
+    source="Hu et al. (tight frame)",
     draw=_draw_parseval, check=_check_parseval)
 
 
@@ -221,5 +221,5 @@ SPARK = Theorem(
               "S̃^{1/2}); column scaling does not change it either, so the spark of the "
               "AIP-normalised atoms is the spark of D (by enumeration of all subsets).",
     hypotheses=("W invertible",),
-    source="paper-digest §4.3; DESIGN.md spark",
+    source="Hu et al.; docs/design.md spark",
     draw=_draw_spark, check=_check_spark)

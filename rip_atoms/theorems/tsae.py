@@ -147,7 +147,7 @@ TSAE_SUPPORT = Theorem(
               "least squares on the recovered support returns δ exactly, and "
               "‖x − x̂‖_S ≤ sqrt(1 + (K − 1)ε)·sqrt(K)·(K − 1)εδ_max.",
     hypotheses=_TSAE_HYP,
-    source="paper-digest §4.5 (proof sketch and caveat)",
+    source="Hu et al. (proof sketch and caveat)",
     draw=_draw_tsae, check=_check_tsae_support)
 
 TSAE_EXACT = Theorem(
@@ -156,7 +156,7 @@ TSAE_EXACT = Theorem(
               "W_enc = D̂ᵀS̃ and W_dec = D̂, W_dec σ_τ(W_enc x) = x for every activation "
               "x = D̂δ.",
     hypotheses=_TSAE_HYP,
-    source="paper-digest §4.5 (conclusion as summarised by the notes)",
+    source="Hu et al. (conclusion as summarised by the notes)",
     draw=_draw_tsae, check=_check_tsae_exact,
     expected="fails",
     corrected_statement="Thresholds in the window recover every support exactly; the TSAE "

@@ -1,7 +1,7 @@
 """Independent references for the recovery tests: plain numpy/scipy/cvxpy, never the code under
 test (helpers shared by tests/recovery/test_*.py).
 
-Theorems checked (DESIGN.md, "Exact ℓ1 recovery of a given code"; cs-methods §3.1):
+Theorems checked (docs/design.md, "Exact ℓ1 recovery of a given code"):
 
 * certified ⇒ δ is the unique basis-pursuit solution, so cvxpy (an independent interior-point
   solver, called directly here) returns δ to 1e-6, and the exact certificate LP (written out

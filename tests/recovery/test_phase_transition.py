@@ -4,7 +4,7 @@ Theorem (Donoho–Tanner 2009; Amelunxen–Lotz–McCoy–Tropp 2014): for a Gau
 basis pursuit recovers a random k-sparse code with probability → 1 for k < ρ_W(H/N)·H and → 0
 above it, with a transition of width O(√N). At H = 200, N = 400 the 50% point must lie within
 ±4 of ρ_W·H ≈ 77.14 (signed) and ρ_W⁺·H ≈ 111.65 (non-negative). The reference values below
-come from the closed-form root of ψ (cs-methods §3.4), checked against theory.py's own tests.
+come from the closed-form root of ψ, checked against theory.py's own tests.
 """
 
 from __future__ import annotations

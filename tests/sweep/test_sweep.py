@@ -76,7 +76,7 @@ def test_matched_fraction_closed_forms():
 
 def test_matched_fraction_is_aip_invariant():
     """Under the AIP fitted on X·Aᵀ, the matching of (A u) and (A v) equals that of u, v under
-    the AIP fitted on X (the metric's invariance, DESIGN.md)."""
+    the AIP fitted on X (the metric's invariance, docs/design.md)."""
     from rip_atoms.metric import fit_metric
 
     rng = np.random.default_rng(1)

@@ -1,6 +1,6 @@
 """saprmarks/dictionary_learning folders: ``ae.pt`` (a ``torch.save``d state dict, loaded with
 ``weights_only=True``) + ``config.json`` whose ``trainer.dict_class`` names the architecture
-(``sae-ecosystem.md`` §3.3). Mapping to the canonical (SAELens-oriented) object:
+(docs/models.md). Mapping to the canonical (SAELens-oriented) object:
 
 =========================  ==========  ==========================================================
 dict_class                 canonical   tensors (W_enc = encoder.weightᵀ, W_dec = decoder.weightᵀ)

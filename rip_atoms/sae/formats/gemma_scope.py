@@ -1,4 +1,4 @@
-"""Gemma Scope ``params.npz`` (``sae-ecosystem.md`` §2.1).
+"""Gemma Scope ``params.npz``.
 
 Keys ``W_enc`` [d_model, d_sae], ``W_dec`` [d_sae, d_model], ``b_enc``, ``b_dec``, ``threshold``
 (the lowercase ``w_*`` spellings are accepted too); plain or ``savez_compressed``. Every Gemma

@@ -1,4 +1,4 @@
-"""SAELens folders: ``cfg.json`` + ``sae_weights.safetensors`` (``sae-ecosystem.md`` §1.1–§1.3).
+"""SAELens folders: ``cfg.json`` + ``sae_weights.safetensors``.
 
 Reading accepts the v6 schema (``architecture``, string ``normalize_activations``, a
 ``metadata`` object) and the legacy flat layout (< 6.0: ``hook_point``/``hook_name``,

@@ -1,4 +1,4 @@
-"""EleutherAI sparsify folders: ``cfg.json`` + ``sae.safetensors`` (``sae-ecosystem.md`` §3.1).
+"""EleutherAI sparsify folders: ``cfg.json`` + ``sae.safetensors``.
 
 Tensors: ``encoder.weight`` [d_sae, d_in], ``encoder.bias`` [d_sae], ``W_dec`` [d_sae, d_in]
 (rows are atoms), ``b_dec`` [d_in]. sparsify's encode subtracts b_dec (for autoencoders), takes
