@@ -19,7 +19,9 @@ Claims and when each holds (u = 2⁻⁵³, γₙ = nu/(1 − nu), κ the metric'
 * spark null vector v on S (spark ≤ |S| = upper): |S| > H (dependent by dimension), or
   ‖D̃_S v‖₂ ≤ 1e-9·‖D̃_S‖₂‖v‖₂ (dependent at float64 precision). A null vector that is only
   within the file's rank_rtol (capped at √(H+1)·√κ·2⁻⁸, the coarsest input precision) holds
-  only when the claim is not labelled exact and its wording says "precision".
+  only when the claim is not labelled exact and its wording says "precision" — as the side
+  ``upper_within_precision`` (``witness_within_precision``) of a spark output is, checked as
+  its own claim.
 * dual certificate y of a code with support S, signs s: D̃_S of full column rank (σ =
   σmin − γ_{kH}σmax, the SVD's backward error taken off, > 1e-9·σmax) and bound =
   (t + ε + (‖D̃_Sᵀy − s‖₂ + √k·ε)/σ)(1 + 4u) < 1, t = max_{j∉S}|d̃ⱼᵀy| (non-negative codes,
@@ -318,13 +320,22 @@ def _rip_claims(sec: dict, A: Atoms) -> list[Claim]:
 
 
 def _spark_claims(sec: dict, A: Atoms) -> list[Claim]:
-    if not sec.get("witness"):
-        return []
-    wording = " ".join(str(x) for x in (sec.get("methods", {}).get("upper"),
-                                        sec.get("statement"), *sec.get("notes", [])))
-    name = f"spark ≤ {sec['upper']:g}: null vector on {len(sec['witness'])} atoms"
-    return [_try(check_null, A, name, sec["witness"], sec["null_vector"], sec["upper"],
-                 bool(sec.get("exact")), wording, float(sec.get("rank_rtol") or 0.0))]
+    out = []
+    rtol = float(sec.get("rank_rtol") or 0.0)
+    if sec.get("witness"):
+        wording = " ".join(str(x) for x in (sec.get("methods", {}).get("upper"),
+                                            sec.get("statement"), *sec.get("notes", [])))
+        name = f"spark ≤ {sec['upper']:g}: null vector on {len(sec['witness'])} atoms"
+        out.append(_try(check_null, A, name, sec["witness"], sec["null_vector"], sec["upper"],
+                        bool(sec.get("exact")), wording, rtol))
+    within = sec.get("witness_within_precision")
+    if within and within != sec.get("witness"):  # a set dependent within the input's precision
+        name = (f"spark ≤ {sec['upper_within_precision']:g} within the input's precision: "
+                f"null vector on {len(within)} atoms")
+        out.append(_try(check_null, A, name, within, sec["null_vector_within_precision"],
+                        sec["upper_within_precision"], False, "within the input's precision",
+                        rtol))
+    return out
 
 
 def _npz_claims(z: dict) -> list[Claim]:

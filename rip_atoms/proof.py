@@ -91,7 +91,12 @@ def rip_supports(res) -> list:
 
 
 def spark_supports(res, dim: int) -> list:
-    """The null-vector support of a :class:`rip_atoms.spark.SparkResult` when it needs rows
-    (a witness of more than H atoms is dependent by dimension alone)."""
-    w = [] if res.witness is None else list(res.witness)
-    return [w] if 0 < len(w) <= dim else []
+    """The null-vector supports of a :class:`rip_atoms.spark.SparkResult` (the proven side and
+    the side within the input's precision) that need rows (a witness of more than H atoms is
+    dependent by dimension alone)."""
+    out = []
+    for w in (res.witness, res.witness_within_precision):
+        w = [] if w is None else list(w)
+        if 0 < len(w) <= dim:
+            out.append(w)
+    return out

@@ -294,3 +294,29 @@ def test_report_verdict_claims_no_refutation_for_a_near_parallel_pair():
               "precision": "float32"}
     assert "2 atoms are dependent within the input's precision (float32) but not in float64" \
         in _spark_verdict(within)
+
+
+def test_the_checker_rechecks_the_side_within_precision(tmp_path, capsys):
+    """`rip-atoms check` on `spark --json` of fl₃₂(−3d₄): the proven witness and the pair
+    dependent within float32 precision both re-check; a tampered within-precision null vector,
+    or the pair relabelled as the proven side, is caught (exit 1)."""
+    from rip_atoms import check
+
+    D = np.random.default_rng(0).standard_normal((16, 40)).astype(np.float32)
+    D[:, 9] = -3 * D[:, 4]
+    np.save(tmp_path / "D.npy", D)
+    r = run_cli("spark", "D.npy", "--raw", "--json", "--budget-s", 1, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["witness_within_precision"] == [4, 9]
+    (tmp_path / "s.json").write_text(json.dumps(out), encoding="utf-8")
+    assert check.main([str(tmp_path / "s.json")]) == 0
+    bad = dict(out, null_vector_within_precision=[1.0, 0.0])
+    (tmp_path / "bad.json").write_text(json.dumps(bad), encoding="utf-8")
+    assert check.main([str(tmp_path / "bad.json")]) == 1
+    lie = dict(out, upper=2.0, exact=True, witness=[4, 9],
+               null_vector=out["null_vector_within_precision"],
+               methods={**out["methods"], "upper": "rank"}, statement="", notes=[])
+    (tmp_path / "lie.json").write_text(json.dumps(lie), encoding="utf-8")
+    assert check.main([str(tmp_path / "lie.json")]) == 1
+    capsys.readouterr()

@@ -76,9 +76,10 @@ def _analysis_atoms(report: dict, H: int) -> set[int]:
     atoms = set(report["coherence"]["aip"].get("pair") or [])
     for b in report.get("rip", {}).get("brackets", []):
         atoms |= set(b.get("witness_U") or []) | set(b.get("witness_L") or [])
-    w = report.get("spark", {}).get("witness") or []
-    if len(w) <= H:
-        atoms |= set(w)
+    for key in ("witness", "witness_within_precision"):
+        w = report.get("spark", {}).get(key) or []
+        if len(w) <= H:
+            atoms |= set(w)
     return {int(a) for a in atoms}
 
 
