@@ -111,19 +111,19 @@ def summarize(res, source: str, codes: str) -> str:
         "basis pursuit)",
         f"metric       {metric}",
         f"certified    {res.certified}   (unique ℓ1 solution, certificate < 1 − {res.margin:g})",
-        f"failed       {res.failed}   (a feasible code with no larger ℓ1 norm was found)",
+        f"failed       {res.failed}   (a feasible code with no larger ℓ1 norm was found, "
+        "re-checked in float64)",
         f"undetermined {res.undetermined}",
         f"decided by   {methods or '—'}",
         f"time         {res.seconds:.2f} s",
     ]
-    examples = res.undetermined_examples(3)
-    for k, ex in enumerate(examples):  # after "undetermined"
-        lines.insert(6 + k, f"  code {ex['index']}: {ex['reason']}")
-    if len(res.reasons) > len(examples):
-        lines.insert(6 + len(examples), f"  … {len(res.reasons) - len(examples)} more with a "
-                                        "reason (--json: undetermined_examples)")
     if res.invalid:
         lines.insert(6, f"invalid      {res.invalid}")
+    examples = res.undetermined_examples(3)
+    more = len(res.reasons) - len(examples)
+    lines[6:6] = ([f"  code {ex['index']}: {ex['reason']}" for ex in examples]
+                  + ([f"  … {more} more with a reason (--json: undetermined_examples)"]
+                     if more > 0 else []))  # under "undetermined"
     return "\n".join(lines)
 
 
