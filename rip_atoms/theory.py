@@ -1,7 +1,7 @@
 """Closed-form and one-dimensional-root reference values from compressed-sensing theory.
 
-Notation (as in ``docs/design.md``): H is the ambient dimension, N the number of atoms (unit columns of a
-dictionary D in R^{H x N}), k (or K) a sparsity. Donoho-Tanner coordinates are
+Notation (as in ``docs/design.md``): H is the ambient dimension, N the number of atoms (unit
+columns of a dictionary D in R^{H x N}), k (or K) a sparsity. Donoho-Tanner coordinates are
 delta = H/N (undersampling) and rho = k/H (sparsity per measurement).
 
 Contents

@@ -1,4 +1,4 @@
-"""The paper's criteria for a set of units (docs/design.md, "The paper's criteria"; docs/criteria.md):
+"""The paper's criteria for a set of units (docs/design.md, "The paper's criteria"; criteria.md):
 faithfulness R², stability q*, the ℓ1-certified fraction, the atom-set check, the TSAE
 identifiability window, and the comparison table neurons / features / atoms.
 

@@ -31,7 +31,7 @@ __all__ = ["AtomSetCheck", "atom_set_check"]
 
 @dataclass(frozen=True)
 class AtomSetCheck:
-    """The atom-set definition (the paper's Definition of an atom set; docs/design.md) checked on activations M and codes:
+    """The atom-set definition (the paper's; docs/design.md) checked on activations M and codes:
 
     1. representability xᵢ = D δᵢ (+ b): max relative residual ‖xᵢ − x̂ᵢ‖/‖xᵢ‖ ≤ ``rtol``
        (AIP norm when a metric is given, else Euclidean);

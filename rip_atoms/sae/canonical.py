@@ -18,8 +18,8 @@ is d_sae×d_in (its *rows* are the atoms), ``b_enc`` d_sae, ``b_dec`` d_in. For 
 * reconstruction    x̂ = ν⁻¹(f W_dec + b_dec) (for ``topk`` with rescaling, f/‖W_dec,i‖ is
   decoded).
 
-The dictionary of atoms is D = W_decᵀ (H×N, columns are atoms, docs/design.md) with the decoder norms
-‖W_dec,i‖ kept, so codes map to unit atoms as fᵢ·‖W_dec,i‖.
+The dictionary of atoms is D = W_decᵀ (H×N, columns are atoms, docs/design.md) with the decoder
+norms ‖W_dec,i‖ kept, so codes map to unit atoms as fᵢ·‖W_dec,i‖.
 """
 
 from __future__ import annotations
