@@ -71,10 +71,10 @@ def tsae_window(eps: float, K: int, delta_min: float, delta_max: float) -> TSAEW
     """The feasible threshold interval εKδ_max < τ < δ_min − ε(K − 1)δ_max (or infeasibility).
 
     Hypotheses of the theorem it comes from (the paper's TSAE identifiability theorem): AIP-unit
-    atoms with |⟨d̃ᵢ, d̃ⱼ⟩| ≤ ε (i ≠ j), codes with at most K non-zeros, each non-zero δⱼ ∈ [δ_min, δ_max]
-    (non-negative codes with σ_τ(z) = z·1[z > τ]; for signed codes the same window applies to
-    |z|). Pre-activations z = D̃ᵀD̃δ satisfy zⱼ ≥ δ_min − (K − 1)εδ_max on the support and
-    |zⱼ| ≤ Kεδ_max off it.
+    atoms with |⟨d̃ᵢ, d̃ⱼ⟩| ≤ ε (i ≠ j), codes with at most K non-zeros, each non-zero
+    δⱼ ∈ [δ_min, δ_max] (non-negative codes with σ_τ(z) = z·1[z > τ]; for signed codes the same
+    window applies to |z|). Pre-activations z = D̃ᵀD̃δ satisfy zⱼ ≥ δ_min − (K − 1)εδ_max on the
+    support and |zⱼ| ≤ Kεδ_max off it.
 
     Parameters
     ----------
