@@ -34,6 +34,8 @@ from rip_atoms.recovery import CERTIFIED, FAILED, classify_recovery
 from rip_atoms.rip import rip_bounds
 from rip_atoms.spark import rank_tolerance, spark_bounds
 
+pytestmark = pytest.mark.sensitive  # precision tolerances (near-parallel atoms) and budgets kept
+
 I, J = 4, 9
 
 
