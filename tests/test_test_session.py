@@ -50,3 +50,19 @@ def test_subprocesses_inherit_the_share():
 def test_torch_uses_its_share():
     torch = pytest.importorskip("torch")
     assert 1 <= torch.get_num_threads() <= _share()
+
+
+def test_dask_workers_share_this_process_share(monkeypatch):
+    """A LocalCluster started inside a test (or any process given a share of the cores through
+    OMP_NUM_THREADS) splits that share among its workers, not the machine's cores."""
+    from rip_atoms import cluster
+    from rip_atoms.kernels import parallel_copy
+
+    monkeypatch.setattr(parallel_copy.os, "sched_getaffinity", lambda _pid: set(range(16)),
+                        raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cluster._blas_threads(2) == 8 and cluster._blas_threads(32) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert cluster._blas_threads(2) == 2 and cluster._blas_threads(8) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert cluster._blas_threads(1) == 1
