@@ -34,8 +34,6 @@ from rip_atoms.recovery import CERTIFIED, FAILED, classify_recovery
 from rip_atoms.rip import rip_bounds
 from rip_atoms.spark import rank_tolerance, spark_bounds
 
-pytestmark = pytest.mark.sensitive  # precision tolerances (near-parallel atoms) and budgets kept
-
 I, J = 4, 9
 
 
@@ -52,6 +50,7 @@ def run_cli(*args, cwd) -> subprocess.CompletedProcess:
 
 
 # ------------------------------------------------------------------ the exact cases
+@pytest.mark.sensitive
 @pytest.mark.parametrize("factor", [-1.0, 2.0, -3.0])
 @pytest.mark.parametrize("metric", ["self", "raw"])
 def test_parallel_atoms_certify_nothing(factor, metric):
@@ -70,6 +69,7 @@ def test_parallel_atoms_certify_nothing(factor, metric):
     assert sp_.unique_up_to == 0
 
 
+@pytest.mark.sensitive
 @pytest.mark.parametrize("factor", [-1.0, 2.0, -3.0])
 def test_recover_finds_the_witness_for_e_i(factor):
     D = parallel_dictionary(factor)
@@ -81,6 +81,7 @@ def test_recover_finds_the_witness_for_e_i(factor):
     assert w[J] != 0  # the witness moves the mass onto the parallel atom
 
 
+@pytest.mark.sensitive
 def test_nonneg_positively_parallel_is_never_certified():
     D = parallel_dictionary(2.0)
     codes = np.zeros((3, D.shape[1]))
@@ -91,6 +92,7 @@ def test_nonneg_positively_parallel_is_never_certified():
     assert not np.any(res.status == CERTIFIED)
 
 
+@pytest.mark.sensitive
 def test_float32_near_parallel_rank_test_uses_input_precision():
     D = parallel_dictionary(-3.0)
     U = D.astype(np.float64)
@@ -118,6 +120,7 @@ def test_cli_coherence_and_spark_on_parallel_atoms(tmp_path):
     assert out["upper"] == 2 and sorted(out["witness"]) == [I, J]
 
 
+@pytest.mark.sensitive
 @pytest.mark.slow
 def test_verify_report_on_parallel_atoms(tmp_path):
     p = tmp_path / "par.npy"
@@ -133,6 +136,7 @@ def test_verify_report_on_parallel_atoms(tmp_path):
 
 
 # ------------------------------------------------------------------ property: any planted pair
+@pytest.mark.sensitive
 @settings(max_examples=25, deadline=None)
 @given(H=st.integers(3, 20), extra=st.integers(1, 30), seed=st.integers(0, 2**31 - 1),
        factor=st.sampled_from([-1.0, 1.0, 2.0, -3.0, 0.5, -0.1, 7.0]),
@@ -171,6 +175,7 @@ def test_planted_parallel_pair_never_certified(H, extra, seed, factor, log_scale
         assert not np.any(rec.status == CERTIFIED)
 
 
+@pytest.mark.sensitive
 @settings(max_examples=20, deadline=None)
 @given(n=st.integers(2, 400), h=st.integers(2, 64), seed=st.integers(0, 2**31 - 1),
        n_dup=st.integers(0, 4))
@@ -191,6 +196,7 @@ def test_near_duplicate_screen_finds_every_pair(n, h, seed, n_dup):
 
 
 # ------------------------------------------------------------------ budgets
+@pytest.mark.sensitive
 def test_rip_k512_budget_1_finishes(tmp_path):
     D = np.random.default_rng(0).standard_normal((128, 1024)).astype(np.float32)
     p = tmp_path / "D128.npy"
@@ -206,6 +212,7 @@ def test_rip_k512_budget_1_finishes(tmp_path):
     assert b["U_lower"] <= b["U_upper"]
 
 
+@pytest.mark.sensitive
 @pytest.mark.parametrize("k", [8, 64, 256])
 def test_rip_search_time_tracks_the_budget(k):
     D = np.random.default_rng(1).standard_normal((96, 600))
@@ -216,6 +223,7 @@ def test_rip_search_time_tracks_the_budget(k):
     assert res[k].U_lower <= res[k].U_upper
 
 
+@pytest.mark.sensitive
 def test_spark_budget_stops_the_search():
     D = np.random.default_rng(2).standard_normal((128, 1024))
     t0 = time.perf_counter()
@@ -224,6 +232,7 @@ def test_spark_budget_stops_the_search():
     assert res.lower <= res.upper
 
 
+@pytest.mark.sensitive
 def test_recovery_budget_leaves_codes_undetermined():
     D = np.random.default_rng(3).standard_normal((40, 200))
     rng = np.random.default_rng(4)
