@@ -11,7 +11,9 @@ and ``rip-atoms sweep`` (one task per cell) both run their independent tasks on 
 BLAS threads. A worker process runs one task at a time; on a LocalCluster of w workers on a
 machine with c cores each worker's BLAS (OpenBLAS/MKL, numba, torch) gets ⌊c / w⌋ threads, set
 through the environment before the worker starts (``OMP_NUM_THREADS`` etc.), so w workers never
-oversubscribe the cores. Workers of an external cluster keep their own settings.
+oversubscribe the cores; c is capped by the starting process's ``OMP_NUM_THREADS`` when that is
+set, so a process given a share of the cores passes on that share, not the machine. Workers of
+an external cluster keep their own settings.
 
 Retries. A task whose worker dies is rescheduled by Dask on another worker (the scheduler's
 ``allowed-failures``, default 3); tasks here are pure functions of their inputs that write their
@@ -63,7 +65,12 @@ def default_workers() -> int:
 
 
 def _blas_threads(workers: int) -> int:
-    return max(1, default_workers() // workers)
+    """⌊c / workers⌋ threads per worker, c the cores this process may use — capped by this
+    process's own ``OMP_NUM_THREADS`` when it is set (a process given its share of the cores,
+    e.g. a test worker, shares that share among its Dask workers instead of the machine's)."""
+    from rip_atoms.kernels.parallel_copy import copy_threads
+
+    return max(1, copy_threads() // workers)
 
 
 def _restore_environment(saved: dict[str, str | None]) -> None:

@@ -28,6 +28,7 @@ def run_json(capsys, argv):
     return json.loads(out)
 
 
+@pytest.mark.sensitive
 def test_rip_json_entries_and_witnesses(capsys, dict_file):
     p, D = dict_file
     out = run_json(capsys, ["rip", str(p), "-k", "2,3,4", "--raw", "--budget-s", "0.5",
@@ -46,6 +47,7 @@ def test_rip_json_entries_and_witnesses(capsys, dict_file):
     assert out["brackets"][0]["exact"] is True  # δ₂ = μ
 
 
+@pytest.mark.sensitive
 def test_spark_json(capsys, tmp_path):
     D = np.hstack([np.eye(16), scipy.linalg.hadamard(16) / 4.0])
     p = tmp_path / "dh.npy"
@@ -84,6 +86,7 @@ def test_bad_input_exit_2(dict_file, argv, words):
     assert proc.stdout == ""
 
 
+@pytest.mark.sensitive
 def test_dead_atoms_rip_error_and_drop(capsys, tmp_path):
     D = np.random.default_rng(2).standard_normal((5, 12))
     D[:, 3] = 0

@@ -6,6 +6,8 @@ import pytest
 from rip_atoms import coherence
 from rip_atoms.synthetic import gaussian_dictionary
 
+pytestmark = pytest.mark.sensitive  # float32 torch against numpy at stated tolerances
+
 torch = pytest.importorskip("torch")
 
 

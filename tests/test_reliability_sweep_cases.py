@@ -34,6 +34,7 @@ def D():
     return np.random.default_rng(0).standard_normal((8, 20))
 
 
+@pytest.mark.sensitive
 @pytest.mark.parametrize("factor", [1.0, -3.0])
 def test_delta2_upper_side_is_one_on_a_duplicate_pair(D, factor):
     E = D.astype(np.float32)
@@ -45,6 +46,7 @@ def test_delta2_upper_side_is_one_on_a_duplicate_pair(D, factor):
     assert b.delta_lower <= 1.0
 
 
+@pytest.mark.sensitive
 def test_delta2_upper_side_covers_the_float64_error(D):
     b = rip_bounds(D, 2, "raw", budget_s=0.2)[2]
     U = D / np.linalg.norm(D, axis=0)

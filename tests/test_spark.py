@@ -14,6 +14,9 @@ from rip_atoms.errors import DeadAtomsError, ParameterError
 from rip_atoms.spark import circuit, spark_bounds
 from rip_atoms.synthetic import gaussian_dictionary
 
+# the searches run under wall-clock budgets; rank decisions at a precision tolerance
+pytestmark = pytest.mark.sensitive
+
 RTOL = 1e-9
 
 

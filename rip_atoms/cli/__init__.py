@@ -2,7 +2,9 @@
 
 Every command takes ``--json`` and then prints exactly one JSON object on stdout; progress and
 logs go to stderr. Exit status: 0 on success, 2 on bad input with one line naming the file and
-the problem.
+the problem — argparse's own errors (a type or choice error, a missing or unknown argument)
+included: :class:`OneLineParser` prints them as one ``rip-atoms: error: …`` line, not a usage
+block.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from typing import NoReturn
 
 from rip_atoms.cli import (
     cards,
@@ -28,15 +31,43 @@ from rip_atoms.errors import RipAtomsError
 
 COMMANDS = [cards, check, coherence, criteria, recover, rip, sae, sweep, theory, verify]
 
-__all__ = ["UsageError", "build_parser", "main"]
+__all__ = ["OneLineParser", "UsageError", "build_parser", "main"]
+
+PROG = "rip-atoms"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr and exit status 2, the CLI's
+    contract for every bad input: ``rip-atoms: error: COMMAND: MESSAGE (see rip-atoms COMMAND
+    --help)``. The top parser and (through ``parser_class``) every subparser use it; ``--help``
+    is unchanged."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix(PROG).strip()
+        self._fail(command, message)
+
+    def _fail(self, command: str, message: str) -> NoReturn:
+        where = f"{command}: " if command else ""
+        text = " ".join(str(message).split())
+        help_cmd = f"{PROG} {command} --help" if command else f"{PROG} --help"
+        self.exit(2, f"{PROG}: error: {where}{text} (see {help_cmd})\n")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        # as argparse's, with the subcommand named when it is given an unknown argument (the
+        # subparsers hand their extras up to the top parser)
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self._fail(getattr(ns, "command", None) or "",
+                       f"unrecognized arguments: {' '.join(extras)}")
+        return ns
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rip-atoms",
+    parser = OneLineParser(
+        prog=PROG,
         description="Certified compressed-sensing checks for dictionaries and SAE decoders.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     for module in COMMANDS:
         module.register(sub)
     return parser

@@ -11,6 +11,8 @@ from recovery_reference import CERT, certificate_lp, random_codes, unit_gaussian
 from rip_atoms.errors import InvalidCodeError
 from rip_atoms.recovery import classify_recovery, dual_certificate, fuchs_certificate
 
+pytestmark = pytest.mark.sensitive  # certificate values at precision tolerances
+
 
 def test_fuchs_values_match_the_closed_form():
     D = unit_gaussian(40, 100, 11)

@@ -31,6 +31,7 @@ def _near_threshold_problem(nonneg: bool, seed: int = 13):
     return D, random_codes(N, ks, nonneg, seed + 1)
 
 
+@pytest.mark.sensitive
 @pytest.mark.parametrize("nonneg", [True, False])
 def test_statuses_equal_the_exact_lp_reference_near_the_threshold(nonneg):
     D, C = _near_threshold_problem(nonneg)
@@ -45,6 +46,7 @@ def test_statuses_equal_the_exact_lp_reference_near_the_threshold(nonneg):
     assert (res.status == CERT).any() and (res.status == FAIL).any()
 
 
+@pytest.mark.sensitive
 def test_float32_screen_gives_the_float64_values():
     """fuchs_batch with the float32 screen: the same values (the float64 value of the
     maximising atom), residuals and rank decisions as with the float64 GEMM."""
@@ -60,6 +62,7 @@ def test_float32_screen_gives_the_float64_values():
         np.testing.assert_array_equal(a.rank_suspect, b.rank_suspect)
 
 
+@pytest.mark.sensitive
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 3000), st.integers(0, 2**31 - 1))
 def test_screen_error_bounds_the_float32_dot_product(h, seed):
@@ -75,6 +78,7 @@ def test_screen_error_bounds_the_float32_dot_product(h, seed):
     assert abs(got - exact) <= screen_error(h, np.linalg.norm(y), np.linalg.norm(d) + 1e-15)
 
 
+@pytest.mark.sensitive
 def test_torch_engine_on_cpu_gives_the_numpy_statuses():
     pytest.importorskip("torch")
     for nonneg in (True, False):

@@ -29,6 +29,7 @@ def exact_t_star(Dn: np.ndarray, S: np.ndarray, s: np.ndarray, nonneg: bool) -> 
     return float(res.fun)
 
 
+@pytest.mark.sensitive
 @pytest.mark.parametrize("smoothed", [False, True])
 @pytest.mark.parametrize("nonneg", [True, False])
 def test_margin_between_t_star_and_the_rigorous_bound(nonneg, smoothed, monkeypatch):
@@ -64,6 +65,7 @@ def test_margin_between_t_star_and_the_rigorous_bound(nonneg, smoothed, monkeypa
     assert d["n_codes"] == n and set(d["margin_quantiles"]) == {"0.0", "0.1", "0.5", "0.9", "1.0"}
 
 
+@pytest.mark.sensitive
 def test_margin_matches_a_closed_form():
     # D = [e₁, e₂, (e₁ + e₂)/√2], S = {0}, s = +1 (signed): y = (1, a), t* = min_a max(|a|,
     # |1 + a|/√2), attained at −a = (1 + a)/√2, i.e. t* = 1/(1 + √2) = √2 − 1

@@ -15,6 +15,8 @@ from rip_atoms.rip import rip_bounds
 from rip_atoms.spark import spark_bounds
 from rip_atoms.theorems import aip_unit_atoms, enumerate_spark, exact_delta_k, get_theorem
 
+pytestmark = pytest.mark.sensitive  # exact enumeration within a budget, float64 tolerances
+
 
 def _metric(S):
     return None if S is None else AIPMetric.from_moment(np.linalg.inv(S))
