@@ -16,6 +16,8 @@ from rip_atoms.errors import ParameterError
 from rip_atoms.rip import rip_bounds
 from rip_atoms.spark import spark_bounds
 
+pytestmark = pytest.mark.sensitive  # budgets and precision: CI reruns these
+
 
 def test_a_work_budget_counts_checks_charges_and_shares():
     d = Deadline(effort=5)

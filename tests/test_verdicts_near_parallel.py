@@ -39,6 +39,8 @@ from rip_atoms.recovery import CERTIFIED, FAILED, UNDETERMINED, classify_recover
 from rip_atoms.rip import rip_bounds
 from rip_atoms.spark import spark_bounds
 
+pytestmark = pytest.mark.sensitive  # budgets and precision: CI reruns these
+
 
 def planted(H: int, N: int, seed: int, eps: float, sign: float, dtype, i: int = 3, j: int = 5,
             scale: float = 1.0):
