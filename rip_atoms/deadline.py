@@ -152,7 +152,9 @@ class Deadline:
                 "cap_s": self.budget_s if math.isfinite(self.budget_s) else None,
                 "cap_hit": self.cap_hit, "seconds": self.elapsed(),
                 "reading": "a work budget (units of search work, no clock): the same input, "
-                           "seed and options give the same result on any machine"
+                           "seed and options do the same work on any machine and give the same "
+                           "result on every run (another CPU or BLAS can still round the floats "
+                           "it searches on differently)"
                            + (" — except that the wall-clock cap stopped this search, so its "
                               "result can depend on the machine" if self.cap_hit else "")}
 

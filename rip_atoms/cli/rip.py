@@ -122,7 +122,7 @@ def budget_line(budget: dict) -> str:
     """What the search's budget was, and whether its result can depend on the machine."""
     if budget.get("kind") == "effort":
         cap = (" — the wall-clock cap stopped it: this result can depend on the machine"
-               if budget["cap_hit"] else ": no clock, the same result on any machine")
+               if budget["cap_hit"] else ": no clock, the same result on every run")
         return f"budget: {budget['used']:g} of {budget['effort']} units of effort{cap}"
     return (f"budget: {budget.get('budget_s', 0):g} s of wall clock (how far the search got "
             "depends on the machine; --effort N makes it reproducible)")
