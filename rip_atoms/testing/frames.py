@@ -186,6 +186,8 @@ def _checked(D: np.ndarray, mu: float) -> np.ndarray:
 
 
 def _hadamard(k: int) -> np.ndarray:
+    """Sylvester's Hadamard matrix H_k (2ᵏ×2ᵏ, entries ±1): H₀ = [1], H_{k+1} = [[H, H], [H, −H]];
+    entry (a, b) = (−1)^{popcount(a & b)}."""
     Hm = np.ones((1, 1))
     for _ in range(k):
         Hm = np.block([[Hm, Hm], [Hm, -Hm]])

@@ -261,12 +261,11 @@ def recovery_property(solver: Solver, *, condition: str | None = "coherence",
     strategy = recovery_problems(signs="nonneg" if nonneg else "signed") if problems is None \
         else problems
 
-    @given(strategy)
     def test_recovery(p) -> None:
         assert_recovers(solver, p.D, p.codes, condition=condition, nonneg=nonneg, atol=atol,
                         support_only=support_only)
 
-    return test_recovery
+    return given(strategy)(_named(test_recovery, solver, f"{condition}_nonneg_{nonneg}"))
 
 
 def support_identification_property(make_encoder: Callable[[object], Encoder], *,
@@ -281,10 +280,21 @@ def support_identification_property(make_encoder: Callable[[object], Encoder], *
 
     strategy = tsae_problems() if problems is None else problems
 
-    @given(strategy)
     def test_support_identification(p) -> None:
         a = p.atoms
         assert_support_identified(make_encoder(p), a.dictionary, a.codes, metric=a.metric,
                                   thresholds=p.thresholds_for_atoms())
 
-    return test_support_identification
+    return given(strategy)(_named(test_support_identification, make_encoder, ""))
+
+
+def _named(test: Callable, code: Callable, options: str) -> Callable:
+    """Name the generated test after the code under test and give hypothesis a distinct
+    database key for it (its digest hook ``_hypothesis_internal_add_digest``, the one its pytest
+    plugin sets for parametrized tests), so two one-line tests in a module do not replay each
+    other's saved examples."""
+    label = getattr(code, "__qualname__", type(code).__name__)
+    name = f"{getattr(code, '__module__', '')}.{label}:{options}"
+    test.__qualname__ = f"{test.__name__}[{name}]"
+    test._hypothesis_internal_add_digest = name.encode()
+    return test
