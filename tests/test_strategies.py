@@ -100,6 +100,12 @@ def test_dictionaries_have_unit_columns(D):
     np.testing.assert_allclose(np.linalg.norm(D, axis=0), 1.0, atol=1e-12)
 
 
+@given(dictionaries(kinds=("gaussian", "near_etf", "planted", "integer", "union_of_bases",
+                          "dependent")))
+def test_every_dictionary_kind_has_unit_columns(D):
+    np.testing.assert_allclose(np.linalg.norm(D, axis=0), 1.0, atol=1e-12)
+
+
 def test_dictionaries_rejects_unknown_kind():
     with pytest.raises(ValueError):
         dictionaries(kinds=("nope",))
@@ -398,6 +404,10 @@ def test_planted_atom_sets_with_overcomplete_frames(p):
     Wd = ((V * np.sqrt(lam)) @ V.T) @ p.dictionary
     assert p.kind == "given" and p.n_atoms > p.dim
     assert mu_of(Wd) == pytest.approx(p.eps, abs=1e-9)
+    U = Wd / np.linalg.norm(Wd, axis=0)
+    G = np.abs(U.T @ U)
+    np.fill_diagonal(G, 0)
+    np.testing.assert_allclose(p.per_atom_mu, G.max(axis=0), atol=1e-9)
     np.testing.assert_allclose(p.activations, p.codes @ p.dictionary.T, atol=1e-12)
 
 
