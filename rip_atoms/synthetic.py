@@ -407,7 +407,7 @@ class PlantedAtomSet:
     delta_min, delta_max : magnitude range of ``unit_codes`` (attained when ``hit_ends``).
     signs : "nonneg", "signed" or "nonpos".
     mixing : A.
-    kind : "paired" or "etf_blocks".
+    kind : "paired", "etf_blocks" or "given" (``unit_atoms`` passed in).
     """
 
     dictionary: np.ndarray
@@ -450,6 +450,7 @@ def planted_atom_set(
     mixing_cond: float = 10.0,
     scale_range: tuple[float, float] = (1.0, 1.0),
     hit_ends: bool = True,
+    unit_atoms: np.ndarray | None = None,
 ) -> PlantedAtomSet:
     """A planted atom set with known ε and K.
 
@@ -459,8 +460,22 @@ def planted_atom_set(
     dictionary is D = A D̃ diag(s) with A = :func:`random_invertible` (condition ``mixing_cond``;
     1 gives an orthogonal A) and scales s uniform in ``scale_range``; codes δ = δ̂ / s where δ̂
     has exactly K non-zeros in [δ_min, δ_max] (``signs``), so x = D δ = A D̃ δ̂.
+
+    With ``unit_atoms`` (H×N, e.g. an overcomplete frame of chosen coherence) D̃ is those atoms
+    normalised, ε = max_{i≠j} |⟨d̃ᵢ, d̃ⱼ⟩| and μⱼ = max_{l≠j} |⟨d̃ⱼ, d̃ₗ⟩| computed from them
+    (``eps``, ``n_pairs`` and ``block_dims`` must then be None); kind "given".
     """
-    if n_atoms <= dim:
+    if unit_atoms is not None:
+        if eps is not None or n_pairs is not None or block_dims is not None:
+            raise ValueError("unit_atoms fixes ε: pass no eps, n_pairs or block_dims")
+        D_unit = _unit(np.asarray(unit_atoms, dtype=np.float64))
+        if D_unit.shape != (dim, n_atoms):
+            raise ValueError(f"unit_atoms has shape {D_unit.shape}, expected {(dim, n_atoms)}")
+        G = np.abs(D_unit.T @ D_unit)
+        np.fill_diagonal(G, 0.0)
+        per = G.max(axis=0)
+        eps_true, kind = float(per.max(initial=0.0)), "given"
+    elif n_atoms <= dim:
         mu = 0.1 if eps is None else float(eps)
         D_unit, eps_true = paired_atoms(rng, dim, n_atoms, mu, n_pairs)
         G = np.abs(D_unit.T @ D_unit)

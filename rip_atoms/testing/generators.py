@@ -4,6 +4,8 @@ plain-numpy building blocks behind the hypothesis strategies of
 
 They live in :mod:`rip_atoms.synthetic` (one module of synthetic dictionaries, codes and
 activations; each is described there); this module re-exports them under their testing names.
+Overcomplete frames of a chosen coherence, Hadamard unions and planted dependent sets are in
+:mod:`rip_atoms.testing.frames`.
 """
 
 from rip_atoms.synthetic import (

@@ -1,9 +1,14 @@
 """Hypothesis strategies for testing sparse-coding code: dictionaries with known coherence,
 K-sparse codes, activations with a chosen second moment, and planted atom sets with known ε, K.
 
-Every size argument takes an ``int`` or a hypothesis strategy of ints; values are drawn from a
-numpy generator seeded by hypothesis, so examples are reproducible and sizes shrink (the random
-content itself does not shrink). Dictionaries are H×N float64 arrays with atoms as columns.
+Every size argument takes an ``int`` or a hypothesis strategy of ints. Dictionaries are H×N
+float64 arrays with atoms as columns. What shrinks: sizes, μ, K and magnitudes always; the
+*entries* of :func:`integer_dictionaries` and of :func:`codes_by_support` are drawn one by one
+through hypothesis, so a failing example shrinks toward small integer matrices and codes on
+supports {0, 1, …} with magnitudes δ_min; the other families are rebuilt from a drawn seed
+(shrinking to seed 0, a canonical draw), since their law (Gaussian, Haar) or construction
+(coherence packing) needs a numpy generator. Each strategy's docstring states what it
+guarantees; ``tests/test_strategies.py`` checks every statement.
 
 Example — test that your solver recovers planted codes when the coherence certifies it::
 
@@ -29,22 +34,30 @@ Example — a property over several dictionary families::
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from hypothesis.strategies import SearchStrategy
 
+from rip_atoms.errors import ParameterError
+from rip_atoms.testing import frames
 from rip_atoms.testing import generators as gen
 
 __all__ = [
     "activation_sets",
+    "codes_by_support",
     "coherent_dictionaries",
+    "dependent_dictionaries",
     "dictionaries",
     "etf_block_dictionaries",
     "gaussian_dictionaries",
+    "integer_dictionaries",
     "near_etf_dictionaries",
     "paired_dictionaries",
     "planted_atom_sets",
     "second_moments",
     "sparse_codes",
+    "union_of_bases_dictionaries",
 ]
 
 _SEEDS = st.integers(0, 2**32 - 1)
@@ -63,12 +76,38 @@ def _rng(draw) -> np.random.Generator:
 
 
 @st.composite
-def gaussian_dictionaries(draw, dim: IntArg = None, n_atoms: IntArg = None) -> np.ndarray:
+def gaussian_dictionaries(draw, dim: IntArg = None, n_atoms: IntArg = None,
+                          max_mu: float | None = None) -> np.ndarray:
     """H×N unit columns with iid Gaussian directions. ``dim`` default 2..16, ``n_atoms``
-    default H..3H. Coherence ≈ sqrt(4 log N / H) for large H (Cai–Jiang)."""
+    default H..3H. Coherence ≈ sqrt(4 log N / H) for large H (Cai–Jiang). With ``max_mu``:
+    conditioned on μ(D) ≤ max_mu by rejection (the exact conditional law; a bound far below the
+    typical μ makes hypothesis report that it filtered too much)."""
     H = draw(_s(dim, st.integers(2, 16)))
     N = draw(_s(n_atoms, st.integers(H, 3 * H)))
-    return gen.gaussian_atoms(_rng(draw), H, N)
+    D = gen.gaussian_atoms(_rng(draw), H, N)
+    if max_mu is not None:
+        assume(frames.frame_coherence(D) <= max_mu)
+    return D
+
+
+@st.composite
+def integer_dictionaries(draw, dim: IntArg = None, n_atoms: IntArg = None, *,
+                         max_entry: int = 3, max_mu: float | None = None) -> np.ndarray:
+    """H×N unit columns dⱼ = bⱼ/‖bⱼ‖ of an integer matrix B whose entries, in
+    [−max_entry, max_entry], hypothesis draws one by one; a zero column bⱼ is replaced by the
+    unit vector e_{j mod H}. Counterexamples shrink toward B = [e₀ e₁ … e_{H−1} e₀ …] (the
+    identity when N ≤ H) and small integers. Defaults: H 1..8, N 1..2H. With ``max_mu``:
+    conditioned on μ(D) ≤ max_mu by rejection. Duplicate and opposite atoms (μ = 1) are drawn
+    on purpose unless max_mu < 1."""
+    H = draw(_s(dim, st.integers(1, 8)))
+    N = draw(_s(n_atoms, st.integers(1, 2 * H)))
+    B = draw(arrays(np.int64, (H, N), elements=st.integers(-max_entry, max_entry))).astype(float)
+    for j in np.flatnonzero(~B.any(axis=0)):
+        B[j % H, j] = 1.0
+    D = B / np.linalg.norm(B, axis=0)
+    if max_mu is not None:
+        assume(frames.frame_coherence(D) <= max_mu)
+    return D
 
 
 @st.composite
@@ -101,23 +140,95 @@ def paired_dictionaries(draw, dim: IntArg = None, n_atoms: IntArg = None, mu: Fl
     return gen.paired_atoms(_rng(draw), H, N, c, pairs)
 
 
+def _max_atoms(H: int, mu: float) -> int:
+    """The largest N ≤ 4H with :func:`~rip_atoms.testing.frames.coherence_floor` ≤ μ."""
+    N = H
+    while N < 4 * H and frames.coherence_floor(H, N + 1) <= mu:
+        N += 1
+    return N
+
+
+@st.composite
+def _coherent(draw, dim: IntArg, n_atoms: IntArg, mu: FloatArg) -> tuple[np.ndarray, float]:
+    H = draw(_s(dim, st.integers(2, 16)))
+    if n_atoms is None and mu is not None:
+        m = float(draw(_s(mu)))
+        N = draw(st.integers(min(2, H), max(_max_atoms(H, m), 2)))
+    else:
+        N = draw(_s(n_atoms, st.integers(min(2, H), 4 * H)))
+        lo = frames.coherence_floor(H, N)
+        if mu is None and lo >= 1.0:
+            raise ParameterError(f"coherent_dictionaries: no μ < 1 is promised for H = {H}, "
+                                 f"N = {N}")
+        m = float(draw(_s(mu, st.floats(lo, max(0.9, (1.0 + lo) / 2), exclude_max=True))))
+    rng = _rng(draw)
+    if N <= H:
+        return gen.paired_atoms(rng, H, N, m)
+    return frames.coherent_frame(rng, H, N, m), m
+
+
 def coherent_dictionaries(dim: IntArg = None, n_atoms: IntArg = None, mu: FloatArg = None
                           ) -> SearchStrategy[tuple[np.ndarray, float]]:
-    """(D, μ) with planted (exact) coherence: :func:`paired_dictionaries` (any μ, N ≤ H) or
-    :func:`etf_block_dictionaries` (μ = 1/min block, N > H)."""
+    """(D, μ): H×N unit atoms with coherence μ(D) = max_{i≠j} |⟨dᵢ, dⱼ⟩| equal to μ within
+    1e-12, for N ≤ H and for overcomplete N > H alike.
+
+    N ≤ H: :func:`~rip_atoms.testing.generators.paired_atoms` (⌊N/2⌋ pairs at ±μ, every other
+    pair orthogonal; N = 1 gives μ = 0). N > H:
+    :func:`~rip_atoms.testing.frames.coherent_frame` (one pair at exactly ±μ, every other pair
+    ≤ (1 − 10⁻³/2)μ). Feasible μ: [0, 1) when N ≤ H; [W, 1) when N > H, W = sqrt((N − H)/(H(N − 1)))
+    the Welch bound (below it raises :class:`~rip_atoms.errors.ParameterError`: no such frame
+    exists); promised from 1.5·W (N ≤ 4H), attempted between W and 1.5·W.
+
+    Defaults: H 2..16; N 2..4H; μ drawn in [floor, 0.9] (floor = 0 for N ≤ H, 1.5·W above);
+    with μ given and N not, N is drawn in [2, the largest N ≤ 4H whose floor is ≤ μ]. With no
+    argument: one of :func:`paired_dictionaries`, :func:`etf_block_dictionaries` and the
+    overcomplete frames above (H 2..12).
+    """
     if dim is not None or n_atoms is not None or mu is not None:
-        return paired_dictionaries(dim=dim, n_atoms=n_atoms, mu=mu)
-    return st.one_of(paired_dictionaries(), etf_block_dictionaries())
+        return _coherent(dim, n_atoms, mu)
+    return st.one_of(paired_dictionaries(), etf_block_dictionaries(),
+                     _coherent(st.integers(2, 12), None, None))
+
+
+@st.composite
+def union_of_bases_dictionaries(draw, dim: IntArg = None, rotate: bool = True) -> frames.Frame:
+    """:class:`~rip_atoms.testing.frames.Frame` of D = Q [I | Hₖ/√H], H = 2ᵏ (default 2..32,
+    at most 64), N = 2H, Q Haar-random (I when not ``rotate``): μ = 1/√H exactly, spark =
+    2^⌊k/2⌋ + 2^⌈k/2⌉ exactly (= 2√H for even k), and a null vector with that many non-zeros
+    (:func:`~rip_atoms.testing.frames.hadamard_union`)."""
+    H = draw(_s(dim, st.sampled_from([2, 4, 8, 16, 32])))
+    D, v = frames.hadamard_union(_rng(draw) if rotate else None, H)
+    return frames.Frame(D, 1.0 / np.sqrt(H), frames.hadamard_spark(H), v)
+
+
+@st.composite
+def dependent_dictionaries(draw, dim: IntArg = None, n_atoms: IntArg = None,
+                           spark: IntArg = None) -> frames.Frame:
+    """:class:`~rip_atoms.testing.frames.Frame` with a planted dependent set
+    (:func:`~rip_atoms.testing.frames.dependent_frame`): s = ``spark`` unit atoms in an
+    (s − 1)-dimensional subspace, the rest Gaussian. Guarantees: D v = 0 (to 1e-12) for the
+    returned v with exactly s non-zeros, so spark(D) ≤ s; spark(D) = s with probability 1
+    (checked by enumeration in the tests); ``mu`` is μ(D) computed in float64. Defaults: H 2..8,
+    N H..2H, s 2..min(H, N)."""
+    H = draw(_s(dim, st.integers(2, 8)))
+    N = draw(_s(n_atoms, st.integers(H, 2 * H)))
+    s = draw(_s(spark, st.integers(2, min(H, N))))
+    D, v = frames.dependent_frame(_rng(draw), H, N, s)
+    return frames.Frame(D, frames.frame_coherence(D), s, v)
 
 
 def dictionaries(kinds: tuple[str, ...] = ("gaussian", "near_etf", "planted")
                  ) -> SearchStrategy[np.ndarray]:
     """Unit-column dictionaries from the chosen families: "gaussian", "near_etf", "planted"
-    (planted coherence: paired atoms or ETF blocks)."""
+    (planted coherence: :func:`coherent_dictionaries` with no argument), "integer"
+    (:func:`integer_dictionaries`), "union_of_bases" and "dependent"."""
     table = {
         "gaussian": gaussian_dictionaries(),
         "near_etf": near_etf_dictionaries(),
         "planted": coherent_dictionaries().map(lambda t: t[0]),
+        "integer": integer_dictionaries(),
+        "union_of_bases": union_of_bases_dictionaries().map(lambda f: f.D),
+        "dependent": dependent_dictionaries().map(lambda f: f.D),
     }
     unknown = set(kinds) - set(table)
     if unknown:
@@ -141,6 +252,37 @@ def sparse_codes(draw, n_atoms: IntArg, K: IntArg, *, n: IntArg = 1,
     sg = draw(_s(signs))
     return gen.sparse_code_matrix(_rng(draw), rows, N, min(k, N), magnitude=(lo, hi), signs=sg,
                                   hit_ends=hit_ends)
+
+
+@st.composite
+def codes_by_support(draw, n_atoms: IntArg, K: IntArg, *, n: IntArg = 1,
+                     magnitude: tuple[float, float] | SearchStrategy = (1.0, 2.0),
+                     signs: str | SearchStrategy[str] = "nonneg", hit_ends: bool = False
+                     ) -> np.ndarray:
+    """n×N codes drawn through hypothesis by support, sign and magnitude, so they shrink: each
+    row has exactly k = min(K, N) non-zeros on a drawn support (shrinking toward {0, …, k−1}),
+    magnitudes in [δ_min, δ_max] = ``magnitude`` (shrinking toward δ_min), signs per ``signs``
+    ("nonneg", "signed": drawn ±, shrinking toward +, "nonpos"). ``hit_ends``: the first
+    magnitude drawn is δ_min and the second (row 0's second non-zero, else row 1's first) is
+    δ_max, so with n·k ≥ 2 the sample's magnitude range is exactly [δ_min, δ_max] (the TSAE
+    window's inputs). Every argument may be a strategy."""
+    N = draw(_s(n_atoms))
+    k = min(draw(_s(K)), N)
+    rows = draw(_s(n))
+    lo, hi = (float(v) for v in draw(_s(magnitude)))
+    sg = draw(_s(signs))
+    if not 0 < lo <= hi or sg not in gen.SIGNS:
+        raise ParameterError(f"codes_by_support: need 0 < δ_min ≤ δ_max and signs in "
+                             f"{gen.SIGNS}, got {(lo, hi)}, {sg!r}")
+    C = np.zeros((rows, N))
+    ends = [lo, hi] if hit_ends else []
+    for r in range(rows):
+        support = draw(st.lists(st.integers(0, N - 1), min_size=k, max_size=k, unique=True))
+        for j in support:
+            v = ends.pop(0) if ends else draw(st.floats(lo, hi))
+            neg = sg == "nonpos" or (sg == "signed" and draw(st.booleans()))
+            C[r, j] = -v if neg else v
+    return C
 
 
 @st.composite
@@ -193,8 +335,10 @@ def planted_atom_sets(draw, dim: IntArg = None, n_atoms: IntArg = None, K: IntAr
                       scale_range: tuple[float, float] | SearchStrategy = (0.5, 2.0)
                       ) -> gen.PlantedAtomSet:
     """A :class:`~rip_atoms.testing.generators.PlantedAtomSet` with known ε and K: planted unit
-    atoms (paired with coherence ``eps`` when N ≤ H; ETF blocks with ε = 1/min block when N > H,
-    then ``eps`` must be None), observed through a random invertible map (condition
+    atoms (paired with coherence ``eps`` when N ≤ H; when N > H, ETF blocks with ε = 1/min block
+    if ``eps`` is None, else an overcomplete frame with ε = ``eps`` within 1e-12 from
+    :func:`~rip_atoms.testing.frames.coherent_frame`, feasible range as in
+    :func:`coherent_dictionaries`), observed through a random invertible map (condition
     ``mixing_cond``, default 1..30) with random atom scales, the metric S̃ = (A Aᵀ)⁻¹ under which
     the AIP geometry is the planted one, K-sparse codes with normalised magnitudes exactly
     spanning ``magnitude`` and activations x = D δ. Defaults: H 2..12, N 2..H, K 1..3, ε 0..0.3,
@@ -203,8 +347,12 @@ def planted_atom_sets(draw, dim: IntArg = None, n_atoms: IntArg = None, K: IntAr
     N = draw(_s(n_atoms, st.integers(min(2, H), H)))
     k = min(draw(_s(K, st.integers(1, 3))), N)
     n = draw(_s(n_samples, st.integers(4, 20)))
-    e = None if N > H else draw(_s(eps, st.floats(0.0, 0.3)))
+    e = None if N > H and eps is None else float(draw(_s(eps, st.floats(0.0, 0.3))))
     cond = draw(_s(mixing_cond, st.floats(1.0, 30.0)))
-    return gen.planted_atom_set(_rng(draw), H, N, k, n, eps=e, magnitude=draw(_s(magnitude)),
+    rng = _rng(draw)
+    frame = None
+    if N > H and e is not None:
+        frame, e = frames.coherent_frame(rng, H, N, e), None
+    return gen.planted_atom_set(rng, H, N, k, n, eps=e, magnitude=draw(_s(magnitude)),
                                 signs=draw(_s(signs)), mixing_cond=cond,
-                                scale_range=draw(_s(scale_range)))
+                                scale_range=draw(_s(scale_range)), unit_atoms=frame)
