@@ -101,6 +101,34 @@ def _polish_solution(A: np.ndarray, y: np.ndarray, x: np.ndarray, nonneg: bool):
     return x, False
 
 
+#: a homotopy end x is proven optimal when ‖Dx − y‖₂ ≤ FEASIBLE_RTOL·‖y‖₂ and its dual
+#: certificate's off-support correlations are at most 1 + DUAL_SLACK
+FEASIBLE_RTOL = 1e-9
+DUAL_SLACK = 1e-9
+
+
+def _proven_optimal(A: np.ndarray, y: np.ndarray, x: np.ndarray, nonneg: bool) -> bool:
+    """Whether x is a basis-pursuit optimum, proven by KKT: x feasible (‖Ax − y‖₂ ≤
+    FEASIBLE_RTOL·‖y‖₂) and the min-ℓ2 dual z = A_T (A_TᵀA_T)⁻¹ s on T = supp(x), s = sign(x_T)
+    (all ones for non-negative BP), meets ‖A_{Tᶜ}ᵀz‖_∞ ≤ 1 (non-negative: A_{Tᶜ}ᵀz ≤ 1) up to
+    DUAL_SLACK. Then ‖x'‖₁ ≥ zᵀAx' = zᵀy = sᵀx_T = ‖x‖₁ for every feasible x'. A_T of deficient
+    rank, or a dual above 1, proves nothing (False: the caller re-solves by LP)."""
+    if np.linalg.norm(A @ x - y) > FEASIBLE_RTOL * max(np.linalg.norm(y), 1e-300):
+        return False
+    T = np.flatnonzero(x)
+    if T.size == 0:
+        return not np.any(y)
+    AT = A[:, T]
+    sv = np.linalg.svd(AT, compute_uv=False)
+    if T.size > A.shape[0] or not sv[-1] > 1e-9 * sv[0]:
+        return False
+    s = np.ones(T.size) if nonneg else np.sign(x[T])
+    z = AT @ np.linalg.solve(AT.T @ AT, s)
+    off = np.delete(A.T @ z, T)
+    worst = off.max(initial=-np.inf) if nonneg else np.abs(off).max(initial=0.0)
+    return bool(worst <= 1.0 + DUAL_SLACK)
+
+
 def basis_pursuit(
     D: Dictionary | np.ndarray,
     y: np.ndarray,
@@ -124,7 +152,10 @@ def basis_pursuit(
         Non-negative basis pursuit.
     solver : {"homotopy", "lp", "cvxpy"}
         ``"homotopy"``: scikit-learn ``lars_path(method="lasso")`` down to α → 0, whose end is
-        the minimum-ℓ1 interpolant; ``"lp"``: scipy ``linprog(method="highs")`` with the split
+        the minimum-ℓ1 interpolant, reported "optimal" only when a dual certificate proves it
+        (:func:`_proven_optimal`; otherwise, e.g. LARS on a tie of correlations, the LP solves
+        the problem and the solution says ``solver="lp"``); ``"lp"``: scipy
+        ``linprog(method="highs")`` with the split
         x = u − v, or x ≥ 0 directly; ``"cvxpy"``: the reference, cvxpy's default solver.
     max_iter : int, optional
         Homotopy iterations (default 8·max(H, 100)); hitting it gives status "cap".
@@ -162,6 +193,13 @@ def basis_pursuit(
         cap = max_iter if max_iter is not None else 8 * max(h, 100)
         x, _, n_iter, capped = _lars(np.asfortranarray(A), y, nonneg, cap, 0.0)
         status = "cap" if capped else ("error" if n_iter < 0 else "optimal")
+        if polish and status == "optimal" and np.any(x):
+            x, _ = _polish_solution(A, y, x, nonneg)
+        if status == "optimal" and not _proven_optimal(A, y, x, nonneg):
+            # the path's end is not proven (LARS on a tie or near-tie can end at an infeasible
+            # or non-minimal point): the LP's answer instead, under its own name
+            solver = "lp"
+            x, status, n_iter = _solve_lp(A, y, nonneg, time_limit)
     elif solver == "lp":
         x, status, n_iter = _solve_lp(A, y, nonneg, time_limit)
     elif solver == "cvxpy":
