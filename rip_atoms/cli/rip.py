@@ -34,11 +34,8 @@ def _check_search_args(args: argparse.Namespace) -> None:
 
 def _budget(args: argparse.Namespace) -> dict:
     """--effort N: a work budget (no clock; --budget-s then caps it, default no cap), else
-    --budget-s seconds."""
-    if args.effort is None:
-        return {"budget_s": 10.0 if args.budget_s is None else args.budget_s}
-    return {"effort": args.effort,
-            "budget_s": math.inf if args.budget_s is None else args.budget_s}
+    --budget-s seconds (default 10; :func:`rip_atoms.deadline.search_seconds`)."""
+    return {"budget_s": args.budget_s, "effort": args.effort}
 
 
 def _fmt(x: float) -> str:
