@@ -36,11 +36,11 @@ _TMP_SUFFIX = ".tmp"
 
 
 def is_time_field(key: str) -> bool:
-    """The keys of a report that read the clock: ``created`` and every count of seconds
+    """The keys of a report that read the clock: ``created``, every count of seconds
     (``seconds``, names ending in ``_s`` or ``_seconds``: wall time, what was left of a
-    wall-clock cap). Everything else is the same on every run of the same command with a work
-    budget (``--effort``, the default), on any thread count."""
-    return key in ("created", "seconds") or key.endswith(("_s", "_seconds"))
+    wall-clock cap) and every rate (``*_per_second``). Everything else is the same on every run
+    of the same command with a work budget (``--effort``, the default), on any thread count."""
+    return key in ("created", "seconds") or key.endswith(("_s", "_seconds", "_per_second"))
 
 
 def without_time_fields(report):

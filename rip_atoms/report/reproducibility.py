@@ -43,8 +43,8 @@ def reproducibility_section(report: dict, trained_here: bool, harvested_here: bo
     return {
         "budget": "effort" if effort else "seconds",
         "identical_on_this_machine": same_here,
-        "time_fields": "created, and every key counting seconds (seconds, names ending in _s "
-                       "or _seconds)",
+        "time_fields": "created, every key counting seconds (seconds, names ending in _s or "
+                       "_seconds) and every rate (names ending in _per_second)",
         "may_differ_across_machines": differ,
         "reading": ("two runs of this command on this machine give the same report.json apart "
                     "from its time fields, on any number of BLAS threads (the searches count "
