@@ -322,3 +322,16 @@ def test_the_checker_rechecks_the_side_within_precision(tmp_path, capsys):
     (tmp_path / "lie.json").write_text(json.dumps(lie), encoding="utf-8")
     assert check.main([str(tmp_path / "lie.json")]) == 1
     capsys.readouterr()
+
+
+def test_a_certificate_of_a_float32_parallel_pair_counts_its_rounding():
+    """CI's clean run drew this case (H = 5, N = 8, d₁ = −3d₀ rounded to float32): an LP
+    certificate of the non-negative code on {0, 1} has ‖y‖ ≈ 1.4e9, so the rounding of D̃_Sᵀy
+    (γ_H‖y‖ ≈ 8e-7) divided by σmin ≈ 7.8e-9 dominates the bound. It was certified with bound
+    0.909 while the independent re-check gives 140; the bound now counts that rounding, and
+    every certificate re-checks."""
+    D = planted(5, 8, 198, 0.0, -1.0, np.float32, 0, 1, 3.0)
+    C = np.abs(_codes(8, 0, 1, 2))
+    assert_recovery_is_proven(D, "raw", C, nonneg=True)
+    res = classify_recovery(D, C, nonneg=True, metric="raw")
+    assert res.status[3] != CERTIFIED and res.status[4] != CERTIFIED

@@ -47,12 +47,16 @@ def _cert_value(c: np.ndarray, nonneg: bool) -> float:
 
 
 def _rigorous_bound(value: float, eq_residual: float, sigma_min: float, gamma: float,
-                    y_norm: float, col_norm: float = 1.0) -> float:
-    """The bound of the module docstring: value + ‖D_Sᵀ y − s‖₂/σmin(D_S) + γ_H·‖y‖₂·maxⱼ‖dⱼ‖
-    (with a relative 1e-12 on the last term); +inf when σmin is not > 0."""
+                    y_norm: float, col_norm: float = 1.0, k: int = 1) -> float:
+    """The bound of the module docstring with the rounding of the computed products:
+    value + (‖D_Sᵀ y − s‖₂ + √k·ρ)/σmin(D_S) + ρ, ρ = γ_H·‖y‖₂·maxⱼ‖dⱼ‖ (with a relative 1e-12):
+    each computed dⱼᵀy is within ρ of the exact one, so the exact residual on the k atoms of S
+    is within √k·ρ of the computed one (this term matters when ‖y‖₂/σmin is large: a certificate
+    of a near-parallel pair); +inf when σmin is not > 0."""
     if not sigma_min > 0:
         return math.inf
-    return value + eq_residual / sigma_min + gamma * y_norm * col_norm * (1 + 1e-12)
+    rho = gamma * y_norm * col_norm * (1 + 1e-12)
+    return value + (eq_residual + math.sqrt(k) * rho) / sigma_min + rho
 
 
 def _certificate_bound(rows: np.ndarray, S: np.ndarray, s: np.ndarray, y: np.ndarray,
@@ -67,7 +71,7 @@ def _certificate_bound(rows: np.ndarray, S: np.ndarray, s: np.ndarray, y: np.nda
     mask[S] = False
     value = _cert_value(c[mask], nonneg)
     return value, _rigorous_bound(value, float(np.linalg.norm(e)), sigma_min, gamma,
-                                  float(np.linalg.norm(y)), col_norm)
+                                  float(np.linalg.norm(y)), col_norm, len(S))
 
 
 def _sigma(cols: np.ndarray, S: np.ndarray) -> tuple[float, float, np.ndarray]:

@@ -478,12 +478,11 @@ def _stage_fuchs(ctx: _Context, pending: list[_Code]) -> list[_Code]:
             if fb.rank_suspect[j]:
                 suspects.append(code)
                 continue
-            code.sigma_min = math.sqrt(fb.lam_min[j])
-            code.sigma_ratio = math.sqrt(fb.lam_min[j] / fb.lam_max[j])
+            _set_sigma(atoms, code, fb.lam_min[j], fb.lam_max[j])
             value = float(fb.value[j])
             ctx.rec.fuchs[code.index] = value
             bound = _rigorous_bound(value, float(fb.eq_residual[j]), code.sigma_min,
-                                    atoms.gamma, float(fb.y_norm[j]))
+                                    atoms.gamma, float(fb.y_norm[j]), k=code.k)
             if not ctx.offer(code, Method.FUCHS, bound):
                 rest.append(code)
                 if not fb.exact_lam[j]:
@@ -491,11 +490,29 @@ def _stage_fuchs(ctx: _Context, pending: list[_Code]) -> list[_Code]:
         if inexact:  # the later stages read σmin and σmin/σmax: the eigenvalues themselves
             lo, hi = gram_extremes(atoms.rows64, [c.S for c in inexact])
             for code, a, b in zip(inexact, lo, hi, strict=True):
-                code.sigma_min = math.sqrt(max(a, 0.0))
-                code.sigma_ratio = math.sqrt(max(a, 0.0) / b)
+                _set_sigma(atoms, code, a, b)
     with ctx.timed("rank"), threadpool_limits(1):
         rest.extend(_rank_decisions(ctx, suspects))
     return rest
+
+
+def _set_sigma(atoms: _UnitAtoms, code: _Code, lam_min: float, lam_max: float) -> None:
+    """code.sigma_min: a lower bound on σmin(D̃_S), and code.sigma_ratio, from the extreme
+    eigenvalues of the float64 Gram G_S = D̃_SᵀD̃_S. The computed λmin is within
+    err = (γ_H + k·u)·k of the true one (the Gram's entries, each a float64 dot product of unit
+    columns, and the eigensolve's backward error, ‖G_S‖ ≤ k), so σmin ≥ √(λmin − err). When
+    λmin ≤ 10·err that says little or nothing (a near-parallel pair: σmin ≈ 1e-8 sits below
+    √err ≈ 3e-8), and σmin comes from the SVD of D̃_S instead, less its backward error:
+    σmin − γ_{kH}·σmax."""
+    k = len(code.S)
+    err = (_gamma(atoms.dim) + k * 2.0**-53) * k
+    if lam_min > 10.0 * err:
+        code.sigma_min = math.sqrt(lam_min - err)
+        code.sigma_ratio = code.sigma_min / math.sqrt(lam_max + err)
+        return
+    smin, smax, _ = _sigma(atoms.cols64, code.S)
+    code.sigma_min = max(0.0, smin - _gamma(k * atoms.dim) * smax)
+    code.sigma_ratio = code.sigma_min / smax if smax > 0 else 0.0
 
 
 def _stage_push(ctx: _Context, pending: list[_Code]) -> list[_Code]:
