@@ -12,7 +12,8 @@ sub-search a fraction of what is left. A budget is counted in one of two currenc
   what its steps cost (:meth:`charge`: the support search's GEMMs and eigensolves, the
   uninterruptible rank test, LARS path or projector set-up), its operation count at a nominal
   rate, :data:`UNIT_S` seconds of it per unit. Nothing in it reads the clock, so the same
-  input, seed and options do the same work, and give the same result, on any machine. The
+  input, seed and options do the same work on any machine and give the same result on every
+  run (another CPU or BLAS can still round what they search on differently). The
   wall clock is only a safety cap (``cap_s``, ``math.inf`` for none): a search stopped by it is
   recorded (:attr:`cap_hit`), and only then can its result depend on the machine.
 """
@@ -124,6 +125,14 @@ class Deadline:
     def fits(self, seconds: float) -> bool:
         """Whether an uninterruptible step estimated at ``seconds`` fits what is left."""
         return seconds <= self.remaining()
+
+    def take(self, seconds: float) -> bool:
+        """Start an uninterruptible step estimated at ``seconds`` only if it fits what is left
+        (:meth:`fits`); then it is charged (:meth:`charge`) and True is returned."""
+        if not self.fits(seconds):
+            return False
+        self.charge(seconds)
+        return True
 
     def charge(self, seconds: float) -> None:
         """Count work estimated at ``seconds`` (from its operation count, never the clock)

@@ -561,9 +561,8 @@ def _search_null_vectors(atoms, lower, upper, rtol, deadline: Deadline, rng, tak
         if "sklearn.linear_model" not in sys.modules and not half.deterministic:
             cost += SKLEARN_IMPORT_S  # its first import takes ~1.5 s (not work: a time cost)
         for r in order[: min(n, 16)]:
-            if half.expired() or not half.fits(cost):
+            if half.expired() or not half.take(cost):
                 break
-            half.charge(cost)
             found = _self_expression(atoms, int(r), rtol)
             if found is not None:
                 take_upper(circuit(atoms, found, rtol), "ℓ1 self-expression (homotopy)")

@@ -23,7 +23,8 @@ def test_a_work_budget_counts_checks_charges_and_shares():
     d = Deadline(effort=5)
     assert [d.expired() for _ in range(6)] == [False] * 5 + [True]
     d = Deadline(effort=10)
-    d.charge(3 * UNIT_S)
+    assert not d.take(11 * UNIT_S) and d.used == 0.0  # does not fit: not started, not charged
+    assert d.take(3 * UNIT_S)
     assert d.used == pytest.approx(3.0)
     child = d.share(0.5)  # half of the 7 units left
     assert child.effort == 3

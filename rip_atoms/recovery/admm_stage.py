@@ -43,9 +43,8 @@ def stage_admm(ctx: Any, pending: list[_Code]) -> list[_Code]:
     codes stay open for the per-code stages, which check the deadline themselves)."""
     dl = ctx.deadline
     if dl is not None:
-        if dl.expired() or not dl.fits(ctx.atoms.projector_seconds()):
+        if dl.expired() or not dl.take(ctx.atoms.projector_seconds()):
             return pending
-        dl.charge(ctx.atoms.projector_seconds())
     with ctx.timed("admm"):
         proj = ctx.atoms.projector()
         for start in range(0, len(pending), _ADMM_BATCH):

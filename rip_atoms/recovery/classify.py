@@ -606,10 +606,9 @@ def _stage_homotopy(ctx: _Context, pending: list[_Code]) -> list[_Code]:
                 break
             cost = HOMOTOPY_STEPS_PER_NONZERO * code.k * step_s
             if ctx.deadline is not None:
-                if not ctx.deadline.fits(cost):
+                if not ctx.deadline.take(cost):
                     rest.append(code)  # its path would not end before the deadline: left open
                     continue
-                ctx.deadline.charge(cost)
             decided = False
             total = 0
             for dt in atoms.homotopy_dtypes:
