@@ -281,6 +281,26 @@ def test_main_turns_an_interrupt_into_one_line_and_130(monkeypatch, capsys, exc,
     assert cap.err == line + "\n"
 
 
+def test_python_m_exits_130_after_an_interrupt_inside_string_exec(tmp_path):
+    """A Ctrl-C that lands while code run from a string executes (dataclasses and namedtuple
+    ``exec`` their methods' source as modules are imported) leaves CPython's "unhandled
+    KeyboardInterrupt" flag set; ``python -m`` then died by SIGINT (-2) after printing the line
+    (seen on CI as test_sigint_during_verify_quick's -2). Deterministic here: the command's
+    work raises KeyboardInterrupt from string code."""
+    (tmp_path / "interrupted_run.py").write_text(
+        "import rip_atoms.cli.recover as recover\n"
+        "from rip_atoms.cli import main\n"
+        "def interrupted(args):\n"
+        "    exec('raise KeyboardInterrupt', {})\n"
+        "recover.run_recover = interrupted\n"
+        "raise SystemExit(main(['recover', 'D.npy', '--codes', 'C.npy']))\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path), str(Path(__file__).resolve().parents[1])]))
+    r = subprocess.run([sys.executable, "-m", "interrupted_run"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert (r.returncode, r.stdout, r.stderr) == (130, "", INTERRUPTED + "\n")
+
+
 @pytest.mark.parametrize("quiet", [True, False], ids=["quiet", "logs"])
 def test_sigint_during_verify_quick(tmp_path, quiet):
     out = tmp_path / "rep"

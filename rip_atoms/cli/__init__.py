@@ -73,6 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _forget_unhandled_interrupt() -> None:
+    """Clear CPython's record of an unhandled KeyboardInterrupt, which this Ctrl-C may have left.
+
+    A KeyboardInterrupt that ends code run from a *string* (``exec``/``eval`` of source text,
+    which dataclasses and namedtuple do while a module is imported) sets a runtime flag even when
+    a caller catches the exception. Under ``python -m rip_atoms`` the interpreter checks that
+    flag after the module returns and then kills itself with SIGINT instead of exiting with our
+    status 130. Every string ``exec`` resets the flag when it starts, so one that completes
+    clears it (harmless on interpreters without the flag)."""
+    exec("pass", {})  # noqa: S102 - a constant string, run only for its effect on the flag
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -90,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt as exc:  # Ctrl-C: one line, no traceback, the shell's 130
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+        _forget_unhandled_interrupt()
         note = " ".join(getattr(exc, "note", "").split())  # rip_atoms.errors.Interrupted
         print("rip-atoms: interrupted" + (f"; {note}" if note else ""), file=sys.stderr)
         return 130
