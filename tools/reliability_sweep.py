@@ -45,9 +45,9 @@ folder (printed at the end) so each listed command can be rerun by hand from the
 
 Run (about 5–10 minutes on 2 cores)::
 
-    .venv/bin/python benchmarks/reliability_sweep.py        # JSON: /tmp/reliability_sweep.json
-    .venv/bin/python benchmarks/reliability_sweep.py --only coherence --out /tmp/s.json
-    .venv/bin/python benchmarks/reliability_sweep.py --list # the cases, nothing run
+    .venv/bin/python tools/reliability_sweep.py        # JSON: /tmp/reliability_sweep.json
+    .venv/bin/python tools/reliability_sweep.py --only coherence --out /tmp/s.json
+    .venv/bin/python tools/reliability_sweep.py --list # the cases, nothing run
 
 Exit status 0 when every case is ok / clean_error / interrupted_ok, else 1.
 """
