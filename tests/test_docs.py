@@ -11,10 +11,12 @@
 * Every relative Markdown link of README.md and docs/*.md points at an existing file, and its
   ``#anchor``, where it has one, at a heading of that file.
 * The README's library snippet runs (it builds its own small synthetic input).
+* Citations of docs/design.md's sections name one of its sections.
 * No tracked file refers to a path outside the repository: the shared folders of the machine the
-  project was built on, its paper digest, a design file outside docs/. Nothing is allow-listed.
-  ``/tmp/…`` paths are not searched for: the ones in the repository are scratch outputs and a
-  benchmark lock that the commands shown create themselves, not files the repository reads.
+  project was built on, the notes on the paper kept there, a design file outside docs/. Nothing
+  is allow-listed. ``/tmp/…`` paths are not searched for: the ones in the repository are
+  scratch outputs and a benchmark lock that the commands shown create themselves, not files the
+  repository reads.
 """
 
 from __future__ import annotations
@@ -352,3 +354,28 @@ def test_no_tracked_file_refers_to_a_path_outside_the_repository():
                 if pattern.search(line):
                     hits.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:120]}")
     assert not hits, "references to paths outside the repository:\n" + "\n".join(hits)
+
+
+#: a citation of a section of the contract: docs/design.md, "Title" / design.md § Title
+SECTION_CITATION = re.compile(
+    r"design\.md(?:\]\(design\.md\))?(?:,\s*§?\s*\"(?P<quoted>[^\"]+)\"|\s*§\s*(?P<bare>[^;,)\"`]+))")
+
+
+def test_citations_of_design_sections_name_a_section_of_it():
+    """``docs/design.md, "The paper's criteria"`` or ``docs/design.md § TSAE identifiability``
+    in any tracked file names a heading, a bold paragraph title or a phrase of docs/design.md."""
+    design = " ".join((ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+                      .replace("**", "").split())
+    cited = []
+    for path in _tracked_text_files():
+        if path == Path(__file__).resolve():
+            continue
+        text = " ".join(path.read_text(encoding="utf-8", errors="replace").split())
+        for m in SECTION_CITATION.finditer(text):
+            title = (m.group("quoted") or m.group("bare")).strip()
+            cited.append((path.relative_to(ROOT), title))
+    assert any(title == "TSAE identifiability" for _, title in cited), cited
+    missing = [f"{path}: {title!r}" for path, title in cited if title not in design]
+    assert not missing, "citations of docs/design.md that name none of its sections:\n" + (
+        "\n".join(missing))
+
