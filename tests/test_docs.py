@@ -8,8 +8,8 @@
   exist, ``.[extra]`` names an extra of pyproject.toml, and every ``rip-atoms`` command shown
   (in code blocks and in backticks) names an existing subcommand and only options that
   subcommand has, read from the parser itself (:func:`rip_atoms.cli.build_parser`).
-* Every relative Markdown link of README.md and docs/*.md points at an existing file, and its
-  ``#anchor``, where it has one, at a heading of that file.
+* Every relative Markdown link of README.md, docs/*.md and benchmarks/RESULTS.md points at an
+  existing file, and its ``#anchor``, where it has one, at a heading of that file.
 * The README's library snippet runs (it builds its own small synthetic input).
 * Citations of docs/design.md's sections name one of its sections.
 * No tracked file refers to a path outside the repository: the shared folders of the machine the
@@ -214,7 +214,8 @@ def _anchors(path: Path) -> set[str]:
     return {_slug(h) for h in headings}
 
 
-@pytest.mark.parametrize("doc", [README, *sorted((ROOT / "docs").glob("*.md"))],
+@pytest.mark.parametrize("doc", [README, ROOT / "benchmarks" / "RESULTS.md",
+                                 *sorted((ROOT / "docs").glob("*.md"))],
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_markdown_links_resolve(doc: Path):
     bad = []
