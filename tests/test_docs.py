@@ -11,6 +11,8 @@
 * Every relative Markdown link of README.md, docs/*.md and benchmarks/RESULTS.md points at an
   existing file, and its ``#anchor``, where it has one, at a heading of that file.
 * The README's library snippet runs (it builds its own small synthetic input).
+* The pages under docs/ and benchmarks/RESULTS.md: the repository paths and the ``rip-atoms``
+  commands they show exist.
 * Citations of docs/design.md's sections name one of its sections.
 * No tracked file refers to a path outside the repository: the shared folders of the machine the
   project was built on, the notes on the paper kept there, a design file outside docs/. Nothing
@@ -163,7 +165,7 @@ def _repo_paths(text: str) -> set[str]:
     paths = set()
     for item in _backticked(text):
         for token in item.split():
-            token = token.strip("()[],;:")
+            token = token.strip("()[],;:").split("::")[0]  # a test's node id names its file
             if token.startswith(REPO_DIRS) and not any(c in token for c in "*{<"):
                 paths.add(token)
     return paths
@@ -192,6 +194,20 @@ def test_readme_paths_exist():
     assert not missing, f"README paths that do not exist: {missing}"
 
 
+DOCS = [ROOT / "benchmarks" / "RESULTS.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_docs_paths_and_commands_exist(doc: Path):
+    """The pages under docs/ and RESULTS.md: repository paths exist, and the rip-atoms commands
+    they show have those subcommands and options (their backticked names are often JSON keys of
+    a report, so they are not read as Python names)."""
+    text = doc.read_text(encoding="utf-8")
+    assert not _missing_paths(text)
+    bad = _bad_commands(text)
+    assert not bad, "\n".join(bad)
+
+
 def test_readme_extras_exist():
     extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
                  ["project"]["optional-dependencies"])
@@ -214,9 +230,7 @@ def _anchors(path: Path) -> set[str]:
     return {_slug(h) for h in headings}
 
 
-@pytest.mark.parametrize("doc", [README, ROOT / "benchmarks" / "RESULTS.md",
-                                 *sorted((ROOT / "docs").glob("*.md"))],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("doc", [README, *DOCS], ids=lambda p: str(p.relative_to(ROOT)))
 def test_markdown_links_resolve(doc: Path):
     bad = []
     for target in re.findall(r"\]\(([^)\s]+)\)", _prose(doc.read_text(encoding="utf-8"))):
@@ -261,7 +275,7 @@ def _bad_commands(text: str) -> list[str]:
     for command in _shown_commands(text):
         tokens = command.split()
         name = tokens[1]
-        if name.startswith("-"):
+        if name.startswith(("-", "<")):  # `rip-atoms --help`, `rip-atoms <command> …`
             continue
         if name not in subcommands:
             bad.append(f"{command!r}: no subcommand {name!r}")
