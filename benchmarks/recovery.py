@@ -20,11 +20,11 @@ k = 0.85·k_W and k = 1.15·k_W (k_W = ρ_W(H/N)·H ≈ 490), ``--big-codes`` of
 Part 3 (``--per-code``; issue 13, certification speed): a Gaussian 2304×16384 dictionary,
 ``--l0-codes`` non-negative codes with L0 = 70 and ``--near-codes`` with L0 = 300 (near the
 non-negative weak threshold), one BLAS thread, ms per code. ``--baseline TREE`` also runs the
-same part with ``PYTHONPATH=TREE`` (e.g. ``/work/main``, the code before) in a subprocess of the
+same part with ``PYTHONPATH=TREE`` (a ``git worktree`` of the code before) in a subprocess of the
 same run, and compares statuses, methods and witnesses code by code. ``--engine torch --device
 cuda`` runs ours through the torch engine (the GPU figure: codes/s at L0 = 70):
 
-    .venv/bin/python benchmarks/recovery.py --per-code --baseline /work/main
+    .venv/bin/python benchmarks/recovery.py --per-code --baseline TREE
     .venv/bin/python benchmarks/recovery.py --per-code --near-codes 0 --engine torch --device cuda
 """
 

@@ -2,7 +2,7 @@
 plain numpy (no hypothesis): the constructions behind the strategies of
 :mod:`rip_atoms.testing.strategies`.
 
-Notation (DESIGN.md): D ∈ R^{H×N}, columns dᵢ are atoms, here of unit norm;
+Notation (docs/design.md): D ∈ R^{H×N}, columns dᵢ are atoms, here of unit norm;
 μ(D) = max_{i≠j} |⟨dᵢ, dⱼ⟩|; the Welch bound W(H, N) = sqrt((N − H)/(H(N − 1))) ≤ μ(D) for every
 unit-norm D with N > H; spark(D) = the size of the smallest linearly dependent set of atoms.
 

@@ -148,7 +148,8 @@ def tsae_problems(draw, dim: IntArg = None, n_atoms: IntArg = None, K: IntArg = 
     with δ_min > ε(2K − 1)δ_max (a feasible window), and τ = lower + ``position``·(upper −
     lower) (position default 0.1..0.9) — so εKδ_max < τ < δ_min − ε(K − 1)δ_max.
 
-    Theorem it serves (paper-digest §4.5; :func:`~rip_atoms.criteria.tsae.tsae_window`): with
+    Theorem it serves (docs/design.md § TSAE identifiability;
+    :func:`~rip_atoms.criteria.tsae.tsae_window`): with
     W_enc = D̂ᵀS̃ (AIP-unit atoms) and σ_τ(z) = z·1[z > τ], the encoder's support is the code's
     support for every such code.
 

@@ -13,7 +13,7 @@ then asserts the conclusion on the code under test, with a message that shows th
 * :func:`recovery_property`, :func:`support_identification_property` — one-line hypothesis
   tests built from the above: ``test_my_omp = recovery_property(my_omp)``.
 
-Notation (DESIGN.md): D ∈ R^{H×N} with unit columns dᵢ, code δ with support S (|S| = K) and
+Notation (docs/design.md): D ∈ R^{H×N} with unit columns dᵢ, code δ with support S (|S| = K) and
 signs s = sign(δ_S), y = D δ.
 """
 
@@ -169,8 +169,9 @@ def assert_support_identified(encoder: Encoder, D: np.ndarray, codes: np.ndarray
     """Assert that ``encoder(X)`` (X = codes·Dᵀ, n×H → n×N) has each code's support, after
     checking the TSAE theorem's hypothesis.
 
-    Theorem (paper-digest §4.5, :func:`~rip_atoms.criteria.tsae.tsae_window`): let d̂ⱼ be the
-    AIP-unit atoms under S̃ (``metric``: an AIPMetric, an H×H array, or None for Euclidean),
+    Theorem (docs/design.md § TSAE identifiability, :func:`~rip_atoms.criteria.tsae.tsae_window`):
+    let d̂ⱼ be the AIP-unit atoms under S̃ (``metric``: an AIPMetric, an H×H array, or None for
+    Euclidean),
     ε = max_{i≠j} |⟨d̂ᵢ, d̂ⱼ⟩|_S, and δ̂ⱼ = ‖dⱼ‖_S δⱼ the codes over them with at most K non-zeros,
     all ≥ 0 and in [δ_min, δ_max]. If δ_min > ε(2K − 1)δ_max, then for every τ with
     εKδ_max < τ < δ_min − ε(K − 1)δ_max the encoder z = D̂ᵀS̃x, σ_τ(z) = z·1[z > τ] returns
