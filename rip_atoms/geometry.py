@@ -90,6 +90,17 @@ class Geometry:
     ----------
     dictionary : the :class:`Dictionary`.
     metric : the resolved :class:`AIPMetric`, or None for raw Euclidean geometry.
+
+    Examples
+    --------
+    One whitening and one Gram pass for two analyses of the same atoms:
+
+    >>> import numpy as np
+    >>> from rip_atoms import Geometry, coherence, rip_bounds
+    >>> geom = Geometry(np.random.default_rng(0).standard_normal((8, 12)), "raw")
+    >>> c = coherence(geom, babel_p=2, top=256)
+    >>> rip_bounds(geom, 2, budget_s=1).coherence is c
+    True
     """
 
     def __init__(self, D: Dictionary | np.ndarray, metric: AIPMetric | str | None, *,
