@@ -1,7 +1,8 @@
 """rip_atoms: certified compressed-sensing checks for dictionaries and SAE decoders.
 
 The mathematics is in docs/design.md; each quantity's code is in the module of the same name:
-:mod:`~rip_atoms.dictionary`, :mod:`~rip_atoms.metric` (AIP), :mod:`~rip_atoms.coherence`,
+:mod:`~rip_atoms.dictionary`, :mod:`~rip_atoms.metric` (AIP), :mod:`~rip_atoms.geometry` (a
+dictionary under one metric, what every analysis takes first), :mod:`~rip_atoms.coherence`,
 :mod:`~rip_atoms.rip`, :mod:`~rip_atoms.spark`, :mod:`~rip_atoms.recovery`,
 :mod:`~rip_atoms.criteria` (the paper's criteria), :mod:`~rip_atoms.theory`,
 :mod:`~rip_atoms.synthetic`.
@@ -18,6 +19,7 @@ from rip_atoms.errors import (
     SingularMetricError,
     TensorNotFoundError,
 )
+from rip_atoms.geometry import Geometry
 from rip_atoms.metric import AIPMetric, RepresentationShift, fit_metric, representation_shift
 from rip_atoms.recovery import classify_recovery, phase_transition
 from rip_atoms.rip import rip_bounds, witness_eigenvalues
@@ -31,6 +33,7 @@ __all__ = [
     "Dictionary",
     "EmptyDictionaryError",
     "FileFormatError",
+    "Geometry",
     "NonFiniteError",
     "Provenance",
     "RepresentationShift",

@@ -49,9 +49,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rip_atoms.arguments import check_int, check_real
-from rip_atoms.corrected_atoms import CorrectedAtoms, corrected_atoms_for
+from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.dictionary import DUPLICATE_TOL, Dictionary
-from rip_atoms.errors import ParameterError, ParameterTypeError
+from rip_atoms.errors import ParameterError
+from rip_atoms.geometry import UNSET, Geometry
 from rip_atoms.kernels import blocked_gram_reduce
 from rip_atoms.metric import AIPMetric
 from rip_atoms.theory import welch_bound
@@ -89,9 +90,6 @@ class CoherenceResult:
     seconds: float = 0.0
     mu_upper: float = 1.0  # certified upper bound on μ (1 with a duplicate pair)
     float64_tolerance: float = 0.0
-    #: the caller's CorrectedAtoms when it passed ``corrected_atoms=`` (kept for the analyses
-    #: that reuse this pass, e.g. per-atom μⱼ; never serialised)
-    corrected: CorrectedAtoms | None = field(default=None, repr=False, compare=False)
 
     @property
     def per_atom_upper(self) -> np.ndarray:
@@ -169,8 +167,8 @@ class CoherenceResult:
 
 
 def coherence(
-    D: Dictionary | np.ndarray,
-    metric: AIPMetric | str | None = "self",
+    geom: Geometry | Dictionary | np.ndarray,
+    metric: AIPMetric | str | None = UNSET,
     *,
     babel_p: int = 64,
     top: int = 100,
@@ -181,15 +179,19 @@ def coherence(
     device: str | None = None,
     progress: bool = False,
     client=None,
-    corrected_atoms: CorrectedAtoms | None = None,
 ) -> CoherenceResult:
     """Coherence report of D under a metric (module docstring has the formulas and precision).
 
     Parameters
     ----------
-    D : Dictionary or H×N array (columns are atoms).
-    metric : ``"self"`` (default: S̃ = (D Dᵀ)⁻¹, the paper's closed form), an
-        :class:`AIPMetric` (e.g. fitted on activations), or ``"raw"``/None for Euclidean cosines.
+    geom : the :class:`~rip_atoms.geometry.Geometry` of D (or, at the API edge, a Dictionary
+        or H×N array with ``metric``). The pass is kept on the geometry: another call with the
+        same arguments (``babel_p``, ``top``, ``bins``, ``duplicate_tol``, ``backend``,
+        ``device``) returns it, and the analyses of the geometry (RIP, spark, per-atom μⱼ)
+        reuse it when it covers them.
+    metric : with a dictionary: ``"self"`` (default: S̃ = (D Dᵀ)⁻¹, the paper's closed form),
+        an :class:`AIPMetric` (e.g. fitted on activations), or ``"raw"`` (None: ``"raw"``) for
+        Euclidean cosines; with a Geometry, left out (or its own).
     babel_p : largest p for the Babel function (capped at N_live − 1).
     top : number of most coherent pairs to return.
     bins : histogram bins of |cos| over [0, 1].
@@ -204,10 +206,6 @@ def coherence(
         histograms are merged here (:func:`rip_atoms.kernels.blocked_gram_reduce`). The result
         is bit-identical to the single-process pass (each row keeps its top entries in a total
         order, ties by index); a task whose worker dies is rerun with the same result.
-    corrected_atoms : the :class:`CorrectedAtoms` of D under ``metric`` with float32 rows,
-        built once by a caller that runs several analyses (the report): its rows and their
-        tolerance are used instead of whitening again (checked by
-        :func:`~rip_atoms.corrected_atoms.corrected_atoms_for`).
 
     Returns
     -------
@@ -233,7 +231,29 @@ def coherence(
     top = check_int("top", top, least=0)
     bins = check_int("bins", bins, least=1)
     duplicate_tol = check_real("duplicate_tol", duplicate_tol, lo=0.0, hi=1.0, hi_open=True)
-    atoms = corrected_atoms_for(D, metric, corrected_atoms, min_live=2)
+    geom = Geometry.of(geom, metric, default="self")
+    atoms = geom.atoms(min_live=2)
+    if client is not None and backend != "numpy":
+        raise ParameterError("a Dask client runs the numpy backend's tiles; use "
+                             "backend='numpy' with client=")
+    if backend not in ("numpy", "torch"):
+        raise ParameterError(f"backend must be 'numpy' or 'torch', not {backend!r}")
+    key = (babel_p, top, bins, duplicate_tol, backend, device)
+    kept = geom.coherence_pass(key)
+    if kept is not None:
+        return kept
+    res = _coherence_pass(atoms, t0, babel_p=babel_p, top=top, bins=bins,
+                          block_size=block_size, duplicate_tol=duplicate_tol, backend=backend,
+                          device=device, progress=progress, client=client)
+    geom.keep_coherence(res, key)
+    return res
+
+
+def _coherence_pass(atoms: CorrectedAtoms, t0: float, *, babel_p: int, top: int, bins: int,
+                    block_size: int, duplicate_tol: float, backend: str, device: str | None,
+                    progress: bool, client) -> CoherenceResult:
+    """The blocked float32 pass of :func:`coherence` over the rows of ``atoms`` and the float64
+    recomputation of its extremes (module docstring)."""
     d = atoms.dictionary
     live = atoms.live
     n_live = atoms.n_live
@@ -241,96 +261,28 @@ def coherence(
     babel_p = max(1, min(babel_p, n_live - 1))
     n_top_pairs = max(1, top)
     P = min(max(babel_p, n_top_pairs), n_live - 1)
-    if client is not None and backend != "numpy":
-        raise ParameterError("a Dask client runs the numpy backend's tiles; use "
-                             "backend='numpy' with client=")
     if backend == "torch":
         from rip_atoms.kernels.torch_gram import blocked_gram_reduce_torch
 
         red = blocked_gram_reduce_torch(atoms.rows, P, bins=bins, block_size=block_size,
                                         device=device, progress=progress)
-    elif backend == "numpy":
+    else:
         red = blocked_gram_reduce(atoms.rows, P, bins=bins, block_size=block_size,
                                   progress=progress, client=client)
-    else:
-        raise ParameterError(f"backend must be 'numpy' or 'torch', not {backend!r}")
     topv = red.top_values  # float32
     topi = red.top_indices
-
-    # ---- pairs. A pair in the global top r is in its own row's top r, and the 2r largest row
-    # maxima name at least r distinct pairs, so every top-r pair has |cos| ≥ t := the 2r-th
-    # largest row maximum (float32); keep list entries ≥ t − 2·tol32 (and the duplicate range).
     r = min(n_top_pairs, n_live * (n_live - 1) // 2)
-    row_max = topv[:, 0]
-    t = -1.0 if 2 * r > n_live else float(np.partition(row_max, n_live - 2 * r)[n_live - 2 * r])
     dup_cutoff = 1.0 - duplicate_tol - 2 * tol
-    keep_rows, keep_pos = np.nonzero(topv >= min(t - 2 * tol, dup_cutoff))
-    lo = np.minimum(keep_rows, topi[keep_rows, keep_pos]).astype(np.int64)
-    hi = np.maximum(keep_rows, topi[keep_rows, keep_pos]).astype(np.int64)
-    key, first = np.unique(lo * n_live + hi, return_index=True)
-    vals = topv[keep_rows[first], keep_pos[first]].astype(np.float64)
-    order = np.argsort(-vals, kind="stable")
-    cutoff = vals[order[r - 1]] - 2 * tol
-    n_cand = int(np.sum(vals >= min(cutoff, dup_cutoff)))
-    cand = order[: min(max(r, n_cand), r + _MAX_EXTRA_PAIRS)]
-    window_complete = len(cand) >= n_cand  # every pair that could be the maximum is in it
-    cand_pairs = np.stack([key[cand] // n_live, key[cand] % n_live], axis=1)
-    cand_pairs_atoms = live[cand_pairs]
-    cand_exact = atoms.cosines_pairs(cand_pairs_atoms)
-    ex_order = np.argsort(-cand_exact, kind="stable")
-    top_pairs = [
-        (int(cand_pairs_atoms[k, 0]), int(cand_pairs_atoms[k, 1]), float(cand_exact[k]))
-        for k in ex_order[:r]
-    ]
+    top_pairs, window_complete, cand_pairs_atoms, cand_exact = _top_pairs(
+        atoms, topv, topi, r, dup_cutoff)
     mu = top_pairs[0][2]
     pair = (top_pairs[0][0], top_pairs[0][1])
-
-    # ---- duplicates: listed candidates, plus full float32 rows where a list is saturated
-    dup = {}
-    for k in np.flatnonzero(cand_exact >= 1.0 - duplicate_tol):
-        i, j = cand_pairs_atoms[k]
-        dup[(int(min(i, j)), int(max(i, j)))] = float(cand_exact[k])
-    saturated = np.flatnonzero(topv[:, P - 1] >= dup_cutoff)
-    if saturated.size:
-        A_sat = atoms.rows
-        for jr in saturated:
-            row = np.abs(A_sat @ A_sat[jr])
-            row[jr] = -1
-            others = np.flatnonzero(row >= dup_cutoff)
-            ex = atoms.cosines_row(int(live[jr]), live[others])
-            for o, v in zip(others, ex, strict=True):
-                if v >= 1.0 - duplicate_tol:
-                    i, j = sorted((int(live[jr]), int(live[o])))
-                    dup[(i, j)] = float(v)
-    duplicate_pairs = sorted(((i, j, v) for (i, j), v in dup.items()), key=lambda t: -t[2])
-
-    # ---- Babel: float64 re-sum of the listed entries of every candidate row
-    cums = np.cumsum(topv[:, :babel_p], axis=1, dtype=np.float64)  # (n_live, babel_p)
-    cand_rows: set[int] = {int(x) for x in np.searchsorted(live, pair)}
-    for p in range(1, babel_p + 1):
-        col = cums[:, p - 1]
-        best = col.max()
-        near = np.flatnonzero(col >= best - 2 * p * tol)
-        if near.size > 8:
-            near = near[np.argsort(-col[near], kind="stable")[:8]]
-        cand_rows.update(int(x) for x in near)
-        if len(cand_rows) >= _MAX_BABEL_ROWS:
-            break
-    for p in range(1, babel_p + 1):  # always include each p's float32 argmax
-        cand_rows.add(int(np.argmax(cums[:, p - 1])))
-    cand_rows_arr = np.array(sorted(cand_rows))
-    exact_cums = np.empty((len(cand_rows_arr), babel_p))
-    for k, jr in enumerate(cand_rows_arr):
-        ex = np.sort(atoms.cosines_row(int(live[jr]), live[topi[jr, :babel_p]]))[::-1]
-        exact_cums[k] = np.cumsum(ex)
-    best_k = np.argmax(exact_cums, axis=0)
-    babel = exact_cums[best_k, np.arange(babel_p)]
-    babel_rows = live[cand_rows_arr[best_k]]
-    # μ₁(1) = μ: the pair search saw every row's top entry, so it is at least as good
-    if mu > babel[0]:
-        babel[0], babel_rows[0] = mu, pair[0]
+    duplicate_pairs = _duplicate_pairs(atoms, topv, P, cand_pairs_atoms, cand_exact,
+                                       duplicate_tol, dup_cutoff)
+    babel, babel_rows = _babel(atoms, topv, topi, babel_p, mu, pair)
 
     per_atom = np.full(d.n_atoms, np.nan)
+    row_max = topv[:, 0]
     per_atom[live] = np.minimum(row_max, 1.0)  # float32 cosines can exceed 1 by an ulp
     partner = np.full(d.n_atoms, -1, dtype=np.int64)
     partner[live] = live[topi[:, 0]]
@@ -365,8 +317,105 @@ def coherence(
         seconds=time.perf_counter() - t0,
         mu_upper=mu_upper,
         float64_tolerance=atoms.tolerance64,
-        corrected=corrected_atoms,
     )
+
+
+def _top_pairs(atoms: CorrectedAtoms, topv: np.ndarray, topi: np.ndarray, r: int,
+               dup_cutoff: float) -> tuple[list[tuple[int, int, float]], bool, np.ndarray,
+                                           np.ndarray]:
+    """The r most coherent pairs |cos(i, j)|, recomputed in float64, from the per-row float32
+    lists (``topv``, ``topi``) of the live atoms; with whether the candidate window held every
+    pair that could be the maximum, and the candidates (atom pairs, float64 |cos|).
+
+    A pair in the global top r is in its own row's top r, and the 2r largest row maxima name at
+    least r distinct pairs, so every top-r pair has |cos| ≥ t := the 2r-th largest row maximum
+    (float32); list entries ≥ t − 2·tol32 are kept (and the duplicate range, ≥ ``dup_cutoff``).
+    """
+    live = atoms.live
+    n_live = atoms.n_live
+    tol = atoms.tolerance
+    row_max = topv[:, 0]
+    t = -1.0 if 2 * r > n_live else float(np.partition(row_max, n_live - 2 * r)[n_live - 2 * r])
+    keep_rows, keep_pos = np.nonzero(topv >= min(t - 2 * tol, dup_cutoff))
+    lo = np.minimum(keep_rows, topi[keep_rows, keep_pos]).astype(np.int64)
+    hi = np.maximum(keep_rows, topi[keep_rows, keep_pos]).astype(np.int64)
+    key, first = np.unique(lo * n_live + hi, return_index=True)
+    vals = topv[keep_rows[first], keep_pos[first]].astype(np.float64)
+    order = np.argsort(-vals, kind="stable")
+    cutoff = vals[order[r - 1]] - 2 * tol
+    n_cand = int(np.sum(vals >= min(cutoff, dup_cutoff)))
+    cand = order[: min(max(r, n_cand), r + _MAX_EXTRA_PAIRS)]
+    window_complete = len(cand) >= n_cand  # every pair that could be the maximum is in it
+    cand_pairs = np.stack([key[cand] // n_live, key[cand] % n_live], axis=1)
+    cand_pairs_atoms = live[cand_pairs]
+    cand_exact = atoms.cosines_pairs(cand_pairs_atoms)
+    ex_order = np.argsort(-cand_exact, kind="stable")
+    top_pairs = [
+        (int(cand_pairs_atoms[k, 0]), int(cand_pairs_atoms[k, 1]), float(cand_exact[k]))
+        for k in ex_order[:r]
+    ]
+    return top_pairs, window_complete, cand_pairs_atoms, cand_exact
+
+
+def _duplicate_pairs(atoms: CorrectedAtoms, topv: np.ndarray, P: int,
+                     cand_pairs_atoms: np.ndarray, cand_exact: np.ndarray, duplicate_tol: float,
+                     dup_cutoff: float) -> list[tuple[int, int, float]]:
+    """Pairs with float64 |cos(i, j)| ≥ 1 − ``duplicate_tol``, most parallel first: the listed
+    candidates, plus the full float32 rows of atoms whose list of P entries is saturated by the
+    duplicate range (≥ ``dup_cutoff``), recomputed in float64."""
+    live = atoms.live
+    dup = {}
+    for k in np.flatnonzero(cand_exact >= 1.0 - duplicate_tol):
+        i, j = cand_pairs_atoms[k]
+        dup[(int(min(i, j)), int(max(i, j)))] = float(cand_exact[k])
+    saturated = np.flatnonzero(topv[:, P - 1] >= dup_cutoff)
+    if saturated.size:
+        A_sat = atoms.rows
+        for jr in saturated:
+            row = np.abs(A_sat @ A_sat[jr])
+            row[jr] = -1
+            others = np.flatnonzero(row >= dup_cutoff)
+            ex = atoms.cosines_row(int(live[jr]), live[others])
+            for o, v in zip(others, ex, strict=True):
+                if v >= 1.0 - duplicate_tol:
+                    i, j = sorted((int(live[jr]), int(live[o])))
+                    dup[(i, j)] = float(v)
+    return sorted(((i, j, v) for (i, j), v in dup.items()), key=lambda t: -t[2])
+
+
+def _babel(atoms: CorrectedAtoms, topv: np.ndarray, topi: np.ndarray, babel_p: int, mu: float,
+           pair: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Babel μ₁(p) = maxⱼ Σ of the p largest |cos(j, l)|, p = 1..``babel_p``: the float64 re-sum
+    of the listed entries of every row whose float32 sum is within 2p·tol32 of the best (at
+    most 8 per p, up to 64 rows, and each p's float32 argmax), a certified lower bound; with the
+    row attaining each value. μ₁(1) is at least μ (its ``pair``)."""
+    live = atoms.live
+    tol = atoms.tolerance
+    cums = np.cumsum(topv[:, :babel_p], axis=1, dtype=np.float64)  # (n_live, babel_p)
+    cand_rows: set[int] = {int(x) for x in np.searchsorted(live, pair)}
+    for p in range(1, babel_p + 1):
+        col = cums[:, p - 1]
+        best = col.max()
+        near = np.flatnonzero(col >= best - 2 * p * tol)
+        if near.size > 8:
+            near = near[np.argsort(-col[near], kind="stable")[:8]]
+        cand_rows.update(int(x) for x in near)
+        if len(cand_rows) >= _MAX_BABEL_ROWS:
+            break
+    for p in range(1, babel_p + 1):  # always include each p's float32 argmax
+        cand_rows.add(int(np.argmax(cums[:, p - 1])))
+    cand_rows_arr = np.array(sorted(cand_rows))
+    exact_cums = np.empty((len(cand_rows_arr), babel_p))
+    for k, jr in enumerate(cand_rows_arr):
+        ex = np.sort(atoms.cosines_row(int(live[jr]), live[topi[jr, :babel_p]]))[::-1]
+        exact_cums[k] = np.cumsum(ex)
+    best_k = np.argmax(exact_cums, axis=0)
+    babel = exact_cums[best_k, np.arange(babel_p)]
+    babel_rows = live[cand_rows_arr[best_k]]
+    # μ₁(1) = μ: the pair search saw every row's top entry, so it is at least as good
+    if mu > babel[0]:
+        babel[0], babel_rows[0] = mu, pair[0]
+    return babel, babel_rows
 
 
 # =============================================================================== per-atom coherence
@@ -552,38 +601,37 @@ def _exact_rows(atoms: CorrectedAtoms, J: np.ndarray, live: np.ndarray, block: i
 
 
 def per_atom_coherence(
-    D: Dictionary | np.ndarray,
-    metric: AIPMetric | str | None,
+    geom: Geometry | Dictionary | np.ndarray,
+    metric: AIPMetric | str | None = UNSET,
     *,
     exact_max_atoms: int = EXACT_MAX_ATOMS,
     progress: bool = False,
     client=None,
-    coherence_result: CoherenceResult | None = None,
 ) -> PerAtomCoherence:
-    """μⱼ = max_{l≠j} |⟨d̃ⱼ, d̃ₗ⟩| for every live atom under ``metric`` (an :class:`AIPMetric`,
-    ``"self"`` for (D Dᵀ)⁻¹, or ``"raw"``/None for Euclidean cosines).
+    """μⱼ = max_{l≠j} |⟨d̃ⱼ, d̃ₗ⟩| for every live atom of the geometry (with a dictionary:
+    under ``metric``, an :class:`AIPMetric`, ``"self"`` for (D Dᵀ)⁻¹, or ``"raw"``/None for
+    Euclidean cosines; no default).
 
     Up to ``exact_max_atoms`` live atoms: all pairs in float64. Above: the blocked float32 pass
     of :func:`coherence`, then float64 recomputation of every atom within the float32 tolerance
     of a threshold 1/(2k − 1) (see :class:`PerAtomCoherence`).
+    A blocked pass the geometry keeps (e.g. the report's) is used instead of a new pass when it
+    :meth:`~CoherenceResult.covers` the atoms, so the report's Gram is computed once.
 
     Parameters
     ----------
-    D : Dictionary or array_like
-        The dictionary, H×N, columns are atoms.
+    geom : Geometry, Dictionary or array_like
+        The geometry (:class:`~rip_atoms.geometry.Geometry`), or a dictionary, H×N, columns
+        are atoms, with ``metric``.
     metric : AIPMetric, "self", "raw" or None
-        The inner product (None and "raw": Euclidean).
+        With a dictionary, the inner product (None and "raw": Euclidean); with a Geometry,
+        left out (or its own).
     exact_max_atoms : int
         All pairs in float64 up to this many live atoms.
     progress : bool
         A progress bar for the blocked pass (large dictionaries only).
     client : distributed.Client, optional
         Runs the blocked pass's tiles on a Dask cluster (see :func:`coherence`; same result).
-    coherence_result : CoherenceResult, optional
-        A blocked pass already made over the same atoms and metric (e.g. by the report): used
-        instead of a new pass when it :meth:`~CoherenceResult.covers` them, so the report's
-        Gram is computed once. The values are the same either way (up to float64 rounding
-        when the pass was made with the caller's own whitening, ``corrected_atoms=``).
 
     Returns
     -------
@@ -596,15 +644,8 @@ def per_atom_coherence(
     >>> [round(float(v), 6) for v in pac.values], pac.pair
     ([0.6, 0.8, 0.8], (1, 2))
     """
-    atoms = None
-    given = getattr(coherence_result, "corrected", None)
-    if given is not None:  # the whitening behind the pass offered for reuse, if it is of D
-        try:
-            atoms = corrected_atoms_for(D, metric, given, rows=False)
-        except (ParameterError, ParameterTypeError):
-            atoms = None
-    if atoms is None:
-        atoms = CorrectedAtoms(D, metric, rows=False)
+    geom = Geometry.of(geom, metric)
+    atoms = geom.atoms(rows=False, min_live=1)
     d = atoms.dictionary
     live = atoms.live
     n = len(live)
@@ -628,10 +669,9 @@ def per_atom_coherence(
         r = int(np.argmax(vals))
         mu, pair = float(vals[r]), (int(min(live[r], part[r])), int(max(live[r], part[r])))
     else:
-        if coherence_result is not None and coherence_result.covers(atoms, babel_p=1, top=1):
-            coh = coherence_result
-        else:
-            coh = coherence(d, atoms.metric, babel_p=1, top=1, progress=progress, client=client)
+        coh = geom.coherence_pass(babel_p=1, top=1)
+        if coh is None:
+            coh = coherence(geom, babel_p=1, top=1, progress=progress, client=client)
         tol = float(coh.float32_tolerance)
         values[live] = coh.per_atom[live]
         partner[live] = coh.per_atom_partner[live]

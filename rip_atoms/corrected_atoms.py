@@ -186,63 +186,6 @@ def _lambda_max_upper(M: np.ndarray) -> float:
     return float(np.linalg.eigvalsh(M)[-1]) + slack
 
 
-def corrected_atoms_for(
-    D: Dictionary | np.ndarray,
-    metric: AIPMetric | str | None,
-    given: CorrectedAtoms | None = None,
-    *,
-    rows: bool = True,
-    rows64: bool = False,
-    min_live: int = 1,
-) -> CorrectedAtoms:
-    """The corrected atoms of ``D`` under ``metric``: ``given`` when it was built for them,
-    else a new :class:`CorrectedAtoms` (``rows``, ``rows64``, ``min_live`` as there).
-
-    A caller that runs several analyses of one dictionary (the report: RIP, spark, ℓ1
-    certification, margins) whitens once and passes the result as ``corrected_atoms=``. It is
-    taken only if it is of the same dictionary (the same object, or equal atoms) and the same
-    metric (the same :class:`AIPMetric`, or an equal S̃; ``"self"`` matches a dictionary-induced
-    metric; None/``"raw"`` matches raw geometry) and holds the representation asked for;
-    otherwise :class:`ParameterError` says what differs (reusing atoms of another geometry would
-    silently change every number).
-    """
-    d = as_dictionary(D)
-    if given is None:
-        return CorrectedAtoms(d, metric, rows=rows, rows64=rows64, min_live=min_live)
-    if not isinstance(given, CorrectedAtoms):
-        raise ParameterTypeError(
-            f"corrected_atoms must be a CorrectedAtoms, not a {type(given).__name__}")
-    g = given.dictionary
-    if not (g is d or (g.atoms.shape == d.atoms.shape and np.array_equal(g.atoms, d.atoms))):
-        raise ParameterError(
-            f"corrected_atoms were built for {g.provenance.source} ({g.dim}×{g.n_atoms}), not "
-            f"for {d.provenance.source} ({d.dim}×{d.n_atoms})")
-    m = given.metric
-    if metric is None or (isinstance(metric, str) and metric == "raw"):
-        same = m is None
-    elif isinstance(metric, str) and metric == "self":
-        same = m is not None and m.kind == "dictionary"
-    elif isinstance(metric, AIPMetric):
-        same = m is not None and (m is metric or (m.S.shape == metric.S.shape
-                                                  and np.array_equal(m.S, metric.S)))
-    else:
-        resolve_metric(d, metric)  # raises the usual error for anything else
-        same = False
-    if not same:
-        raise ParameterError(
-            f"corrected_atoms were built under another metric ({metric_description(m)['kind']})"
-            " than the one asked for")
-    if (rows and given.rows is None) or (rows64 and given.rows64 is None):
-        raise ParameterError(
-            "corrected_atoms lack the "
-            + ("float32 rows (build with rows=True)" if rows and given.rows is None
-               else "float64 rows (build with rows64=True)"))
-    if given.n_live < min_live:
-        raise EmptyDictionaryError(
-            f"{g.provenance.source}: needs at least {min_live} live atoms, found {given.n_live}")
-    return given
-
-
 class CorrectedAtoms:
     """The unit atoms d̃ᵢ = W dᵢ/‖W dᵢ‖ of a dictionary under a metric (None = raw).
 
@@ -279,6 +222,7 @@ class CorrectedAtoms:
     ) -> None:
         d = as_dictionary(D)
         self.dictionary = d
+        self._spectral: tuple[int, float] | None = None  # (chunk, ‖D̃‖₂² bound), computed once
         self.live = d.live_atoms
         if len(self.live) < min_live:
             dead = d.dead_summary(with_source=False)
@@ -436,7 +380,7 @@ class CorrectedAtoms:
             raise ParameterError(
                 "spectral_norm_sq_upper needs the float32 rows: build CorrectedAtoms with "
                 "rows=True")
-        cached = getattr(self, "_spectral", None)
+        cached = self._spectral
         if cached is not None and cached[0] == chunk:  # computed once per instance
             return cached[1]
         M = np.zeros((self.dim, self.dim))

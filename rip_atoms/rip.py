@@ -49,10 +49,11 @@ from threadpoolctl import threadpool_limits
 
 from rip_atoms.arguments import check_int, check_seed
 from rip_atoms.coherence import CoherenceResult, coherence
-from rip_atoms.corrected_atoms import CorrectedAtoms, corrected_atoms_for
+from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.deadline import Deadline, search_seconds
-from rip_atoms.dictionary import Dictionary, as_dictionary
+from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import DeadAtomsError, ParameterError
+from rip_atoms.geometry import UNSET, Geometry
 from rip_atoms.metric import AIPMetric
 from rip_atoms.precision import near_singular_words
 from rip_atoms.support_search import (
@@ -184,13 +185,15 @@ class WitnessCheck:
 
 
 def witness_eigenvalues(
-    D: Dictionary | np.ndarray | CorrectedAtoms,
+    geom: Geometry | Dictionary | np.ndarray | CorrectedAtoms,
     support: Iterable[int],
-    metric: AIPMetric | str | None = "self",
+    metric: AIPMetric | str | None = UNSET,
 ) -> WitnessCheck:
     """Re-check a witness: λmin and λmax of G_S = D̃_Sᵀ D̃_S in float64 (eigvalsh), where
-    G_S[i, j] = dᵢᵀ S̃ dⱼ / (‖dᵢ‖_S ‖dⱼ‖_S) is formed from the atoms as given."""
-    atoms = D if isinstance(D, CorrectedAtoms) else CorrectedAtoms(D, metric, rows=False)
+    G_S[i, j] = dᵢᵀ S̃ dⱼ / (‖dᵢ‖_S ‖dⱼ‖_S) is formed from the atoms as given (of the geometry,
+    of corrected atoms, or of a dictionary under ``metric``, default ``"self"``)."""
+    atoms = geom if isinstance(geom, CorrectedAtoms) else \
+        Geometry.of(geom, metric, default="self").atoms(rows=False, min_live=1)
     S = [int(i) for i in support]
     d = atoms.dictionary
     if not S:
@@ -341,9 +344,9 @@ class _Side:
 
 
 def rip_bounds(
-    D: Dictionary | np.ndarray,
+    geom: Geometry | Dictionary | np.ndarray,
     k: int | Iterable[int],
-    metric: AIPMetric | str | None = "self",
+    metric: AIPMetric | str | None = UNSET,
     *,
     budget_s: float | None = None,
     effort: int | None = None,
@@ -357,16 +360,19 @@ def rip_bounds(
     backend: str = "numpy",
     device: str | None = None,
     progress: bool = False,
-    coherence_result: CoherenceResult | None = None,
-    corrected_atoms: CorrectedAtoms | None = None,
 ) -> RIPResult:
     """Brackets [lower, upper] of U_k, L_k and δ_k for each k, with witnesses and methods.
 
     Parameters
     ----------
-    D : Dictionary or H×N array (columns are atoms).
+    geom : the :class:`~rip_atoms.geometry.Geometry` of D: its float32 rows, its spectral-norm
+        bound and a coherence pass it keeps (e.g. the report's) when that covers this call
+        (:meth:`CoherenceResult.covers`: Babel to max(k) − 1, enough top pairs; otherwise the
+        pass is made, and kept). At the API edge, a Dictionary or H×N array (columns are
+        atoms) with ``metric``.
     k : one sparsity or several (shared work: one coherence/Babel pass, one growth pass).
-    metric : ``"self"`` (S̃ = (D Dᵀ)⁻¹, default), an :class:`AIPMetric`, or ``"raw"``/None.
+    metric : with a dictionary, ``"self"`` (S̃ = (D Dᵀ)⁻¹, default), an :class:`AIPMetric`, or
+        ``"raw"`` (None: ``"raw"``); with a Geometry, left out (or its own).
     budget_s : wall-clock budget of all the searches together (> 0), shared out over the k and
         checked between small units of work (one grow step, one chunk of eigensolves of about
         50 ms, one enumeration chunk), so the searches end within about budget_s; the fixed
@@ -388,13 +394,6 @@ def rip_bounds(
         in which case they are left out (and said so in the notes).
     backend, device : engine of the coherence/Babel pass (``"torch"`` runs it on a GPU; see
         :func:`rip_atoms.coherence.coherence`).
-    coherence_result : a coherence pass already made (e.g. by the report): used instead of a
-        new one when it covers this call (:meth:`CoherenceResult.covers`: same dictionary and
-        metric, Babel to max(k) − 1, enough top pairs); otherwise the pass is recomputed.
-    corrected_atoms : the :class:`CorrectedAtoms` of D under ``metric`` (float32 rows), built
-        once by a caller that runs several analyses (the report): reused with its spectral-norm
-        bound instead of whitening again (:func:`corrected_atoms_for` checks that it is of D
-        and ``metric``).
 
     Returns
     -------
@@ -411,7 +410,8 @@ def rip_bounds(
     True
     """
     t_start = time.perf_counter()
-    d = as_dictionary(D)
+    geom = Geometry.of(geom, metric, default="self")
+    d = geom.dictionary
     budget_s = search_seconds(budget_s, effort)
     Deadline.of(budget_s, effort)  # validates both
     seed = check_seed(seed)
@@ -425,7 +425,7 @@ def rip_bounds(
             f"{d.provenance.source}: {len(d.dead_atoms)} dead (zero) atoms ({shown}); the RIP of "
             "unit columns is undefined for them — drop them (drop_dead=True, --drop-dead)"
         )
-    atoms = corrected_atoms_for(d, metric, corrected_atoms, min_live=1)
+    atoms = geom.atoms(min_live=1)
     n = atoms.n_live
     ks = _validate_ks(k, n)
     H = d.dim
@@ -440,14 +440,12 @@ def rip_bounds(
     if n >= 2:
         need_p = max(1, max(ks) - 1)
         need_top = max(256 if n <= DEEP_PASS_MAX_ATOMS else 64, population)
-        if coherence_result is not None and coherence_result.covers(
-                atoms, babel_p=need_p, top=need_top):
-            coh = coherence_result
-        else:
-            coh = coherence(atoms.dictionary, atoms.metric, babel_p=need_p, top=need_top,
-                            backend=backend, device=device, progress=progress)
+        coh = geom.coherence_pass(babel_p=need_p, top=need_top)
+        if coh is None:
+            coh = coherence(geom, babel_p=need_p, top=need_top, backend=backend,
+                            device=device, progress=progress)
         mu = coh.mu
-    spectral = atoms.spectral_norm_sq_upper()
+    spectral = geom.spectral_norm_sq_upper()
     deadline = Deadline.of(budget_s, effort)  # the searches start now: fixed costs not counted
     # the search is many small GEMMs and eigensolves: multithreaded BLAS only adds contention
     with threadpool_limits(1):

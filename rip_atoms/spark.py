@@ -56,10 +56,11 @@ from threadpoolctl import threadpool_limits
 
 from rip_atoms.arguments import check_int, check_real, check_seed
 from rip_atoms.coherence import CoherenceResult, coherence
-from rip_atoms.corrected_atoms import CorrectedAtoms, corrected_atoms_for
+from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.deadline import Deadline, search_seconds
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import DeadAtomsError
+from rip_atoms.geometry import UNSET, Geometry
 from rip_atoms.metric import AIPMetric
 from rip_atoms.precision import (  # noqa: F401  (UNIT_ROUNDOFF, input_unit_roundoff re-exported)
     PROOF_RTOL,
@@ -307,8 +308,8 @@ def _statement(lower: float, methods: dict, proven: _ProvenUpper, within: float,
 
 
 def spark_bounds(
-    D: Dictionary | np.ndarray,
-    metric: AIPMetric | str | None = "self",
+    geom: Geometry | Dictionary | np.ndarray,
+    metric: AIPMetric | str | None = UNSET,
     *,
     budget_s: float | None = None,
     effort: int | None = None,
@@ -317,15 +318,20 @@ def spark_bounds(
     seed: int = 0,
     drop_dead: bool = False,
     progress: bool = False,
-    coherence_result: CoherenceResult | None = None,
-    corrected_atoms: CorrectedAtoms | None = None,
 ) -> SparkResult:
     """Bracket the spark of D (see the module docstring for every method).
 
     Parameters
     ----------
-    metric : the metric for the coherence-based lower bounds and the search geometry (the spark
-        itself does not depend on it). ``"self"`` falls back to raw when D Dᵀ is singular.
+    geom : the :class:`~rip_atoms.geometry.Geometry` of D: its float32 rows, its coherence
+        pass when one it keeps covers the live atoms (:meth:`CoherenceResult.covers`; its Babel
+        depth bounds how far the Babel lower bound can reach; otherwise the pass is made, and
+        kept). At the API edge, a Dictionary or H×N array (columns are atoms) with ``metric``.
+    metric : with a dictionary, the metric for the coherence-based lower bounds and the search
+        geometry: ``"self"`` (default), an :class:`AIPMetric` or ``"raw"`` (None: ``"raw"``);
+        with a Geometry, left out (or its own). The spark itself does not depend on it
+        (:func:`_spark_geometry`): with N_live < H, where (D Dᵀ)⁻¹ does not exist, ``"self"``
+        is replaced by the raw geometry and a note says so.
     budget_s : wall-clock budget of the searches (rank test, enumeration, null-vector search;
         the coherence pass before them is a fixed cost outside it; scikit-learn's first
         import is counted in the first LARS step's estimated cost), checked between small units
@@ -340,14 +346,6 @@ def spark_bounds(
     enumerate_max : enumerate all subsets of a size when there are at most this many.
     drop_dead : a zero atom is a dependent set of size 1 (spark = 1); by default that is
         reported as an error, with ``drop_dead`` the live atoms are analysed.
-    coherence_result : a coherence pass already made under the same metric (e.g. by the
-        report), used instead of a new one when it covers the live atoms and metric
-        (:meth:`CoherenceResult.covers`; its Babel depth bounds how far the Babel lower bound
-        can reach).
-    corrected_atoms : the :class:`CorrectedAtoms` of D under ``metric`` (float32 rows), built
-        once by a caller that runs several analyses (the report): reused with its spectral-norm
-        bound instead of whitening again (:func:`corrected_atoms_for` checks that it is of D
-        and ``metric``).
 
     Returns
     -------
@@ -372,124 +370,33 @@ def spark_bounds(
     seed = check_seed(seed)
     check_real("rank_rtol", rank_rtol, lo=0.0, hi=1.0, hi_open=True)
     check_int("enumerate_max", enumerate_max, least=0)
-    d = as_dictionary(D)
     notes: list[str] = []
-    if len(d.dead_atoms):
-        if not drop_dead:
-            raise DeadAtomsError(
-                f"{d.provenance.source}: {len(d.dead_atoms)} dead (zero) atoms "
-                f"(e.g. {int(d.dead_atoms[0])}): the spark is 1; drop them to bound the spark "
-                "of the live atoms (drop_dead=True, --drop-dead)"
-            )
-        notes.append(f"{len(d.dead_atoms)} dead atoms left out (each alone has spark 1)")
-    if isinstance(metric, str) and metric == "self" and len(d.live_atoms) < d.dim:
-        metric = None
-        notes.append("self metric unavailable (N < H): raw geometry used")
-    atoms = corrected_atoms_for(d, metric, corrected_atoms, min_live=1)
-    live = atoms.live
+    geom = _spark_geometry(geom, metric, drop_dead, notes)
+    d = geom.dictionary
+    atoms = geom.atoms(min_live=1)
     n, H = atoms.n_live, d.dim
     rank_rtol = rank_tolerance(d, atoms.metric, rank_rtol)
-    c_r = _gershgorin_threshold(rank_rtol)
     rng = np.random.default_rng(seed)
-    methods: dict[str, str] = {}
-    lower: float = 1.0
-    methods["lower"] = "trivial"
-    upper: float = math.inf  # within the input's precision: the searches' target
-    methods["upper_within_precision"] = "no dependent set found"
-    best = None  # (circuit, null vector, residual)
-    proven = _ProvenUpper()
-    coh = None
-
-    def take_upper(found, how: str) -> None:
-        nonlocal upper, best
-        if found is not None and len(found[0]) < upper:
-            upper = len(found[0])
-            best = found
-            methods["upper_within_precision"] = how
-        proven.offer(atoms, found, how)
-
-    # ---- lower bounds from coherence / Babel
-    if n >= 2:
-        if coherence_result is not None and coherence_result.covers(atoms, babel_p=2, top=4):
-            coh = coherence_result
-        else:
-            coh = coherence(d, atoms.metric, babel_p=min(n - 1, max(2, min(H + 1, 256))),
-                            top=64, progress=progress)
-        mu_up = coh.mu_upper  # certified upper bound on μ (1 with a duplicate pair)
-        if mu_up < c_r:
-            # sets of size t with (t − 1)·μ < c_r are independent: t < 1 + c_r/μ
-            r = c_r / mu_up
-            lb = math.ceil(1 + r)
-            if lb > lower:
-                lower, methods["lower"] = lb, "1 + 1/μ (coherence, certified μ)"
-        t_b, reached = _babel_lower(coh.babel_upper, c_r)
-        if t_b > lower:
-            lower, methods["lower"] = t_b, "Babel: min{t : μ₁(t−1) ≥ 1}"
-        if (not coh.duplicate_pairs and coh.mu > 0 and n == 2 * H  # else D̃ is not computed
-                and _two_orthonormal_bases(atoms.vectors(live))):
-            lb2 = math.ceil(2 / (coh.mu + atoms.tolerance) - 1e-12)
-            if lb2 > lower:
-                lower, methods["lower"] = lb2, "two orthonormal bases: 2/μ (Elad–Bruckstein)"
-        for i, j, _ in coh.duplicate_pairs[:1]:  # the most parallel pair: the smallest ρ
-            take_upper(circuit(atoms, [i, j], rank_rtol), "duplicate pair (|cos| ≥ 1 − 1e-6)")
+    br = _Bracket(atoms)
+    coh = _coherence_lower(geom, atoms, br, rank_rtol, progress) if n >= 2 else None
 
     deadline = Deadline.of(budget_s, effort)  # the searches start now: the coherence pass is
     # not counted
     with threadpool_limits(1):
-        # ---- rank: full column rank ⇒ ∞; otherwise a basis plus one atom is dependent
-        sample = live if n <= 2 * H else np.sort(rng.choice(live, size=2 * H, replace=False))
-        rank_cost = RANK_SECONDS_PER_H3 * H ** 3  # pivoted QR of ≤ 2H atoms + a circuit's SVD
-        if n > H and not deadline.fits(rank_cost):
-            # the rank test would not fit the budget: H + 1 atoms of R^H are dependent anyway
-            found = _dimension_witness(atoms, sample[: H + 1], rank_rtol)
-            take_upper(found, "H + 1: any H + 1 atoms of R^H are dependent (null vector by an "
-                              "LU solve; the rank test did not fit the budget)")
-            notes.append(f"rank test skipped: ~{rank_cost:.0f} s at H = {H} does not fit the "
-                         "budget left (the upper side is then at most H + 1)")
-        else:
-            deadline.charge(rank_cost)
-            X = atoms.vectors(sample)
-            _, R, piv = scipy.linalg.qr(X, mode="economic", pivoting=True)
-            diag = np.abs(np.diag(R))
-            rank = int(np.sum(diag > rank_rtol * diag[0])) if diag.size else 0
-            if rank == len(sample) and n == len(sample):
-                r_rel, _ = _relative_smallest_singular(X)
-                if r_rel > rank_rtol:
-                    lower, upper = math.inf, math.inf
-                    methods["lower"] = methods["upper_within_precision"] = (
-                        "full column rank: the atoms are linearly independent")
-            if rank < len(sample):
-                T = list(sample[piv[: rank + 1]])
-                take_upper(circuit(atoms, T, rank_rtol),
-                           "rank + 1 (pivoted-QR basis plus one atom)")
-
-        # ---- exact enumeration of small sizes
-        t = int(lower) if math.isfinite(lower) else None
-        enumerated_all = False
-        while (t is not None and t < upper and math.comb(n, t) <= enumerate_max
-               and not deadline.expired()):
-            found = _enumerate_dependent(atoms, t, rank_rtol, deadline)
-            if found is _BUDGET:
-                notes.append(f"budget exhausted while enumerating the sets of size {t}")
-                break
-            if found is not None:
-                take_upper(circuit(atoms, found, rank_rtol), f"enumeration of all size-{t} sets")
-                break
-            lower, methods["lower"] = t + 1, f"enumeration: every set of size ≤ {t} independent"
-            t += 1
-        else:
-            enumerated_all = t is not None and t >= upper
-
+        _rank_test(atoms, br, rank_rtol, rng, deadline, notes)
+        enumerated_all = _enumerate_small(atoms, br, rank_rtol, enumerate_max, deadline, notes)
         # ---- search for sparse null vectors within the budget
-        if (math.isfinite(lower) and lower < upper and not enumerated_all
+        if (math.isfinite(br.lower) and br.lower < br.upper and not enumerated_all
                 and not deadline.expired()):
-            _search_null_vectors(atoms, lower, upper, rank_rtol, deadline, rng, take_upper, coh)
-        if deadline.expired() and lower < upper:
+            _search_null_vectors(atoms, br.lower, br.upper, rank_rtol, deadline, rng,
+                                 br.take_upper, coh)
+        if deadline.expired() and br.lower < br.upper:
             spent = (f"{effort} units of effort" if effort is not None
                      and not deadline.cap_hit else f"{budget_s:g} s")
             notes.append(f"search stopped by the budget ({spent}): the bracket is the "
                          "best found so far")
 
+    lower, upper, best, proven, methods = br.lower, br.upper, br.best, br.proven, br.methods
     proven.dimension(n, H)
     methods["upper"] = ("full column rank: the atoms are linearly independent"
                         if math.isinf(lower) else proven.how)
@@ -514,6 +421,149 @@ def spark_bounds(
         residual_within_precision=None if best is None else best[2],
         precision=input_precision_name(d), budget=deadline.to_dict(),
     )
+
+
+def _spark_geometry(D: Geometry | Dictionary | np.ndarray, metric: AIPMetric | str | None,
+                    drop_dead: bool, notes: list[str]) -> Geometry:
+    """The geometry spark_bounds searches in, after the dead-atom check.
+
+    A dead atom alone is dependent (spark = 1): a :class:`DeadAtomsError` unless ``drop_dead``
+    (then the live atoms are analysed, and a note says so). The spark does not depend on the
+    metric: for an invertible W, D̃ = W D diag(1/‖W dᵢ‖) has exactly the dependent sets of D, so
+    the metric only steers the search and the coherence lower bounds, which hold under any
+    such geometry. ``"self"`` (S̃ = (D Dᵀ)⁻¹, the default) does not exist when N_live < H
+    (D Dᵀ has rank ≤ N_live < H: :meth:`AIPMetric.from_dictionary` raises): a dictionary asked
+    for it is then searched in the raw geometry, with a note. A Geometry given is used as it
+    is (with ``metric`` checked to be its own)."""
+    d = D.dictionary if isinstance(D, Geometry) else as_dictionary(D)
+    if len(d.dead_atoms):
+        if not drop_dead:
+            raise DeadAtomsError(
+                f"{d.provenance.source}: {len(d.dead_atoms)} dead (zero) atoms "
+                f"(e.g. {int(d.dead_atoms[0])}): the spark is 1; drop them to bound the spark "
+                "of the live atoms (drop_dead=True, --drop-dead)"
+            )
+        notes.append(f"{len(d.dead_atoms)} dead atoms left out (each alone has spark 1)")
+    if isinstance(D, Geometry):
+        return Geometry.of(D, metric)
+    asked_self = metric is UNSET or (isinstance(metric, str) and metric == "self")
+    if asked_self and len(d.live_atoms) < d.dim:
+        notes.append("self metric unavailable (N < H): raw geometry used")
+        return Geometry.of(d, "raw")
+    return Geometry.of(d, metric, default="self")
+
+
+class _Bracket:
+    """The spark bracket being built: ``lower`` (proven), ``upper`` (within the input's
+    precision: the searches' target) with its ``best`` set (circuit, null vector, residual),
+    the ``proven`` upper side and the ``methods`` of each."""
+
+    def __init__(self, atoms: CorrectedAtoms) -> None:
+        self.atoms = atoms
+        self.lower: float = 1.0
+        self.upper: float = math.inf
+        self.methods: dict[str, str] = {"lower": "trivial",
+                                        "upper_within_precision": "no dependent set found"}
+        self.best = None
+        self.proven = _ProvenUpper()
+
+    def take_upper(self, found, how: str) -> None:
+        """Offer a dependent set found (or None) to both upper sides."""
+        if found is not None and len(found[0]) < self.upper:
+            self.upper = len(found[0])
+            self.best = found
+            self.methods["upper_within_precision"] = how
+        self.proven.offer(self.atoms, found, how)
+
+    def raise_lower(self, value: float, how: str) -> None:
+        if value > self.lower:
+            self.lower, self.methods["lower"] = value, how
+
+
+def _coherence_lower(geom: Geometry, atoms: CorrectedAtoms, br: _Bracket, rank_rtol: float,
+                     progress: bool) -> CoherenceResult:
+    """Lower bounds from coherence and Babel (module docstring), the certified μ̄ = mu_upper:
+    sets of size t with (t − 1)·μ̄ < c_r are independent, so spark ≥ ⌈1 + c_r/μ̄⌉; Babel:
+    min{t : μ₁(t − 1) ≥ c_r}; two orthonormal bases (N = 2H): 2/μ (Elad–Bruckstein). The most
+    parallel duplicate pair is offered as an upper bound. Returns the coherence pass used."""
+    live = atoms.live
+    n, H = atoms.n_live, atoms.dim
+    c_r = _gershgorin_threshold(rank_rtol)
+    coh = geom.coherence_pass(babel_p=2, top=4)
+    if coh is None:
+        coh = coherence(geom, babel_p=min(n - 1, max(2, min(H + 1, 256))), top=64,
+                        progress=progress)
+    mu_up = coh.mu_upper  # certified upper bound on μ (1 with a duplicate pair)
+    if mu_up < c_r:
+        # sets of size t with (t − 1)·μ < c_r are independent: t < 1 + c_r/μ
+        r = c_r / mu_up
+        br.raise_lower(math.ceil(1 + r), "1 + 1/μ (coherence, certified μ)")
+    t_b, reached = _babel_lower(coh.babel_upper, c_r)
+    br.raise_lower(t_b, "Babel: min{t : μ₁(t−1) ≥ 1}")
+    if (not coh.duplicate_pairs and coh.mu > 0 and n == 2 * H  # else D̃ is not computed
+            and _two_orthonormal_bases(atoms.vectors(live))):
+        lb2 = math.ceil(2 / (coh.mu + atoms.tolerance) - 1e-12)
+        br.raise_lower(lb2, "two orthonormal bases: 2/μ (Elad–Bruckstein)")
+    for i, j, _ in coh.duplicate_pairs[:1]:  # the most parallel pair: the smallest ρ
+        br.take_upper(circuit(atoms, [i, j], rank_rtol), "duplicate pair (|cos| ≥ 1 − 1e-6)")
+    return coh
+
+
+def _rank_test(atoms: CorrectedAtoms, br: _Bracket, rank_rtol: float, rng: np.random.Generator,
+               deadline: Deadline, notes: list[str]) -> None:
+    """Rank: full column rank (σ_min/σ_max > rank_rtol) ⇒ spark = ∞; otherwise a pivoted-QR
+    basis plus one atom is dependent. When the rank test (≈ RANK_SECONDS_PER_H3·H³) does not fit
+    the budget, H + 1 atoms (dependent by dimension) give the upper side instead."""
+    live = atoms.live
+    n, H = atoms.n_live, atoms.dim
+    sample = live if n <= 2 * H else np.sort(rng.choice(live, size=2 * H, replace=False))
+    rank_cost = RANK_SECONDS_PER_H3 * H ** 3  # pivoted QR of ≤ 2H atoms + a circuit's SVD
+    if n > H and not deadline.fits(rank_cost):
+        # the rank test would not fit the budget: H + 1 atoms of R^H are dependent anyway
+        found = _dimension_witness(atoms, sample[: H + 1], rank_rtol)
+        br.take_upper(found, "H + 1: any H + 1 atoms of R^H are dependent (null vector by an "
+                             "LU solve; the rank test did not fit the budget)")
+        notes.append(f"rank test skipped: ~{rank_cost:.0f} s at H = {H} does not fit the "
+                     "budget left (the upper side is then at most H + 1)")
+        return
+    deadline.charge(rank_cost)
+    X = atoms.vectors(sample)
+    _, R, piv = scipy.linalg.qr(X, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(R))
+    rank = int(np.sum(diag > rank_rtol * diag[0])) if diag.size else 0
+    if rank == len(sample) and n == len(sample):
+        r_rel, _ = _relative_smallest_singular(X)
+        if r_rel > rank_rtol:
+            br.lower, br.upper = math.inf, math.inf
+            br.methods["lower"] = br.methods["upper_within_precision"] = (
+                "full column rank: the atoms are linearly independent")
+    if rank < len(sample):
+        T = list(sample[piv[: rank + 1]])
+        br.take_upper(circuit(atoms, T, rank_rtol), "rank + 1 (pivoted-QR basis plus one atom)")
+
+
+def _enumerate_small(atoms: CorrectedAtoms, br: _Bracket, rank_rtol: float, enumerate_max: int,
+                     deadline: Deadline, notes: list[str]) -> bool:
+    """Exact enumeration of the sizes t = lower, lower + 1, … while C(N, t) ≤ enumerate_max:
+    a dependent t-set is an upper side, none raises the lower side to t + 1. Returns whether
+    every size below the upper side was enumerated."""
+    n = atoms.n_live
+    t = int(br.lower) if math.isfinite(br.lower) else None
+    enumerated_all = False
+    while (t is not None and t < br.upper and math.comb(n, t) <= enumerate_max
+           and not deadline.expired()):
+        found = _enumerate_dependent(atoms, t, rank_rtol, deadline)
+        if found is _BUDGET:
+            notes.append(f"budget exhausted while enumerating the sets of size {t}")
+            break
+        if found is not None:
+            br.take_upper(circuit(atoms, found, rank_rtol), f"enumeration of all size-{t} sets")
+            break
+        br.lower, br.methods["lower"] = t + 1, f"enumeration: every set of size ≤ {t} independent"
+        t += 1
+    else:
+        enumerated_all = t is not None and t >= br.upper
+    return enumerated_all
 
 
 _BUDGET = object()  # returned by searches stopped by their deadline

@@ -110,12 +110,13 @@ def test_the_shared_pass_gives_the_same_brackets_under_effort():
     coherence pass passed in changes nothing, upper sides included (the SDP bound runs or not
     by effort, not by the clock)."""
     from rip_atoms.coherence import coherence
+    from rip_atoms.geometry import Geometry
 
     D = np.random.default_rng(0).standard_normal((12, 40))
-    coh = coherence(D, "self", babel_p=13, top=256)
+    geom = Geometry(D, "self")
+    coherence(geom, babel_p=13, top=256)  # kept on the geometry, reused by rip_bounds
     a = rip_bounds(D, [2, 3, 5], "self", effort=25, enumerate_max=0, seed=1)
-    b = rip_bounds(D, [2, 3, 5], "self", effort=25, enumerate_max=0, seed=1,
-                   coherence_result=coh)
+    b = rip_bounds(geom, [2, 3, 5], effort=25, enumerate_max=0, seed=1)
     assert _brackets(a) == _brackets(b)
 
 

@@ -1,7 +1,7 @@
-"""One coherence pass per report: rip_bounds and spark_bounds take a precomputed result when it
-covers them (same dictionary, metric, Babel depth and top pairs) and give the brackets of a fresh
-pass: identical where they are closed forms of the pass, and containing the enumerated truth
-where a wall-clock budget decides how far a search gets."""
+"""One coherence pass per report: rip_bounds and spark_bounds use the pass their geometry keeps
+when it covers them (same dictionary, metric, Babel depth and top pairs) and give the brackets
+of a fresh pass: identical where they are closed forms of the pass, and containing the
+enumerated truth where a wall-clock budget decides how far a search gets."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import rip_atoms.rip as rip_mod
 import rip_atoms.spark as spark_mod
 from rip_atoms.coherence import coherence
 from rip_atoms.corrected_atoms import CorrectedAtoms
+from rip_atoms.errors import ParameterError
+from rip_atoms.geometry import Geometry
 from rip_atoms.metric import fit_metric
 from rip_atoms.rip import rip_bounds
 from rip_atoms.spark import spark_bounds
@@ -67,11 +69,11 @@ def test_rip_and_spark_reuse_a_covering_pass(D, monkeypatch):
     ref_spark = spark_bounds(D, "self", budget_s=20, enumerate_max=100_000, seed=1)
     monkeypatch.setattr(rip_mod, "coherence", _no_pass)
     monkeypatch.setattr(spark_mod, "coherence", _no_pass)
-    res = rip_bounds(D, ks, "self", budget_s=0.5, enumerate_max=0, sdp_max_atoms=0, seed=1,
-                     coherence_result=coh)
+    geom = Geometry(D, "self")
+    geom.keep_coherence(coh)
+    res = rip_bounds(geom, ks, budget_s=0.5, enumerate_max=0, sdp_max_atoms=0, seed=1)
     # with the SDP (N = 40 ≤ sdp_max_atoms), which only runs if the deadline has not expired
-    sdp = rip_bounds(D, ks, "self", budget_s=0.5, enumerate_max=0, seed=1,
-                     coherence_result=coh)
+    sdp = rip_bounds(geom, ks, budget_s=0.5, enumerate_max=0, seed=1)
     for a, b, c in zip(ref_rip.brackets, res.brackets, sdp.brackets, strict=True):
         assert a.k == b.k == c.k
         assert (a.U_upper, a.L_upper) == (b.U_upper, b.L_upper)
@@ -84,8 +86,7 @@ def test_rip_and_spark_reuse_a_covering_pass(D, monkeypatch):
         for x in (a, b, c):
             assert x.U_lower - SLACK <= U <= x.U_upper + SLACK, (x.k, x.U_lower, U, x.U_upper)
             assert x.L_lower - SLACK <= L <= x.L_upper + SLACK, (x.k, x.L_lower, L, x.L_upper)
-    sp_ = spark_bounds(D, "self", budget_s=20, enumerate_max=100_000, seed=1,
-                       coherence_result=coh)
+    sp_ = spark_bounds(geom, budget_s=20, enumerate_max=100_000, seed=1)
     # a Gaussian 12×40 has spark H + 1 = 13 (every 12 atoms independent, almost surely): the
     # upper side is 13 either way (rank + 1), the lower side is where the enumeration got —
     # every set of size ≤ 4, so 5, unless the budget stopped it (and a note says so)
@@ -105,13 +106,18 @@ def test_a_pass_that_does_not_cover_is_recomputed(D):
     assert coherence(D, "self", babel_p=4, top=8).covers(atoms, babel_p=4, top=8)
     # no SDP: the upper side is a closed form of the (recomputed) pass, not of the time left
     truth = rip_bounds(D, [5], "self", budget_s=0.3, enumerate_max=0, sdp_max_atoms=0)
-    for c in (other, shallow):
-        res = rip_bounds(D, [5], "self", budget_s=0.3, enumerate_max=0, sdp_max_atoms=0,
-                         coherence_result=c)
-        assert res.mu == truth.mu and res[5].U_upper == truth[5].U_upper
+    geom = Geometry(D, "self")
+    with pytest.raises(ParameterError, match="not of this geometry"):
+        geom.keep_coherence(other)  # a pass under another metric is refused
+    geom.keep_coherence(shallow)
+    res = rip_bounds(geom, [5], budget_s=0.3, enumerate_max=0, sdp_max_atoms=0)
+    assert res.mu == truth.mu and res[5].U_upper == truth[5].U_upper
     # a different dictionary of the same shape is caught by the pair check
     E = np.random.default_rng(9).standard_normal((12, 40))
-    assert not coherence(E, "self", babel_p=13, top=256).covers(atoms, babel_p=1)
+    foreign = coherence(E, "self", babel_p=13, top=256)
+    assert not foreign.covers(atoms, babel_p=1)
+    with pytest.raises(ParameterError, match="not of this geometry"):
+        Geometry(D, "self").keep_coherence(foreign)
 
 
 def test_a_report_computes_each_gram_once(monkeypatch):

@@ -1,7 +1,7 @@
-"""One whitening per report (issue 13): a CorrectedAtoms built once is reused by coherence, RIP,
+"""One whitening per report (issue 13): a Geometry built once is reused by coherence, RIP,
 spark, ℓ1 certification, margins and per-atom μⱼ — checked to be of the same dictionary and
 metric, with a rigorous float32 tolerance when its float32 rows are rounded from the float64
-ones, and giving the analyses' results of a fresh whitening."""
+ones (``shared_rows``), and giving the analyses' results of a fresh whitening."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rip_atoms.coherence import coherence
-from rip_atoms.corrected_atoms import CorrectedAtoms, corrected_atoms_for
+from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import ParameterError
+from rip_atoms.geometry import Geometry
 from rip_atoms.metric import fit_metric
 from rip_atoms.recovery import classify_recovery
+from rip_atoms.recovery.codes import recovery_view
 from rip_atoms.rip import rip_bounds
 from rip_atoms.spark import spark_bounds
 
@@ -31,24 +33,27 @@ def _problem(seed=0, H=12, N=40, cond=1e4):
     return Dictionary(D), fit_metric(X.astype(np.float32))
 
 
-def test_foreign_corrected_atoms_are_refused():
+def test_a_foreign_geometry_is_refused():
     d, m = _problem()
     other, m2 = _problem(seed=1)
-    ca = CorrectedAtoms(d, m, rows=True, rows64=True, min_live=0)
-    assert corrected_atoms_for(d, m, ca) is ca
-    assert corrected_atoms_for(Dictionary(d.atoms.copy()), m, ca) is ca  # equal atoms
-    with pytest.raises(ParameterError, match="built for"):
-        corrected_atoms_for(other, m, ca)
+    geom = Geometry(d, m, shared_rows=True)
+    geom.check(d, m)
+    geom.check(Dictionary(d.atoms.copy()), m)  # equal atoms
+    assert geom.is_of(d, m) and not geom.is_of(other) and not geom.is_of(d, m2)
+    with pytest.raises(ParameterError, match="geometry is of"):
+        geom.check(other, m)
     with pytest.raises(ParameterError, match="another metric"):
-        corrected_atoms_for(d, m2, ca)
+        geom.check(d, m2)
     with pytest.raises(ParameterError, match="another metric"):
-        corrected_atoms_for(d, "raw", ca)
-    with pytest.raises(ParameterError, match="float64 rows"):
-        corrected_atoms_for(d, m, CorrectedAtoms(d, m), rows64=True)
-    with pytest.raises(ParameterError, match="built for"):
-        rip_bounds(other, 2, m, budget_s=0.5, corrected_atoms=ca)
-    with pytest.raises(ParameterError):
-        classify_recovery(d, np.eye(40)[:2], metric=m2, corrected_atoms=ca)
+        geom.check(d, "raw")
+    separate = Geometry(d, m)
+    separate.atoms(rows=False, rows64=True)
+    with pytest.raises(ParameterError, match="shared_rows"):
+        separate.atoms(rows=True, rows64=True)
+    with pytest.raises(ParameterError, match="another metric"):
+        rip_bounds(geom, 2, m2, budget_s=0.5)
+    with pytest.raises(ParameterError, match="another metric"):
+        classify_recovery(geom, np.eye(40)[:2], metric=m2)
 
 
 @settings(max_examples=25, deadline=None)
@@ -71,18 +76,18 @@ def test_float32_rows_rounded_from_float64_keep_their_tolerance(seed, cond):
 
 def test_reused_whitening_gives_the_fresh_results():
     d, m = _problem(3, H=10, N=30)
-    ca = CorrectedAtoms(d, m, rows=True, rows64=True, min_live=0)
+    geom = Geometry(d, m, shared_rows=True)
     a = coherence(d, m, babel_p=5, top=10)
-    b = coherence(d, m, babel_p=5, top=10, corrected_atoms=ca)
+    b = coherence(geom, babel_p=5, top=10)
     assert b.pair == a.pair and abs(b.mu - a.mu) <= a.float64_tolerance
     assert np.allclose(b.babel, a.babel, atol=1e-12)
     r1 = rip_bounds(d, [2, 3], m, budget_s=1, seed=0)
-    r2 = rip_bounds(d, [2, 3], m, budget_s=1, seed=0, corrected_atoms=ca)
+    r2 = rip_bounds(geom, [2, 3], budget_s=1, seed=0)
     for k in (2, 3):  # C(30, k) ≤ 4060 supports: enumerated, exact either way
         assert r1[k].exact and r2[k].exact
         assert r2[k].delta_upper == pytest.approx(r1[k].delta_upper, abs=1e-9)
     s1 = spark_bounds(d, m, budget_s=1)
-    s2 = spark_bounds(d, m, budget_s=1, corrected_atoms=ca)
+    s2 = spark_bounds(geom, budget_s=1)
     # the lower bounds are searched under a 1 s budget, so how far each got depends on the
     # machine's load: the brackets must agree (overlap), with the same upper bound
     assert s1.upper == s2.upper and max(s1.lower, s2.lower) <= min(s1.upper, s2.upper)
@@ -90,10 +95,11 @@ def test_reused_whitening_gives_the_fresh_results():
     C = sp.random(50, 30, density=0.1, random_state=1, format="csr")
     C.data = rng.uniform(1, 2, C.nnz)
     c1 = classify_recovery(d, C, nonneg=True, metric=m)
-    c2 = classify_recovery(d, C, nonneg=True, metric=m, corrected_atoms=ca)
-    c3 = classify_recovery(d, C, nonneg=True, metric=m, corrected_atoms=ca)  # cached view
+    c2 = classify_recovery(geom, C, nonneg=True)
+    view = recovery_view(geom)
+    c3 = classify_recovery(geom, C, nonneg=True, metric=m)  # the kept view
     assert np.array_equal(c1.status, c2.status) and np.array_equal(c2.status, c3.status)
-    assert ca._recovery_view is not None
+    assert recovery_view(geom) is view and view.corrected is geom.atoms(rows64=True)
 
 
 def test_a_report_whitens_once(monkeypatch):
@@ -143,12 +149,12 @@ def test_an_unfitting_projector_is_not_started_under_a_deadline(monkeypatch):
         C[i, rng.choice(60, 14, replace=False)] = rng.uniform(1, 2, 14)
     C = C.tocsr()
     monkeypatch.setattr(codes_mod, "PROJECTOR_SECONDS_PER_FLOP", 1.0)  # "hours"
-    ca = CorrectedAtoms(d, None, rows=False, rows64=True, min_live=0)
-    res = classify_recovery(d, C, nonneg=True, metric="raw", budget_s=5.0, corrected_atoms=ca)
-    assert ca._recovery_view._proj is None and res.seconds < 5.0 + 1.0
-    ca2 = CorrectedAtoms(d, None, rows=False, rows64=True, min_live=0)
-    classify_recovery(d, C, nonneg=True, metric="raw", corrected_atoms=ca2)
-    assert ca2._recovery_view._proj is not None
+    geom = Geometry(d, "raw")
+    res = classify_recovery(geom, C, nonneg=True, budget_s=5.0)
+    assert recovery_view(geom)._proj is None and res.seconds < 5.0 + 1.0
+    geom2 = Geometry(d, None)
+    classify_recovery(geom2, C, nonneg=True)
+    assert recovery_view(geom2)._proj is not None
 
 
 def test_the_margin_smoothing_stops_at_its_end_with_a_valid_certificate():

@@ -137,17 +137,19 @@ def test_a_short_budget_is_kept_at_scale():
 
     from rip_atoms.coherence import coherence
     from rip_atoms.corrected_atoms import CorrectedAtoms
+    from rip_atoms.geometry import Geometry
 
     H, N = 600, 3000
     D = np.random.default_rng(5).standard_normal((H, N))
-    coh = coherence(D, "raw", babel_p=64, top=8)
+    geom = Geometry(D, "raw")
+    coherence(geom, babel_p=64, top=8)  # kept on the geometry
     t = time.perf_counter()
-    r = spark_bounds(D, "raw", budget_s=0.1, seed=0, coherence_result=coh)
+    r = spark_bounds(geom, budget_s=0.1, seed=0)
     wall = time.perf_counter() - t
     assert r.upper == H + 1 and r.lower >= 2 and "LU" in r.methods["upper"]
     assert wall < 0.1 + 3.0, wall  # set-up of D̃ and the LU solve, not a 2 s QR + SVD + LARS
     X = CorrectedAtoms(D, "raw").vectors(list(r.witness))
     assert np.linalg.norm(X @ r.null_vector) <= 1e-9 * np.linalg.norm(X, 2)
     assert np.isclose(np.linalg.norm(r.null_vector), 1.0)
-    slow = spark_bounds(D, "raw", budget_s=4, seed=0, coherence_result=coh, enumerate_max=0)
+    slow = spark_bounds(geom, budget_s=4, seed=0, enumerate_max=0)
     assert (slow.lower, slow.upper) == (r.lower, r.upper)

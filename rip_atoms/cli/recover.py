@@ -59,6 +59,7 @@ from rip_atoms.cli.common import (
 from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import FileFormatError, Interrupted, InvalidCodeError
+from rip_atoms.geometry import Geometry
 from rip_atoms.matrix_files import load_npy
 from rip_atoms.proof import kappa
 from rip_atoms.recovery import MARGIN, RecoveryResult, classify_recovery, phase_transition
@@ -208,15 +209,15 @@ def run_recover(args: argparse.Namespace) -> int:
     m = load_metric(args, d)
     codes = load_codes(args.codes)
     args.keep, keep_note = certificates_to_keep(args, d)
-    atoms = CorrectedAtoms(d, m, rows=False, rows64=True, min_live=0) if args.out else None
+    geom = Geometry(d, m)
+    atoms = geom.atoms(rows=False, rows64=True, min_live=0) if args.out else None
     options = dict(
-        nonneg=args.nonneg, metric=m if m is not None else "raw", margin=args.margin,
+        nonneg=args.nonneg, margin=args.margin,
         chunk_size=args.chunk_size, max_iter=args.max_iter, witness_iters=args.witness_iters,
         lp=not args.no_lp,
         lp_time_limit=None if math.isinf(args.lp_time_limit) else args.lp_time_limit,
         blas_threads=args.threads or None, progress=show_progress(args),
         engine=args.engine, device=args.device, keep_certificates=args.keep,
-        corrected_atoms=atoms,
     )
     checkpoint = None
     stack = contextlib.ExitStack()
@@ -229,9 +230,9 @@ def run_recover(args: argparse.Namespace) -> int:
         options["progress"] = False
     try:
         if args.checkpoint_dir is not None:
-            res, checkpoint = run_checkpointed(args, d, codes, options)
+            res, checkpoint = run_checkpointed(args, geom, codes, options)
         else:
-            res = classify_recovery(d, codes, source=str(args.codes), **options)
+            res = classify_recovery(geom, codes, source=str(args.codes), **options)
         if args.out:
             save_with_proof(res, args.out, d, atoms, keep_note)
             _honour_umask(args.out)
@@ -497,13 +498,14 @@ def _write_manifest(path: Path, identity: dict, n_chunks: int, *, complete: bool
         "chunk_codes": identity["options"]["checkpoint_codes"], "complete": complete})
 
 
-def run_checkpointed(args: argparse.Namespace, d: Dictionary, codes,
+def run_checkpointed(args: argparse.Namespace, geom: Geometry, codes,
                      options: dict) -> tuple[RecoveryResult, dict]:
     """classify_recovery over checkpoint chunks of the codes, each saved atomically in
     ``args.checkpoint_dir``; with ``args.resume`` the chunks already there are loaded instead
     of computed. Returns the merged result and a summary of the checkpoint."""
     from rip_atoms.codes import check_codes
 
+    d = geom.dictionary
     source = str(args.codes)
     # validate every code once, with row numbers of the whole file (as a plain run does)
     _, codes, n = check_codes(codes, d.n_atoms, source, chunk_size=args.chunk_size)
@@ -512,7 +514,7 @@ def run_checkpointed(args: argparse.Namespace, d: Dictionary, codes,
     starts = list(range(0, n, per))
     folder = _open_checkpoint(args, identity, len(starts))
     if not starts:  # no codes: nothing to save
-        return classify_recovery(d, codes, source=source, **options), {
+        return classify_recovery(geom, codes, source=source, **options), {
             "dir": str(folder), "chunks": 0, "resumed": 0, "computed": 0}
     parts: list[RecoveryResult] = []
     resumed = 0
@@ -533,7 +535,7 @@ def run_checkpointed(args: argparse.Namespace, d: Dictionary, codes,
                     part = None
             if part is None:
                 block = codes[start:stop]
-                part = classify_recovery(d, block, source=source, **options)
+                part = classify_recovery(geom, block, source=source, **options)
                 part.save(path)
                 _honour_umask(path)
             parts.append(part)

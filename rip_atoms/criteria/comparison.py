@@ -36,6 +36,7 @@ from rip_atoms.criteria.stability import (
 from rip_atoms.criteria.units import TokenSplit, UnitSet, as_unit_set
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import ParameterError, ShapeMismatchError
+from rip_atoms.geometry import Geometry
 from rip_atoms.metric import AIPMetric, metric_description
 
 __all__ = ["READINGS", "UnitComparison", "UnitRow", "compare_units"]
@@ -170,7 +171,7 @@ def compare_units(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     log: Callable[[str], None] | None = None,
     source: str = "activations",
-    coherence_results: Mapping | None = None,
+    geometries: Mapping[str, Geometry] | None = None,
     l1_results: Mapping | None = None,
 ) -> UnitComparison:
     """The paper's headline table: for each unit set, R² (AIP, Euclidean), q*_quantile,
@@ -210,10 +211,12 @@ def compare_units(
         Receives one line per step (e.g. a logger).
     source : str
         Names the activations in error messages (e.g. their file).
-    coherence_results : mapping, optional
-        Unit-set name → a :class:`~rip_atoms.coherence.CoherenceResult` already computed for
-        its decoder under this metric (the report's pass): its per-atom μⱼ are reused when the
-        pass covers the atoms, so the Gram is not computed again (same values).
+    geometries : mapping, optional
+        Unit-set name → the :class:`~rip_atoms.geometry.Geometry` of its decoder under this
+        table's metric (the report's, ``"fit"`` resolved to the AIPMetric first): its corrected
+        atoms and the coherence pass it keeps are reused for the per-atom μⱼ, so the Gram is
+        not computed again (same values). A geometry of other atoms or another metric is a
+        :class:`~rip_atoms.errors.ParameterError` (:meth:`Geometry.check`).
     l1_results : mapping, optional
         Unit-set name → an :class:`~rip_atoms.criteria.stability.L1Certified` already computed
         for its codes under this metric (the report's ℓ1 section): reused when it covers the
@@ -261,8 +264,12 @@ def compare_units(
     rows = []
     for u in unit_list:
         say(f"{u.name}: per-atom coherence of {u.decoder.n_atoms} atoms")
-        pac = per_atom_coherence(u.decoder, m, exact_max_atoms=exact_max_atoms,
-                                 coherence_result=(coherence_results or {}).get(u.name))
+        geom = (geometries or {}).get(u.name)
+        if geom is None:
+            geom = Geometry.of(u.decoder, m)
+        else:
+            geom.check(u.decoder, m)
+        pac = per_atom_coherence(geom, exact_max_atoms=exact_max_atoms)
         say(f"{u.name}: encoding {n_eval} tokens")
         st = stream_tokens(u, X, sp_.eval, metric=m, mean=mean, atom_mu=pac.for_supports(),
                            atom_norms=None, sample=sample, chunk_size=chunk_size)

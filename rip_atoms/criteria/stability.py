@@ -38,6 +38,7 @@ from rip_atoms.coherence import (
 from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.dictionary import DUPLICATE_TOL, Dictionary, as_dictionary
 from rip_atoms.errors import ParameterError, ShapeMismatchError
+from rip_atoms.geometry import UNSET, Geometry
 from rip_atoms.metric import AIPMetric
 from rip_atoms.theory import uniqueness_holds
 
@@ -333,10 +334,10 @@ def sample_tokens(n: int, max_tokens: int | None, seed: int | None) -> np.ndarra
 
 
 def l1_certified_fraction(
-    D: Dictionary | np.ndarray,
+    geom: Geometry | Dictionary | np.ndarray,
     codes: Codes,
     *,
-    metric: AIPMetric | str | None,
+    metric: AIPMetric | str | None = UNSET,
     nonneg: bool | None = None,
     max_tokens: int | None = 256,
     seed: int | None = 0,
@@ -351,12 +352,15 @@ def l1_certified_fraction(
 
     Parameters
     ----------
-    D : Dictionary or array_like
-        The dictionary (decoder), H×N, columns are atoms.
+    geom : Geometry, Dictionary or array_like
+        The :class:`~rip_atoms.geometry.Geometry` of the decoder (its recovery view is reused,
+        as :func:`~rip_atoms.recovery.classify_recovery` does), or the dictionary (decoder),
+        H×N, columns are atoms, with ``metric``.
     codes : array_like or scipy sparse
         Tokens × atoms codes.
     metric : AIPMetric, "self", "raw" or None
-        The inner product of the corrected atoms (None and "raw": Euclidean).
+        With a dictionary (required there), the inner product of the corrected atoms (None and
+        "raw": Euclidean); with a Geometry, left out (or its own).
     nonneg : bool, optional
         Non-negative basis pursuit (default: whether every sampled code is ≥ 0).
     max_tokens : int or None
@@ -372,7 +376,8 @@ def l1_certified_fraction(
     """
     from rip_atoms.recovery import CERTIFIED, FAILED, INVALID, UNDETERMINED, classify_recovery
 
-    d = as_dictionary(D)
+    geom = Geometry.of(geom, metric)
+    d = geom.dictionary
     C = codes_csr(codes, d.n_atoms, "codes")
     n = C.shape[0]
     if n == 0:
@@ -385,7 +390,7 @@ def l1_certified_fraction(
     nonempty = np.flatnonzero(l0 > 0)
     methods: dict = {"empty": int(len(pick) - nonempty.size)}
     res = None
-    if nonempty.size and _independent_atoms(d, metric):
+    if nonempty.size and _independent_atoms(d, geom.metric):
         # D̃ has full column rank: D̃x = y has exactly one solution, so basis pursuit (signed or
         # non-negative) can only return δ — every code on live atoms is certified
         dead = np.zeros(d.n_atoms, dtype=bool)
@@ -396,8 +401,7 @@ def l1_certified_fraction(
         status[nonempty[uses_dead]] = "invalid"
         methods["full_column_rank"] = int((~uses_dead).sum())
     elif nonempty.size:
-        res = classify_recovery(d, Cs[nonempty], nonneg=is_nonneg, metric=metric,
-                                **recovery_options)
+        res = classify_recovery(geom, Cs[nonempty], nonneg=is_nonneg, **recovery_options)
         names = {CERTIFIED: "certified", FAILED: "failed", UNDETERMINED: "undetermined",
                  INVALID: "invalid"}
         status[nonempty] = [names[int(s)] for s in res.status]

@@ -45,10 +45,10 @@ from threadpoolctl import threadpool_limits
 
 from rip_atoms.arguments import check_real
 from rip_atoms.codes import check_codes
-from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.deadline import Deadline
-from rip_atoms.dictionary import Dictionary, as_dictionary
+from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import EmptyDictionaryError, ParameterError
+from rip_atoms.geometry import UNSET, Geometry
 from rip_atoms.kernels.recovery_batch import fuchs_batch, gram_extremes
 from rip_atoms.metric import AIPMetric
 from rip_atoms.recovery.admm_stage import stage_admm
@@ -60,7 +60,7 @@ from rip_atoms.recovery.certificates import (
     _rigorous_bound,
     _sigma,
 )
-from rip_atoms.recovery.codes import _chunk_rows, _Code, _gamma, _UnitAtoms
+from rip_atoms.recovery.codes import _chunk_rows, _Code, _gamma, _UnitAtoms, recovery_view
 from rip_atoms.recovery.kept import KeptCertificates, fuchs_y
 from rip_atoms.recovery.reasons import undetermined_reason
 from rip_atoms.recovery.results import (
@@ -201,11 +201,11 @@ class _Context:
 
 
 def classify_recovery(
-    D: Dictionary | np.ndarray,
+    geom: Geometry | Dictionary | np.ndarray,
     codes: np.ndarray | sp.spmatrix | sp.sparray,
     *,
     nonneg: bool = False,
-    metric: AIPMetric | str | None = "self",
+    metric: AIPMetric | str | None = UNSET,
     margin: float = MARGIN,
     chunk_size: int = 1024,
     max_iter: int | None = None,
@@ -222,7 +222,6 @@ def classify_recovery(
     engine: str = "numpy",
     device: str | None = None,
     client: Any = None,
-    corrected_atoms: CorrectedAtoms | None = None,
     keep_certificates: int | None = 0,
 ) -> RecoveryResult:
     """Classify, code by code, whether basis pursuit recovers each code *uniquely*, with a proof.
@@ -235,8 +234,13 @@ def classify_recovery(
 
     Parameters
     ----------
-    D : Dictionary or numpy.ndarray
-        H×N, columns are atoms.
+    geom : Geometry, Dictionary or numpy.ndarray
+        The :class:`~rip_atoms.geometry.Geometry` of D: its float64 D̃, with the float32 copy,
+        duplicate pairs and ADMM projector built from it, kept on the geometry for every call
+        that passes it (the report certifies several batches of codes of one dictionary; with
+        ``client`` the float64 rows are copied into the shared files when the geometry has
+        them, and workers on other machines build their own). At the API edge, a Dictionary
+        or H×N array (columns are atoms) with ``metric``.
     codes : numpy.ndarray or scipy sparse matrix
         tokens × atoms (n×N): a dense array (or memory map) or any scipy sparse matrix.
         Structural problems raise with the index named: a width other than N
@@ -247,7 +251,8 @@ def classify_recovery(
     nonneg : bool
         Non-negative basis pursuit (SAE codes).
     metric : AIPMetric or {"self", "raw"} or None
-        "self" (S̃ = (D Dᵀ)⁻¹, default), an :class:`AIPMetric`, or "raw"/None (Euclidean).
+        With a dictionary: "self" (S̃ = (D Dᵀ)⁻¹, default), an :class:`AIPMetric`, or "raw"
+        (None: "raw"; Euclidean). With a Geometry, left out (or its own).
     margin : float
         Certified means rigorous bound < 1 − margin; in [0, 1).
     chunk_size : int
@@ -301,13 +306,6 @@ def classify_recovery(
         chunk order — the same per-code statuses, methods and witnesses as without
         ``client``; a task whose worker dies is retried
         (:mod:`rip_atoms.recovery.distributed`).
-    corrected_atoms : CorrectedAtoms, optional
-        D̃ already computed in float64 (``CorrectedAtoms(D, metric, rows=False, rows64=True,
-        min_live=0)``) by a caller that certifies several batches of codes of one dictionary
-        (the report): reused, with the float32 copy, duplicate pairs and ADMM projector built
-        from it, instead of whitening again (checked to be of D and ``metric``; with
-        ``client`` they are copied into the shared files; workers on other machines build
-        their own).
     keep_certificates : int or None
         Keep the dual vector y* of that many certified codes, those of lowest index (None:
         every certified code; 0, the default: none) in ``certificate_index``/``_y``/``_codes``
@@ -340,11 +338,12 @@ def classify_recovery(
     if effort is not None and client is not None:
         raise ParameterError("effort (a work budget) is for single-process runs: with Dask "
                              "workers give budget_s")
+    geom = Geometry.of(geom, metric, default="self")
     if client is None:
-        atoms = _UnitAtoms.of(D, metric, corrected_atoms)
+        atoms = recovery_view(geom)
         h, n_atoms = atoms.dim, atoms.n_atoms
     else:  # D̃ is built by classify_distributed (once, in shared files, or by each worker)
-        d = as_dictionary(D)
+        d = geom.dictionary
         if len(d.live_atoms) == 0:
             raise EmptyDictionaryError(f"{d.provenance.source}: every atom is dead")
         h, n_atoms = d.dim, d.n_atoms
@@ -359,9 +358,9 @@ def classify_recovery(
     if client is not None:
         from rip_atoms.recovery.distributed import classify_distributed
 
-        rec, stage_seconds, about = classify_distributed(client, d, metric, kind, M, n, opts,
-                                                         deadline, _classify_rows, _Recorder,
-                                                         corrected=corrected_atoms)
+        rec, stage_seconds, about = classify_distributed(
+            client, d, geom.metric, kind, M, n, opts, deadline, _classify_rows, _Recorder,
+            corrected=geom if geom.float64_rows_built else None)
     else:
         bar = None
         if progress:

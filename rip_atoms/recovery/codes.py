@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from rip_atoms.corrected_atoms import CorrectedAtoms, corrected_atoms_for
+from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.dictionary import DUPLICATE_TOL, Dictionary
 from rip_atoms.errors import (
     EmptyDictionaryError,
@@ -25,6 +25,7 @@ from rip_atoms.errors import (
     NonFiniteError,
     ShapeMismatchError,
 )
+from rip_atoms.geometry import Geometry
 from rip_atoms.kernels.parallel_copy import parallel_copyto
 from rip_atoms.kernels.recovery_batch import RowSpaceProjector
 from rip_atoms.metric import AIPMetric
@@ -42,6 +43,15 @@ _SMALL_PROBLEM = 1 << 22
 PROJECTOR_SECONDS_PER_FLOP = 2e-11
 
 
+def recovery_view(geom: Geometry) -> _UnitAtoms:
+    """The recovery tests' view of the geometry's D̃ = (W dᵢ/‖W dᵢ‖₂)ᵢ in float64 (its
+    ``rows64``), built once per geometry and kept on it (:meth:`Geometry.derived`), so its
+    float32 copy, duplicate pairs and ADMM projector are shared by every call that passes the
+    same geometry. Raises :class:`EmptyDictionaryError` when every atom is dead."""
+    return geom.derived("recovery view", lambda g: _UnitAtoms(
+        g.dictionary, g.metric, g.atoms(rows=False, rows64=True, min_live=0)))
+
+
 def _gamma(h: int) -> float:
     """γ_H = Hu/(1 − Hu), u = 2⁻⁵³: bound on the relative error of a float64 dot product."""
     return h * _U64 / (1.0 - h * _U64)
@@ -55,23 +65,6 @@ class _UnitAtoms:
     ``precision`` = (dtype name, r) of the input: sets with σmin/σmax ≤ r are dependent within
     its precision (:func:`rip_atoms.precision.rank_tolerance`), for the words of a reason only.
     """
-
-    @classmethod
-    def of(cls, D: Dictionary | np.ndarray, metric: AIPMetric | str | None,
-           corrected: CorrectedAtoms | None = None) -> _UnitAtoms:
-        """The recovery view of D under ``metric``; with ``corrected`` (a :class:`CorrectedAtoms`
-        with ``rows64``, checked by :func:`corrected_atoms_for`) the view is built once per
-        instance and kept on it, so its float32 copy, duplicate pairs and ADMM projector are
-        shared by every call that passes the same corrected atoms."""
-        if corrected is None:
-            return cls(D, metric)
-        corrected = corrected_atoms_for(D, metric, corrected, rows=False, rows64=True,
-                                        min_live=0)
-        view = getattr(corrected, "_recovery_view", None)
-        if view is None:
-            view = cls(D, metric, corrected)
-            corrected._recovery_view = view
-        return view
 
     def __init__(self, D: Dictionary | np.ndarray, metric: AIPMetric | str | None,
                  corrected: CorrectedAtoms | None = None) -> None:

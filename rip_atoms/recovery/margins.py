@@ -45,10 +45,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rip_atoms.codes import codes_csr
-from rip_atoms.corrected_atoms import CorrectedAtoms, corrected_atoms_for
 from rip_atoms.deadline import Deadline
-from rip_atoms.dictionary import Dictionary, as_dictionary
+from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import ParameterError
+from rip_atoms.geometry import UNSET, Geometry
 from rip_atoms.metric import AIPMetric
 from rip_atoms.recovery.certificates import _certificate_bound, _sigma, certificate_lp
 from rip_atoms.recovery.codes import _gamma
@@ -130,10 +130,10 @@ class MarginsResult:
 
 
 def certificate_margins(
-    D: Dictionary | np.ndarray,
+    geom: Geometry | Dictionary | np.ndarray,
     codes,
     *,
-    metric: AIPMetric | str | None = None,
+    metric: AIPMetric | str | None = UNSET,
     nonneg: bool | None = None,
     max_codes: int | None = 64,
     tokens: np.ndarray | None = None,
@@ -141,18 +141,20 @@ def certificate_margins(
     budget_s: float | None = 60.0,
     effort: int | None = None,
     lp_time_limit: float | None = 20.0,
-    corrected_atoms: CorrectedAtoms | None = None,
 ) -> MarginsResult:
     """Margins close to the exact uniqueness value t* for a sample of codes (module docstring).
 
     Parameters
     ----------
-    D : Dictionary or array_like
-        H×N, columns are atoms, as given; D̃ is its AIP-corrected form under ``metric``.
+    geom : Geometry, Dictionary or array_like
+        The :class:`~rip_atoms.geometry.Geometry` of D (its float64 D̃ and recovery view are
+        reused, as :func:`classify_recovery` does); at the API edge, D (H×N, columns are atoms,
+        as given) with ``metric``: D̃ is its AIP-corrected form under it.
     codes : array_like or scipy sparse
         n×N codes over D as given (rows are tokens).
     metric : AIPMetric, "raw", "self" or None
-        The geometry of D̃ (as :func:`classify_recovery`).
+        With a dictionary, the geometry of D̃ (default "raw"; None: "raw"); with a Geometry,
+        left out (or its own).
     nonneg : bool, optional
         Non-negative basis pursuit (default: every sampled code is ≥ 0).
     max_codes : int or None
@@ -170,9 +172,6 @@ def certificate_margins(
         own clock can still cut a solve).
     lp_time_limit : float or None
         HiGHS time limit per code.
-    corrected_atoms : CorrectedAtoms, optional
-        D̃ in float64 already computed (``rows64=True``; see :func:`classify_recovery`),
-        reused instead of whitening again.
 
     Returns
     -------
@@ -182,7 +181,8 @@ def certificate_margins(
 
     t0 = time.perf_counter()
     deadline = Deadline.of(budget_s, effort)
-    d = as_dictionary(D)
+    geom = Geometry.of(geom, metric, default="raw")
+    d = geom.dictionary
     C = codes_csr(codes, d.n_atoms, "codes")
     n = C.shape[0]
     l0_all = np.diff(C.indptr)
@@ -207,12 +207,10 @@ def certificate_margins(
     solved = np.zeros(k, dtype=bool)
     tight = np.zeros(k, dtype=bool)
     if k:
-        res = classify_recovery(d, Cs, nonneg=is_nonneg, metric=metric,
-                                corrected_atoms=corrected_atoms)
+        res = classify_recovery(geom, Cs, nonneg=is_nonneg)
         cert = np.asarray(res.certificate, dtype=np.float64)
         status = np.asarray(STATUS_NAMES, dtype=object)[res.status]
-        atoms = corrected_atoms_for(d, metric, corrected_atoms, rows=False, rows64=True,
-                                    min_live=0)
+        atoms = geom.atoms(rows=False, rows64=True, min_live=0)
 
         def out_of_time() -> bool:
             return deadline is not None and deadline.expired()

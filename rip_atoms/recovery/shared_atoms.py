@@ -48,9 +48,10 @@ except ImportError:  # pragma: no cover - not POSIX
 from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.dictionary import Dictionary, as_dictionary
 from rip_atoms.errors import RipAtomsError
+from rip_atoms.geometry import Geometry
 from rip_atoms.kernels.parallel_copy import parallel_copyto
 from rip_atoms.metric import AIPMetric
-from rip_atoms.recovery.codes import _UnitAtoms
+from rip_atoms.recovery.codes import _UnitAtoms, recovery_view
 
 __all__ = ["SharedAtoms", "SharedAtomsUnavailable", "can_load", "load_atoms", "publish_atoms",
            "remove_atoms", "remove_stale", "shared_directory"]
@@ -99,18 +100,20 @@ def _bases() -> list[str]:
 
 
 def publish_atoms(D: Dictionary | np.ndarray, metric: AIPMetric | str | None,
-                  directory: str | None = None, corrected: CorrectedAtoms | None = None
+                  directory: str | None = None, corrected: Geometry | None = None
                   ) -> tuple[_UnitAtoms, SharedAtoms]:
     """Build the recovery view of D under ``metric`` with its arrays in files (module docstring).
 
     Returns the view (the driver's own) and the :class:`SharedAtoms` the tasks carry.
     ``directory``: where the private directory is made (default :func:`shared_directory`).
-    ``corrected``: corrected atoms with ``rows64`` already built for D and ``metric`` (e.g. a
-    report's, checked by :func:`~rip_atoms.corrected_atoms.corrected_atoms_for`): their rows
-    are copied, not recomputed. Raises what :class:`CorrectedAtoms` raises on bad input, and
+    ``corrected``: the :class:`~rip_atoms.geometry.Geometry` of D under ``metric`` whose float64
+    rows are built (e.g. a report's; checked by :meth:`Geometry.check`): its recovery view's
+    rows are copied, not recomputed. Raises what :class:`CorrectedAtoms` raises on bad input, and
     ``OSError`` when the files cannot be written (the caller then scatters D instead).
     """
     d = as_dictionary(D)
+    if corrected is not None:
+        corrected.check(d, metric)
     n, h = d.n_atoms, d.dim
     for stale_base in [directory] if directory else _bases():
         remove_stale(stale_base)  # before measuring the room: leftovers of dead drivers go first
@@ -120,7 +123,7 @@ def publish_atoms(D: Dictionary | np.ndarray, metric: AIPMetric | str | None,
         _own(path)
         rows64 = _allocated_memmap(os.path.join(path, "rows64.npy"), np.float64, (n, h))
         if corrected is not None:  # the caller's view (and its duplicate pairs, if found)
-            atoms = _UnitAtoms.of(d, metric, corrected)
+            atoms = recovery_view(corrected)
             parallel_copyto(rows64, atoms.rows64)
         else:  # D̃ written straight into the file
             atoms = _UnitAtoms(d, metric, CorrectedAtoms(

@@ -24,11 +24,11 @@ import numpy as np
 
 from rip_atoms import theory
 from rip_atoms.coherence import CoherenceResult, coherence
-from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.criteria import UnitComparison, UnitSet
 from rip_atoms.deadline import UNIT_S
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import ParameterError, ShapeMismatchError, SingularMetricError
+from rip_atoms.geometry import Geometry
 from rip_atoms.kernels.threads import with_fixed_thread_sums
 from rip_atoms.metric import AIPMetric, fit_metric, representation_shift
 from rip_atoms.recovery.codes import PROJECTOR_SECONDS_PER_FLOP
@@ -233,18 +233,15 @@ def build_report(
     # certificates (codes, margins, probe) and those rows rounded to float32 for the blocked
     # AIP pass, RIP and spark (with one spectral-norm bound); built after the raw pass (whose
     # own rows are freed by then) unless it is the raw geometry itself
-    whitened = CorrectedAtoms(d, None, rows=True, rows64=True, min_live=0) if metric is None \
-        else None
+    geom = Geometry(d, metric, shared_rows=True)  # whitened on first use
     t_raw = time.perf_counter()
-    coh_raw = coherence(d, None, babel_p=babel_p if metric is not None else babel_aip,
+    coh_raw = coherence(geom if metric is None else Geometry(d, "raw"),
+                        babel_p=babel_p if metric is not None else babel_aip,
                         top=64 if metric is not None else top_aip, progress=progress,
-                        client=client, corrected_atoms=whitened)
+                        client=client)
     raw_pass_s = time.perf_counter() - t_raw  # what a Gram pass of this shape costs here
-    if whitened is None:
-        whitened = CorrectedAtoms(d, metric, rows=True, rows64=True, min_live=0)
-    coh_aip = coherence(d, metric, babel_p=babel_aip, top=top_aip, progress=progress,
-                        client=client, corrected_atoms=whitened) \
-        if metric is not None else coh_raw
+    coh_aip = coherence(geom, babel_p=babel_aip, top=top_aip, progress=progress,
+                        client=client) if metric is not None else coh_raw
     report["coherence"] = {"raw": _coherence_section(coh_raw, babel_p=babel_p),
                            "aip": _coherence_section(coh_aip, babel_p=babel_p),
                            "aip_is_raw": metric is None}
@@ -270,12 +267,12 @@ def build_report(
     # ---------------------------------------------------------------- ℓ1 recovery of the codes
     t = time.perf_counter()
     report["recovery"], codes_cert = codes_section(
-        d, metric, whitened, codes, l0, nonneg, live, seed, l1_max_tokens, say, progress, client)
+        d, metric, geom, codes, l0, nonneg, live, seed, l1_max_tokens, say, progress, client)
     seconds["recovery"] = time.perf_counter() - t
 
     # ---------------------------------------------------------------- criteria table
     t = time.perf_counter()
-    report["criteria"] = _criteria_section(target, metric, seed, l1_max_tokens, say, coh_aip,
+    report["criteria"] = _criteria_section(target, metric, seed, l1_max_tokens, say, geom,
                                            codes_cert)
     if not report["criteria"]["computed"]:
         notes.append({"section": "criteria", "why": report["criteria"]["why"]})
@@ -316,13 +313,11 @@ def build_report(
             # the RIP search's fixed set-up (the certified ‖D̃‖₂², shared with spark) is paid
             # from its grant: B is wall time
             t_setup = time.perf_counter()
-            whitened.spectral_norm_sq_upper()
+            geom.spectral_norm_sq_upper()
             rip_budget["budget_s"] = max(0.01 * budget_s, rip_budget["budget_s"]
                                          - (time.perf_counter() - t_setup))
         say(f"RIP brackets for k = {ks} ({_budget_words(rip_budget)} of search)")
-        rip = rip_bounds(d, ks, metric if metric is not None else "raw", **rip_budget,
-                         seed=seed, drop_dead=True, progress=progress,
-                         coherence_result=coh_aip, corrected_atoms=whitened)
+        rip = rip_bounds(geom, ks, **rip_budget, seed=seed, drop_dead=True, progress=progress)
         report["rip"] = {
             "computed": True, **rip.to_dict(),
             "method": "lower sides: float64 eigenvalues of witness supports found by greedy "
@@ -345,10 +340,8 @@ def build_report(
     from rip_atoms.spark import spark_bounds
 
     say("spark bounds")
-    spark = spark_bounds(d, metric if metric is not None else "raw",
-                         **searches.grant("spark"), seed=seed,
-                         drop_dead=True, progress=progress, coherence_result=coh_aip,
-                         corrected_atoms=whitened)
+    spark = spark_bounds(geom, **searches.grant("spark"), seed=seed, drop_dead=True,
+                         progress=progress)
     searches.charge("spark", time.perf_counter() - t, spark.budget)
     report["spark"] = {
         "computed": True, **spark.to_dict(),
@@ -375,7 +368,7 @@ def build_report(
 
     # ---------------------------------------------------------------- margins and the ℓ1 probe
     t = time.perf_counter()
-    recovery_searches(report["recovery"], d, metric, whitened, codes, l0, nonneg, live,
+    recovery_searches(report["recovery"], d, metric, geom, codes, l0, nonneg, live,
                       codes_cert, searches, seed, say, progress)
     seconds["recovery"] += time.perf_counter() - t
     report["recovery"]["seconds"] = seconds["recovery"]
@@ -403,7 +396,8 @@ def build_report(
     from rip_atoms.report.answer import answer_block
 
     report["answer"] = answer_block(report)
-    attach_proof(report, whitened, d, metric, codes_cert)  # report.proof; checks itself
+    attach_proof(report, geom.atoms(rows64=True, min_live=0), d, metric,
+                 codes_cert)  # report.proof; checks itself
     return report
 
 
@@ -492,7 +486,7 @@ def _budget_words(grant: dict) -> str:
 
 
 def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say,
-                      coh_aip: CoherenceResult | None = None, codes_cert=None) -> dict:
+                      geom: Geometry | None = None, codes_cert=None) -> dict:
     from rip_atoms.criteria import compare_units, token_split
 
     if target.table is not None:
@@ -519,14 +513,16 @@ def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say,
     n = X.shape[0]
     split = token_split(n, mode="all")
     units = {target.unit.name: target.unit, **target.extra_units}
-    # the target's per-atom μⱼ come from the report's AIP pass when it covers them (same atoms
-    # and metric): the Gram is computed once per report; and its ℓ1 test is the ℓ1 section's
-    # certification of the same sampled codes under the same metric (reused when the sampled
-    # tokens and the sign constraint match)
+    # the target's per-atom μⱼ come from the report's geometry (its whitening and AIP pass)
+    # when it is of the same atoms: the Gram is computed once per report; and its ℓ1 test is
+    # the ℓ1 section's certification of the same sampled codes under the same metric (reused
+    # when the sampled tokens and the sign constraint match)
+    same = geom is not None and geom.is_of(target.unit.decoder)
     tab = compare_units(X, units, metric=metric, split=split, l1_max_tokens=l1_max_tokens,
-                        seed=seed, log=say, coherence_results={target.unit.name: coh_aip},
+                        seed=seed, log=say,
+                        geometries={target.unit.name: geom} if same else None,
                         l1_results={target.unit.name: codes_cert} if codes_cert is not None
-                        and _same_atoms(target.unit.decoder, target.dictionary) else None)
+                        and same else None)
     out = {"computed": True, "source": "computed on the activations given",
            **tab.to_dict(detail=False), "rendered": tab.render()}
     if target.metric is not None:  # the metric came with the target, fitted on other tokens
@@ -535,11 +531,6 @@ def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say,
         out["split"] = {**out["split"], "description": desc}
         out["rendered"] = out["rendered"].replace(split.describe(), desc)
     return out
-
-
-def _same_atoms(a: Dictionary, b: Dictionary) -> bool:
-    """Are two dictionaries the same atoms (the same object, or equal arrays)?"""
-    return a is b or (a.atoms.shape == b.atoms.shape and np.array_equal(a.atoms, b.atoms))
 
 
 def _tsae_section(target: VerifyTarget, metric, say) -> dict:

@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from rip_atoms import theory
-from rip_atoms.corrected_atoms import CorrectedAtoms
+from rip_atoms.geometry import Geometry
 from rip_atoms.report.budget import SearchBudget
 
 #: the probe of ℓ1 recovery: sparsities as fractions of the Donoho–Tanner k_W, codes per k
@@ -21,7 +21,7 @@ PROBE_CODES = 8
 MARGIN_CODES = 32
 
 
-def codes_section(d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live, seed,
+def codes_section(d, metric, geom: Geometry, codes, l0, nonneg, live, seed,
                   l1_max_tokens, say, progress, client=None):
     """The exact part of the ℓ1 section: the Donoho–Tanner reference and the certification of
     (a sample of) the target's codes. Returns (section, the certification or None)."""
@@ -44,9 +44,8 @@ def codes_section(d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live, s
     cert = None
     if codes is not None:
         say(f"ℓ1 recovery of the target's codes (at most {l1_max_tokens} tokens)")
-        cert = l1_certified_fraction(d, codes, metric=metric if metric is not None else "raw",
-                                     nonneg=nonneg, max_tokens=l1_max_tokens, seed=seed,
-                                     progress=progress, client=client, corrected_atoms=atoms64,
+        cert = l1_certified_fraction(geom, codes, nonneg=nonneg, max_tokens=l1_max_tokens,
+                                     seed=seed, progress=progress, client=client,
                                      keep_certificates=None)  # y* of all: report.self_check
         code_l0 = l0[cert.tokens]
         out["codes"] = {"computed": True, **cert.to_dict(),
@@ -57,14 +56,13 @@ def codes_section(d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live, s
     return out, cert
 
 
-def recovery_searches(out: dict, d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live,
+def recovery_searches(out: dict, d, metric, geom: Geometry, codes, l0, nonneg, live,
                       cert, searches: SearchBudget, seed, say, progress) -> None:
     """The budgeted part of the ℓ1 section, added to ``out``: the uniqueness margins of some
     of the certified codes, and the probe of random supports around the Donoho–Tanner k_W."""
     from rip_atoms.recovery import STATUS_NAMES, classify_recovery
 
     H = d.dim
-    metric_arg = metric if metric is not None else "raw"
     if cert is not None:
         from rip_atoms.recovery.margins import certificate_margins
 
@@ -72,9 +70,9 @@ def recovery_searches(out: dict, d, metric, atoms64: CorrectedAtoms, codes, l0, 
         tm = time.perf_counter()
         grant = searches.grant("margins")
         lp_limit = {"lp_time_limit": None} if searches.deterministic else {}
-        mres = certificate_margins(d, codes, metric=metric_arg, nonneg=nonneg, seed=seed,
+        mres = certificate_margins(geom, codes, nonneg=nonneg, seed=seed,
                                    tokens=np.asarray(cert.tokens)[:MARGIN_CODES], **grant,
-                                   **lp_limit, corrected_atoms=atoms64)
+                                   **lp_limit)
         searches.charge("margins", time.perf_counter() - tm, mres.budget)
         out["margins"] = {"computed": True, **mres.to_dict()}
     else:
@@ -112,8 +110,7 @@ def recovery_searches(out: dict, d, metric, atoms64: CorrectedAtoms, codes, l0, 
             if not nonneg:
                 mags *= rng.choice([-1.0, 1.0], size=k)
             C[i, S] = mags
-        res = classify_recovery(d, C.tocsr(), nonneg=nonneg, metric=metric_arg,
-                                **probe.next_call(), corrected_atoms=atoms64)
+        res = classify_recovery(geom, C.tocsr(), nonneg=nonneg, **probe.next_call())
         probe.spent(res)
         counts = {name: int(np.sum(res.status == s)) for s, name in enumerate(STATUS_NAMES)}
         rows.append({"k": k, "run": True, **counts, "seconds": res.seconds})

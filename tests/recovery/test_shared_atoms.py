@@ -19,6 +19,7 @@ from recovery_reference import random_codes, unit_gaussian
 
 from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.errors import ParameterError
+from rip_atoms.geometry import Geometry
 from rip_atoms.kernels.parallel_copy import parallel_copyto
 from rip_atoms.metric import fit_metric
 from rip_atoms.recovery import classify_recovery, shared_atoms
@@ -58,8 +59,7 @@ def test_published_atoms_equal_the_process_view(which, given, tmp_path):
     D = _dictionary_with_pairs()
     metric = None if which == "raw" else _metric()
     fresh = _UnitAtoms(D, metric)
-    corrected = (CorrectedAtoms(D, metric, rows=True, rows64=True, min_live=0) if given
-                 else None)
+    corrected = Geometry(D, metric, shared_rows=True) if given else None
     driver, shared = shared_atoms.publish_atoms(D, metric, directory=str(tmp_path),
                                                 corrected=corrected)
     worker = shared_atoms.load_atoms(shared)
@@ -120,8 +120,8 @@ def test_missing_foreign_or_truncated_files_are_refused(tmp_path):
     with pytest.raises(SharedAtomsUnavailable, match="manifest"):
         shared_atoms.load_atoms(shared)
     assert not shared_atoms.can_load(shared)
-    other_metric = CorrectedAtoms(D, _metric_for(20), rows=False, rows64=True)
-    with pytest.raises(ParameterError):  # corrected atoms of another geometry are refused
+    other_metric = Geometry(D, _metric_for(20))
+    with pytest.raises(ParameterError):  # the geometry of another metric is refused
         shared_atoms.publish_atoms(D, None, directory=str(tmp_path), corrected=other_metric)
     assert os.listdir(tmp_path) == []  # and nothing is left behind
 
