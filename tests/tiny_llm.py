@@ -1,6 +1,6 @@
 """A tiny random Llama with a character tokenizer, saved as a Hugging Face folder: the offline
 stand-in for a real LLM in the harvesting tests (shared by test_sae_harvest and
-test_reliability_sae)."""
+tests/errors/test_sae_errors.py)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Reliability of the verify / recover / report-writing side of the CLI (issue 11).
+"""The CLI's error contract for verify and recover (the report files themselves:
+test_file_errors.py).
 
-* a report folder never mixes runs: ``verify --no-html`` over an older report removes the old
-  ``report.html``; report files honour the umask; ``.report.*.tmp`` files of a killed run are
-  removed by the next run; ``--out`` is checked before any long work;
+* ``verify``: bad numbers name the option; ``.report.*.tmp`` files of a killed run are removed
+  when ``--out`` is checked, before any long work;
 * Ctrl-C: exit 130, one line ``rip-atoms: interrupted[; note]``, no traceback, no temporary files;
 * ``recover`` rejects non-positive budgets and counts naming the option;
 * ``recover --checkpoint-dir DIR [--resume]``: chunk files written atomically, a resume with other
@@ -28,8 +28,7 @@ import numpy as np
 import pytest
 
 from rip_atoms.cli import main
-from rip_atoms.errors import FileFormatError, Interrupted
-from rip_atoms.report.files import prepare_report_folder, write_report
+from rip_atoms.errors import Interrupted
 
 INTERRUPTED = "rip-atoms: interrupted"
 
@@ -111,94 +110,6 @@ def wait_for(pred, proc: subprocess.Popen, timeout: float = 120) -> None:
                                      proc.communicate())
         assert time.monotonic() - t0 < timeout, "timed out waiting for the run to start"
         time.sleep(0.02)
-
-
-# ---------------------------------------------------------------------------------------------
-# report files (library)
-# ---------------------------------------------------------------------------------------------
-def test_write_report_without_html_removes_the_old_html(tmp_path):
-    out = tmp_path / "rep"
-    out.mkdir()
-    (out / "report.html").write_text("<html>old run</html>")
-    (out / "report.json").write_text('{"old": true}\n')
-    paths = write_report({"new": 1}, out, html=False)
-    assert paths == {"json": out / "report.json"}
-    assert sorted(p.name for p in out.iterdir()) == ["report.json"]
-    assert json.loads((out / "report.json").read_text()) == {"new": 1}
-
-
-@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664),
-                                             (0o027, 0o640)])
-def test_report_files_honour_the_umask(tmp_path, umask, mode):
-    old = os.umask(umask)
-    try:
-        write_report({"x": 1}, tmp_path / "rep", html=False)
-    finally:
-        os.umask(old)
-    assert mode_of(tmp_path / "rep" / "report.json") == mode
-
-
-def test_stale_report_temp_files_are_removed(tmp_path):
-    out = tmp_path / "rep"
-    out.mkdir()
-    stale = [".report.json.k1l2m3.tmp", ".report.html.abcd12.tmp", ".report.probe.x.tmp"]
-    for name in stale:
-        (out / name).write_text("killed run")
-    (out / "notes.tmp").write_text("not ours")  # other files are left alone
-    (out / ".other.json.tmp").write_text("not ours")
-    write_report({"x": 1}, out, html=False)
-    assert sorted(p.name for p in out.iterdir()) == [".other.json.tmp", "notes.tmp",
-                                                     "report.json"]
-
-
-def test_prepare_report_folder_removes_stale_temps_and_probes(tmp_path):
-    out = tmp_path / "new" / "rep"
-    assert prepare_report_folder(out, keep=False) == out
-    assert list(tmp_path.iterdir()) == []  # a check that leaves nothing behind
-    assert prepare_report_folder(out) == out
-    assert out.is_dir() and list(out.iterdir()) == []
-    (out / ".report.json.zz.tmp").write_text("")
-    prepare_report_folder(out)
-    assert list(out.iterdir()) == []
-
-
-def test_prepare_report_folder_refuses_a_path_under_a_file(tmp_path):
-    f = tmp_path / "file"
-    f.write_text("x")
-    with pytest.raises(FileFormatError, match=r"file/sub: cannot create the report folder"):
-        prepare_report_folder(f / "sub")
-    with pytest.raises(FileFormatError, match=r"file: not a folder"):
-        prepare_report_folder(f)
-
-
-def test_interrupted_write_leaves_the_old_report_and_no_temp_files(tmp_path, monkeypatch):
-    out = tmp_path / "rep"
-    out.mkdir()
-    (out / "report.json").write_text('{"old": true}\n')
-    import rip_atoms.report.files as files
-
-    def interrupted_replace(src, dst):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(files.os, "replace", interrupted_replace)
-    with pytest.raises(KeyboardInterrupt):
-        write_report({"new": 1}, out, html=False)
-    assert sorted(p.name for p in out.iterdir()) == ["report.json"]
-    assert json.loads((out / "report.json").read_text()) == {"old": True}
-
-
-def test_failed_write_leaves_no_temp_files(tmp_path, monkeypatch):
-    out = tmp_path / "rep"
-    out.mkdir()
-    import rip_atoms.report.files as files
-
-    def full_disk(src, dst):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(files.os, "replace", full_disk)
-    with pytest.raises(FileFormatError, match=r"rep: cannot write the report \(No space left"):
-        write_report({"new": 1}, out, html=False)
-    assert list(out.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,7 +206,7 @@ def test_python_m_exits_130_after_an_interrupt_inside_string_exec(tmp_path):
         "recover.run_recover = interrupted\n"
         "raise SystemExit(main(['recover', 'D.npy', '--codes', 'C.npy']))\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(tmp_path), str(Path(__file__).resolve().parents[1])]))
+        [str(tmp_path), str(Path(__file__).resolve().parents[2])]))
     r = subprocess.run([sys.executable, "-m", "interrupted_run"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=120)
     assert (r.returncode, r.stdout, r.stderr) == (130, "", INTERRUPTED + "\n")

@@ -1,4 +1,4 @@
-"""The non-clean cases of tools/reliability_sweep.py (issue 11), each pinned: a wrong δ₂
+"""Every non-clean case the fuzz harness (tools/reliability_sweep.py) found, each pinned: a wrong δ₂
 upper side on duplicate pairs, tracebacks, silently accepted bad values, messy messages."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 11, the library's error contract: every bad-input error is a ``RipAtomsError``.
+"""The library's error contract: every bad-input error is a ``RipAtomsError``.
 
 Covered here: `.npy` headers that promise more bytes than the file holds, inputs that cannot fit
 in memory (`.npy`, `.safetensors`, ``neurons:H``), API arguments outside their domain (unknown
@@ -58,7 +58,7 @@ from rip_atoms.theory import (
     welch_bound,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GiB = 2**30
 
 

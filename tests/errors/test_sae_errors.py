@@ -1,4 +1,4 @@
-"""Reliability of the torch adapter (issue 11): bad training data, bad devices, Ctrl-C, interrupted
+"""The torch adapter's error contract: bad training data, bad devices, Ctrl-C, interrupted
 harvests, existing outputs, non-positive sizes and --quiet.
 
 * ``rip-atoms train`` on all-zero (or constant) activations: exit 2, one line naming the file.
