@@ -47,7 +47,7 @@ class Deadline:
     """A budget: ``budget_s`` seconds from now, or ``effort`` units of work capped at
     ``budget_s`` seconds (``math.inf``: no cap)."""
 
-    __slots__ = ("budget_s", "start", "end", "effort", "used", "_parent", "_log")
+    __slots__ = ("budget_s", "start", "end", "effort", "used", "counted", "_parent", "_log")
 
     def __init__(self, budget_s: float = math.inf, *, effort: int | None = None,
                  _parent: Deadline | None = None) -> None:
@@ -62,6 +62,7 @@ class Deadline:
         self.end = self.start + self.budget_s if math.isfinite(budget_s) else math.inf
         self.effort = effort
         self.used = 0.0
+        self.counted = False
         self._parent = _parent
         self._log = _parent._log if _parent is not None else {"cap_hit": False}
 
@@ -98,6 +99,31 @@ class Deadline:
         if self.effort is not None:
             return (self.effort - self.used) * UNIT_S
         return self.end - time.perf_counter()
+
+    def left(self) -> float:
+        """What is left in the budget's own currency: units of effort (exact, no nominal
+        seconds), or wall-clock seconds (≤ 0 once expired)."""
+        if self.effort is not None:
+            return self.effort - self.used
+        return self.end - time.perf_counter()
+
+    def search_arguments(self) -> dict:
+        """What is left as a search's keyword arguments: ``{"budget_s": s}`` (seconds), or
+        ``{"effort": units, "budget_s": what is left of the cap}``; the search runs its own
+        :class:`Deadline` on them and reports its use (``result.budget``) for :meth:`count`."""
+        if self.effort is None:
+            return {"budget_s": max(1e-3, self.left())}
+        return {"effort": int(self.left()), "budget_s": max(1e-3, self.clock_left())}
+
+    def count(self, record: dict) -> None:
+        """Count against this budget what a search run on :meth:`search_arguments` reports it
+        used (its ``result.budget``): for a work budget its units and whether the cap stopped
+        it; a time budget is counted by the clock."""
+        self.counted = True
+        if self.effort is not None:
+            self._spend(float(record.get("used", 0)))
+            if record.get("cap_hit"):
+                self._log["cap_hit"] = True
 
     def clock_left(self) -> float:
         """Wall-clock seconds left before the deadline or, for a work budget, its cap

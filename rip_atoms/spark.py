@@ -326,10 +326,11 @@ def spark_bounds(
     ----------
     metric : the metric for the coherence-based lower bounds and the search geometry (the spark
         itself does not depend on it). ``"self"`` falls back to raw when D Dᵀ is singular.
-    budget_s : wall-clock budget of the searches (rank test, enumeration, null-vector search;
-        the coherence pass before them is a fixed cost outside it; scikit-learn's first
-        import is counted in the first LARS step's estimated cost), checked between small units
-        of work; the bracket found so far is returned and a note says the budget ran out.
+    budget_s : wall-clock budget of the call from its start (the coherence pass before the
+        searches included), spent by the rank test, enumeration and null-vector search
+        (scikit-learn's first import is counted in the first LARS step's estimated cost),
+        checked between small units of work; the bracket found so far is returned and a note
+        says the budget ran out.
         Default 10 s; with ``effort`` it is only a wall-clock cap (default: none).
     effort : a work budget instead of a time budget: this many units of search work (one unit
         per budget check; uninterruptible steps charged by their estimated operation count;
@@ -368,7 +369,8 @@ def spark_bounds(
     """
     t0 = time.perf_counter()
     budget_s = search_seconds(budget_s, effort)
-    Deadline.of(budget_s, effort)  # validates both
+    # validates both; the budget counts from here: the fixed costs are in it (docs/api.md)
+    deadline = Deadline.of(budget_s, effort)
     seed = check_seed(seed)
     check_real("rank_rtol", rank_rtol, lo=0.0, hi=1.0, hi_open=True)
     check_int("enumerate_max", enumerate_max, least=0)
@@ -433,8 +435,6 @@ def spark_bounds(
         for i, j, _ in coh.duplicate_pairs[:1]:  # the most parallel pair: the smallest ρ
             take_upper(circuit(atoms, [i, j], rank_rtol), "duplicate pair (|cos| ≥ 1 − 1e-6)")
 
-    deadline = Deadline.of(budget_s, effort)  # the searches start now: the coherence pass is
-    # not counted
     with threadpool_limits(1):
         # ---- rank: full column rank ⇒ ∞; otherwise a basis plus one atom is dependent
         sample = live if n <= 2 * H else np.sort(rng.choice(live, size=2 * H, replace=False))

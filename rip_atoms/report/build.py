@@ -26,13 +26,14 @@ from rip_atoms import theory
 from rip_atoms.coherence import CoherenceResult, coherence
 from rip_atoms.corrected_atoms import CorrectedAtoms
 from rip_atoms.criteria import UnitComparison, UnitSet
-from rip_atoms.deadline import UNIT_S
+from rip_atoms.deadline import UNIT_S, Deadline
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import ParameterError, ShapeMismatchError, SingularMetricError
 from rip_atoms.kernels.threads import with_fixed_thread_sums
 from rip_atoms.metric import AIPMetric, fit_metric, representation_shift
 from rip_atoms.recovery.codes import PROJECTOR_SECONDS_PER_FLOP
-from rip_atoms.report.budget import SearchBudget
+from rip_atoms.report.budget import DEFAULT_BUDGET_S, SearchBudget
+from rip_atoms.report.context import ReportContext
 from rip_atoms.report.l1_section import codes_section, recovery_searches
 from rip_atoms.report.reproducibility import reproducibility_section
 from rip_atoms.report.self_check import attach_proof
@@ -130,7 +131,7 @@ def _metric_choice(t: VerifyTarget, notes: list) -> tuple[AIPMetric | None, str,
 def build_report(
     target: VerifyTarget,
     *,
-    budget_s: float = 120.0,
+    budget_s: float = DEFAULT_BUDGET_S,
     effort: int | None = None,
     seed: int = 0,
     rip_ks: tuple[int, ...] = RIP_KS,
@@ -140,7 +141,8 @@ def build_report(
     client=None,
     started: float | None = None,
 ) -> dict:
-    """Every section of the report for ``target`` (see the module docstring).
+    """Every section of the report for ``target`` (see the module docstring), in the order of
+    :data:`rip_atoms.report.sections.REPORT_SECTIONS`.
 
     The exact parts (coherence and Babel, the certification of the target's codes, the
     criteria, the cards) run first and to completion; the budgeted parts (RIP witnesses, spark
@@ -149,7 +151,7 @@ def build_report(
     within its share. With ``effort``, B is that many units of search work (no clock: the same
     target, seed and options give the same report on any machine) and ``budget_s`` is a
     wall-clock cap over the whole report; without it, ``budget_s`` is B, the report's wall
-    time. ``started``: a
+    time (default :data:`rip_atoms.report.budget.DEFAULT_BUDGET_S`). ``started``: a
     ``time.perf_counter()`` value from which B counts instead of this call's start (the CLI
     passes the moment it began loading the target and fitting the metric, so B is the report's
     whole time; harvesting and training are not counted). ``seed`` fixes
@@ -160,66 +162,94 @@ def build_report(
     report runs on one BLAS thread but for its GEMMs (:mod:`rip_atoms.kernels.threads`), so
     its floats do not depend on the thread count.
     """
+    from rip_atoms import __version__
+    from rip_atoms.report.sections import REPORT_SECTIONS
+
     if not budget_s > 0:
         raise ParameterError(f"budget_s must be > 0, got {budget_s}")
-    say = log or (lambda _m: None)
     t_all = time.perf_counter()
-    seconds: dict = {}
-    notes: list[dict] = []
     d = target.dictionary
-    H = d.dim
     X = target.activations
-    if X is not None and X.shape[1] != H:
+    if X is not None and X.shape[1] != d.dim:
         raise ShapeMismatchError(f"{target.activations_source or 'activations'}: width "
-                                 f"{X.shape[1]} but the dictionary has H = {H}")
-    report: dict = {
+                                 f"{X.shape[1]} but the dictionary has H = {d.dim}")
+    # B counts from ``started`` (the caller's preparation of the target: loading, fitting the
+    # metric) when given, else from this call
+    budget = SearchBudget(budget_s, effort,
+                          started=t_all if started is None else min(started, t_all))
+    ctx = ReportContext(target=target, budget=budget, seed=seed, rip_ks=rip_ks,
+                        l1_max_tokens=l1_max_tokens, progress=progress,
+                        say=log or (lambda _m: None), client=client)
+    ctx.report.update({
         "schema": SCHEMA,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "target": {"description": target.description, "kind": target.kind,
                    "context": target.context},
-        "dictionary": d.to_dict(),
-        "budget_s": budget_s,
-        "effort": effort,
-        "seed": seed,
+        "dictionary": d.to_dict(), "budget_s": budget_s, "effort": effort, "seed": seed,
+        "version": __version__,
+    })
+    for section in REPORT_SECTIONS:  # the exact parts, to completion
+        if section.build is not None:
+            ctx.run(section, section.build)
+    budget.charge_exact_parts()  # the budgeted parts share what is left of B
+    for section in sorted((s for s in REPORT_SECTIONS if s.search is not None),
+                          key=lambda s: s.last):
+        ctx.run(section, section.search)
+    report = ctx.report
+    head = ("schema", "created", "target", "dictionary", "budget_s", "seed", "version")
+    report = {**{k: report[k] for k in head}, **{s.key: report[s.key] for s in REPORT_SECTIONS
+                                                if s.computes and s.key in report}, **report}
+    report["not_computed"] = ctx.notes
+    ctx.seconds["total"] = time.perf_counter() - t_all
+    report["search_budget"] = budget.to_dict()
+    made_here = target.kind == "experiment"  # the default run: harvested and trained here
+    report["reproducibility"] = reproducibility_section(report, trained_here=made_here,
+                                                        harvested_here=made_here)
+    report["seconds"] = ctx.seconds
+    report["verdict"] = verdict(report)
+    from rip_atoms.report.answer import answer_block
+
+    report["answer"] = answer_block(report)
+    # report.proof; checks itself
+    attach_proof(report, ctx.whitened, d, ctx.metric, ctx.codes_cert)
+    return report
+
+
+# ------------------------------------------------------------------------ the sections' builds
+def metric_section(ctx: ReportContext) -> dict:
+    """The analysis metric (:func:`_metric_choice`)."""
+    ctx.metric, ctx.metric_key, reading = _metric_choice(ctx.target, ctx.notes)
+    return {"key": ctx.metric_key, "reading": reading,
+            "detail": None if ctx.metric is None else ctx.metric.to_dict()}
+
+
+def shift_section(ctx: ReportContext) -> dict:
+    """The representation shift: all pairwise cosines of sampled activations, Euclidean and
+    of W x (W = S̃^½), when the metric was fitted on activations."""
+    X, metric, seed = ctx.activations, ctx.metric, ctx.seed
+    if X is None or metric is None or ctx.metric_key != "activations":
+        return {"computed": False,
+                "why": "needs activations (--acts, or a model to harvest from): the shift is a "
+                       "property of the activations, not of the dictionary"}
+    ctx.say("representation shift: pairwise cosines of activations, raw and AIP")
+    shift = representation_shift(X, metric, seed=seed)
+    return {
+        "computed": True, **shift.to_dict(),
+        "method": f"all pairwise cosines of {shift.n_vectors} sampled activations "
+                  f"(seed {seed}), Euclidean and of W x (W = S̃^½)",
+        "reading": "raw cosines centred away from 0 (angles away from 90°) are the "
+                   "representation shift; the AIP cosines show what the metric makes of it",
+        "aip_angle_note": _aip_angle_note(shift, ctx.dictionary.dim, ctx.target),
     }
-    from rip_atoms import __version__
 
-    report["version"] = __version__
 
-    # ---------------------------------------------------------------- metric
-    t = time.perf_counter()
-    metric, metric_key, metric_reading = _metric_choice(target, notes)
-    report["metric"] = {"key": metric_key, "reading": metric_reading,
-                        "detail": None if metric is None else metric.to_dict()}
-    seconds["metric"] = time.perf_counter() - t
-
-    # ---------------------------------------------------------------- representation shift
-    if X is not None and metric is not None and metric_key == "activations":
-        say("representation shift: pairwise cosines of activations, raw and AIP")
-        shift = representation_shift(X, metric, seed=seed)
-        report["representation_shift"] = {
-            "computed": True, **shift.to_dict(),
-            "method": f"all pairwise cosines of {shift.n_vectors} sampled activations "
-                      f"(seed {seed}), Euclidean and of W x (W = S̃^½)",
-            "reading": "raw cosines centred away from 0 (angles away from 90°) are the "
-                       "representation shift; the AIP cosines show what the metric makes of it",
-            "aip_angle_note": _aip_angle_note(shift, H, target),
-        }
-    else:
-        report["representation_shift"] = {
-            "computed": False,
-            "why": "needs activations (--acts, or a model to harvest from): the shift is a "
-                   "property of the activations, not of the dictionary",
-        }
-        notes.append({"section": "representation_shift",
-                      "why": report["representation_shift"]["why"]})
-
-    # ---------------------------------------------------------------- coherence
-    t = time.perf_counter()
-    live = len(d.live_atoms)
+def coherence_sections(ctx: ReportContext) -> dict:
+    """Coherence and Babel, raw and under the AIP: one pass per geometry."""
+    d, metric, H = ctx.dictionary, ctx.metric, ctx.dictionary.dim
+    live = ctx.live = len(d.live_atoms)
     if live < 2:
         raise ParameterError(f"{d.provenance.source}: fewer than two live atoms ({live})")
-    babel_p = int(min(max(rip_ks), live - 1))
+    babel_p = ctx.babel_p = int(min(max(ctx.rip_ks), live - 1))
     # one pass per geometry: the AIP pass also serves rip_bounds (Babel to max k − 1, its top
     # pairs) and spark_bounds (Babel as deep as the spark bound can use, up to H + 1 ≤ 256,
     # for dictionaries of at most DEEP_PASS_MAX_ATOMS atoms)
@@ -228,7 +258,7 @@ def build_report(
     deep = live <= DEEP_PASS_MAX_ATOMS
     babel_aip = int(min(max(babel_p, min(H + 1, 256) if deep else 0), live - 1))
     top_aip = 256 if deep else 64
-    say("coherence and Babel, raw and under the AIP")
+    ctx.say("coherence and Babel, raw and under the AIP")
     # D̃ under the analysis metric, whitened once for the whole report: float64 rows for the
     # certificates (codes, margins, probe) and those rows rounded to float32 for the blocked
     # AIP pass, RIP and spark (with one spectral-norm bound); built after the raw pass (whose
@@ -237,120 +267,96 @@ def build_report(
         else None
     t_raw = time.perf_counter()
     coh_raw = coherence(d, None, babel_p=babel_p if metric is not None else babel_aip,
-                        top=64 if metric is not None else top_aip, progress=progress,
-                        client=client, corrected_atoms=whitened)
-    raw_pass_s = time.perf_counter() - t_raw  # what a Gram pass of this shape costs here
+                        top=64 if metric is not None else top_aip, progress=ctx.progress,
+                        client=ctx.client, corrected_atoms=whitened)
+    ctx.raw_pass_s = time.perf_counter() - t_raw  # what a Gram pass of this shape costs here
     if whitened is None:
         whitened = CorrectedAtoms(d, metric, rows=True, rows64=True, min_live=0)
-    coh_aip = coherence(d, metric, babel_p=babel_aip, top=top_aip, progress=progress,
-                        client=client, corrected_atoms=whitened) \
+    coh_aip = coherence(d, metric, babel_p=babel_aip, top=top_aip, progress=ctx.progress,
+                        client=ctx.client, corrected_atoms=whitened) \
         if metric is not None else coh_raw
-    report["coherence"] = {"raw": _coherence_section(coh_raw, babel_p=babel_p),
-                           "aip": _coherence_section(coh_aip, babel_p=babel_p),
-                           "aip_is_raw": metric is None}
-    seconds["coherence"] = time.perf_counter() - t
+    ctx.whitened, ctx.coh_raw, ctx.coh_aip = whitened, coh_raw, coh_aip
+    return {"raw": _coherence_section(coh_raw, babel_p=babel_p),
+            "aip": _coherence_section(coh_aip, babel_p=babel_p),
+            "aip_is_raw": metric is None}
 
-    # The exact parts come first (codes, their ℓ1 certification, the criteria, the cards); the
-    # budgeted ones (RIP, spark, margins, probe, the sampled Gaussian reference) then share what
-    # is left of B (SearchBudget).
-    searches = SearchBudget(budget_s, effort,
-                            started=t_all if started is None else min(started, t_all))
 
-    # ---------------------------------------------------------------- codes of the target
-    codes = None
-    l0 = None
+def recovery_section(ctx: ReportContext) -> dict:
+    """The exact part of the ℓ1 section: the target's codes on the activations and their
+    certification (:func:`rip_atoms.report.l1_section.codes_section`)."""
+    X, target = ctx.activations, ctx.target
     if X is not None and target.unit is not None:
-        say("codes of the target on the activations")
-        codes = target.unit.codes_for(X, np.arange(X.shape[0]))
-        l0 = np.diff(codes.indptr)
-    nonneg = target.nonneg
-    if nonneg is None:
-        nonneg = bool(codes is None or codes.nnz == 0 or codes.data.min() >= 0)
+        ctx.say("codes of the target on the activations")
+        ctx.codes = target.unit.codes_for(X, np.arange(X.shape[0]))
+        ctx.l0 = np.diff(ctx.codes.indptr)
+    codes = ctx.codes
+    ctx.nonneg = target.nonneg if target.nonneg is not None else bool(
+        codes is None or codes.nnz == 0 or codes.data.min() >= 0)
+    out, ctx.codes_cert = codes_section(ctx)
+    return out
 
-    # ---------------------------------------------------------------- ℓ1 recovery of the codes
-    t = time.perf_counter()
-    report["recovery"], codes_cert = codes_section(
-        d, metric, whitened, codes, l0, nonneg, live, seed, l1_max_tokens, say, progress, client)
-    seconds["recovery"] = time.perf_counter() - t
 
-    # ---------------------------------------------------------------- criteria table
-    t = time.perf_counter()
-    report["criteria"] = _criteria_section(target, metric, seed, l1_max_tokens, say, coh_aip,
-                                           codes_cert)
-    if not report["criteria"]["computed"]:
-        notes.append({"section": "criteria", "why": report["criteria"]["why"]})
-    seconds["criteria"] = time.perf_counter() - t
+def criteria_section(ctx: ReportContext) -> dict:
+    """The neurons / features / atoms table (:func:`_criteria_section`)."""
+    return _criteria_section(ctx.target, ctx.metric, ctx.seed, ctx.l1_max_tokens, ctx.say,
+                             ctx.coh_aip, ctx.codes_cert)
 
-    # ---------------------------------------------------------------- cards and the proxy
-    t = time.perf_counter()
+
+def cards_with_proxy(ctx: ReportContext) -> dict:
+    """The atom cards, and the monosemanticity proxy column of the criteria table."""
     from rip_atoms.report.cards import cards_section, proxy_section
 
-    report["cards"] = cards_section(target, codes, report, seed, say)
-    if not report["cards"]["computed"] and target.kind != "planted":  # planted: no tokens
-        notes.append({"section": "cards", "why": report["cards"]["why"]})
-    if report["criteria"]["computed"]:
-        report["criteria"]["proxy"] = proxy_section(target, X, codes)
-    seconds["cards"] = time.perf_counter() - t
+    out = cards_section(ctx.target, ctx.codes, ctx.report, ctx.seed, ctx.say)
+    if ctx.report["criteria"]["computed"]:
+        ctx.report["criteria"]["proxy"] = proxy_section(ctx.target, ctx.activations, ctx.codes)
+    return out
 
-    # ---------------------------------------------------------------- TSAE window
-    t = time.perf_counter()
-    report["tsae_window"] = _tsae_section(target, metric, say)
-    if not report["tsae_window"]["computed"]:
-        notes.append({"section": "tsae_window", "why": report["tsae_window"]["why"]})
-    seconds["tsae_window"] = time.perf_counter() - t
 
-    # ================================================================ the budgeted parts
-    # B counts from ``started`` (the caller's preparation of the target: loading, fitting the
-    # metric) when given, else from this call
-    searches.charge("exact parts", time.perf_counter() - (t_all if started is None
-                                                          else min(started, t_all)))
-    # ---------------------------------------------------------------- RIP brackets
-    t = time.perf_counter()
+def tsae_section(ctx: ReportContext) -> dict:
+    """The TSAE threshold window (:func:`_tsae_section`)."""
+    return _tsae_section(ctx.target, ctx.metric, ctx.say)
+
+
+def rip_section(ctx: ReportContext) -> dict:
+    """RIP brackets at the sparsities of ``rip_ks`` up to min(H/2, N_live), within the part
+    ``"rip"`` of the budget (the search's set-up included: it counts from its call)."""
     from rip_atoms.rip import rip_bounds
 
+    d, H, live = ctx.dictionary, ctx.dictionary.dim, ctx.live
     kmax = min(H // 2, live)  # beyond H/2 the brackets say little and the search is slow
-    ks = sorted({k for k in rip_ks if 2 <= k <= kmax})
-    if ks:
-        rip_budget = searches.grant("rip")
-        if not searches.deterministic:
-            # the RIP search's fixed set-up (the certified ‖D̃‖₂², shared with spark) is paid
-            # from its grant: B is wall time
-            t_setup = time.perf_counter()
-            whitened.spectral_norm_sq_upper()
-            rip_budget["budget_s"] = max(0.01 * budget_s, rip_budget["budget_s"]
-                                         - (time.perf_counter() - t_setup))
-        say(f"RIP brackets for k = {ks} ({_budget_words(rip_budget)} of search)")
-        rip = rip_bounds(d, ks, metric if metric is not None else "raw", **rip_budget,
-                         seed=seed, drop_dead=True, progress=progress,
-                         coherence_result=coh_aip, corrected_atoms=whitened)
-        report["rip"] = {
-            "computed": True, **rip.to_dict(),
-            "method": "lower sides: float64 eigenvalues of witness supports found by greedy "
-                      "growth and swap search (re-check with rip-atoms witness); upper sides: "
-                      "Babel, spectral norm, monotonicity, SDP or enumeration (see methods)",
-            "reading": "δ_k ∈ [delta_lower, delta_upper]: (1 − δ_k)‖x‖² ≤ ‖D̃x‖² ≤ "
-                       "(1 + δ_k)‖x‖² for all k-sparse x. δ_2k < √2 − 1 would certify ℓ1 "
-                       "recovery of every k-sparse code; a lower side above it rules that "
-                       "route out",
-        }
-    else:
-        searches.grant("rip")
-        report["rip"] = {"computed": False, "why": f"min(H/2, N_live) = {kmax} < 2"}
-        notes.append({"section": "rip", "why": report["rip"]["why"]})
-    seconds["rip"] = time.perf_counter() - t
-    searches.charge("rip", seconds["rip"], report["rip"].get("budget"))
+    ks = sorted({k for k in ctx.rip_ks if 2 <= k <= kmax})
+    with ctx.budget.part("rip") as deadline:
+        if not ks:
+            return {"computed": False, "why": f"min(H/2, N_live) = {kmax} < 2"}
+        ctx.say(f"RIP brackets for k = {ks} ({_budget_words(deadline)} of search)")
+        rip = rip_bounds(d, ks, ctx.metric_arg, **deadline.search_arguments(),
+                         seed=ctx.seed, drop_dead=True, progress=ctx.progress,
+                         coherence_result=ctx.coh_aip, corrected_atoms=ctx.whitened)
+        deadline.count(rip.budget)
+    return {
+        "computed": True, **rip.to_dict(),
+        "method": "lower sides: float64 eigenvalues of witness supports found by greedy "
+                  "growth and swap search (re-check with rip-atoms witness); upper sides: "
+                  "Babel, spectral norm, monotonicity, SDP or enumeration (see methods)",
+        "reading": "δ_k ∈ [delta_lower, delta_upper]: (1 − δ_k)‖x‖² ≤ ‖D̃x‖² ≤ "
+                   "(1 + δ_k)‖x‖² for all k-sparse x. δ_2k < √2 − 1 would certify ℓ1 "
+                   "recovery of every k-sparse code; a lower side above it rules that "
+                   "route out",
+    }
 
-    # ---------------------------------------------------------------- spark and uniqueness
-    t = time.perf_counter()
+
+def spark_section(ctx: ReportContext) -> dict:
+    """Spark bounds within the part ``"spark"`` of the budget."""
     from rip_atoms.spark import spark_bounds
 
-    say("spark bounds")
-    spark = spark_bounds(d, metric if metric is not None else "raw",
-                         **searches.grant("spark"), seed=seed,
-                         drop_dead=True, progress=progress, coherence_result=coh_aip,
-                         corrected_atoms=whitened)
-    searches.charge("spark", time.perf_counter() - t, spark.budget)
-    report["spark"] = {
+    ctx.say("spark bounds")
+    with ctx.budget.part("spark") as deadline:
+        spark = spark_bounds(ctx.dictionary, ctx.metric_arg, **deadline.search_arguments(),
+                             seed=ctx.seed, drop_dead=True, progress=ctx.progress,
+                             coherence_result=ctx.coh_aip, corrected_atoms=ctx.whitened)
+        deadline.count(spark.budget)
+    ctx.spark = spark
+    return {
         "computed": True, **spark.to_dict(),
         "reading": "spark = size of the smallest linearly dependent set of atoms; every code "
                    "with fewer than spark/2 non-zeros is the unique sparsest representation. "
@@ -359,52 +365,36 @@ def build_report(
                    "only within the precision the atoms arrived in (σ_min/σ_max ≤ rank_rtol), "
                    "which proves nothing",
     }
+
+
+def uniqueness_section(ctx: ReportContext) -> dict:
+    """What the spark bracket and the coherence certify of the target's codes."""
+    spark, l0 = ctx.spark, ctx.l0
+    k_mu = ctx.report["coherence"]["aip"]["certified_K"]
     uniq: dict = {"unique_up_to": spark.unique_up_to, "statement": spark.statement,
-                  "certified_K_coherence": report["coherence"]["aip"]["certified_K"]}
+                  "certified_K_coherence": k_mu}
     if l0 is not None and l0.size:
         uniq["codes_within_uniqueness"] = float(np.mean(l0 <= spark.unique_up_to))
-        uniq["codes_within_coherence_guarantee"] = float(
-            np.mean(l0 <= report["coherence"]["aip"]["certified_K"]))
+        uniq["codes_within_coherence_guarantee"] = float(np.mean(l0 <= k_mu))
         uniq["code_l0_quantiles"] = {str(q): float(v) for q, v in
                                     zip((0.5, 0.9, 0.99, 1.0),
                                         np.quantile(l0, (0.5, 0.9, 0.99, 1.0)), strict=True)}
         uniq["reading"] = ("codes_within_uniqueness: fraction of the target's codes on the "
                            "activations whose L0 is below spark/2 (unique by the spark bound)")
-    report["uniqueness"] = uniq
-    seconds["spark"] = time.perf_counter() - t
+    return uniq
 
-    # ---------------------------------------------------------------- margins and the ℓ1 probe
-    t = time.perf_counter()
-    recovery_searches(report["recovery"], d, metric, whitened, codes, l0, nonneg, live,
-                      codes_cert, searches, seed, say, progress)
-    seconds["recovery"] += time.perf_counter() - t
-    report["recovery"]["seconds"] = seconds["recovery"]
 
-    # ---------------------------------------------------------------- Gaussian reference
-    t = time.perf_counter()
-    report["reference"] = _reference_section(H, live, babel_p, seed, progress, say, searches,
-                                             raw_pass_s)
-    searches.charge("reference", time.perf_counter() - t,
-                    report["reference"]["gaussian_dictionary"].get("budget"))
-    seconds["reference"] = time.perf_counter() - t
+def recovery_search(ctx: ReportContext) -> None:
+    """The budgeted part of the ℓ1 section (:func:`rip_atoms.report.l1_section.
+    recovery_searches`), added to ``report["recovery"]`` with the section's seconds."""
+    out = ctx.report["recovery"]
+    recovery_searches(out, ctx)
+    out["seconds"] = ctx.seconds["recovery"] + ctx.section_seconds()
 
-    order = ("schema", "created", "target", "dictionary", "budget_s", "seed", "version",
-             "metric", "representation_shift", "coherence", "reference", "rip", "spark",
-             "uniqueness", "recovery", "criteria", "cards", "tsae_window")
-    report = {**{k: report[k] for k in order if k in report}, **report}  # sections in order
-    report["not_computed"] = notes
-    seconds["total"] = time.perf_counter() - t_all
-    report["search_budget"] = searches.to_dict()
-    made_here = target.kind == "experiment"  # the default run: harvested and trained here
-    report["reproducibility"] = reproducibility_section(report, trained_here=made_here,
-                                                        harvested_here=made_here)
-    report["seconds"] = seconds
-    report["verdict"] = verdict(report)
-    from rip_atoms.report.answer import answer_block
 
-    report["answer"] = answer_block(report)
-    attach_proof(report, whitened, d, metric, codes_cert)  # report.proof; checks itself
-    return report
+def reference_section(ctx: ReportContext) -> dict:
+    """The Gaussian reference (:func:`_reference_section`), last: it gets what is left."""
+    return _reference_section(ctx)
 
 
 def _aip_angle_note(shift, H: int, target: VerifyTarget) -> dict:
@@ -433,62 +423,67 @@ def _aip_angle_note(shift, H: int, target: VerifyTarget) -> dict:
     }
 
 
-def _reference_section(H: int, live: int, babel_p: int, seed: int, progress: bool, say,
-                       searches: SearchBudget, raw_pass_s: float) -> dict:
+def _reference_section(ctx: ReportContext) -> dict:
     """The Gaussian reference: the Welch bound, the Cai–Jiang law of μ (closed forms, always)
     and one sampled Gaussian dictionary of the same shape — a Gram-sized pass, so it is
-    budgeted: it runs only when its estimated cost (the report's own raw pass, plus sampling)
-    fits its grant, and below :data:`GAUSSIAN_MAX_ENTRIES` entries."""
+    budgeted (the part ``"reference"``): it runs only when its estimated cost (the report's own
+    raw pass, plus sampling) fits its grant, and below :data:`GAUSSIAN_MAX_ENTRIES` entries."""
+    H, live = ctx.dictionary.dim, ctx.live
     ref: dict = {"welch_bound": theory.welch_bound(H, live)}
     ref["gaussian_closed_form"] = theory.gaussian_coherence(H, live).to_dict() if live >= 3 \
         else None
     ref["gaussian_closed_form_reading"] = (
         "Cai–Jiang limiting law of μ for N iid Gaussian atoms in R^H (the 5 %, 50 %, 95 % "
         "quantiles): what 'as incoherent as random' means at this shape")
-    grant = searches.grant("reference")
-    if searches.deterministic:  # the pass's operation count at the nominal rate, in units
-        units = max(1, math.ceil(H * live * live * PROJECTOR_SECONDS_PER_FLOP / UNIT_S))
-        fits, cost = units <= grant["effort"], f"{units} units of effort"
-        left = f"{grant['effort']} units left of --effort"
-    else:
-        estimate = 1.2 * raw_pass_s
-        fits = estimate <= grant["budget_s"]
-        cost = f"≈ {estimate:.1f} s, from this report's raw pass"
-        left = f"{grant['budget_s']:.1f} s left of --budget-s"
-    if H * live > GAUSSIAN_MAX_ENTRIES:
-        ref["gaussian_dictionary"] = {"computed": False,
-                                      "why": f"H·N = {H * live} > {GAUSSIAN_MAX_ENTRIES}: "
-                                             "the closed form stands in"}
-    elif not fits:
-        ref["gaussian_dictionary"] = {
-            "computed": False,
-            "why": f"budget: one more Gram pass ({cost}) does not fit the {left}; the closed "
-                   "form stands in"}
-    else:
-        from rip_atoms.synthetic import gaussian_dictionary
-
-        say(f"Gaussian reference dictionary {H}×{live}")
-        g = gaussian_dictionary(H, live, seed=seed)
-        gres = coherence(g, None, babel_p=babel_p, top=1, progress=progress)
-        ref["gaussian_dictionary"] = {
-            "computed": True, "seed": seed, "shape": [H, live], "mu": gres.mu,
-            "babel": gres.babel.tolist(), "babel_upper": gres.babel_upper.tolist(),
-            "per_atom_quantiles": {str(q): v for q, v in gres.per_atom_quantiles.items()},
-            "per_atom_histogram": _histogram(gres.per_atom, PER_ATOM_BINS, 0.0, 1.0),
-            "method": "one sampled dictionary with iid N(0, 1) entries and unit columns, raw "
-                      "cosines (a Gaussian dictionary is isotropic: its AIP and raw "
-                      "geometries agree up to sampling)",
-        }
-        if searches.deterministic:
-            ref["gaussian_dictionary"]["budget"] = {"kind": "effort", "used": units}
+    with ctx.budget.part("reference") as deadline:
+        ref["gaussian_dictionary"] = _gaussian_reference(ctx, deadline)
     return ref
 
 
-def _budget_words(grant: dict) -> str:
-    """A grant of :meth:`SearchBudget.grant` in words, for the progress log."""
-    if "effort" in grant:
-        return f"{grant['effort']} units"
-    return f"{grant['budget_s']:.1f} s"
+def _gaussian_reference(ctx: ReportContext, deadline: Deadline) -> dict:
+    """One sampled Gaussian dictionary of the report's shape, when it fits ``deadline``."""
+    H, live = ctx.dictionary.dim, ctx.live
+    if deadline.deterministic:  # the pass's operation count at the nominal rate, in units
+        units = max(1, math.ceil(H * live * live * PROJECTOR_SECONDS_PER_FLOP / UNIT_S))
+        fits, cost = units <= deadline.effort, f"{units} units of effort"
+        left = f"{deadline.effort} units left of --effort"
+    else:
+        estimate = 1.2 * ctx.raw_pass_s
+        fits = estimate <= deadline.budget_s
+        cost = f"≈ {estimate:.1f} s, from this report's raw pass"
+        left = f"{deadline.budget_s:.1f} s left of --budget-s"
+    if H * live > GAUSSIAN_MAX_ENTRIES:
+        return {"computed": False, "why": f"H·N = {H * live} > {GAUSSIAN_MAX_ENTRIES}: "
+                                          "the closed form stands in"}
+    if not fits:
+        return {"computed": False,
+                "why": f"budget: one more Gram pass ({cost}) does not fit the {left}; the closed "
+                       "form stands in"}
+    from rip_atoms.synthetic import gaussian_dictionary
+
+    ctx.say(f"Gaussian reference dictionary {H}×{live}")
+    g = gaussian_dictionary(H, live, seed=ctx.seed)
+    gres = coherence(g, None, babel_p=ctx.babel_p, top=1, progress=ctx.progress)
+    out = {
+        "computed": True, "seed": ctx.seed, "shape": [H, live], "mu": gres.mu,
+        "babel": gres.babel.tolist(), "babel_upper": gres.babel_upper.tolist(),
+        "per_atom_quantiles": {str(q): v for q, v in gres.per_atom_quantiles.items()},
+        "per_atom_histogram": _histogram(gres.per_atom, PER_ATOM_BINS, 0.0, 1.0),
+        "method": "one sampled dictionary with iid N(0, 1) entries and unit columns, raw "
+                  "cosines (a Gaussian dictionary is isotropic: its AIP and raw "
+                  "geometries agree up to sampling)",
+    }
+    if deadline.deterministic:
+        out["budget"] = {"kind": "effort", "used": units}
+        deadline.count(out["budget"])
+    return out
+
+
+def _budget_words(deadline: Deadline) -> str:
+    """A part's grant (:meth:`SearchBudget.part`) in words, for the progress log."""
+    if deadline.deterministic:
+        return f"{deadline.effort} units"
+    return f"{deadline.budget_s:.1f} s"
 
 
 def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say,

@@ -1,84 +1,22 @@
 """One self-contained ``report.html``: inline CSS, figures as base64 PNG data URIs, no scripts,
-no network. Sections are ``<section id=...>`` elements named in :data:`SECTIONS`."""
+no network. Each section of :data:`rip_atoms.report.sections.REPORT_SECTIONS` with a renderer
+is one ``<section id=...>`` element (the id: :func:`rip_atoms.report.context.anchor` of its
+key), in registry order (:data:`rip_atoms.report.sections.SECTIONS`: the ids and titles)."""
 
 from __future__ import annotations
 
-import html
 import json
-import math
 
-from rip_atoms.report.cards import CSS as _CARDS_CSS
-from rip_atoms.report.cards import render_answer_html, render_cards_html
+from rip_atoms.report.answer import render_answer_html
+from rip_atoms.report.cards import render_cards_html
 from rip_atoms.report.figures import FIGURES
-
-#: section id → title, in page order
-SECTIONS = {
-    "answer": "The answer: are these units atoms?",
-    "summary": "Summary",
-    "target": "Target and metric",
-    "representation-shift": "Representation shift",
-    "coherence": "Coherence",
-    "babel": "Babel function",
-    "rip": "Restricted isometry (RIP) brackets",
-    "spark": "Spark and uniqueness",
-    "recovery": "Exact ℓ1 recovery",
-    "criteria": "Neurons / features / atoms",
-    "cards": "Atom cards: what the units fire on",
-    "tsae-window": "TSAE threshold window",
-    "not-computed": "Not computed, and why",
-    "provenance": "How this report was made",
-}
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:980px;
-margin:2em auto;padding:0 1em;color:#1b1b1b;line-height:1.45}
-h1{font-size:1.6em;margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;
-margin-top:1.8em} .sub{color:#555;margin-top:0}
-table{border-collapse:collapse;margin:.6em 0;font-size:.92em}
-td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
-th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
-.verdict{background:#f3f7fb;border-left:4px solid #1f77b4;padding:.6em 1em}
-.method{color:#555;font-size:.88em} figure{margin:1em 0} figcaption{color:#555;font-size:.9em}
-img{max-width:100%} code,pre{background:#f6f6f6;font-size:.88em} pre{padding:.6em;overflow:auto}
-.missing{color:#8a6d3b} table.kv th{text-align:left;font-weight:600}
-table.kv td.v{text-align:left}
-"""
-
-
-def _e(x) -> str:
-    return html.escape(str(x))
-
-
-def _fmt(v, digits: int = 4) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            return "∞" if v > 0 else ("−∞" if v < 0 else "NaN")
-        if v.is_integer() and abs(v) < 1e12:
-            return str(int(v))
-        return f"{v:.{digits}f}" if abs(v) >= 10 ** (-digits) else f"{v:.3g}"
-    return _e(v)
-
-
-def _cell(v) -> str:
-    return _e(v) if isinstance(v, str) else _fmt(v)
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    h = "".join(f"<th>{_e(c)}</th>" for c in header)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{h}</tr>{body}</table>"
-
-
-def _kv(rows: list[list]) -> str:
-    """A two-column key/value table (no header, values left-aligned)."""
-    body = "".join(f"<tr><th>{_e(k)}</th><td class='v'>{_cell(v)}</td></tr>" for k, v in rows)
-    return f"<table class='kv'>{body}</table>"
+from rip_atoms.report.markup import CARDS_CSS, REPORT_CSS
+from rip_atoms.report.markup import escape as _e
+from rip_atoms.report.markup import key_values as _kv
+from rip_atoms.report.markup import method as _method
+from rip_atoms.report.markup import missing as _missing
+from rip_atoms.report.markup import number as _fmt
+from rip_atoms.report.markup import table as _table
 
 
 def _figure(figs: dict[str, str], key: str) -> str:
@@ -88,14 +26,6 @@ def _figure(figs: dict[str, str], key: str) -> str:
     return (f'<figure id="fig-{key}"><img alt="{_e(cap)}" '
             f'src="data:image/png;base64,{figs[key]}"><figcaption>{_e(cap)}</figcaption>'
             "</figure>")
-
-
-def _missing(why: str) -> str:
-    return f'<p class="missing">Not computed: {_e(why)}</p>'
-
-
-def _method(text: str | None) -> str:
-    return f'<p class="method">{_e(text)}</p>' if text else ""
 
 
 def _coherence_rows(c: dict) -> list[list]:
@@ -131,49 +61,65 @@ def _margins_html(m: dict | None) -> str:
 
 def render_html(report: dict, figures: dict[str, str]) -> str:
     """The HTML page of a report dict and its rendered figures."""
+    from rip_atoms.report.context import anchor
+    from rip_atoms.report.sections import REPORT_SECTIONS
+
     d = report["dictionary"]
     t = report["target"]
-    parts: list[str] = []
-    title = f"rip-atoms report — {t['description']}"
-    parts.append(f"<h1>rip-atoms verification report</h1><p class='sub'>{_e(t['description'])}"
-                 f"<br>H = {d['dim']}, N = {d['n_atoms']}, created {_e(report['created'])}"
-                 f", rip_atoms {_e(report['version'])}</p>")
+    parts = [f"<h1>rip-atoms verification report</h1><p class='sub'>{_e(t['description'])}"
+             f"<br>H = {d['dim']}, N = {d['n_atoms']}, created {_e(report['created'])}"
+             f", rip_atoms {_e(report['version'])}</p>"]
+    for section in REPORT_SECTIONS:
+        if section.html is not None:
+            parts.append(f'<section id="{anchor(section.key)}"><h2>{_e(section.title)}</h2>'
+                         f"{section.html(report, figures)}</section>")
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{_e('rip-atoms report — ' + t['description'])}</title>"
+            f"<style>{REPORT_CSS}{CARDS_CSS}</style></head><body>"
+            + "".join(parts) + "</body></html>\n")
 
-    def section(sid: str, body: str) -> None:
-        parts.append(f'<section id="{sid}"><h2>{_e(SECTIONS[sid])}</h2>{body}</section>')
 
+# ------------------------------------------------------------------- the sections' bodies
+def answer_html(report: dict, figures: dict[str, str]) -> str:
     if "answer" in report:
-        section("answer", render_answer_html(report["answer"]))
-    else:  # a report.json written before the answer block existed
-        section("answer", _missing("this report.json predates the answer block"))
-    section("summary", "<div class='verdict'><ul>" + "".join(
-        f"<li>{_e(line)}</li>" for line in report["verdict"]) + "</ul></div>")
+        return render_answer_html(report["answer"])
+    return _missing("this report.json predates the answer block")  # an older report.json
 
-    m = report["metric"]
+
+def summary_html(report: dict, figures: dict[str, str]) -> str:
+    return "<div class='verdict'><ul>" + "".join(
+        f"<li>{_e(line)}</li>" for line in report["verdict"]) + "</ul></div>"
+
+
+def target_html(report: dict, figures: dict[str, str]) -> str:
+    d, t, m = report["dictionary"], report["target"], report["metric"]
     det = m.get("detail") or {}
-    section("target", _kv([
+    return _kv([
         ["target", t["description"]], ["kind", t["kind"]],
         ["shape H × N", f"{d['dim']} × {d['n_atoms']}"],
         ["dead atoms", len(d.get("dead_atoms", []))],
         ["metric", m["reading"]],
         ["metric condition number", det.get("condition_number")],
         ["metric fitted on", det.get("source", "—")],
-    ]))
+    ])
 
+
+def shift_html(report: dict, figures: dict[str, str]) -> str:
     s = report["representation_shift"]
-    if s.get("computed"):
-        body = _table(["", "mean cos", "std", "mean angle (°)"], [
-            ["raw", s["raw"]["mean"], s["raw"]["std"], s["raw"]["mean_angle_deg"]],
-            ["AIP", s["aip"]["mean"], s["aip"]["std"], s["aip"]["mean_angle_deg"]],
-        ]) + _figure(figures, "shift") + _method(s["method"]) + _method(s["reading"])
-        note = s.get("aip_angle_note")
-        if note:
-            body += (f"<p><b>What the metric guarantees:</b> {_e(note['guaranteed'])}. <b>What "
-                     f"it does not:</b> {_e(note['not_guaranteed'])}.</p>")
-    else:
-        body = _missing(s["why"])
-    section("representation-shift", body)
+    if not s.get("computed"):
+        return _missing(s["why"])
+    body = _table(["", "mean cos", "std", "mean angle (°)"], [
+        ["raw", s["raw"]["mean"], s["raw"]["std"], s["raw"]["mean_angle_deg"]],
+        ["AIP", s["aip"]["mean"], s["aip"]["std"], s["aip"]["mean_angle_deg"]],
+    ]) + _figure(figures, "shift") + _method(s["method"]) + _method(s["reading"])
+    note = s.get("aip_angle_note")
+    if note:
+        body += (f"<p><b>What the metric guarantees:</b> {_e(note['guaranteed'])}. <b>What "
+                 f"it does not:</b> {_e(note['not_guaranteed'])}.</p>")
+    return body
 
+
+def coherence_html(report: dict, figures: dict[str, str]) -> str:
     c = report["coherence"]
     ref = report["reference"]
     gd = ref.get("gaussian_dictionary", {})
@@ -190,35 +136,38 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
     body += "<p>Most coherent AIP pairs (witnesses: atom indices as given):</p>"
     body += _table(["i", "j", "|cos|"], [[int(i), int(j), v] for i, j, v in top])
     body += _figure(figures, "pair_cosines") + _figure(figures, "per_atom")
-    body += _method(c["aip"]["method"]) + _method(c["aip"]["reading"])
-    section("coherence", body)
+    return body + _method(c["aip"]["method"]) + _method(c["aip"]["reading"])
 
-    aip = c["aip"]
+
+def babel_html(report: dict, figures: dict[str, str]) -> str:
+    aip = report["coherence"]["aip"]
     ks = [1, 2, 4, 8, 16, 32, 64]
     rows = [[k, aip["babel"][k - 1], aip["babel_upper"][k - 1], aip["babel_rows"][k - 1]]
             for k in ks if k <= len(aip["babel"])]
     body = _table(["k", "μ₁(k) attained", "μ₁(k) certified upper", "row attaining"], rows)
     body += _figure(figures, "babel")
-    body += _method("μ₁(k) = maxⱼ max_{|Λ|=k, j∉Λ} Σ_{i∈Λ} |⟨d̃ᵢ, d̃ⱼ⟩|; the attained value is "
-                    "exact for the row named; the upper value is certified for every row.")
-    section("babel", body)
+    return body + _method("μ₁(k) = maxⱼ max_{|Λ|=k, j∉Λ} Σ_{i∈Λ} |⟨d̃ᵢ, d̃ⱼ⟩|; the attained "
+                          "value is exact for the row named; the upper value is certified for "
+                          "every row.")
 
+
+def rip_html(report: dict, figures: dict[str, str]) -> str:
     r = report["rip"]
-    if r.get("computed"):
-        rows = [[b["k"], b["delta_lower"], b["delta_upper"], b["U_lower"], b["U_upper"],
-                 b["L_lower"], b["L_upper"], b["search"],
-                 " ".join(str(i) for i in b["witness_U"][:12])
-                 + (" …" if len(b["witness_U"]) > 12 else "")] for b in r["brackets"]]
-        body = _table(["k", "δ_k ≥", "δ_k ≤", "U_k ≥", "U_k ≤", "L_k ≥", "L_k ≤", "search",
-                       "witness of U_k"], rows)
-        body += _figure(figures, "rip") + _method(r["method"]) + _method(r["reading"])
-        meth = {b["k"]: b["methods"] for b in r["brackets"]}
-        body += "<details><summary>methods per k</summary><pre>" + _e(
-            json.dumps(meth, indent=1, ensure_ascii=False)) + "</pre></details>"
-    else:
-        body = _missing(r["why"])
-    section("rip", body)
+    if not r.get("computed"):
+        return _missing(r["why"])
+    rows = [[b["k"], b["delta_lower"], b["delta_upper"], b["U_lower"], b["U_upper"],
+             b["L_lower"], b["L_upper"], b["search"],
+             " ".join(str(i) for i in b["witness_U"][:12])
+             + (" …" if len(b["witness_U"]) > 12 else "")] for b in r["brackets"]]
+    body = _table(["k", "δ_k ≥", "δ_k ≤", "U_k ≥", "U_k ≤", "L_k ≥", "L_k ≤", "search",
+                   "witness of U_k"], rows)
+    body += _figure(figures, "rip") + _method(r["method"]) + _method(r["reading"])
+    meth = {b["k"]: b["methods"] for b in r["brackets"]}
+    return body + "<details><summary>methods per k</summary><pre>" + _e(
+        json.dumps(meth, indent=1, ensure_ascii=False)) + "</pre></details>"
 
+
+def spark_html(report: dict, figures: dict[str, str]) -> str:
     sp_ = report["spark"]
     u = report["uniqueness"]
     rows = [["spark lower", sp_["lower"]], ["spark upper", sp_["upper"]],
@@ -237,9 +186,10 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
     if "codes_within_uniqueness" in u:
         rows.append(["codes with L0 ≤ unique-up-to", u["codes_within_uniqueness"]])
         rows.append(["codes with L0 ≤ certified K (μ)", u["codes_within_coherence_guarantee"]])
-    body = _kv(rows) + f"<p>{_e(sp_['statement'])}</p>" + _method(sp_["reading"])
-    section("spark", body)
+    return _kv(rows) + f"<p>{_e(sp_['statement'])}</p>" + _method(sp_["reading"])
 
+
+def recovery_html(report: dict, figures: dict[str, str]) -> str:
     rec = report["recovery"]
     rows = [[p["k"], p.get("certified", "—"), p.get("failed", "—"),
              p.get("undetermined", "—"), "run" if p.get("run") else p.get("why", "")]
@@ -257,81 +207,84 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
     body += "<p>Probe with random codes (k = support size):</p>"
     body += _table(["k", "certified", "failed", "undetermined", ""], rows)
     body += _figure(figures, "recovery") + _method(rec["probe"]["method"])
-    body += _method(rec["reading"])
-    section("recovery", body)
+    return body + _method(rec["reading"])
 
+
+def criteria_html(report: dict, figures: dict[str, str]) -> str:
     cr = report["criteria"]
-    if cr.get("computed"):
-        px = (cr.get("proxy") or {}).get("units", {})
+    if not cr.get("computed"):
+        return _missing(cr["why"])
+    px = (cr.get("proxy") or {}).get("units", {})
 
-        def proxy(name):
-            p = px.get(name)
-            if not p or p.get("modal_share_mean") is None:
-                return "—"
-            return f"{p['modal_share_mean']:.3f} / {p['entropy_bits_mean']:.2f}"
+    def proxy(name):
+        p = px.get(name)
+        if not p or p.get("modal_share_mean") is None:
+            return "—"
+        return f"{p['modal_share_mean']:.3f} / {p['entropy_bits_mean']:.2f}"
 
-        rows = [[r["name"], r["kind"], r["n_atoms"], r["r2_aip"], r["r2_euclidean"],
-                 r["q_star_quantile"], r["q_star_support"], r["l1_certified_fraction"],
-                 r["mu"], r["mean_l0"], r["dead_atoms"], proxy(r["name"])] for r in cr["rows"]]
-        body = _table(["unit set", "kind", "N", "R² AIP", "R² Euclidean", "q* quantile",
-                       "q* support", "ℓ1-certified", "μ", "mean L0", "dead",
-                       "proxy: modal share / entropy (bits)"], rows)
-        body += _method(cr.get("split", {}).get("description"))
-        if px:
-            first = next(iter(px.values()))
-            body += _method(f"Monosemanticity {first['label']}: mean over units with at least "
-                            f"{first['min_active']} activations of the modal-token share and the "
-                            f"entropy of the firing tokens of their top {first['top']} "
-                            f"activations; chance (random tokens): "
-                            f"{_fmt(first['chance_modal_share'], 3)} / "
-                            f"{_fmt(first['chance_entropy_bits'], 2)} bits. "
-                            + first["reading"] + ".")
-        for key, text in cr.get("readings", {}).items():
-            body += _method(f"{key}: {text}")
-    else:
-        body = _missing(cr["why"])
-    section("criteria", body)
+    rows = [[r["name"], r["kind"], r["n_atoms"], r["r2_aip"], r["r2_euclidean"],
+             r["q_star_quantile"], r["q_star_support"], r["l1_certified_fraction"],
+             r["mu"], r["mean_l0"], r["dead_atoms"], proxy(r["name"])] for r in cr["rows"]]
+    body = _table(["unit set", "kind", "N", "R² AIP", "R² Euclidean", "q* quantile",
+                   "q* support", "ℓ1-certified", "μ", "mean L0", "dead",
+                   "proxy: modal share / entropy (bits)"], rows)
+    body += _method(cr.get("split", {}).get("description"))
+    if px:
+        first = next(iter(px.values()))
+        body += _method(f"Monosemanticity {first['label']}: mean over units with at least "
+                        f"{first['min_active']} activations of the modal-token share and the "
+                        f"entropy of the firing tokens of their top {first['top']} "
+                        f"activations; chance (random tokens): "
+                        f"{_fmt(first['chance_modal_share'], 3)} / "
+                        f"{_fmt(first['chance_entropy_bits'], 2)} bits. "
+                        + first["reading"] + ".")
+    for key, text in cr.get("readings", {}).items():
+        body += _method(f"{key}: {text}")
+    return body
 
-    section("cards", render_cards_html(report.get("cards") or {
-        "computed": False, "why": "this report.json predates the atom cards"}))
 
+def cards_html(report: dict, figures: dict[str, str]) -> str:
+    return render_cards_html(report.get("cards") or {
+        "computed": False, "why": "this report.json predates the atom cards"})
+
+
+def tsae_html(report: dict, figures: dict[str, str]) -> str:
     tw = report["tsae_window"]
-    if tw.get("computed") and tw.get("check"):
-        ch = tw["check"]
-        w = ch["window"]
-        body = _kv([
-            ["ε (AIP μ)", w["eps"]], ["K (max L0)", w["K"]], ["δ_min", w["delta_min"]],
-            ["δ_max", w["delta_max"]], ["window", f"({_fmt(w['lower'])}, {_fmt(w['upper'])})"],
-            ["feasible", w["feasible"]], ["thresholds inside", ch["n_inside"]],
-            ["below", ch["n_below"]], ["above", ch["n_above"]],
-            ["below and above (infeasible window)", ch.get("n_both", 0)],
-            ["τ range (AIP units)", f"[{_fmt(ch['tau_min'])}, {_fmt(ch['tau_max'])}]"],
-        ]) + _method(tw.get("reading"))
-    elif tw.get("computed"):
-        body = _missing(tw.get("why_no_window", ""))
-    else:
-        body = _missing(tw["why"])
-    section("tsae-window", body)
+    if not tw.get("computed"):
+        return _missing(tw["why"])
+    if not tw.get("check"):
+        return _missing(tw.get("why_no_window", ""))
+    ch = tw["check"]
+    w = ch["window"]
+    return _kv([
+        ["ε (AIP μ)", w["eps"]], ["K (max L0)", w["K"]], ["δ_min", w["delta_min"]],
+        ["δ_max", w["delta_max"]], ["window", f"({_fmt(w['lower'])}, {_fmt(w['upper'])})"],
+        ["feasible", w["feasible"]], ["thresholds inside", ch["n_inside"]],
+        ["below", ch["n_below"]], ["above", ch["n_above"]],
+        ["below and above (infeasible window)", ch.get("n_both", 0)],
+        ["τ range (AIP units)", f"[{_fmt(ch['tau_min'])}, {_fmt(ch['tau_max'])}]"],
+    ]) + _method(tw.get("reading"))
 
+
+def not_computed_html(report: dict, figures: dict[str, str]) -> str:
     nc = report["not_computed"]
-    section("not-computed", "<ul>" + "".join(
-        f"<li><b>{_e(n['section'])}</b>: {_e(n['why'])}</li>" for n in nc) + "</ul>"
-        if nc else "<p>Everything was computed.</p>")
+    if not nc:
+        return "<p>Everything was computed.</p>"
+    return "<ul>" + "".join(f"<li><b>{_e(n['section'])}</b>: {_e(n['why'])}</li>"
+                            for n in nc) + "</ul>"
 
-    secs = report["seconds"]
+
+def provenance_html(report: dict, figures: dict[str, str]) -> str:
     body = (f"<p>Command: <code>{_e(report['command'])}</code></p>"
             if report.get("command") else "")
-    body += _table(["step", "seconds"], [[k, v] for k, v in secs.items()])
+    body += _table(["step", "seconds"], [[k, v] for k, v in report["seconds"].items()])
     body += _budget_paragraph(report)
     if report.get("reproducibility"):
         from rip_atoms.report.reproducibility import reproducibility_lines
 
         body += "".join(f"<p>{_e(x)}</p>" for x in reproducibility_lines(
             report["reproducibility"]))
-    section("provenance", body)
-    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{_e(title)}</title><style>{_CSS}{_CARDS_CSS}</style></head><body>"
-            + "".join(parts) + "</body></html>\n")
+    return body
 
 
 def _budget_paragraph(report: dict) -> str:

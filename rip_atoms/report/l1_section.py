@@ -4,14 +4,12 @@ the probe of random supports around the Donoho–Tanner weak threshold k_W)."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import scipy.sparse as sp
 
 from rip_atoms import theory
-from rip_atoms.corrected_atoms import CorrectedAtoms
-from rip_atoms.report.budget import SearchBudget
+from rip_atoms.deadline import Deadline
+from rip_atoms.report.context import ReportContext
 
 #: the probe of ℓ1 recovery: sparsities as fractions of the Donoho–Tanner k_W, codes per k
 PROBE_FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
@@ -21,12 +19,14 @@ PROBE_CODES = 8
 MARGIN_CODES = 32
 
 
-def codes_section(d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live, seed,
-                  l1_max_tokens, say, progress, client=None):
+def codes_section(ctx: ReportContext) -> tuple[dict, object]:
     """The exact part of the ℓ1 section: the Donoho–Tanner reference and the certification of
-    (a sample of) the target's codes. Returns (section, the certification or None)."""
+    (a sample of) the target's codes (``ctx.codes``, under ``ctx.whitened``). Returns
+    (section, the certification or None)."""
     from rip_atoms.criteria import l1_certified_fraction
 
+    d, codes, nonneg, live, l1_max_tokens = (ctx.dictionary, ctx.codes, ctx.nonneg, ctx.live,
+                                             ctx.l1_max_tokens)
     H = d.dim
     delta = H / live
     out: dict = {"nonneg": nonneg}
@@ -43,12 +43,13 @@ def codes_section(d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live, s
                       f"({'non-negative' if nonneg else 'signed'} codes), a reference line")
     cert = None
     if codes is not None:
-        say(f"ℓ1 recovery of the target's codes (at most {l1_max_tokens} tokens)")
-        cert = l1_certified_fraction(d, codes, metric=metric if metric is not None else "raw",
-                                     nonneg=nonneg, max_tokens=l1_max_tokens, seed=seed,
-                                     progress=progress, client=client, corrected_atoms=atoms64,
+        ctx.say(f"ℓ1 recovery of the target's codes (at most {l1_max_tokens} tokens)")
+        cert = l1_certified_fraction(d, codes, metric=ctx.metric_arg, nonneg=nonneg,
+                                     max_tokens=l1_max_tokens, seed=ctx.seed,
+                                     progress=ctx.progress, client=ctx.client,
+                                     corrected_atoms=ctx.whitened,
                                      keep_certificates=None)  # y* of all: report.self_check
-        code_l0 = l0[cert.tokens]
+        code_l0 = ctx.l0[cert.tokens]
         out["codes"] = {"computed": True, **cert.to_dict(),
                         "l0": code_l0.tolist(), "status": cert.status.tolist()}
     else:
@@ -57,52 +58,71 @@ def codes_section(d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live, s
     return out, cert
 
 
-def recovery_searches(out: dict, d, metric, atoms64: CorrectedAtoms, codes, l0, nonneg, live,
-                      cert, searches: SearchBudget, seed, say, progress) -> None:
+def recovery_searches(out: dict, ctx: ReportContext) -> None:
     """The budgeted part of the ℓ1 section, added to ``out``: the uniqueness margins of some
-    of the certified codes, and the probe of random supports around the Donoho–Tanner k_W."""
-    from rip_atoms.recovery import STATUS_NAMES, classify_recovery
-
-    H = d.dim
-    metric_arg = metric if metric is not None else "raw"
+    of the certified codes (the part ``"margins"`` of the budget), and the probe of random
+    supports around the Donoho–Tanner k_W (the part ``"probe"``)."""
+    cert = ctx.codes_cert
     if cert is not None:
         from rip_atoms.recovery.margins import certificate_margins
 
-        say(f"uniqueness margins: the exact certificate LP on {MARGIN_CODES} of those codes")
-        tm = time.perf_counter()
-        grant = searches.grant("margins")
-        lp_limit = {"lp_time_limit": None} if searches.deterministic else {}
-        mres = certificate_margins(d, codes, metric=metric_arg, nonneg=nonneg, seed=seed,
-                                   tokens=np.asarray(cert.tokens)[:MARGIN_CODES], **grant,
-                                   **lp_limit, corrected_atoms=atoms64)
-        searches.charge("margins", time.perf_counter() - tm, mres.budget)
+        ctx.say(f"uniqueness margins: the exact certificate LP on {MARGIN_CODES} of those codes")
+        with ctx.budget.part("margins") as deadline:
+            lp_limit = {"lp_time_limit": None} if deadline.deterministic else {}
+            mres = certificate_margins(ctx.dictionary, ctx.codes, metric=ctx.metric_arg,
+                                       nonneg=ctx.nonneg, seed=ctx.seed,
+                                       tokens=np.asarray(cert.tokens)[:MARGIN_CODES],
+                                       **deadline.search_arguments(), **lp_limit,
+                                       corrected_atoms=ctx.whitened)
+            deadline.count(mres.budget)
         out["margins"] = {"computed": True, **mres.to_dict()}
     else:
-        searches.grant("margins")
-    # probe: random supports at sparsities around the Donoho–Tanner threshold
-    grant = searches.grant("probe")
-    probe = _ProbeBudget(grant)
-    k_ref = out["k_weak"] if out["k_weak"] else min(H, live) / 4
+        ctx.budget.skip("margins")
+    with ctx.budget.part("probe") as deadline:
+        out["probe"] = _probe(ctx, out["k_weak"], deadline)
+
+
+def _probe_sparsities(ctx: ReportContext, k_weak) -> list[int]:
+    """The probe's sparsities: fractions of k_W (else of min(H, N_live)/4) and the median
+    L0 of the target's codes."""
+    live, l0 = ctx.live, ctx.l0
+    k_ref = k_weak if k_weak else min(ctx.dictionary.dim, live) / 4
     ks = sorted({max(1, min(live, int(round(f * k_ref)))) for f in PROBE_FRACTIONS})
-    if codes is not None and l0.size:
+    if ctx.codes is not None and l0.size:
         ks = sorted(set(ks) | {int(max(1, min(live, np.median(l0[l0 > 0]) if
                                               (l0 > 0).any() else 1)))})
-    rng = np.random.default_rng(seed)
+    return ks
+
+
+def _probe(ctx: ReportContext, k_weak, deadline: Deadline) -> dict:
+    """Random supports at sparsities around the Donoho–Tanner threshold, classified within
+    ``deadline``: a sparsity runs only while what is left of it exceeds what the previous one
+    used (larger k cost more)."""
+    from rip_atoms.recovery import STATUS_NAMES, classify_recovery
+
+    d, nonneg = ctx.dictionary, ctx.nonneg
+    ks = _probe_sparsities(ctx, k_weak)
+    rng = np.random.default_rng(ctx.seed)
     live_idx = d.live_atoms
     rows: list[dict] = []
-    say(f"ℓ1 probe: {PROBE_CODES} random codes at k = {ks} ({probe.words()})")
+    words = (f"{deadline.effort} units" if deadline.deterministic
+             else f"{deadline.budget_s:.1f} s")
+    ctx.say(f"ℓ1 probe: {PROBE_CODES} random codes at k = {ks} ({words})")
+    lp_limit = None if deadline.deterministic else max(1.0, deadline.budget_s / 10)
     bar = None
-    if progress:
+    if ctx.progress:
         import sys
 
         from tqdm import tqdm
 
         bar = tqdm(total=len(ks), desc="ℓ1 probe", unit="k", file=sys.stderr, leave=False)
+    last = 0.0  # what the previous sparsity used: units, or seconds
     for k in ks:
         if bar is not None:
             bar.update(1)
             bar.set_postfix(k=k)
-        if not probe.room():  # larger k cost more than the last batch did
+        left = deadline.left()
+        if not (left > 0 and last <= left and not deadline.cap_hit):
             rows.append({"k": k, "run": False, "why": "budget exhausted"})
             continue
         C = sp.lil_matrix((PROBE_CODES, d.n_atoms))
@@ -112,67 +132,18 @@ def recovery_searches(out: dict, d, metric, atoms64: CorrectedAtoms, codes, l0, 
             if not nonneg:
                 mags *= rng.choice([-1.0, 1.0], size=k)
             C[i, S] = mags
-        res = classify_recovery(d, C.tocsr(), nonneg=nonneg, metric=metric_arg,
-                                **probe.next_call(), corrected_atoms=atoms64)
-        probe.spent(res)
+        res = classify_recovery(d, C.tocsr(), nonneg=nonneg, metric=ctx.metric_arg,
+                                **deadline.search_arguments(), lp_time_limit=lp_limit,
+                                corrected_atoms=ctx.whitened)
+        deadline.count(res.budget)
+        last = res.budget["used"] if deadline.deterministic else res.seconds
         counts = {name: int(np.sum(res.status == s)) for s, name in enumerate(STATUS_NAMES)}
         rows.append({"k": k, "run": True, **counts, "seconds": res.seconds})
     if bar is not None:
         bar.close()
-    out["probe"] = {
-        "rows": rows, "codes_per_k": PROBE_CODES, "seed": seed,
+    return {
+        "rows": rows, "codes_per_k": PROBE_CODES, "seed": ctx.seed,
         "method": "codes with uniformly random supports of size k on the live atoms, "
                   "magnitudes uniform in [1, 2]" + ("" if nonneg else " with random signs")
                   + ", classified by classify_recovery under the report's metric",
     }
-    searches.charge("probe", probe.elapsed(), probe.record())
-
-
-class _ProbeBudget:
-    """The probe's grant spent over its sparsities: seconds, or units of effort (no clock).
-    A sparsity runs only while the grant left exceeds what the previous one used (larger k
-    cost more)."""
-
-    def __init__(self, grant: dict) -> None:
-        self.effort = grant.get("effort")
-        self.cap_s = grant["budget_s"]
-        self.t0 = time.perf_counter()
-        self.used = 0
-        self.last = 0.0
-        self.cap_hit = False
-
-    def words(self) -> str:
-        return f"{self.effort} units" if self.effort is not None else f"{self.cap_s:.1f} s"
-
-    def _left(self) -> float:
-        if self.effort is not None:
-            return self.effort - self.used
-        return self.cap_s - self.elapsed()
-
-    def room(self) -> bool:
-        left = self._left()
-        return left > 0 and self.last <= left and not self.cap_hit
-
-    def next_call(self) -> dict:
-        """Keyword arguments of the next classify_recovery call."""
-        if self.effort is None:
-            return {"budget_s": self._left(), "lp_time_limit": max(1.0, self.cap_s / 10)}
-        return {"effort": int(self._left()), "lp_time_limit": None,
-                "budget_s": max(1e-3, self.cap_s - self.elapsed())}
-
-    def spent(self, res) -> None:
-        if self.effort is None:
-            self.last = res.seconds
-            return
-        b = res.budget
-        self.used += b["used"]
-        self.last = b["used"]
-        self.cap_hit = self.cap_hit or b["cap_hit"]
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.t0
-
-    def record(self) -> dict | None:
-        if self.effort is None:
-            return None
-        return {"kind": "effort", "used": self.used, "cap_hit": self.cap_hit}
