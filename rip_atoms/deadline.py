@@ -3,19 +3,25 @@
 A search asks ``expired()`` between units of work small enough that one unit never overruns the
 budget by much (a grow step of one support, one chunk of eigensolves or of an enumeration, one
 ℓ1 solve). What it found so far is returned, marked as budget-limited. ``share(f)`` hands a
-sub-search a fraction of what is left. A budget is counted in one of two currencies:
+sub-search a fraction of what is left; ``search_arguments()`` hands what is left to a search that
+runs its own Deadline (``budget_s=`` / ``effort=``), and ``count(result.budget)`` counts what it
+used (the parts of the report's budget, :meth:`rip_atoms.report.budget.SearchBudget.part`). A
+budget is counted in one of two currencies:
 
-- **seconds** (``Deadline(budget_s)``): wall-clock time. How far a search gets then depends on
-  the machine and its load, so two runs can return different (equally sound) brackets.
+- **seconds** (``Deadline(budget_s)``): wall-clock time from the moment the Deadline is made
+  (a search makes it at its call's start, so its fixed costs count; docs/api.md). How far a
+  search gets then depends on the machine and its load, so two runs can return different
+  (equally sound) brackets.
 - **effort** (``Deadline(cap_s, effort=N)``): N units of work. A unit is one budget check
   (``expired()``: one chunk of an enumeration, one per-code solve), or, where a search knows
   what its steps cost (:meth:`charge`: the support search's GEMMs and eigensolves, the
   uninterruptible rank test, LARS path or projector set-up), its operation count at a nominal
   rate, :data:`UNIT_S` seconds of it per unit. Nothing in it reads the clock, so the same
   input, seed and options do the same work on any machine and give the same result on every
-  run (another CPU or BLAS can still round what they search on differently). The
-  wall clock is only a safety cap (``cap_s``, ``math.inf`` for none): a search stopped by it is
-  recorded (:attr:`cap_hit`), and only then can its result depend on the machine.
+  run (another CPU or BLAS can still round what they search on differently); exact fixed
+  costs spend no units. The wall clock is only a safety cap (``cap_s``, ``math.inf`` for
+  none): a search stopped by it is recorded (:attr:`cap_hit`), and only then can its result
+  depend on the machine.
 """
 
 from __future__ import annotations
