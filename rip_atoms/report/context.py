@@ -35,9 +35,11 @@ class Section:
     there). ``budget`` names the parts of :class:`rip_atoms.report.budget.SearchBudget` its
     search spends (their shares: :data:`rip_atoms.report.budget.BUDGET_SHARES`).
     ``html(report, figures)`` draws its body on the page under ``title``; a section without
-    it is drawn inside another one. Its time goes to ``report["seconds"][key]`` (or to that
-    of the section ``timed_with`` names; nowhere unless ``timed``); ``noted(context)`` says
-    whether a value ``{"computed": False}`` is listed in ``not_computed``.
+    it is drawn inside another one; ``text(report)`` gives its lines of the terminal summary
+    (:data:`rip_atoms.report.sections.SUMMARY_ORDER`). Its time goes to
+    ``report["seconds"][key]`` (or to that of the section ``timed_with`` names; nowhere unless
+    ``timed``); ``noted(context)`` says whether a value ``{"computed": False}`` is listed in
+    ``not_computed``.
     """
 
     key: str
@@ -45,6 +47,7 @@ class Section:
     build: Callable[[ReportContext], dict | None] | None = None
     search: Callable[[ReportContext], dict | None] | None = None
     html: Callable[[dict, dict], str] | None = None
+    text: Callable[[dict], list[str]] | None = None
     budget: tuple[str, ...] = ()
     last: bool = False
     timed: bool = True
