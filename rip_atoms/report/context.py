@@ -1,5 +1,6 @@
-"""What a report's sections share: the :class:`ReportContext` they are built over, and the
-:class:`Section` entry that names one section (its key, title, how it is built and drawn).
+"""What a report's sections share: the :class:`VerifyTarget` (what to verify), the
+:class:`ReportContext` they are built over, and the :class:`Section` entry that names one
+section (its key, title, how it is built and drawn).
 
 The registry of sections, in report order, is :data:`rip_atoms.report.sections.REPORT_SECTIONS`;
 :func:`rip_atoms.report.build_report` and :func:`rip_atoms.report.render_html` loop over it.
@@ -12,9 +13,51 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from rip_atoms.criteria import UnitComparison, UnitSet
+from rip_atoms.dictionary import Dictionary
+from rip_atoms.metric import AIPMetric
+
 if TYPE_CHECKING:
     from rip_atoms.report.budget import SearchBudget
-    from rip_atoms.report.build import VerifyTarget
+
+
+@dataclass
+class VerifyTarget:
+    """What to verify: a dictionary and whatever else is known about it.
+
+    ``activations`` should be tokens the units were not trained on (the CLI holds some out);
+    ``unit`` is the target as a :class:`rip_atoms.criteria.UnitSet` (encoder or codes aligned with
+    ``activations``); ``thresholds`` are a TSAE's τⱼ in the units of the unit's codes;
+    ``table`` a precomputed :class:`rip_atoms.criteria.UnitComparison` (else one is computed from
+    ``unit`` and ``extra_units`` beside the neuron basis); ``nonneg`` whether codes are
+    non-negative (SAE codes; default: inferred from the codes, else True).
+
+    For the atom cards and the monosemanticity proxy: ``provenance`` (a
+    :class:`rip_atoms.criteria.atom_cards.TokenProvenance` aligned with ``activations``; else
+    ``provenance_why`` says why there is none), ``card_atoms`` (units the user names) and
+    ``proxy_units`` (other unit sets of the table whose proxy to compute). ``split_description``
+    says in words which tokens were held out (it replaces the table's own wording).
+    """
+
+    dictionary: Dictionary
+    description: str
+    kind: str = "dictionary"
+    activations: np.ndarray | None = field(default=None, repr=False)
+    activations_source: str | None = None
+    metric: AIPMetric | None = field(default=None, repr=False)
+    unit: UnitSet | None = field(default=None, repr=False)
+    extra_units: dict[str, UnitSet] = field(default_factory=dict, repr=False)
+    thresholds: np.ndarray | None = field(default=None, repr=False)
+    table: UnitComparison | None = field(default=None, repr=False)
+    nonneg: bool | None = None
+    context: dict = field(default_factory=dict)
+    provenance: object | None = field(default=None, repr=False)
+    provenance_why: str | None = None
+    card_atoms: list[int] | None = None
+    proxy_units: dict[str, UnitSet] = field(default_factory=dict, repr=False)
+    split_description: str | None = None
 
 
 def anchor(key: str) -> str:

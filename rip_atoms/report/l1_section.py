@@ -10,6 +10,10 @@ import scipy.sparse as sp
 from rip_atoms import theory
 from rip_atoms.deadline import Deadline
 from rip_atoms.report.context import ReportContext
+from rip_atoms.report.markup import figure as _figure
+from rip_atoms.report.markup import method as _method
+from rip_atoms.report.markup import missing as _missing
+from rip_atoms.report.markup import table as _table
 
 #: the probe of ℓ1 recovery: sparsities as fractions of the Donoho–Tanner k_W, codes per k
 PROBE_FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
@@ -147,3 +151,78 @@ def _probe(ctx: ReportContext, k_weak, deadline: Deadline) -> dict:
                   "magnitudes uniform in [1, 2]" + ("" if nonneg else " with random signs")
                   + ", classified by classify_recovery under the report's metric",
     }
+
+
+# ----------------------------------------------------------------- the section's entry
+def recovery_section(ctx: ReportContext) -> dict:
+    """The exact part of the ℓ1 section: the target's codes on the activations and their
+    certification (:func:`rip_atoms.report.l1_section.codes_section`)."""
+    X, target = ctx.activations, ctx.target
+    if X is not None and target.unit is not None:
+        ctx.say("codes of the target on the activations")
+        ctx.codes = target.unit.codes_for(X, np.arange(X.shape[0]))
+        ctx.l0 = np.diff(ctx.codes.indptr)
+    codes = ctx.codes
+    ctx.nonneg = target.nonneg if target.nonneg is not None else bool(
+        codes is None or codes.nnz == 0 or codes.data.min() >= 0)
+    out, ctx.codes_cert = codes_section(ctx)
+    return out
+
+
+def recovery_search(ctx: ReportContext) -> None:
+    """The budgeted part of the ℓ1 section (:func:`rip_atoms.report.l1_section.
+    recovery_searches`), added to ``report["recovery"]`` with the section's seconds."""
+    out = ctx.report["recovery"]
+    recovery_searches(out, ctx)
+    out["seconds"] = ctx.seconds["recovery"] + ctx.section_seconds()
+
+
+def recovery_html(report: dict, figures: dict[str, str]) -> str:
+    rec = report["recovery"]
+    rows = [[p["k"], p.get("certified", "—"), p.get("failed", "—"),
+             p.get("undetermined", "—"), "run" if p.get("run") else p.get("why", "")]
+            for p in rec["probe"]["rows"]]
+    body = ""
+    cc = rec["codes"]
+    if cc.get("computed"):
+        body += _table(["target's codes", "sampled", "certified", "failed", "undetermined",
+                        "invalid", "value"],
+                       [["", cc["n_tokens"], cc["certified"], cc["failed"], cc["undetermined"],
+                         cc["invalid"], cc["value"]]])
+        body += _margins_html(rec.get("margins"))
+    else:
+        body += _missing(cc["why"])
+    body += "<p>Probe with random codes (k = support size):</p>"
+    body += _table(["k", "certified", "failed", "undetermined", ""], rows)
+    body += _figure(figures, "recovery") + _method(rec["probe"]["method"])
+    return body + _method(rec["reading"])
+
+
+def _margins_html(m: dict | None) -> str:
+    """The uniqueness margins of the sampled codes: the distribution beside the old bound."""
+    if not m or not m.get("computed"):
+        return ""
+    q, b = m.get("margin_quantiles", {}), m.get("certificate_bound_quantiles", {})
+    keys = ["0.0", "0.1", "0.5", "0.9", "1.0"]
+    body = (f"<p><b>Uniqueness margins</b> of {m['tightened']} of the {m['n_codes']} codes "
+            f"(t* &lt; 1 ⇔ unique; {m['below_one']} certified below 1, {m['below_half']} "
+            "below 0.5):</p>")
+    body += _table(["", "min", "10 %", "median", "90 %", "max"], [
+        ["margin (≥ t*, rigorous)", *[q.get(k) for k in keys]],
+        ["classifier's bound (rigorous)", *[b.get(k) for k in keys]]])
+    body += "<details><summary>per code</summary>" + _table(
+        ["token", "L0", "margin", "classifier's bound", "status"],
+        [[t, k, mg, cb, st] for t, k, mg, cb, st in zip(
+            m["tokens"], m["l0"], m["margin"], m["certificate_bound"], m["status"],
+            strict=True)]) + "</details>"
+    return body + _method(m["method"]) + _method(m["reading"])
+
+
+def recovery_text(report: dict) -> list[str]:
+    m = report.get("recovery", {}).get("margins")
+    if not (m and m.get("computed") and m.get("margin_quantiles")):
+        return []
+    q, b = m["margin_quantiles"], m.get("certificate_bound_quantiles", {})
+    return [f"  uniqueness margin (≥ t*, rigorous) of {m['tightened']} codes: median "
+            f"{q['0.5']:.3f}, range [{q['0.0']:.3f}, {q['1.0']:.3f}]; the classifier's "
+            f"bound: median {b.get('0.5', float('nan')):.3f}"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import html
 import math
 
+from rip_atoms.report.figures import FIGURES
+
 #: the report page's style (also the cards page's)
 REPORT_CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:980px;
@@ -103,5 +105,16 @@ def method(text: str | None) -> str:
     return f'<p class="method">{escape(text)}</p>' if text else ""
 
 
-__all__ = ["CARDS_CSS", "REPORT_CSS", "SWEEP_CSS", "cell", "escape", "fixed", "key_values",
-           "method", "missing", "number", "table"]
+def figure(figs: dict[str, str], key: str) -> str:
+    """Figure ``key`` of :data:`rip_atoms.report.figures.FIGURES` as an embedded PNG with its
+    caption (nothing when it was not drawn)."""
+    if key not in figs:
+        return ""
+    cap = FIGURES[key][1]
+    return (f'<figure id="fig-{key}"><img alt="{escape(cap)}" '
+            f'src="data:image/png;base64,{figs[key]}"><figcaption>{escape(cap)}</figcaption>'
+            "</figure>")
+
+
+__all__ = ["CARDS_CSS", "REPORT_CSS", "SWEEP_CSS", "cell", "escape", "figure", "fixed",
+           "key_values", "method", "missing", "number", "table"]

@@ -10,41 +10,45 @@ here.
 
 from __future__ import annotations
 
-from rip_atoms.report import build, html, summary
+from rip_atoms.report import dictionary_sections as dictionary
+from rip_atoms.report import l1_section as l1
+from rip_atoms.report import page_sections as page
+from rip_atoms.report import units_sections as units
 from rip_atoms.report.budget import BUDGET_SHARES
 from rip_atoms.report.context import Section, anchor
 
 REPORT_SECTIONS: tuple[Section, ...] = (
-    Section("answer", "The answer: are these units atoms?", html=html.answer_html,
-            text=summary.answer_text),
-    Section("summary", "Summary", html=html.summary_html, text=summary.verdict_text),
-    Section("target", "Target and metric", html=html.target_html, text=summary.target_text),
-    Section("metric", build=build.metric_section),
-    Section("representation_shift", "Representation shift", build=build.shift_section,
-            html=html.shift_html, text=summary.shift_text, timed=False),
-    Section("coherence", "Coherence", build=build.coherence_sections,
-            html=html.coherence_html, text=summary.coherence_text),
-    Section("reference", search=build.reference_section, budget=("reference",), last=True),
-    Section("babel", "Babel function", html=html.babel_html),
-    Section("rip", "Restricted isometry (RIP) brackets", search=build.rip_section,
-            html=html.rip_html, budget=("rip",)),
-    Section("spark", "Spark and uniqueness", search=build.spark_section, html=html.spark_html,
-            budget=("spark",)),
-    Section("uniqueness", search=build.uniqueness_section, timed_with="spark"),
-    Section("recovery", "Exact ℓ1 recovery", build=build.recovery_section,
-            search=build.recovery_search, html=html.recovery_html, text=summary.recovery_text,
+    Section("answer", "The answer: are these units atoms?", html=page.answer_html,
+            text=page.answer_text),
+    Section("summary", "Summary", html=page.summary_html, text=page.verdict_text),
+    Section("target", "Target and metric", html=page.target_html, text=page.target_text),
+    Section("metric", build=dictionary.metric_section),
+    Section("representation_shift", "Representation shift", build=dictionary.shift_section,
+            html=dictionary.shift_html, text=dictionary.shift_text, timed=False),
+    Section("coherence", "Coherence", build=dictionary.coherence_sections,
+            html=dictionary.coherence_html, text=dictionary.coherence_text),
+    Section("reference", search=dictionary.reference_section, budget=("reference",),
+            last=True),
+    Section("babel", "Babel function", html=dictionary.babel_html),
+    Section("rip", "Restricted isometry (RIP) brackets", search=dictionary.rip_section,
+            html=dictionary.rip_html, budget=("rip",)),
+    Section("spark", "Spark and uniqueness", search=dictionary.spark_section,
+            html=dictionary.spark_html, budget=("spark",)),
+    Section("uniqueness", search=dictionary.uniqueness_section, timed_with="spark"),
+    Section("recovery", "Exact ℓ1 recovery", build=l1.recovery_section,
+            search=l1.recovery_search, html=l1.recovery_html, text=l1.recovery_text,
             budget=("margins", "probe")),
-    Section("criteria", "Neurons / features / atoms", build=build.criteria_section,
-            html=html.criteria_html, text=summary.criteria_text),
-    Section("cards", "Atom cards: what the units fire on", build=build.cards_with_proxy,
-            html=html.cards_html, text=summary.cards_text,
+    Section("criteria", "Neurons / features / atoms", build=units.criteria_section,
+            html=units.criteria_html, text=units.criteria_text),
+    Section("cards", "Atom cards: what the units fire on", build=units.cards_with_proxy,
+            html=units.cards_html, text=units.cards_text,
             noted=lambda ctx: ctx.target.kind != "planted"),
-    Section("tsae_window", "TSAE threshold window", build=build.tsae_section,
-            html=html.tsae_html),
-    Section("not_computed", "Not computed, and why", html=html.not_computed_html,
-            text=summary.not_computed_text),
-    Section("provenance", "How this report was made", html=html.provenance_html,
-            text=summary.provenance_text),
+    Section("tsae_window", "TSAE threshold window", build=units.tsae_section,
+            html=units.tsae_html),
+    Section("not_computed", "Not computed, and why", html=page.not_computed_html,
+            text=page.not_computed_text),
+    Section("provenance", "How this report was made", html=page.provenance_html,
+            text=page.provenance_text),
 )
 
 #: the terminal summary's order of the sections with a ``text`` renderer
