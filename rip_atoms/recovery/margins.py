@@ -256,9 +256,9 @@ class _OutOfTime(Exception):
 
 
 def _smoothed(A: np.ndarray, DS: np.ndarray, cho, y0: np.ndarray, nonneg: bool,
-              stop: Deadline | None = None) -> np.ndarray:
+              end: float | None = None) -> np.ndarray:
     """L-BFGS on τ·log Σ exp(c/τ), c = A y (and −A y when signed), y = y₀ + P z, over the
-    temperatures :data:`TAUS`; returns y (module docstring). Once ``stop`` expires
+    temperatures :data:`TAUS`; returns y (module docstring). At ``end`` (a perf_counter time)
     the descent stops and returns the last point evaluated: any y = y₀ + P z satisfies
     D̃_Sᵀy = s, so every point is a valid certificate, only a looser one."""
     import scipy.linalg as sla
@@ -270,7 +270,7 @@ def _smoothed(A: np.ndarray, DS: np.ndarray, cho, y0: np.ndarray, nonneg: bool,
     last = [np.zeros_like(y0)]
 
     def f(z, tau):
-        if stop is not None and stop.expired():
+        if end is not None and time.perf_counter() > end:
             raise _OutOfTime
         last[0] = z
         y = y0 + proj(z)
@@ -329,5 +329,5 @@ def _tight_certificate(cols: np.ndarray, S: np.ndarray, s: np.ndarray, nonneg: b
     cho = sla.cho_factor(DS.T @ DS, lower=True, check_finite=False)
     y0 = DS @ sla.cho_solve(cho, s, check_finite=False)
     y = _smoothed(A, DS, cho, y0, nonneg,
-                  None if time_limit is None else Deadline(max(time_limit, 1e-6)))
+                  None if time_limit is None else time.perf_counter() + time_limit)
     return min(bound_of(y0), bound_of(y)), math.nan, False
