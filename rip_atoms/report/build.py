@@ -9,7 +9,11 @@ Inputs (:class:`VerifyTarget`): a dictionary D ∈ R^{H×N} (columns are atoms) 
 held-out activations X (n×H, rows are tokens), the AIP metric S̃ (default: Σ⁻¹ fitted on X when
 X is given, else the self metric (D Dᵀ)⁻¹, else raw), the target as a unit set (an encoder or
 codes, for R², q*, the ℓ1-certified fraction and the code L0s), TSAE thresholds τ, and a
-precomputed neurons / features / atoms table.
+precomputed neurons / features / atoms table (:class:`rip_atoms.report.context.VerifyTarget`).
+
+:func:`build_report` runs the sections of :data:`rip_atoms.report.sections.REPORT_SECTIONS`
+over one :class:`rip_atoms.report.context.ReportContext`: their builds (the exact parts), then
+their budgeted searches, then the verdict, the answer and the proof over the results.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The ℓ1 section of the verification report: the certification of the target's codes (exact,
 run first) and the budgeted searches around it (the uniqueness margins of some certified codes,
-the probe of random supports around the Donoho–Tanner weak threshold k_W)."""
+the probe of random supports around the Donoho–Tanner weak threshold k_W), its HTML body and
+its summary line (the ``recovery`` entry of :data:`rip_atoms.report.sections.REPORT_SECTIONS`)."""
 
 from __future__ import annotations
 
