@@ -3,19 +3,25 @@
 A search asks ``expired()`` between units of work small enough that one unit never overruns the
 budget by much (a grow step of one support, one chunk of eigensolves or of an enumeration, one
 ℓ1 solve). What it found so far is returned, marked as budget-limited. ``share(f)`` hands a
-sub-search a fraction of what is left. A budget is counted in one of two currencies:
+sub-search a fraction of what is left; ``search_arguments()`` hands what is left to a search that
+runs its own Deadline (``budget_s=`` / ``effort=``), and ``count(result.budget)`` counts what it
+used (the parts of the report's budget, :meth:`rip_atoms.report.budget.SearchBudget.part`). A
+budget is counted in one of two currencies:
 
-- **seconds** (``Deadline(budget_s)``): wall-clock time. How far a search gets then depends on
-  the machine and its load, so two runs can return different (equally sound) brackets.
+- **seconds** (``Deadline(budget_s)``): wall-clock time from the moment the Deadline is made
+  (a search makes it at its call's start, so its fixed costs count; docs/api.md). How far a
+  search gets then depends on the machine and its load, so two runs can return different
+  (equally sound) brackets.
 - **effort** (``Deadline(cap_s, effort=N)``): N units of work. A unit is one budget check
   (``expired()``: one chunk of an enumeration, one per-code solve), or, where a search knows
   what its steps cost (:meth:`charge`: the support search's GEMMs and eigensolves, the
   uninterruptible rank test, LARS path or projector set-up), its operation count at a nominal
   rate, :data:`UNIT_S` seconds of it per unit. Nothing in it reads the clock, so the same
   input, seed and options do the same work on any machine and give the same result on every
-  run (another CPU or BLAS can still round what they search on differently). The
-  wall clock is only a safety cap (``cap_s``, ``math.inf`` for none): a search stopped by it is
-  recorded (:attr:`cap_hit`), and only then can its result depend on the machine.
+  run (another CPU or BLAS can still round what they search on differently); exact fixed
+  costs spend no units. The wall clock is only a safety cap (``cap_s``, ``math.inf`` for
+  none): a search stopped by it is recorded (:attr:`cap_hit`), and only then can its result
+  depend on the machine.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ class Deadline:
     """A budget: ``budget_s`` seconds from now, or ``effort`` units of work capped at
     ``budget_s`` seconds (``math.inf``: no cap)."""
 
-    __slots__ = ("budget_s", "start", "end", "effort", "used", "_parent", "_log")
+    __slots__ = ("budget_s", "start", "end", "effort", "used", "counted", "_parent", "_log")
 
     def __init__(self, budget_s: float = math.inf, *, effort: int | None = None,
                  _parent: Deadline | None = None) -> None:
@@ -62,6 +68,7 @@ class Deadline:
         self.end = self.start + self.budget_s if math.isfinite(budget_s) else math.inf
         self.effort = effort
         self.used = 0.0
+        self.counted = False
         self._parent = _parent
         self._log = _parent._log if _parent is not None else {"cap_hit": False}
 
@@ -98,6 +105,31 @@ class Deadline:
         if self.effort is not None:
             return (self.effort - self.used) * UNIT_S
         return self.end - time.perf_counter()
+
+    def left(self) -> float:
+        """What is left in the budget's own currency: units of effort (exact, no nominal
+        seconds), or wall-clock seconds (≤ 0 once expired)."""
+        if self.effort is not None:
+            return self.effort - self.used
+        return self.end - time.perf_counter()
+
+    def search_arguments(self) -> dict:
+        """What is left as a search's keyword arguments: ``{"budget_s": s}`` (seconds), or
+        ``{"effort": units, "budget_s": what is left of the cap}``; the search runs its own
+        :class:`Deadline` on them and reports its use (``result.budget``) for :meth:`count`."""
+        if self.effort is None:
+            return {"budget_s": max(1e-3, self.left())}
+        return {"effort": int(self.left()), "budget_s": max(1e-3, self.clock_left())}
+
+    def count(self, record: dict) -> None:
+        """Count against this budget what a search run on :meth:`search_arguments` reports it
+        used (its ``result.budget``): for a work budget its units and whether the cap stopped
+        it; a time budget is counted by the clock."""
+        self.counted = True
+        if self.effort is not None:
+            self._spend(float(record.get("used", 0)))
+            if record.get("cap_hit"):
+                self._log["cap_hit"] = True
 
     def clock_left(self) -> float:
         """Wall-clock seconds left before the deadline or, for a work budget, its cap

@@ -373,11 +373,12 @@ def rip_bounds(
     k : one sparsity or several (shared work: one coherence/Babel pass, one growth pass).
     metric : with a dictionary, ``"self"`` (S̃ = (D Dᵀ)⁻¹, default), an :class:`AIPMetric`, or
         ``"raw"`` (None: ``"raw"``); with a Geometry, left out (or its own).
-    budget_s : wall-clock budget of all the searches together (> 0), shared out over the k and
+    budget_s : wall-clock budget of the call (> 0), its searches shared out over the k and
         checked between small units of work (one grow step, one chunk of eigensolves of about
-        50 ms, one enumeration chunk), so the searches end within about budget_s; the fixed
-        costs before them (the coherence pass and the spectral norm) are not counted. When it
-        runs out the brackets found so far are returned with ``search = "budget exhausted"``.
+        50 ms, one enumeration chunk), so the call ends within about budget_s; it counts from
+        the call's start, the fixed costs before the searches (the coherence pass and the
+        spectral norm) included. When it runs out the brackets found so far are returned with
+        ``search = "budget exhausted"``.
         Default 10 s; with ``effort`` it is only a wall-clock cap (default: none).
     effort : a work budget instead of a time budget: this many units of search work (one unit
         per budget check, about 50 ms each on the reference machine; :mod:`rip_atoms.deadline`).
@@ -412,8 +413,8 @@ def rip_bounds(
     t_start = time.perf_counter()
     geom = Geometry.of(geom, metric, default="self")
     d = geom.dictionary
-    budget_s = search_seconds(budget_s, effort)
-    Deadline.of(budget_s, effort)  # validates both
+    # validates both; the budget counts from here: the fixed costs are in it (docs/api.md)
+    deadline = Deadline.of(search_seconds(budget_s, effort), effort)
     seed = check_seed(seed)
     for name, v, least in (("enumerate_max", enumerate_max, 0), ("sdp_max_atoms", sdp_max_atoms,
                            0), ("screen", screen, 1), ("population", population, 1),
@@ -446,7 +447,6 @@ def rip_bounds(
                             device=device, progress=progress)
         mu = coh.mu
     spectral = geom.spectral_norm_sq_upper()
-    deadline = Deadline.of(budget_s, effort)  # the searches start now: fixed costs not counted
     # the search is many small GEMMs and eigensolves: multithreaded BLAS only adds contention
     with threadpool_limits(1):
         brackets = _search_all(atoms, ks, coh, rng, spectral, deadline, settings, notes_all,

@@ -332,10 +332,11 @@ def spark_bounds(
         with a Geometry, left out (or its own). The spark itself does not depend on it
         (:func:`_spark_geometry`): with N_live < H, where (D Dᵀ)⁻¹ does not exist, ``"self"``
         is replaced by the raw geometry and a note says so.
-    budget_s : wall-clock budget of the searches (rank test, enumeration, null-vector search;
-        the coherence pass before them is a fixed cost outside it; scikit-learn's first
-        import is counted in the first LARS step's estimated cost), checked between small units
-        of work; the bracket found so far is returned and a note says the budget ran out.
+    budget_s : wall-clock budget of the call from its start (the coherence pass before the
+        searches included), spent by the rank test, enumeration and null-vector search
+        (scikit-learn's first import is counted in the first LARS step's estimated cost),
+        checked between small units of work; the bracket found so far is returned and a note
+        says the budget ran out.
         Default 10 s; with ``effort`` it is only a wall-clock cap (default: none).
     effort : a work budget instead of a time budget: this many units of search work (one unit
         per budget check; uninterruptible steps charged by their estimated operation count;
@@ -366,7 +367,8 @@ def spark_bounds(
     """
     t0 = time.perf_counter()
     budget_s = search_seconds(budget_s, effort)
-    Deadline.of(budget_s, effort)  # validates both
+    # validates both; the budget counts from here: the fixed costs are in it (docs/api.md)
+    deadline = Deadline.of(budget_s, effort)
     seed = check_seed(seed)
     check_real("rank_rtol", rank_rtol, lo=0.0, hi=1.0, hi_open=True)
     check_int("enumerate_max", enumerate_max, least=0)
@@ -380,8 +382,6 @@ def spark_bounds(
     br = _Bracket(atoms)
     coh = _coherence_lower(geom, atoms, br, rank_rtol, progress) if n >= 2 else None
 
-    deadline = Deadline.of(budget_s, effort)  # the searches start now: the coherence pass is
-    # not counted
     with threadpool_limits(1):
         _rank_test(atoms, br, rank_rtol, rng, deadline, notes)
         enumerated_all = _enumerate_small(atoms, br, rank_rtol, enumerate_max, deadline, notes)

@@ -365,3 +365,43 @@ def test_the_search_budget_is_shared_and_kept():
     assert used2["used_s"]["exact parts"] >= 2.0
     assert used2["spent_s"] <= 3.0 + 1.5, used2
     assert rep2["seconds"]["total"] <= 1.0 + 1.5, rep2["seconds"]
+
+
+def test_one_registry_orders_the_json_the_page_and_the_summary(quick):
+    """Every section is one registry entry: report.json's sections come in registry order, the
+    page's ids are its keys through anchor(), and the summary names only registered sections."""
+    from rip_atoms.report.context import anchor
+    from rip_atoms.report.sections import REPORT_SECTIONS, SUMMARY_ORDER
+
+    report, html, _ = quick
+    computed = [s.key for s in REPORT_SECTIONS if s.computes]
+    assert [k for k in report if k in computed] == computed
+    page = [anchor(s.key) for s in REPORT_SECTIONS if s.html is not None]
+    assert re.findall(r'<section id="([\w-]+)">', html) == page == list(SECTIONS)
+    assert set(SUMMARY_ORDER) == {s.key for s in REPORT_SECTIONS if s.text is not None}
+    assert len({s.key for s in REPORT_SECTIONS}) == len(REPORT_SECTIONS)
+
+
+def test_a_budget_part_is_granted_on_entry_and_charged_on_exit():
+    import time
+
+    from rip_atoms.report.budget import SearchBudget
+
+    sb = SearchBudget(100.0, effort=1000)
+    with sb.part("rip") as deadline:
+        assert deadline.effort == 350 and deadline.search_arguments()["effort"] == 350
+        deadline.count({"used": 100.0, "cap_hit": False})
+        deadline.count({"used": 20.5, "cap_hit": True})
+        assert deadline.left() == 229.5 and deadline.search_arguments()["effort"] == 229
+    with sb.part("spark"):  # no search ran: a work budget charges nothing
+        pass
+    sb.skip("margins")
+    rec = sb.to_dict()
+    assert rec["used"] == {"rip": 120.5} and rec["spent"] == 120.5 and rec["cap_hit"] == ["rip"]
+    assert list(rec["granted"]) == ["rip", "spark", "margins"]
+    # a time budget: the part's wall seconds from entry, whether or not a search ran
+    sb = SearchBudget(10.0)
+    with sb.part("rip") as deadline:
+        assert deadline.budget_s == pytest.approx(3.5)
+        time.sleep(0.01)
+    assert 0.01 <= sb.to_dict()["used_s"]["rip"] < 1.0

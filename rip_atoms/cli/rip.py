@@ -138,8 +138,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_metric_args(p)
     p.add_argument("-k", required=True, help="sparsities, comma-separated (e.g. 2,3,4)")
     p.add_argument("--budget-s", type=float, default=None,
-                   help="search seconds, all k together (default 10; the coherence pass before "
-                        "the search is not counted); with --effort, a wall-clock cap")
+                   help="seconds of the call, all k together (default 10; the coherence pass "
+                        "before the search included); with --effort, a wall-clock cap")
     add_effort_arg(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--drop-dead", action="store_true", help="leave dead (zero) atoms out")

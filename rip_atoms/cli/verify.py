@@ -291,22 +291,11 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 
 def _budget(args: argparse.Namespace) -> dict:
-    """The report's budget from --effort and --budget-s: a work budget (the default, with a
-    wall-clock cap) unless --budget-s alone asks for a time budget."""
-    from rip_atoms.report.budget import (
-        DEFAULT_CAP_S,
-        DEFAULT_EFFORT,
-        QUICK_CAP_S,
-        QUICK_EFFORT,
-    )
+    """The report's budget from --effort and --budget-s
+    (:func:`rip_atoms.report.budget.verify_budget`: the defaults are defined there)."""
+    from rip_atoms.report.budget import verify_budget
 
-    if args.effort is None and args.budget_s is not None:
-        return {"budget_s": args.budget_s}
-    effort = args.effort if args.effort is not None else (
-        QUICK_EFFORT if args.quick else DEFAULT_EFFORT)
-    cap = args.budget_s if args.budget_s is not None else (
-        QUICK_CAP_S if args.quick else DEFAULT_CAP_S)
-    return {"effort": effort, "budget_s": cap}
+    return verify_budget(args.effort, args.budget_s, quick=args.quick)
 
 
 def _card_list(text: str | None) -> list[int] | None:

@@ -8,7 +8,8 @@ witness (``report.json``), a self-contained ``report.html`` with plots, and a te
 
 from rip_atoms.report.build import SCHEMA, VerifyTarget, babel_certified_k, build_report
 from rip_atoms.report.files import read_report, write_report
-from rip_atoms.report.html import SECTIONS, render_html
+from rip_atoms.report.html import render_html
+from rip_atoms.report.sections import SECTIONS
 from rip_atoms.report.summary import render_summary
 
 __all__ = ["SCHEMA", "SECTIONS", "VerifyTarget", "babel_certified_k", "build_report",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+from rip_atoms.report.markup import escape, fixed
 from rip_atoms.theory import coherence_certified_k
 
 R2_IDEAL = 0.999
@@ -131,3 +132,25 @@ def render_answer_text(ans: dict) -> list[str]:
         lines.append(f"  {r['unit_set']}: {'atoms' if r['atoms'] else 'not atoms'} ({crit})")
         lines.append(f"    → {r['what_would_change']}")
     return lines
+
+
+def render_answer_html(ans: dict) -> str:
+    """The answer block's body."""
+    if not ans.get("computed"):
+        return f"<p class='missing'>Not computed: {escape(ans.get('why', ''))}</p>"
+    rows = []
+    for r in ans["rows"]:
+        cells = "".join(
+            f"<td>{fixed(c['value'], 4)} <span class='{'pass' if c['pass'] else 'fail'}'>"
+            f"{'pass' if c['pass'] else 'fail'}</span></td>" for c in r["criteria"])
+        verdict = "atoms" if r["atoms"] else "not atoms"
+        rows.append(f"<tr><td>{escape(r['unit_set'])}</td>{cells}<td><span class='"
+                    f"{'pass' if r['atoms'] else 'fail'}'>{verdict}</span></td>"
+                    f"<td style='text-align:left'>{escape(r['what_would_change'])}</td></tr>")
+    th = ans["thresholds"]
+    return (f"<div class='answer'><table><tr><th>unit set</th><th>R² AIP (ideal ≥ "
+            f"{th['r2_aip']})</th><th>q* (ideal ≥ {th['q_star_quantile']})</th><th>answer</th>"
+            f"<th style='text-align:left'>what would change it</th></tr>{''.join(rows)}</table>"
+            f"<p class='method'>Thresholds: {escape(ans['thresholds_why'])}. Every number's "
+            "method and witness: the sections below and report.json.</p></div>")
+

@@ -3,19 +3,39 @@ shared by its budgeted parts."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
+
+from rip_atoms.deadline import Deadline
 
 #: how what is left of the budget B after the exact parts is shared out, in this order (see
 #: :class:`SearchBudget`); the sampled Gaussian reference, last, gets whatever is left
 BUDGET_SHARES = {"rip": 0.35, "spark": 0.15, "margins": 0.15, "probe": 0.2, "reference": 0.15}
 
-#: the report's default budgets: work units (one unit ≈ 50 ms of search on the reference
-#: machine, :data:`rip_atoms.deadline.UNIT_S`) and the wall-clock cap over them
+#: the report's default budgets, defined here only: work units (one unit ≈ 50 ms of search on
+#: the reference machine, :data:`rip_atoms.deadline.UNIT_S`) and the wall-clock cap over them
+#: (``rip-atoms verify``, :func:`verify_budget`), and the time budget of
+#: :func:`rip_atoms.report.build_report` called with neither
 DEFAULT_EFFORT = 2400
 QUICK_EFFORT = 240
 DEFAULT_CAP_S = 900.0
 QUICK_CAP_S = 120.0
+DEFAULT_BUDGET_S = 120.0
+
+
+def verify_budget(effort: int | None, budget_s: float | None, *, quick: bool = False) -> dict:
+    """The report's budget from ``--effort`` and ``--budget-s`` as keyword arguments of
+    :func:`rip_atoms.report.build_report`: a work budget (the default, :data:`DEFAULT_EFFORT`
+    or :data:`QUICK_EFFORT` units, capped at :data:`DEFAULT_CAP_S` or :data:`QUICK_CAP_S`
+    seconds) unless ``budget_s`` alone asks for a time budget."""
+    if effort is None and budget_s is not None:
+        return {"budget_s": budget_s}
+    return {"effort": effort if effort is not None else (QUICK_EFFORT if quick
+                                                         else DEFAULT_EFFORT),
+            "budget_s": budget_s if budget_s is not None else (QUICK_CAP_S if quick
+                                                               else DEFAULT_CAP_S)}
 
 
 class SearchBudget:
@@ -38,6 +58,13 @@ class SearchBudget:
     at least 1 % of B, so each can return its cheap certified sides even when the parts before
     it used everything. Each search stops at its budget, overrunning it by at most one unit of
     work.
+
+    A part runs as ``with budget.part(name) as deadline:``: it is granted on entry (a
+    :class:`rip_atoms.deadline.Deadline` of its grant, whose clock starts then), its searches
+    run on ``deadline.search_arguments()`` and report their use with ``deadline.count(
+    result.budget)``, and it is charged on exit (its wall seconds from entry, set-up included;
+    or the units counted, none when it ran no search). :meth:`skip` grants a part that does not
+    run and charges nothing; :meth:`charge_exact_parts` charges the exact parts (time budget).
     """
 
     def __init__(self, total_s: float, effort: int | None = None,
@@ -71,6 +98,29 @@ class SearchBudget:
         self.granted[name] = units
         cap_left = self.total_s - (time.perf_counter() - self.started)
         return {"effort": units, "budget_s": max(1e-3, cap_left)}
+
+    @contextlib.contextmanager
+    def part(self, name: str) -> Iterator[Deadline]:
+        """Part ``name`` (class docstring): its grant as a :class:`Deadline` on entry, charged
+        on exit."""
+        g = self.grant(name)
+        deadline = Deadline(g["budget_s"]) if self.effort is None else \
+            Deadline(g["budget_s"], effort=g["effort"])
+        yield deadline
+        if self.effort is None:
+            self.charge(name, deadline.elapsed())
+        elif deadline.counted:
+            self.charge(name, deadline.elapsed(), {"used": deadline.used,
+                                                   "cap_hit": deadline.cap_hit})
+
+    def skip(self, name: str) -> None:
+        """Part ``name`` does not run: its share passes to the parts after it."""
+        self.grant(name)
+
+    def charge_exact_parts(self) -> None:
+        """The exact parts ran from ``started`` until now: charged to a time budget (outside a
+        work budget)."""
+        self.charge("exact parts", time.perf_counter() - self.started)
 
     def charge(self, name: str, seconds: float, budget: dict | None = None) -> None:
         """What part ``name`` used: its wall seconds (time budget), or the units its result's

@@ -9,12 +9,11 @@ folder written with it); without it the section says why.
 
 from __future__ import annotations
 
-import html
-import math
-
 import numpy as np
 
 from rip_atoms.criteria.atom_cards import atom_cards, monosemanticity_proxy
+from rip_atoms.report.markup import escape as _e
+from rip_atoms.report.markup import fixed as _f
 
 N_PAIRS = 10
 N_RANDOM = 10
@@ -61,35 +60,10 @@ def proxy_section(target, X, codes) -> dict:
 
 
 # ------------------------------------------------------------------------------- HTML
-CSS = """
-.answer{background:#fbf7ef;border-left:4px solid #b07d1b;padding:.6em 1em}
-.pass{color:#1a7f37;font-weight:600} .fail{color:#b42318;font-weight:600}
-.cards{display:flex;flex-wrap:wrap;gap:.8em} .card{border:1px solid #ddd;border-radius:6px;
-padding:.5em .7em;flex:1 1 440px;min-width:0;font-size:.86em;background:#fff}
-.card h4{margin:.1em 0 .3em 0} .pair{border:1px solid #cfd8e3;border-radius:8px;padding:.5em;
-margin:.8em 0;background:#f7f9fc} .ctx{font-family:ui-monospace,Menlo,Consolas,monospace;
-white-space:pre-wrap;overflow-wrap:anywhere;margin:.1em 0;font-size:.92em}
-.ctx mark{background:#ffd34d;padding:0 .1em;border-radius:2px} .ctx .a{color:#555;
-display:inline-block;min-width:4.5em} .ctx .gap{color:#aaa}
-table.pairs td:last-child,table.pairs th:last-child{text-align:left}
-.dup{color:#b42318;font-weight:600} .diff{color:#1a7f37;font-weight:600}
-"""
-
-
-def _e(x) -> str:
-    return html.escape(str(x))
-
-
 def _show(tok) -> str:
     if tok is None:
         return "<span class='gap'>·</span>"
     return _e(str(tok).replace("\n", "⏎").replace("\t", "⇥"))
-
-
-def _f(v, d: int = 3) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "—"
-    return f"{v:.{d}f}"
 
 
 def render_card(card: dict, title: str = "") -> str:
@@ -150,25 +124,3 @@ def render_cards_html(sec: dict) -> str:
         parts.append(f"<p class='method'>{sel['never_active']} live atoms never fire on the "
                      "evaluated tokens (no card).</p>")
     return "".join(parts)
-
-
-def render_answer_html(ans: dict) -> str:
-    """The answer block's body."""
-    if not ans.get("computed"):
-        return f"<p class='missing'>Not computed: {_e(ans.get('why', ''))}</p>"
-    rows = []
-    for r in ans["rows"]:
-        cells = "".join(
-            f"<td>{_f(c['value'], 4)} <span class='{'pass' if c['pass'] else 'fail'}'>"
-            f"{'pass' if c['pass'] else 'fail'}</span></td>" for c in r["criteria"])
-        verdict = "atoms" if r["atoms"] else "not atoms"
-        rows.append(f"<tr><td>{_e(r['unit_set'])}</td>{cells}<td><span class='"
-                    f"{'pass' if r['atoms'] else 'fail'}'>{verdict}</span></td>"
-                    f"<td style='text-align:left'>{_e(r['what_would_change'])}</td></tr>")
-    th = ans["thresholds"]
-    return (f"<div class='answer'><table><tr><th>unit set</th><th>R² AIP (ideal ≥ "
-            f"{th['r2_aip']})</th><th>q* (ideal ≥ {th['q_star_quantile']})</th><th>answer</th>"
-            f"<th style='text-align:left'>what would change it</th></tr>{''.join(rows)}</table>"
-            f"<p class='method'>Thresholds: {_e(ans['thresholds_why'])}. Every number's method "
-            "and witness: the sections below and report.json.</p></div>")
-

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from rip_atoms.report.cards import CSS, _e, render_cards_html
+from rip_atoms.report.cards import render_cards_html
+from rip_atoms.report.markup import CARDS_CSS, REPORT_CSS
+from rip_atoms.report.markup import escape as _e
 
 
 def render_cards_page(section: dict, title: str) -> str:
     """A self-contained page holding the cards alone (``rip-atoms cards``)."""
-    from rip_atoms.report.html import _CSS
-
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{_e(title)}</title><style>{_CSS}{CSS}</style></head><body>"
+            f"<title>{_e(title)}</title><style>{REPORT_CSS}{CARDS_CSS}</style></head><body>"
             f"<h1>Atom cards</h1><p class='sub'>{_e(title)}</p>"
             f"<section id='cards'>{render_cards_html(section)}</section></body></html>\n")
 

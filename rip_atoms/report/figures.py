@@ -14,9 +14,9 @@ import math
 
 import numpy as np
 
-#: figure key → (section id in the HTML, caption)
+#: figure key → (the key of the section it is drawn in, caption)
 FIGURES = {
-    "shift": ("representation-shift",
+    "shift": ("representation_shift",
               "Pairwise cosines of activations, raw (Euclidean) and under the AIP metric"),
     "pair_cosines": ("coherence",
                      "|cos| over all pairs of atoms, raw and under the AIP metric"),

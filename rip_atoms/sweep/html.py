@@ -10,12 +10,14 @@ are listed in the table only. Figures are drawn without pyplot (matplotlib's Agg
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
 from collections import defaultdict
 
 import numpy as np
+
+from rip_atoms.report.markup import SWEEP_CSS
+from rip_atoms.report.markup import escape as _e
 
 __all__ = ["heatmap_figure", "r2_ratio_figure", "render_sweep_html", "summary_png"]
 
@@ -147,10 +149,6 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _e(x) -> str:
-    return html.escape("" if x is None else str(x))
-
-
 def _num(v) -> str:
     if v is None:
         return ""
@@ -163,10 +161,7 @@ def render_sweep_html(summary: dict) -> str:
     """The page for a ``sweep.json`` summary dict."""
     rows = summary["rows"]
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>rip-atoms sweep</title>",
-             "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}"
-             "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;"
-             "padding:2px 6px;text-align:right}th{background:#eee}.failed{color:#b00}"
-             "img{max-width:100%}.grid{display:flex;flex-wrap:wrap;gap:8px}</style></head><body>",
+             f"<style>{SWEEP_CSS}</style></head><body>",
              "<h1>rip-atoms sweep</h1>",
              f"<p>{summary['cells']} cells ({summary['ran']} run now, {summary['skipped']} "
              f"reused), {summary['failed']} failed; {summary['seconds']:.0f} s. Held-out tail: "
