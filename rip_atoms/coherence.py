@@ -27,7 +27,7 @@ stated float error, clamped to ≤ 1, never rounded up.
 Certified values. Every guarantee (uniqueness K, spark lower bounds, Babel K, RIP upper sides) is
 taken from an upper bound on μ, never from the float value itself: ``mu_upper`` =
 min(μ + tol64, maxⱼ float32 μⱼ + tol32, 1) (tol64 = 4(H + 2)·ε₆₄·κ(S̃) bounds the float64
-recomputation, :func:`rip_atoms.corrected_atoms.float64_cosine_tolerance`), 1 with a duplicate
+recomputation, :func:`rip_atoms.precision.float64_cosine_tolerance`), 1 with a duplicate
 pair; ``per_atom_upper`` = min(μⱼ + tol32, 1), 1 for atoms in a duplicate pair.
 
 Precision. The pass over all pairs is blocked float32 GEMM (:mod:`rip_atoms.kernels`), never

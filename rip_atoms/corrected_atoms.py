@@ -46,28 +46,7 @@ from rip_atoms.errors import (
 from rip_atoms.kernels.parallel_copy import parallel_copyto
 from rip_atoms.kernels.threads import accumulate_gram, fixed_matmul
 from rip_atoms.metric import AIPMetric, metric_description
-
-_U32 = 2.0**-24
-
-
-def float32_cosine_tolerance(dim: int) -> float:
-    """Bound on |float32 cosine − exact cosine| for unit rows of length H: γ_H + 2.5u."""
-    hu = dim * _U32
-    return hu / (1.0 - hu) + 2.5 * _U32
-
-
-def float64_cosine_tolerance(dim: int, condition_number: float = 1.0) -> float:
-    """Bound on |float64 cosine − exact cosine| of cos(j, l) = dⱼᵀ S̃ dₗ / (‖dⱼ‖_S ‖dₗ‖_S) for
-    the atoms and S̃ as stored: 4(H + 2)·ε₆₄·κ(S̃) (ε₆₄ = 2⁻⁵²; the products S̃d and dᵀ(S̃d) carry
-    relative error ≤ (H + 1)ε₆₄‖S̃‖‖d‖², which is ≤ (H + 1)ε₆₄·κ(S̃) relative to ‖d‖²_S ≥
-    λmin(S̃)‖d‖²; the two norms and the division add a few ε₆₄; κ = 1 for raw cosines)."""
-    return 4.0 * (dim + 2) * float(np.finfo(np.float64).eps) * max(1.0, float(condition_number))
-
-
-def _gamma64(n: int) -> float:
-    """γₙ = n·ε/(1 − n·ε) for float64 (ε = 2⁻⁵³): the accumulation bound of a length-n dot."""
-    e = 2.0**-53 * n
-    return e / (1.0 - e)
+from rip_atoms.precision import U32, float32_cosine_tolerance, float64_cosine_tolerance, gamma
 
 
 class _Factor:
@@ -112,7 +91,7 @@ def _whitening_factor(metric: AIPMetric | None) -> tuple[_Factor | None, float]:
         if not np.isfinite(U).all():
             raise np.linalg.LinAlgError("non-finite Cholesky factor")
         f = _Factor(U, triangular=True)
-        delta = _gamma64(h + 1) * f.frobenius**2 / lam_min
+        delta = gamma(h + 1) * f.frobenius**2 / lam_min
     except (np.linalg.LinAlgError, ValueError):
         f = _Factor(metric.W, triangular=False)
         delta = _symmetric_factor_delta(metric, lam_min)
@@ -133,7 +112,7 @@ def _symmetric_factor_delta(metric: AIPMetric, lam_min: float | None = None) -> 
         lam_min = _min_eigenvalue_lower(metric)
     W = metric.W
     resid = float(np.linalg.norm(W.T @ W - metric.S))
-    return (resid + _gamma64(metric.dim) * float(np.linalg.norm(W)) ** 2) / lam_min
+    return (resid + gamma(metric.dim) * float(np.linalg.norm(W)) ** 2) / lam_min
 
 
 def resolve_metric(d: Dictionary, metric: AIPMetric | str | None) -> AIPMetric | None:
@@ -275,7 +254,7 @@ class CorrectedAtoms:
         if rows:
             self.rows = np.empty((len(self.live), d.dim), dtype=np.float32)
         eta = 0.0
-        gamma64 = _gamma64(d.dim)
+        gamma64 = gamma(d.dim)
         live = self.live
         contiguous = len(live) > 0 and live[-1] - live[0] == len(live) - 1 and not exps.any()
         for s in range(0, len(live), chunk):
@@ -326,7 +305,7 @@ class CorrectedAtoms:
             ok = snorms > 0
             if ok.any():
                 self.whitening_error = float(np.max(
-                    _gamma64(d.dim) * float(np.linalg.norm(self.metric.W)) * xnorm[ok]
+                    gamma(d.dim) * float(np.linalg.norm(self.metric.W)) * xnorm[ok]
                     / snorms[ok]))
         dead = np.zeros(d.n_atoms, dtype=bool)
         dead[d.dead_atoms] = True
@@ -390,7 +369,7 @@ class CorrectedAtoms:
         if self.rows_are_input:
             a /= float(self.norms[self.live].min())
         else:
-            a += (_U32 + 2 * self.whitening_error) * np.sqrt(self.n_live) * 1.0001
+            a += (U32 + 2 * self.whitening_error) * np.sqrt(self.n_live) * 1.0001
         # the factor's Gram differs from D̃ᵀD̃ by at most 3δ per entry: ‖E‖₂ ≤ 3δ·N
         value = a * a * (1 + 1e-12) + 3 * self.factor_tolerance * self.n_live
         self._spectral = (chunk, value)

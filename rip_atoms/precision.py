@@ -1,4 +1,6 @@
-"""Two standards of linear dependence: proven in float64, and within the input's precision.
+"""Floating-point precision: the unit roundoffs and γₙ every rounding bound uses, the cosine
+tolerances of float32 and float64 passes, and two standards of linear dependence — proven in
+float64, and within the input's precision.
 
 A set T of corrected unit atoms (columns of D̃_T, float64) is judged by ρ(T) = σ_min/σ_max of
 D̃_T (float64 SVD), equivalently by a unit null vector v with relative residual
@@ -25,17 +27,43 @@ Sets with ρ(T) > r are independent, with room to spare for both standards.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rip_atoms.corrected_atoms import CorrectedAtoms
-from rip_atoms.dictionary import Dictionary
-from rip_atoms.metric import AIPMetric
+if TYPE_CHECKING:  # annotations only: the modules below import this one
+    from rip_atoms.corrected_atoms import CorrectedAtoms
+    from rip_atoms.dictionary import Dictionary
+    from rip_atoms.metric import AIPMetric
+
+#: unit roundoffs u = 2⁻ᵖ of float64 and float32 (round to nearest)
+U64 = 2.0**-53
+U32 = 2.0**-24
+
+
+def gamma(n: int, u: float = U64) -> float:
+    """γₙ = n·u/(1 − n·u) (Higham, *Accuracy and Stability*, Lemma 3.1): the bound on the
+    relative error of a length-n dot product or sum in precision u (float64 by default)."""
+    e = n * u
+    return e / (1.0 - e)
+
+
+def float32_cosine_tolerance(dim: int) -> float:
+    """Bound on |float32 cosine − exact cosine| for unit rows of length H: γ_H(u₃₂) + 2.5u₃₂."""
+    return gamma(dim, U32) + 2.5 * U32
+
+
+def float64_cosine_tolerance(dim: int, condition_number: float = 1.0) -> float:
+    """Bound on |float64 cosine − exact cosine| of cos(j, l) = dⱼᵀ S̃ dₗ / (‖dⱼ‖_S ‖dₗ‖_S) for
+    the atoms and S̃ as stored: 4(H + 2)·ε₆₄·κ(S̃) (ε₆₄ = 2⁻⁵²; the products S̃d and dᵀ(S̃d) carry
+    relative error ≤ (H + 1)ε₆₄‖S̃‖‖d‖², which is ≤ (H + 1)ε₆₄·κ(S̃) relative to ‖d‖²_S ≥
+    λmin(S̃)‖d‖²; the two norms and the division add a few ε₆₄; κ = 1 for raw cosines)."""
+    return 4.0 * (dim + 2) * float(np.finfo(np.float64).eps) * max(1.0, float(condition_number))
 
 #: a set is proven dependent when σ_min/σ_max ≤ PROOF_RTOL (float64 SVD)
 PROOF_RTOL = 1e-9
 #: unit roundoff of the dtypes atoms arrive in (integers are exact: treated as float64)
-UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11,
+UNIT_ROUNDOFF = {"float64": U64, "float32": U32, "float16": 2.0**-11,
                  "bfloat16": 2.0**-8}
 
 

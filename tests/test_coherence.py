@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rip_atoms import AIPMetric, Dictionary, coherence
-from rip_atoms.corrected_atoms import float32_cosine_tolerance
+from rip_atoms.precision import float32_cosine_tolerance
 from rip_atoms.synthetic import gaussian_dictionary, simplex_etf, union_of_bases
 
 pytestmark = pytest.mark.sensitive  # float32 passes against float64 truth at stated tolerances

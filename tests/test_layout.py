@@ -1,6 +1,7 @@
 """The package layout (issue 12): every module's imports, parsed with ``ast`` (module level and
 inside functions alike), respect the layers, form no cycle, keep torch out of the core, and no
-module grows past 700 lines.
+module grows past 700 lines, and no function past 100 lines of code (docstrings, comments and
+blank lines excluded; the failure lists the longest).
 
 Layers, lowest first (a module may import its own layer and the layers below, never above):
 
@@ -61,9 +62,19 @@ def _is_package(name: str) -> bool:
     return MODULES[name].name == "__init__.py"
 
 
+def _is_type_checking_block(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``): imports for annotations only."""
+    if not isinstance(node, ast.If):
+        return False
+    t = node.test
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
+        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
+
+
 def _imports(name: str) -> tuple[set[str], set[str]]:
     """(rip_atoms modules imported, top-level names of other packages imported) by ``name``,
-    from every import statement in the file (module level and inside functions)."""
+    from every import statement in the file (module level and inside functions) that can run:
+    imports under ``if TYPE_CHECKING:`` (annotations only) are not dependencies."""
     tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
     pkg = name if _is_package(name) else name.rpartition(".")[0]
     ours: set[str] = set()
@@ -77,7 +88,11 @@ def _imports(name: str) -> tuple[set[str], set[str]]:
         else:
             others.add(target.split(".")[0])
 
+    type_only = {id(n) for block in ast.walk(tree) if _is_type_checking_block(block)
+                 for n in ast.walk(block)}
     for node in ast.walk(tree):
+        if id(node) in type_only:  # `if TYPE_CHECKING:` imports never run: no dependency
+            continue
         if isinstance(node, ast.Import):
             for a in node.names:
                 resolve(a.name)
@@ -164,3 +179,51 @@ def test_no_module_is_over_700_lines(name):
 def test_known_oversize_modules_exist():
     stale = sorted(KNOWN_OVERSIZE - set(MODULES))
     assert not stale, f"KNOWN_OVERSIZE names modules that no longer exist: {stale}"
+
+
+# ---------------------------------------------------------------------------------------------
+# function length: at most MAX_FUNCTION_LINES lines of code (docstrings, comments and blank lines
+# excluded), so every function reads in one screen
+# ---------------------------------------------------------------------------------------------
+MAX_FUNCTION_LINES = 100
+
+
+def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef, source: list[str]) -> int:
+    body = node.body
+    doc: set[int] = set()
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        doc = set(range(body[0].lineno, body[0].end_lineno + 1))
+    return sum(1 for i in range(node.lineno, node.end_lineno + 1)
+               if i not in doc and source[i - 1].strip()
+               and not source[i - 1].strip().startswith("#"))
+
+
+def longest_functions(top: int | None = None) -> list[tuple[int, str]]:
+    """(lines of code, ``module:line:name``) of every function and method of rip_atoms, longest
+    first (a nested function counts in its own right and in its parent's lines)."""
+    rows = []
+    for name, path in MODULES.items():
+        text = path.read_text(encoding="utf-8")
+        source = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                rows.append((_code_lines(node, source), f"{name}:{node.lineno}:{node.name}"))
+    rows.sort(key=lambda r: (-r[0], r[1]))
+    return rows[:top] if top is not None else rows
+
+
+def test_no_function_is_over_100_lines_of_code():
+    longest = longest_functions(10)
+    listing = "\n".join(f"{n:5d}  {where}" for n, where in longest)
+    print(f"the ten longest functions (lines of code):\n{listing}")  # shown with pytest -s
+    over = [f"{n} {where}" for n, where in longest_functions() if n > MAX_FUNCTION_LINES]
+    assert not over, (f"functions over {MAX_FUNCTION_LINES} lines of code:\n" + "\n".join(over)
+                      + f"\nthe longest:\n{listing}")
+
+
+def test_the_function_count_sees_code_not_docstrings():
+    source = ('def f(x):\n    """Doc\n    string."""\n    # a comment\n\n    y = x + 1\n'
+              '    return y\n').splitlines()
+    node = ast.parse("\n".join(source)).body[0]
+    assert _code_lines(node, source) == 3  # def, y = …, return

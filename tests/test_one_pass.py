@@ -164,7 +164,7 @@ def test_a_report_computes_each_gram_once(monkeypatch):
     row = next(r for r in rep["criteria"]["rows"] if r["name"] == "atoms")
     # the same float64 recomputation through another whitening factor (the report's one
     # whitening uses W, a fresh pass the Cholesky factor): equal up to float64 rounding
-    from rip_atoms.corrected_atoms import float64_cosine_tolerance
+    from rip_atoms.precision import float64_cosine_tolerance
 
     tol64 = float64_cosine_tolerance(H, metric.condition_number)
     assert abs(row["mu"] - fresh["atoms"].mu) <= tol64

@@ -32,7 +32,8 @@ import scipy.sparse as sp
 from scipy.optimize import minimize_scalar
 
 from rip_atoms.dictionary import Dictionary
-from rip_atoms.recovery.codes import _as_matrix, _Code, _gamma, _support_signs, _UnitAtoms
+from rip_atoms.precision import gamma
+from rip_atoms.recovery.codes import _as_matrix, _Code, _support_signs, _UnitAtoms
 from rip_atoms.recovery.results import RANK_TOL, Certificate
 
 _PUSH_ROUNDS = 10
@@ -132,7 +133,7 @@ def fuchs_certificate(D: Dictionary | np.ndarray, support: Sequence[int] | np.nd
     A = cols[:, S]
     a = np.linalg.solve(A.T @ A, s)
     y = A @ a
-    value, bound = _certificate_bound(rows, S, s, y, nonneg, smin, _gamma(cols.shape[0]),
+    value, bound = _certificate_bound(rows, S, s, y, nonneg, smin, gamma(cols.shape[0]),
                                       col_norm)
     return Certificate(value, bound, y, ratio, "fuchs")
 
@@ -215,7 +216,7 @@ def dual_certificate(D: Dictionary | np.ndarray, support: Sequence[int] | np.nda
                            int(res.status), None)
     y = res.x[:-1]
     value, bound = _certificate_bound(rows, S, s, y, nonneg, smin if ratio > RANK_TOL else 0.0,
-                                      _gamma(cols.shape[0]), col_norm)
+                                      gamma(cols.shape[0]), col_norm)
     return Certificate(value, bound, y, ratio, "lp", 0, float(res.x[-1]))
 
 

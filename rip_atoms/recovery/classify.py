@@ -51,6 +51,7 @@ from rip_atoms.errors import EmptyDictionaryError, ParameterError
 from rip_atoms.geometry import UNSET, Geometry
 from rip_atoms.kernels.recovery_batch import fuchs_batch, gram_extremes
 from rip_atoms.metric import AIPMetric
+from rip_atoms.precision import U64, gamma
 from rip_atoms.recovery.admm_stage import stage_admm
 from rip_atoms.recovery.basis_pursuit import _lars
 from rip_atoms.recovery.certificates import (
@@ -60,7 +61,7 @@ from rip_atoms.recovery.certificates import (
     _rigorous_bound,
     _sigma,
 )
-from rip_atoms.recovery.codes import _chunk_rows, _Code, _gamma, _UnitAtoms, recovery_view
+from rip_atoms.recovery.codes import _chunk_rows, _Code, _UnitAtoms, recovery_view
 from rip_atoms.recovery.kept import KeptCertificates, fuchs_y
 from rip_atoms.recovery.reasons import undetermined_reason
 from rip_atoms.recovery.results import (
@@ -504,13 +505,13 @@ def _set_sigma(atoms: _UnitAtoms, code: _Code, lam_min: float, lam_max: float) -
     √err ≈ 3e-8), and σmin comes from the SVD of D̃_S instead, less its backward error:
     σmin − γ_{kH}·σmax."""
     k = len(code.S)
-    err = (_gamma(atoms.dim) + k * 2.0**-53) * k
+    err = (gamma(atoms.dim) + k * U64) * k
     if lam_min > 10.0 * err:
         code.sigma_min = math.sqrt(lam_min - err)
         code.sigma_ratio = code.sigma_min / math.sqrt(lam_max + err)
         return
     smin, smax, _ = _sigma(atoms.cols64, code.S)
-    code.sigma_min = max(0.0, smin - _gamma(k * atoms.dim) * smax)
+    code.sigma_min = max(0.0, smin - gamma(k * atoms.dim) * smax)
     code.sigma_ratio = code.sigma_min / smax if smax > 0 else 0.0
 
 
@@ -555,7 +556,7 @@ def _no_witness_possible(atoms: _UnitAtoms, code: _Code, bound: float, value: fl
     smaller than computed."""
     if not (bound < 1.0 and math.isfinite(value) and code.sigma_min > 0):
         return False
-    eps = FEAS_TOL * code.y_norm + 5.01 * _gamma(atoms.n_atoms + code.k + 1) * code.l1
+    eps = FEAS_TOL * code.y_norm + 5.01 * gamma(atoms.n_atoms + code.k + 1) * code.l1
     y_prime = y_norm + (bound - value)
     m = (L1_TOL * code.l1 + y_prime * eps) / (1.0 - bound)
     sigma = code.sigma_min * (1.0 - 1e-6)

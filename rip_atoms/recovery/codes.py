@@ -29,9 +29,8 @@ from rip_atoms.geometry import Geometry
 from rip_atoms.kernels.parallel_copy import parallel_copyto
 from rip_atoms.kernels.recovery_batch import RowSpaceProjector
 from rip_atoms.metric import AIPMetric
-from rip_atoms.precision import input_precision_name, rank_tolerance
+from rip_atoms.precision import gamma, input_precision_name, rank_tolerance
 
-_U64 = 2.0**-53
 #: dictionaries with at most this many entries run the homotopy in float64 only (larger ones
 #: try a float32 path first)
 _SMALL_PROBLEM = 1 << 22
@@ -50,11 +49,6 @@ def recovery_view(geom: Geometry) -> _UnitAtoms:
     same geometry. Raises :class:`EmptyDictionaryError` when every atom is dead."""
     return geom.derived("recovery view", lambda g: _UnitAtoms(
         g.dictionary, g.metric, g.atoms(rows=False, rows64=True, min_live=0)))
-
-
-def _gamma(h: int) -> float:
-    """γ_H = Hu/(1 − Hu), u = 2⁻⁵³: bound on the relative error of a float64 dot product."""
-    return h * _U64 / (1.0 - h * _U64)
 
 
 class _UnitAtoms:
@@ -108,7 +102,7 @@ class _UnitAtoms:
         self.scale = scale
         self.dead = dead
         self.n_atoms, self.dim = rows64.shape
-        self.gamma = _gamma(self.dim)
+        self.gamma = gamma(self.dim)
         small = self.dim * self.n_atoms <= _SMALL_PROBLEM
         self.homotopy_dtypes = (np.float64,) if small else (np.float32, np.float64)
         self._proj: RowSpaceProjector | None = None

@@ -50,8 +50,8 @@ from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import ParameterError
 from rip_atoms.geometry import UNSET, Geometry
 from rip_atoms.metric import AIPMetric
+from rip_atoms.precision import gamma
 from rip_atoms.recovery.certificates import _certificate_bound, _sigma, certificate_lp
-from rip_atoms.recovery.codes import _gamma
 from rip_atoms.recovery.results import RANK_TOL, STATUS_NAMES
 
 #: smoothing temperatures and iterations of the L-BFGS stage
@@ -221,7 +221,7 @@ def certificate_margins(
             where[live] = np.arange(live.size)
             cols = atoms.cols64 if live.size == atoms.n_atoms else \
                 np.asfortranarray(atoms.cols64[:, live])
-            gamma = _gamma(atoms.dim)
+            gamma_h = gamma(atoms.dim)
             col_norm = float(np.linalg.norm(cols, axis=0).max()) if cols.size else 1.0
             for r in range(k):
                 if out_of_time():
@@ -234,7 +234,7 @@ def certificate_margins(
                 limits = [x for x in (lp_time_limit, None if deadline is None else
                                       deadline.clock_left()) if x is not None and
                           math.isfinite(x)]
-                got = _tight_certificate(cols, S, sgn, is_nonneg, gamma, col_norm,
+                got = _tight_certificate(cols, S, sgn, is_nonneg, gamma_h, col_norm,
                                          time_limit=min(limits) if limits else None)
                 if got is not None:
                     lp_bound[r], lp_value[r], solved[r] = got

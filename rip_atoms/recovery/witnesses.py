@@ -28,7 +28,8 @@ import math
 import numpy as np
 import scipy.linalg as sla
 
-from rip_atoms.recovery.codes import _Code, _gamma, _UnitAtoms
+from rip_atoms.precision import gamma
+from rip_atoms.recovery.codes import _Code, _UnitAtoms
 from rip_atoms.recovery.results import FEAS_TOL, L1_TOL, RECOVERY_TOL
 
 
@@ -42,7 +43,7 @@ def _feasibility_tol(code: _Code, x_l1: float, m: int) -> float:
     non-zeros may have (module docstring). Each entry of D̃x − y is a float64 sum of m + k
     products, in error by at most γ_{m+k} times the sum of their magnitudes; over the entries,
     for unit columns, that is at most γ_{m+k}(‖x‖₁ + ‖δ̃‖₁) in ‖·‖₂."""
-    return FEAS_TOL * code.y_norm + _gamma(m + code.k + 1) * (x_l1 + code.l1)
+    return FEAS_TOL * code.y_norm + gamma(m + code.k + 1) * (x_l1 + code.l1)
 
 
 def _check_witness(rows: np.ndarray, code: _Code, idx: np.ndarray, vals: np.ndarray,
