@@ -288,7 +288,7 @@ class Geometry:
     def derived(self, name: str, build: Callable[[Geometry], Any]) -> Any:
         """A view computed from this geometry by ``build(self)`` on first request and kept
         under ``name`` (e.g. the recovery tests' D̃ in float64, with its float32 copy,
-        duplicate pairs and ADMM projector: :func:`rip_atoms.recovery.codes.recovery_view`)."""
+        duplicate pairs and ADMM projector: :func:`rip_atoms.recovery.problem.recovery_view`)."""
         if name not in self._derived:
             self._derived[name] = build(self)
         return self._derived[name]

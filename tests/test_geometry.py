@@ -14,7 +14,7 @@ from rip_atoms.errors import ParameterError, ParameterTypeError, ShapeMismatchEr
 from rip_atoms.geometry import UNSET, same_atoms
 from rip_atoms.metric import AIPMetric, fit_metric
 from rip_atoms.recovery import classify_recovery
-from rip_atoms.recovery.codes import recovery_view
+from rip_atoms.recovery.problem import recovery_view
 
 
 def _problem(seed=0, H=10, N=30):

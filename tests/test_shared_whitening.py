@@ -18,7 +18,7 @@ from rip_atoms.errors import ParameterError
 from rip_atoms.geometry import Geometry
 from rip_atoms.metric import fit_metric
 from rip_atoms.recovery import classify_recovery
-from rip_atoms.recovery.codes import recovery_view
+from rip_atoms.recovery.problem import recovery_view
 from rip_atoms.rip import rip_bounds
 from rip_atoms.spark import spark_bounds
 
@@ -140,7 +140,7 @@ def test_a_report_whitens_once(monkeypatch):
 def test_an_unfitting_projector_is_not_started_under_a_deadline(monkeypatch):
     # the ADMM projector's set-up cannot be interrupted: under a deadline it starts only when
     # its estimated cost fits the time left; without a deadline it always runs
-    import rip_atoms.recovery.codes as codes_mod
+    import rip_atoms.recovery.problem as codes_mod
 
     rng = np.random.default_rng(5)
     d = Dictionary(rng.standard_normal((20, 60)))

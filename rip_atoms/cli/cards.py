@@ -29,8 +29,8 @@ from rip_atoms.dictionary import is_sae_spec
 
 def run(args: argparse.Namespace) -> int:
     from rip_atoms.criteria import UnitSet
-    from rip_atoms.report.cards import N_PAIRS, N_RANDOM
     from rip_atoms.report.cards_page import write_cards
+    from rip_atoms.report.cards_section import N_PAIRS, N_RANDOM
 
     named = int_list(args.atoms, "--atoms") if args.atoms else []
     if named and min(named) < 0:

@@ -51,7 +51,7 @@ witness when t* ≥ 1.
 Whatever proposes a certificate or a witness, only the float64 checks above decide.
 
 Layout: :mod:`~rip_atoms.recovery.results` (statuses, tolerances, result types),
-:mod:`~rip_atoms.recovery.codes` (D̃ in float64 from :class:`~rip_atoms.corrected_atoms.
+:mod:`~rip_atoms.recovery.problem` (D̃ in float64 from :class:`~rip_atoms.corrected_atoms.
 CorrectedAtoms`, and the codes), :mod:`~rip_atoms.recovery.certificates`,
 :mod:`~rip_atoms.recovery.witnesses`, :mod:`~rip_atoms.recovery.basis_pursuit`,
 :mod:`~rip_atoms.recovery.classify` (the staged classifier) and

@@ -6,7 +6,7 @@ Douglas–Rachford on basis pursuit for a batch of codes at once (the iteration 
 iterates are polished on their support (least squares, non-negative least squares for
 non-negative codes) and a candidate that passes the witness check ends its code as failed.
 Under a deadline the projector's set-up starts only if its estimated cost fits the time left
-(:meth:`rip_atoms.recovery.codes._UnitAtoms.projector_seconds`).
+(:meth:`rip_atoms.recovery.problem._UnitAtoms.projector_seconds`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from rip_atoms.kernels.recovery_batch import admm_bp_batch
-from rip_atoms.recovery.codes import _Code
+from rip_atoms.recovery.problem import _Code
 from rip_atoms.recovery.results import UNDETERMINED, Method
 from rip_atoms.recovery.witnesses import _first_witness, _nnls, _polish
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import NonFiniteError, ParameterError, ShapeMismatchError
-from rip_atoms.recovery.codes import _as_matrix
+from rip_atoms.recovery.problem import _as_matrix
 from rip_atoms.recovery.results import BPSolution
 from rip_atoms.recovery.witnesses import _polish
 

@@ -33,7 +33,7 @@ from scipy.optimize import minimize_scalar
 
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.precision import gamma
-from rip_atoms.recovery.codes import _as_matrix, _Code, _support_signs, _UnitAtoms
+from rip_atoms.recovery.problem import _as_matrix, _Code, _support_signs, _UnitAtoms
 from rip_atoms.recovery.results import RANK_TOL, Certificate
 
 _PUSH_ROUNDS = 10

@@ -61,8 +61,8 @@ from rip_atoms.recovery.certificates import (
     _rigorous_bound,
     _sigma,
 )
-from rip_atoms.recovery.codes import _chunk_rows, _Code, _UnitAtoms, recovery_view
 from rip_atoms.recovery.kept import KeptCertificates, fuchs_y
+from rip_atoms.recovery.problem import _chunk_rows, _Code, _UnitAtoms, recovery_view
 from rip_atoms.recovery.reasons import undetermined_reason
 from rip_atoms.recovery.results import (
     CERTIFIED,

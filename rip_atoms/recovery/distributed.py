@@ -35,7 +35,7 @@ import uuid
 from typing import Any
 
 from rip_atoms.deadline import Deadline
-from rip_atoms.recovery.codes import _chunk_rows, _UnitAtoms
+from rip_atoms.recovery.problem import _chunk_rows, _UnitAtoms
 from rip_atoms.recovery.shared_atoms import (
     SharedAtoms,
     SharedAtomsUnavailable,

@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from rip_atoms.precision import PROOF_RTOL
-from rip_atoms.recovery.codes import _Code, _UnitAtoms
+from rip_atoms.recovery.problem import _Code, _UnitAtoms
 from rip_atoms.recovery.results import RANK_TOL
 
 

@@ -51,7 +51,7 @@ from rip_atoms.errors import RipAtomsError
 from rip_atoms.geometry import Geometry
 from rip_atoms.kernels.parallel_copy import parallel_copyto
 from rip_atoms.metric import AIPMetric
-from rip_atoms.recovery.codes import _UnitAtoms, recovery_view
+from rip_atoms.recovery.problem import _UnitAtoms, recovery_view
 
 __all__ = ["SharedAtoms", "SharedAtomsUnavailable", "can_load", "load_atoms", "publish_atoms",
            "remove_atoms", "remove_stale", "shared_directory"]

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from rip_atoms.precision import gamma
-from rip_atoms.recovery.codes import _Code, _UnitAtoms
+from rip_atoms.recovery.problem import _Code, _UnitAtoms
 from rip_atoms.recovery.results import FEAS_TOL, L1_TOL, RECOVERY_TOL
 
 

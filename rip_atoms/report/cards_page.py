@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rip_atoms.report.cards import render_cards_html
+from rip_atoms.report.cards_section import render_cards_html
 from rip_atoms.report.markup import CARDS_CSS, REPORT_CSS
 from rip_atoms.report.markup import escape as _e
 

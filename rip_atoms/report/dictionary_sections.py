@@ -17,7 +17,7 @@ from rip_atoms.deadline import UNIT_S, Deadline
 from rip_atoms.errors import ParameterError, SingularMetricError
 from rip_atoms.geometry import Geometry
 from rip_atoms.metric import AIPMetric, fit_metric, representation_shift
-from rip_atoms.recovery.codes import PROJECTOR_SECONDS_PER_FLOP
+from rip_atoms.recovery.problem import PROJECTOR_SECONDS_PER_FLOP
 from rip_atoms.report.context import ReportContext, VerifyTarget
 from rip_atoms.report.markup import escape as _e
 from rip_atoms.report.markup import figure as _figure

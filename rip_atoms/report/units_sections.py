@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from rip_atoms.geometry import Geometry
-from rip_atoms.report.cards import render_cards_html
+from rip_atoms.report.cards_section import render_cards_html
 from rip_atoms.report.context import ReportContext, VerifyTarget
 from rip_atoms.report.markup import key_values as _kv
 from rip_atoms.report.markup import method as _method
@@ -73,7 +73,7 @@ def _criteria_section(target: VerifyTarget, metric, seed, l1_max_tokens, say,
 
 def cards_with_proxy(ctx: ReportContext) -> dict:
     """The atom cards, and the monosemanticity proxy column of the criteria table."""
-    from rip_atoms.report.cards import cards_section, proxy_section
+    from rip_atoms.report.cards_section import cards_section, proxy_section
 
     out = cards_section(ctx.target, ctx.codes, ctx.report, ctx.seed, ctx.say)
     if ctx.report["criteria"]["computed"]:

@@ -19,7 +19,7 @@ the cells in flight.
 
 Outputs (in ``out``): ``cells/*.json`` (one per cell), ``saes/<key>/`` (each trained SAE in the
 SAELens layout), ``sweep.json`` (settings, cells, table, failures), ``sweep.csv`` (the tidy
-table, :mod:`rip_atoms.sweep.table`) and ``sweep.html`` (:mod:`rip_atoms.sweep.html`), the
+table, :mod:`rip_atoms.sweep.table`) and ``sweep.html`` (:mod:`rip_atoms.sweep.page`), the
 last three written atomically after every cell has finished.
 """
 
@@ -45,7 +45,7 @@ from rip_atoms.sweep.cell import (
     write_text_atomic,
 )
 from rip_atoms.sweep.grid import Cell, cell_key
-from rip_atoms.sweep.stability import matched_fraction
+from rip_atoms.sweep.seed_stability import matched_fraction
 from rip_atoms.sweep.table import tidy_rows, to_csv
 
 __all__ = ["SweepResult", "run_sweep"]
@@ -241,7 +241,7 @@ def run_sweep(cells: list[Cell], sources: dict, out_dir: str | Path, *,
     write_json_atomic(out / "sweep.json", summary)
     write_text_atomic(out / "sweep.csv", to_csv(rows))
     if html:
-        from rip_atoms.sweep.html import render_sweep_html
+        from rip_atoms.sweep.page import render_sweep_html
 
         write_text_atomic(out / "sweep.html", render_sweep_html(summary))
     return res

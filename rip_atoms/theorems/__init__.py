@@ -39,8 +39,8 @@ what                                        module
 Theorem, Verdict, TheoremResult, tolerances :mod:`rip_atoms.theorems.framework`
 exact δ_k, spark, AIP-normalised atoms      :mod:`rip_atoms.theorems.linear_algebra`
 seeded example dictionaries                 :mod:`rip_atoms.theorems.examples`
-1-3. RIP, uniqueness, ℓ1 from coherence     :mod:`rip_atoms.theorems.coherence`
-4-5. TSAE support / exact reconstruction    :mod:`rip_atoms.theorems.tsae`
+1-3. RIP, uniqueness, ℓ1 from coherence     :mod:`rip_atoms.theorems.coherence_theorems`
+4-5. TSAE support / exact reconstruction    :mod:`rip_atoms.theorems.tsae_theorems`
 6-9. AIP invariance, Parseval, spark        :mod:`rip_atoms.theorems.invariance`
 the registry and the runner                 :mod:`rip_atoms.theorems.suite`
 ==========================================  =================================================
@@ -50,7 +50,7 @@ from __future__ import annotations
 
 # Every public name of the former one-module rip_atoms.theorems is importable from here (the
 # tests and notebooks use some: aip_unit_atoms, max_certified_k, …); ``__all__`` is unchanged.
-from rip_atoms.theorems.coherence import (  # noqa: F401
+from rip_atoms.theorems.coherence_theorems import (  # noqa: F401
     L1,
     RIP,
     UNIQUENESS,
@@ -80,7 +80,7 @@ from rip_atoms.theorems.linear_algebra import (  # noqa: F401
     exact_delta_k,
 )
 from rip_atoms.theorems.suite import THEOREMS, TheoremSuiteResult, get_theorem, run_theorems
-from rip_atoms.theorems.tsae import TSAE_EXACT, TSAE_SUPPORT  # noqa: F401
+from rip_atoms.theorems.tsae_theorems import TSAE_EXACT, TSAE_SUPPORT  # noqa: F401
 
 __all__ = [
     "THEOREMS",

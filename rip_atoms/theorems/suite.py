@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from rip_atoms.errors import ParameterError
-from rip_atoms.theorems.coherence import L1, RIP, UNIQUENESS
+from rip_atoms.theorems.coherence_theorems import L1, RIP, UNIQUENESS
 from rip_atoms.theorems.framework import Theorem, TheoremResult
 from rip_atoms.theorems.invariance import INVARIANCE, INVARIANCE_UNIT, PARSEVAL, SPARK
-from rip_atoms.theorems.tsae import TSAE_EXACT, TSAE_SUPPORT
+from rip_atoms.theorems.tsae_theorems import TSAE_EXACT, TSAE_SUPPORT
 
 # ============================================================================== registry
 THEOREMS: tuple[Theorem, ...] = (RIP, UNIQUENESS, L1, TSAE_SUPPORT, TSAE_EXACT, INVARIANCE,

@@ -24,7 +24,7 @@ from rip_atoms.kernels.parallel_copy import parallel_copyto
 from rip_atoms.metric import fit_metric
 from rip_atoms.recovery import classify_recovery, shared_atoms
 from rip_atoms.recovery.classify import _classify_rows
-from rip_atoms.recovery.codes import _UnitAtoms
+from rip_atoms.recovery.problem import _UnitAtoms
 from rip_atoms.recovery.shared_atoms import SharedAtoms, SharedAtomsUnavailable
 
 _OPTS = {"nonneg": False, "margin": 0.01, "max_iter": 800, "witness_iters": 100, "lp": True,
