@@ -21,10 +21,12 @@ run or a harvest folder).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,60 @@ DEFAULT_LAYER = 15
 DEFAULT_TOKENS = 40_000
 DEFAULT_STEPS = 2500
 HELD_OUT = 0.2
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """The ``verify`` arguments, checked (:meth:`from_args`): what the run reads instead of the
+    argparse namespace, which is never written to. A ``--model`` harvest gives a run new ``acts``
+    and ``layer`` through :func:`dataclasses.replace`, not by assignment."""
+
+    target: str | None = None
+    acts: str | None = None
+    allow_incomplete: bool = False
+    layer: int | None = None
+    model: str | None = None
+    text: tuple[str, ...] | None = None
+    dtype: str = "float32"
+    device: str = "cpu"
+    out: str = "rip-atoms-report"
+    effort: int | None = None
+    budget_s: float | None = None
+    quick: bool = False
+    tokens: int = DEFAULT_TOKENS
+    steps: int = DEFAULT_STEPS
+    threads: int = 0
+    tensor: str | None = None
+    rows_are_atoms: bool = False
+    no_html: bool = False
+    cards: tuple[int, ...] | None = None
+    seed: int = 0
+    scheduler: str | None = None
+    workers: int | None = None
+    json: bool = False
+    quiet: bool = False
+    argv: tuple[str, ...] = ("verify",)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> VerifyOptions:
+        """The options of a parsed ``verify`` command line; bad combinations and numbers raise
+        a one-line :class:`UsageError` naming the option (before any work)."""
+        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+                  if hasattr(args, f.name)}
+        for name in ("text", "cards", "argv"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
+        opts = cls(**values)
+        if opts.target is not None and opts.quick:
+            raise UsageError("--quick runs the built-in synthetic default; drop TARGET or "
+                             "--quick")
+        _check_numbers(opts)
+        return opts
+
+    @property
+    def card_atoms(self) -> list[int] | None:
+        """--cards as the list :class:`~rip_atoms.report.VerifyTarget` takes (None: not given)."""
+        return None if self.cards is None else list(self.cards)
 
 
 def _n_fit(n: int) -> int:
@@ -100,7 +156,7 @@ def _quick_target(seed: int):
         / norms, nonneg=True, context={"planted": QUICK, "tau_aip_units": tau, "seed": seed})
 
 
-def _default_target(args: argparse.Namespace, out: Path):
+def _default_target(args: VerifyOptions, out: Path):
     try:
         import transformers  # noqa: F401
 
@@ -120,7 +176,7 @@ def _default_target(args: argparse.Namespace, out: Path):
     from rip_atoms.sae.model import KNOWN_MODELS
 
     h = KNOWN_MODELS.get(exp.model, {}).get("d_model")
-    _check_cards(args.cards, exp.width or 4 * h if h else None)  # before minutes of work
+    _check_cards(args.card_atoms, exp.width or 4 * h if h else None)  # before minutes of work
     log(args, f"default: SmolLM2-135M layer {exp.layer}, {exp.tokens} tokens, TSAE and "
               f"features N = 4·576, {exp.steps} steps each (artifacts in {out / 'experiment'})")
     res = run_atoms_experiment(exp, out / "experiment", progress=show_progress(args),
@@ -137,7 +193,7 @@ def _default_target(args: argparse.Namespace, out: Path):
         table=res.table, nonneg=True,
         context={"experiment": res.to_dict()["experiment"], "training": res.training,
                  "seconds": res.seconds, "saved": res.saved},
-        provenance=prov, provenance_why=why, card_atoms=args.cards,
+        provenance=prov, provenance_why=why, card_atoms=args.card_atoms,
         proxy_units={k: v for k, v in res.units.items() if k != "atoms"},
         split_description=split)
 
@@ -165,10 +221,13 @@ def _experiment_provenance(res, exp):
     return sub, None, split
 
 
-def _activations(args: argparse.Namespace, H: int):
-    """(fit, eval) activations from --acts: the first 80 % fit the metric, the rest are
-    evaluated."""
+def _activations(args: VerifyOptions, H: int):
+    """(fit, eval, provenance, why not) from --acts: the first 80 % of the activations fit the
+    metric, the rest are evaluated; the token provenance of a harvest folder (None for a plain
+    matrix, or with the reason a folder has none)."""
     from rip_atoms.errors import ShapeMismatchError
+
+    prov, why = None, None
 
     if Path(args.acts).is_dir():
         try:
@@ -178,8 +237,8 @@ def _activations(args: argparse.Namespace, H: int):
                                   "pip install 'rip-atoms[torch]'") from exc
         store = ActivationStore(args.acts).require_complete(args.allow_incomplete)
         X = store.array(args.layer)
-        args.provenance = store.provenance()
-        args.provenance_why = store.provenance_missing() if args.provenance is None else None
+        prov = store.provenance()
+        why = store.provenance_missing() if prov is None else None
     else:
         from rip_atoms.matrix_files import load_matrix
 
@@ -195,10 +254,10 @@ def _activations(args: argparse.Namespace, H: int):
     if n < 10:
         raise UsageError(f"{args.acts}: only {n} activations; need at least 10")
     n_fit = _n_fit(n)
-    return np.asarray(X[:n_fit]), np.asarray(X[n_fit:])
+    return np.asarray(X[:n_fit]), np.asarray(X[n_fit:]), prov, why
 
 
-def _file_target(args: argparse.Namespace):
+def _file_target(args: VerifyOptions):
     from rip_atoms.metric import fit_metric
     from rip_atoms.report import VerifyTarget
 
@@ -209,26 +268,25 @@ def _file_target(args: argparse.Namespace):
         d = sae.dictionary()
     else:
         d = load_dictionary_spec(spec, tensor=args.tensor, rows_are_atoms=args.rows_are_atoms)
-    _check_cards(args.cards, d.n_atoms)
+    _check_cards(args.card_atoms, d.n_atoms)
     t = VerifyTarget(dictionary=d, description=str(spec), kind="sae" if sae else "dictionary")
     if sae is not None:
         t.context["sae"] = sae.to_dict()
     if args.model:
         if args.acts:
             raise UsageError("give --acts or --model, not both")
-        args.acts = str(_harvest_for(args, sae, d.dim))
+        args = _harvest_for(args, sae, d.dim)
     if args.acts:
-        X_fit, X_eval = _activations(args, d.dim)
+        X_fit, X_eval, prov, why = _activations(args, d.dim)
         t.metric = fit_metric(X_fit, source=f"{args.acts} (first {100 - HELD_OUT * 100:.0f} %)")
         t.activations = X_eval
         t.activations_source = f"{args.acts} (last {HELD_OUT * 100:.0f} %)"
-        prov = getattr(args, "provenance", None)
         t.provenance = None if prov is None else prov.subset(
             np.arange(len(prov) - X_eval.shape[0], len(prov)))
-        t.provenance_why = getattr(args, "provenance_why", None) or (
+        t.provenance_why = why or (
             None if prov is not None else f"{args.acts}: a plain activation matrix carries no "
             "token provenance (harvest with `rip-atoms harvest` to keep it)")
-        t.card_atoms = args.cards
+        t.card_atoms = args.card_atoms
         if sae is not None:
             t.unit = UnitSet.from_sae(Path(spec).name or str(spec), sae, "atoms"
                                       if sae.architecture == "jumprelu" else "features")
@@ -240,9 +298,10 @@ def _file_target(args: argparse.Namespace):
     return t
 
 
-def _harvest_for(args: argparse.Namespace, sae, H: int) -> Path:
+def _harvest_for(args: VerifyOptions, sae, H: int) -> VerifyOptions:
     """--model: harvest --tokens activations of --layer (default: the SAE's hook layer) into
-    OUT/activations (resumed if it is there) and return that folder."""
+    OUT/activations (resumed if it is there); the options with that folder as ``acts`` and the
+    harvested ``layer``."""
     require_adapter()
     quiet_transformers()
     set_threads(args)
@@ -267,13 +326,17 @@ def _harvest_for(args: argparse.Namespace, sae, H: int) -> Path:
         raise ShapeMismatchError(f"{args.target}: H = {H} but {args.model} has d_model = "
                                  f"{lm.d_model}")
     folder = Path(args.out) / "activations"
-    harvest(lm, [int(layer)], folder, n_tokens=args.tokens, texts=args.text,
+    harvest(lm, [int(layer)], folder, n_tokens=args.tokens, texts=_texts(args.text),
             progress=show_progress(args))
-    args.layer = int(layer)
-    return folder
+    return dataclasses.replace(args, acts=str(folder), layer=int(layer))
 
 
-def _check_numbers(args: argparse.Namespace) -> None:
+def _texts(text: tuple[str, ...] | None) -> list[str] | None:
+    """--text as the harvest takes it (a list of text sources, or None for the default)."""
+    return None if text is None else list(text)
+
+
+def _check_numbers(args: VerifyOptions) -> None:
     """Budgets and counts must be positive (one line naming the option otherwise)."""
     if args.budget_s is not None and not (math.isfinite(args.budget_s) and args.budget_s > 0):
         raise UsageError(f"--budget-s must be a positive number of seconds, got {args.budget_s}")
@@ -290,7 +353,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise UsageError(f"{opt} must be ≥ {least}, got {value}")
 
 
-def _budget(args: argparse.Namespace) -> dict:
+def _budget(args: VerifyOptions) -> dict:
     """The report's budget from --effort and --budget-s: a work budget (the default, with a
     wall-clock cap) unless --budget-s alone asks for a time budget."""
     from rip_atoms.report.budget import (
@@ -309,13 +372,16 @@ def _budget(args: argparse.Namespace) -> dict:
     return {"effort": effort, "budget_s": cap}
 
 
-def _card_list(text: str | None) -> list[int] | None:
-    """--cards I,J,…: atom indices (≥ 0; the upper end is checked against the target's N)."""
-    if text is None or isinstance(text, list):
-        return text
-    units = int_list(text, "--cards")
+def card_atoms(text: str) -> list[int]:
+    """The argparse ``type`` of --cards I,J,…: atom indices (≥ 0; the upper end is checked
+    against the target's N once it is loaded). A bad value is an
+    :class:`argparse.ArgumentTypeError`, which the parser prints as one line naming --cards."""
+    try:
+        units = int_list(text, "--cards")
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--cards: ")) from None
     if min(units) < 0:
-        raise UsageError(f"--cards: atom indices are ≥ 0, got {min(units)}")
+        raise argparse.ArgumentTypeError(f"atom indices are ≥ 0, got {min(units)}")
     return units
 
 
@@ -325,7 +391,7 @@ def _check_cards(cards: list[int] | None, n_atoms: int | None) -> None:
                          f"{n_atoms} atoms)")
 
 
-def _cluster(args: argparse.Namespace):
+def _cluster(args: VerifyOptions):
     """The Dask client of --scheduler / --workers (:func:`rip_atoms.cluster.dask_client`), or
     a null context (None) when neither is given."""
     import contextlib
@@ -339,16 +405,13 @@ def _cluster(args: argparse.Namespace):
 
 
 @with_fixed_thread_sums  # the target's metric and codes too, not only the report
-def run(args: argparse.Namespace) -> int:
+def run(parsed: argparse.Namespace) -> int:
     from rip_atoms.report import build_report, render_summary, write_report
     from rip_atoms.report.files import prepare_report_folder
 
     t0 = time.perf_counter()
+    args = VerifyOptions.from_args(parsed)
     out = Path(args.out)
-    if args.target is not None and args.quick:
-        raise UsageError("--quick runs the built-in synthetic default; drop TARGET or --quick")
-    _check_numbers(args)
-    args.cards = _card_list(args.cards)
     if args.model is not None and importlib.util.find_spec("torch") is not None:
         from rip_atoms.kernels.torch_gram import resolve_device
 
@@ -372,7 +435,7 @@ def run(args: argparse.Namespace) -> int:
                                   client=client, started=started)
         import shlex
 
-        report["command"] = "rip-atoms " + shlex.join(getattr(args, "argv", ["verify"]))
+        report["command"] = "rip-atoms " + shlex.join(args.argv)
         report["seconds"]["wall"] = time.perf_counter() - t0
         paths = write_report(report, out, html=not args.no_html)
     except Interrupted:
@@ -438,7 +501,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tensor", help="tensor name inside a .safetensors file")
     p.add_argument("--rows-are-atoms", action="store_true", help="the matrix is N×H")
     p.add_argument("--no-html", action="store_true", help="write report.json only")
-    p.add_argument("--cards", default=None, metavar="I,J,…",
+    p.add_argument("--cards", type=card_atoms, default=None, metavar="I,J,…",
                    help="atoms to show as cards beside the automatic choice (needs activations "
                         "with token provenance: a harvest folder or the default run)")
     p.add_argument("--seed", type=int, default=0)
