@@ -306,7 +306,7 @@ def _harvest_for(args: VerifyOptions, sae, H: int) -> VerifyOptions:
     quiet_transformers()
     set_threads(args)
     from rip_atoms.errors import ShapeMismatchError
-    from rip_atoms.sae.harvest import harvest
+    from rip_atoms.sae.harvest import HarvestConfig, harvest
     from rip_atoms.sae.model import load_model
 
     layer = args.layer
@@ -326,8 +326,8 @@ def _harvest_for(args: VerifyOptions, sae, H: int) -> VerifyOptions:
         raise ShapeMismatchError(f"{args.target}: H = {H} but {args.model} has d_model = "
                                  f"{lm.d_model}")
     folder = Path(args.out) / "activations"
-    harvest(lm, [int(layer)], folder, n_tokens=args.tokens, texts=_texts(args.text),
-            progress=show_progress(args))
+    harvest(lm, [int(layer)], folder, HarvestConfig(n_tokens=args.tokens),
+            texts=_texts(args.text), progress=show_progress(args))
     return dataclasses.replace(args, acts=str(folder), layer=int(layer))
 
 

@@ -29,7 +29,7 @@ from rip_atoms.sae.canonical import SparseAutoencoder
 from rip_atoms.sae.errors import HarvestInterrupted, TrainingInterrupted
 from rip_atoms.sae.formats import load_sae
 from rip_atoms.sae.formats._io import write_json_atomic
-from rip_atoms.sae.harvest import ActivationStore, harvest
+from rip_atoms.sae.harvest import ActivationStore, HarvestConfig, harvest
 from rip_atoms.sae.train import TrainConfig, train_sae
 
 
@@ -174,8 +174,9 @@ def _run_atoms_experiment(exp: AtomsExperiment, out: Path, progress: bool, log,
                 f"d_model = {lm.d_model}"
             )
         t = time.perf_counter()
-        hv = harvest(lm, [exp.layer], out / "activations", n_tokens=exp.tokens,
-                     texts=exp.text, context_size=exp.context_size, progress=progress)
+        hv = harvest(lm, [exp.layer], out / "activations",
+                     HarvestConfig(n_tokens=exp.tokens, context_size=exp.context_size),
+                     texts=exp.text, progress=progress)
         seconds["harvest"] = time.perf_counter() - t
         say(f"harvested {hv.n_tokens} tokens of layer {exp.layer} at "
             f"{hv.tokens_per_second:.0f} tokens/s")
