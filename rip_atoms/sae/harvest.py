@@ -1,5 +1,10 @@
 """Harvesting residual-stream activations from a causal LM into shards with a manifest.
 
+The settings named below (``n_tokens``, ``context_size``, ``batch_contexts``, ``skip_first``,
+``prepend_bos``, ``shard_tokens``) are the fields of a :class:`HarvestConfig`
+(:mod:`rip_atoms.sae.harvest_config`), checked when it is made; the text functions are in
+:mod:`rip_atoms.sae.harvest_text`.
+
 Text → tokens: documents are tokenised without special tokens and joined with the EOS token (when
 the tokenizer has one) into one stream, cut into contexts of ``context_size`` tokens; with
 ``prepend_bos`` each context starts with the BOS token (then holds context_size − 1 text
