@@ -438,8 +438,12 @@ class Dictionary:
 
 
 def is_sae_spec(spec: str | os.PathLike) -> bool:
-    """Whether :meth:`Dictionary.load` reads ``spec`` as an SAE (a folder, or an SAE file
-    suffix) rather than as a matrix."""
+    """Whether ``spec`` names an SAE, read by the torch adapter, rather than a matrix or
+    ``neurons:H``: a folder, or a file whose suffix is one of :data:`SAE_SUFFIXES`; a
+    ``neurons:…`` spec never is. The one place this is decided: :meth:`Dictionary.load`, the
+    CLI's DICT and TARGET arguments and ``rip-atoms cards`` all ask it."""
+    if os.fspath(spec).startswith("neurons:"):
+        return False
     path = Path(spec)
     return path.is_dir() or path.suffix.lower() in SAE_SUFFIXES
 

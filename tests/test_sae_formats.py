@@ -473,3 +473,67 @@ def test_cli_bad_sae_folder_is_one_line_exit_2(tmp_path):
     assert r.returncode == 2 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and str(p) in lines[0] and "temporal" in lines[0]
+
+
+def test_format_registry_detection_order_and_messages(tmp_path):
+    from rip_atoms.sae.formats import FORMATS, registered_formats
+
+    assert FORMATS == ("sae_lens", "sparsify", "dictionary_learning", "gemma_scope", "tensors")
+    assert tuple(f.name for f in registered_formats())[:5] == FORMATS
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileFormatError) as exc:
+        detect_format(tmp_path / "empty")
+    assert str(exc.value) == (
+        f"{tmp_path / 'empty'}: not an SAE folder (expected cfg.json + sae_weights.safetensors "
+        "(SAELens), cfg.json + sae.safetensors (sparsify), ae.pt (dictionary_learning) or "
+        "params.npz (Gemma Scope))")
+    (tmp_path / "x.txt").write_text("x")
+    with pytest.raises(FileFormatError) as exc:
+        detect_format(tmp_path / "x.txt")
+    assert str(exc.value) == (f"{tmp_path / 'x.txt'}: not a known SAE file (.safetensors, "
+                              ".npz, .pt, a folder)")
+    with pytest.raises(FileFormatError) as exc:
+        load_sae(tmp_path / "x.txt", format="nope")
+    assert str(exc.value) == (f"{tmp_path / 'x.txt'}: unknown format 'nope' (known: sae_lens, "
+                              "sparsify, dictionary_learning, gemma_scope, tensors)")
+    v6 = _v6_folder(tmp_path / "v6")
+    assert detect_format(v6) == ("sae_lens", v6)
+    assert detect_format(v6 / "cfg.json") == ("sae_lens", v6)  # a file of the folder layout
+    (v6 / "ae.pt").write_bytes(b"")  # SAELens is tried first
+    assert detect_format(v6)[0] == "sae_lens"
+
+
+def test_a_registered_format_is_detected_and_loaded(tmp_path):
+    from rip_atoms.errors import ParameterError
+    from rip_atoms.sae.formats import register_sae_format
+    from rip_atoms.sae.formats.registry import unregister_sae_format
+
+    ref = load_sae(_v6_folder(tmp_path / "v6"))
+    seen = []
+
+    def load(path, **options):
+        seen.append((path, options))
+        return ref
+
+    register_sae_format("toy", load, detect_folder=lambda folder, names:
+                        folder / "toy.bin" if "toy.bin" in names else None,
+                        folder_layout="toy.bin (toy)",
+                        detect_file=lambda path: path.suffix == ".toy")
+    try:
+        with pytest.raises(ParameterError, match="already registered"):
+            register_sae_format("toy", load)
+        (tmp_path / "t").mkdir()
+        (tmp_path / "t" / "toy.bin").write_bytes(b"")
+        (tmp_path / "a.toy").write_bytes(b"")
+        assert detect_format(tmp_path / "t") == ("toy", tmp_path / "t" / "toy.bin")
+        assert load_sae(tmp_path / "a.toy", k=3) is ref
+        assert seen[-1] == (tmp_path / "a.toy", {"architecture": None, "k": 3,
+                                                 "input_scale": None,
+                                                 "apply_b_dec_to_input": True})
+        (tmp_path / "empty").mkdir()
+        with pytest.raises(FileFormatError, match=r"params.npz \(Gemma Scope\) or toy.bin"):
+            detect_format(tmp_path / "empty")
+    finally:
+        unregister_sae_format("toy")
+    assert "toy" not in {f.name for f in __import__(
+        "rip_atoms.sae.formats", fromlist=["registered_formats"]).registered_formats()}

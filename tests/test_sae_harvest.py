@@ -27,7 +27,7 @@ transformers = pytest.importorskip("transformers")
 
 from tiny_llm import make_tiny_llm  # noqa: E402
 
-from rip_atoms.errors import ParameterError  # noqa: E402
+from rip_atoms.errors import ParameterError, ParameterTypeError  # noqa: E402
 from rip_atoms.sae import CheckpointError, CorruptShardError, SparseAutoencoder, save_sae  # noqa: E402
 from rip_atoms.sae.harvest import ActivationStore, harvest, load_texts  # noqa: E402
 from rip_atoms.sae.model import load_model  # noqa: E402
@@ -353,3 +353,55 @@ def test_old_folder_without_provenance_loads_and_resume_adds_it(tiny, tiny_dir, 
     res = harvest(tiny, [1], tmp_path / "h", **kw)
     assert res.resumed_tokens == 120
     np.testing.assert_array_equal(ActivationStore(tmp_path / "h").provenance().token_ids, want)
+
+
+def test_harvest_config_is_the_keyword_form(tiny, tiny_dir, tmp_path):
+    from rip_atoms.sae.harvest import HarvestConfig
+
+    text = tiny_dir / "text.txt"
+    cfg = HarvestConfig(n_tokens=300, context_size=32, batch_contexts=2, shard_tokens=100)
+    a = harvest(tiny, [1, 2], tmp_path / "cfg", cfg, texts=text, progress=False)
+    b = harvest(tiny, [1, 2], tmp_path / "kw", n_tokens=300, context_size=32, batch_contexts=2,
+                shard_tokens=100, texts=text, progress=False)
+    # a keyword overrides the config's field
+    c = harvest(tiny, [1, 2], tmp_path / "over", HarvestConfig(n_tokens=300, context_size=16),
+                context_size=32, batch_contexts=2, shard_tokens=100, texts=text,
+                progress=False)
+    files = sorted(p.relative_to(tmp_path / "cfg") for p in (tmp_path / "cfg").rglob("*"))
+    for other in ("kw", "over"):
+        assert files == sorted(p.relative_to(tmp_path / other)
+                               for p in (tmp_path / other).rglob("*"))
+        for rel in files:
+            if (tmp_path / "cfg" / rel).is_file():
+                assert (tmp_path / "cfg" / rel).read_bytes() == (
+                    tmp_path / other / rel).read_bytes(), rel
+    assert a.n_tokens == b.n_tokens == c.n_tokens == 300 and a.n_shards == b.n_shards == 3
+    with pytest.raises(TypeError, match="unexpected keyword argument 'n_token'"):
+        harvest(tiny, [1], tmp_path / "x", n_token=3, texts=text, progress=False)
+
+
+@pytest.mark.parametrize(("kw", "error", "match"), [
+    ({"n_tokens": 0}, ParameterError, "n_tokens, batch_contexts, shard_tokens ≥ 1"),
+    ({"n_tokens": 10, "context_size": 1}, ParameterError, "context_size ≥ 2"),
+    ({"n_tokens": 10, "batch_contexts": 0}, ParameterError, "batch_contexts"),
+    ({"n_tokens": 10, "shard_tokens": 0}, ParameterError, "shard_tokens"),
+    ({"n_tokens": 10, "skip_first": 32, "context_size": 32}, ParameterError,
+     r"skip_first must be in \[0, context_size\), got 32"),
+    ({"n_tokens": 10, "skip_first": -1}, ParameterError, "skip_first"),
+    ({"n_tokens": 2.5}, ParameterTypeError, "n_tokens must be an integer"),
+    ({"n_tokens": True}, ParameterTypeError, "n_tokens must be an integer"),
+    ({"n_tokens": 10, "prepend_bos": "yes"}, ParameterTypeError, "prepend_bos"),
+])
+def test_harvest_config_is_checked_when_made(kw, error, match):
+    from rip_atoms.sae.harvest import HarvestConfig
+
+    with pytest.raises(error, match=match):
+        HarvestConfig(**kw)
+    cfg = HarvestConfig(n_tokens=np.int64(10), prepend_bos=False)
+    assert cfg.tokens_per_context == 255 and cfg.to_dict()["prepend_bos"] is False
+
+
+def test_harvest_config_layers_are_checked_first(tiny, tiny_dir, tmp_path):
+    with pytest.raises(ParameterError, match="out of range"):  # as before the config existed
+        harvest(tiny, [9], tmp_path / "x", n_tokens=0, texts=tiny_dir / "text.txt",
+                progress=False)

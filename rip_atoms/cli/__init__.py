@@ -87,8 +87,10 @@ def _forget_unhandled_interrupt() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    # the command line as given rides in the namespace from the start (the report records it);
+    # the parsed namespace is read, never written to (see rip_atoms.cli.verify.VerifyOptions)
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(given, argparse.Namespace(argv=given))
     try:
         return args.func(args)
     except RipAtomsError as exc:

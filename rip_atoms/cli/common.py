@@ -65,8 +65,9 @@ def add_metric_args(p: argparse.ArgumentParser) -> None:
 
 
 def load_sae_spec(spec: str | Path):
-    """The SAE at ``spec`` (:class:`rip_atoms.sae.SparseAutoencoder`), read by the torch adapter
-    (imported here, lazily); a missing path or a missing torch is a one-line
+    """The SAE at ``spec`` (:class:`rip_atoms.sae.SparseAutoencoder`; whether a spec is one is
+    :func:`rip_atoms.dictionary.is_sae_spec`'s call), read by the torch adapter (imported here,
+    lazily); a missing path or a missing torch is a one-line
     :class:`~rip_atoms.errors.FileFormatError` naming the path."""
     path = Path(spec)
     if not path.exists():
@@ -87,7 +88,7 @@ def load_dictionary_spec(spec: str | Path, *, tensor: str | None = None,
                          dead_rtol: float = DEAD_RTOL) -> Dictionary:
     """A DICT argument: an SAE file or folder (:func:`rip_atoms.dictionary.is_sae_spec`) through
     the torch adapter as D = W_decᵀ, anything else through :meth:`Dictionary.load`."""
-    if is_sae_spec(spec) and not str(spec).startswith("neurons:"):
+    if is_sae_spec(spec):
         d = load_sae_spec(spec).dictionary()
         return d if dead_rtol == DEAD_RTOL else d.with_dead_rtol(dead_rtol)
     return Dictionary.load(spec, tensor=tensor, rows_are_atoms=rows_are_atoms,

@@ -93,18 +93,18 @@ def run_harvest(args: argparse.Namespace) -> int:
     quiet_transformers()
     set_threads(args)
     from rip_atoms.kernels.torch_gram import resolve_device
-    from rip_atoms.sae.harvest import harvest
+    from rip_atoms.sae.harvest import HarvestConfig, harvest
     from rip_atoms.sae.model import load_model
 
+    config = HarvestConfig(n_tokens=args.tokens, context_size=args.context,
+                           batch_contexts=args.batch, skip_first=args.skip_first,
+                           prepend_bos={"auto": None, "yes": True, "no": False}[args.bos],
+                           shard_tokens=args.shard_tokens)
     resolve_device(args.device)  # before the log line and the model load
     log(args, f"loading {args.model}")
     lm = load_model(args.model, dtype=torch_dtype(args.dtype), device=args.device,
                     progress=show_progress(args))
-    res = harvest(lm, layers, args.out, n_tokens=args.tokens, texts=args.text,
-                  context_size=args.context, batch_contexts=args.batch,
-                  skip_first=args.skip_first,
-                  prepend_bos={"auto": None, "yes": True, "no": False}[args.bos],
-                  shard_tokens=args.shard_tokens, resume=not args.no_resume,
+    res = harvest(lm, layers, args.out, config, texts=args.text, resume=not args.no_resume,
                   progress=show_progress(args))
     if args.json:
         emit_json(res.to_dict())

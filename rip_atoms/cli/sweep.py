@@ -69,7 +69,7 @@ def _sources(args, layers: list[int | None], n_needed: int):
     quiet_transformers()
     import torch
 
-    from rip_atoms.sae.harvest import harvest
+    from rip_atoms.sae.harvest import HarvestConfig, harvest
     from rip_atoms.sae.model import load_model
 
     out = Path(args.out) / "activations"
@@ -78,7 +78,7 @@ def _sources(args, layers: list[int | None], n_needed: int):
     sources = {layer: Source(str(out), layer) for layer in layers}
     target = n_needed
     for _ in range(4):  # grow the harvest until n_needed tokens remain without massive ones
-        harvest(lm, [int(x) for x in layers], out, n_tokens=target,
+        harvest(lm, [int(x) for x in layers], out, HarvestConfig(n_tokens=target),
                 progress=show_progress(args))
         kept = _kept_tokens(sources, args.max_norm_ratio)
         if kept >= n_needed:

@@ -21,10 +21,12 @@ run or a harvest folder).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,60 @@ DEFAULT_LAYER = 15
 DEFAULT_TOKENS = 40_000
 DEFAULT_STEPS = 2500
 HELD_OUT = 0.2
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """The ``verify`` arguments, checked (:meth:`from_args`): what the run reads instead of the
+    argparse namespace, which is never written to. A ``--model`` harvest gives a run new ``acts``
+    and ``layer`` through :func:`dataclasses.replace`, not by assignment."""
+
+    target: str | None = None
+    acts: str | None = None
+    allow_incomplete: bool = False
+    layer: int | None = None
+    model: str | None = None
+    text: tuple[str, ...] | None = None
+    dtype: str = "float32"
+    device: str = "cpu"
+    out: str = "rip-atoms-report"
+    effort: int | None = None
+    budget_s: float | None = None
+    quick: bool = False
+    tokens: int = DEFAULT_TOKENS
+    steps: int = DEFAULT_STEPS
+    threads: int = 0
+    tensor: str | None = None
+    rows_are_atoms: bool = False
+    no_html: bool = False
+    cards: tuple[int, ...] | None = None
+    seed: int = 0
+    scheduler: str | None = None
+    workers: int | None = None
+    json: bool = False
+    quiet: bool = False
+    argv: tuple[str, ...] = ("verify",)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> VerifyOptions:
+        """The options of a parsed ``verify`` command line; bad combinations and numbers raise
+        a one-line :class:`UsageError` naming the option (before any work)."""
+        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+                  if hasattr(args, f.name)}
+        for name in ("text", "cards", "argv"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
+        opts = cls(**values)
+        if opts.target is not None and opts.quick:
+            raise UsageError("--quick runs the built-in synthetic default; drop TARGET or "
+                             "--quick")
+        _check_numbers(opts)
+        return opts
+
+    @property
+    def card_atoms(self) -> list[int] | None:
+        """--cards as the list :class:`~rip_atoms.report.VerifyTarget` takes (None: not given)."""
+        return None if self.cards is None else list(self.cards)
 
 
 def _n_fit(n: int) -> int:
@@ -100,7 +156,7 @@ def _quick_target(seed: int):
         / norms, nonneg=True, context={"planted": QUICK, "tau_aip_units": tau, "seed": seed})
 
 
-def _default_target(args: argparse.Namespace, out: Path):
+def _default_target(opts: VerifyOptions, out: Path):
     try:
         import transformers  # noqa: F401
 
@@ -111,20 +167,20 @@ def _default_target(args: argparse.Namespace, out: Path):
             "install 'rip-atoms[llm]'; 'rip-atoms verify --quick' runs the synthetic version "
             "without it") from exc
     quiet_transformers()
-    set_threads(args)
+    set_threads(opts)
     from rip_atoms.report import VerifyTarget
     from rip_atoms.sae.experiment import AtomsExperiment, run_atoms_experiment
 
-    exp = AtomsExperiment(layer=DEFAULT_LAYER, tokens=args.tokens, steps=args.steps,
-                          seed=args.seed, threads=args.threads)
+    exp = AtomsExperiment(layer=DEFAULT_LAYER, tokens=opts.tokens, steps=opts.steps,
+                          seed=opts.seed, threads=opts.threads)
     from rip_atoms.sae.model import KNOWN_MODELS
 
     h = KNOWN_MODELS.get(exp.model, {}).get("d_model")
-    _check_cards(args.cards, exp.width or 4 * h if h else None)  # before minutes of work
-    log(args, f"default: SmolLM2-135M layer {exp.layer}, {exp.tokens} tokens, TSAE and "
+    _check_cards(opts.card_atoms, exp.width or 4 * h if h else None)  # before minutes of work
+    log(opts, f"default: SmolLM2-135M layer {exp.layer}, {exp.tokens} tokens, TSAE and "
               f"features N = 4·576, {exp.steps} steps each (artifacts in {out / 'experiment'})")
-    res = run_atoms_experiment(exp, out / "experiment", progress=show_progress(args),
-                               log=lambda m: log(args, m))
+    res = run_atoms_experiment(exp, out / "experiment", progress=show_progress(opts),
+                               log=lambda m: log(opts, m))
     atoms = res.saes["atoms"].folded()
     unit = res.units["atoms"]
     what = (f"SmolLM2-135M layer {exp.layer}: TSAE atoms trained here on {res.n_train} tokens "
@@ -137,7 +193,7 @@ def _default_target(args: argparse.Namespace, out: Path):
         table=res.table, nonneg=True,
         context={"experiment": res.to_dict()["experiment"], "training": res.training,
                  "seconds": res.seconds, "saved": res.saved},
-        provenance=prov, provenance_why=why, card_atoms=args.cards,
+        provenance=prov, provenance_why=why, card_atoms=opts.card_atoms,
         proxy_units={k: v for k, v in res.units.items() if k != "atoms"},
         split_description=split)
 
@@ -165,70 +221,71 @@ def _experiment_provenance(res, exp):
     return sub, None, split
 
 
-def _activations(args: argparse.Namespace, H: int):
-    """(fit, eval) activations from --acts: the first 80 % fit the metric, the rest are
-    evaluated."""
+def _activations(opts: VerifyOptions, H: int):
+    """(fit, eval, provenance, why not) from --acts: the first 80 % of the activations fit the
+    metric, the rest are evaluated; the token provenance of a harvest folder (None for a plain
+    matrix, or with the reason a folder has none)."""
     from rip_atoms.errors import ShapeMismatchError
 
-    if Path(args.acts).is_dir():
+    prov, why = None, None
+    if Path(opts.acts).is_dir():
         try:
             from rip_atoms.sae.harvest import ActivationStore
         except ImportError as exc:
-            raise FileFormatError(f"{args.acts}: a harvest folder is read by the torch adapter: "
+            raise FileFormatError(f"{opts.acts}: a harvest folder is read by the torch adapter: "
                                   "pip install 'rip-atoms[torch]'") from exc
-        store = ActivationStore(args.acts).require_complete(args.allow_incomplete)
-        X = store.array(args.layer)
-        args.provenance = store.provenance()
-        args.provenance_why = store.provenance_missing() if args.provenance is None else None
+        store = ActivationStore(opts.acts).require_complete(opts.allow_incomplete)
+        X = store.array(opts.layer)
+        prov = store.provenance()
+        why = store.provenance_missing() if prov is None else None
     else:
         from rip_atoms.matrix_files import load_matrix
 
-        X = load_matrix(args.acts, mmap=True)
+        X = load_matrix(opts.acts, mmap=True)
     if X.ndim != 2 or X.shape[1] != H:
-        raise ShapeMismatchError(f"{args.acts}: activations of shape {tuple(X.shape)} but the "
+        raise ShapeMismatchError(f"{opts.acts}: activations of shape {tuple(X.shape)} but the "
                                  f"target has H = {H}")
     if not np.isfinite(np.asarray(X[: min(len(X), 100_000)])).all():
         from rip_atoms.errors import NonFiniteError
 
-        raise NonFiniteError(f"{args.acts}: the activations hold non-finite values")
+        raise NonFiniteError(f"{opts.acts}: the activations hold non-finite values")
     n = X.shape[0]
     if n < 10:
-        raise UsageError(f"{args.acts}: only {n} activations; need at least 10")
+        raise UsageError(f"{opts.acts}: only {n} activations; need at least 10")
     n_fit = _n_fit(n)
-    return np.asarray(X[:n_fit]), np.asarray(X[n_fit:])
+    return np.asarray(X[:n_fit]), np.asarray(X[n_fit:]), prov, why
 
 
-def _file_target(args: argparse.Namespace):
+def _file_target(opts: VerifyOptions):
     from rip_atoms.metric import fit_metric
     from rip_atoms.report import VerifyTarget
 
-    spec = args.target
+    spec = opts.target
     sae = None
     if is_sae_spec(spec):
         sae = load_sae_spec(spec)
         d = sae.dictionary()
     else:
-        d = load_dictionary_spec(spec, tensor=args.tensor, rows_are_atoms=args.rows_are_atoms)
-    _check_cards(args.cards, d.n_atoms)
+        d = load_dictionary_spec(spec, tensor=opts.tensor, rows_are_atoms=opts.rows_are_atoms)
+    _check_cards(opts.card_atoms, d.n_atoms)
     t = VerifyTarget(dictionary=d, description=str(spec), kind="sae" if sae else "dictionary")
     if sae is not None:
         t.context["sae"] = sae.to_dict()
-    if args.model:
-        if args.acts:
+    if opts.model:
+        if opts.acts:
             raise UsageError("give --acts or --model, not both")
-        args.acts = str(_harvest_for(args, sae, d.dim))
-    if args.acts:
-        X_fit, X_eval = _activations(args, d.dim)
-        t.metric = fit_metric(X_fit, source=f"{args.acts} (first {100 - HELD_OUT * 100:.0f} %)")
+        opts = _harvest_for(opts, sae, d.dim)
+    if opts.acts:
+        X_fit, X_eval, prov, why = _activations(opts, d.dim)
+        t.metric = fit_metric(X_fit, source=f"{opts.acts} (first {100 - HELD_OUT * 100:.0f} %)")
         t.activations = X_eval
-        t.activations_source = f"{args.acts} (last {HELD_OUT * 100:.0f} %)"
-        prov = getattr(args, "provenance", None)
+        t.activations_source = f"{opts.acts} (last {HELD_OUT * 100:.0f} %)"
         t.provenance = None if prov is None else prov.subset(
             np.arange(len(prov) - X_eval.shape[0], len(prov)))
-        t.provenance_why = getattr(args, "provenance_why", None) or (
-            None if prov is not None else f"{args.acts}: a plain activation matrix carries no "
+        t.provenance_why = why or (
+            None if prov is not None else f"{opts.acts}: a plain activation matrix carries no "
             "token provenance (harvest with `rip-atoms harvest` to keep it)")
-        t.card_atoms = args.cards
+        t.card_atoms = opts.card_atoms
         if sae is not None:
             t.unit = UnitSet.from_sae(Path(spec).name or str(spec), sae, "atoms"
                                       if sae.architecture == "jumprelu" else "features")
@@ -240,17 +297,18 @@ def _file_target(args: argparse.Namespace):
     return t
 
 
-def _harvest_for(args: argparse.Namespace, sae, H: int) -> Path:
+def _harvest_for(opts: VerifyOptions, sae, H: int) -> VerifyOptions:
     """--model: harvest --tokens activations of --layer (default: the SAE's hook layer) into
-    OUT/activations (resumed if it is there) and return that folder."""
+    OUT/activations (resumed if it is there); the options with that folder as ``acts`` and the
+    harvested ``layer``."""
     require_adapter()
     quiet_transformers()
-    set_threads(args)
+    set_threads(opts)
     from rip_atoms.errors import ShapeMismatchError
-    from rip_atoms.sae.harvest import harvest
+    from rip_atoms.sae.harvest import HarvestConfig, harvest
     from rip_atoms.sae.model import load_model
 
-    layer = args.layer
+    layer = opts.layer
     if layer is None and sae is not None:
         import re
 
@@ -260,51 +318,58 @@ def _harvest_for(args: argparse.Namespace, sae, H: int) -> Path:
             layer = int(m.group(1))
     if layer is None:
         raise UsageError("--model needs --layer L (the SAE does not name its hook layer)")
-    log(args, f"loading {args.model} to harvest {args.tokens} tokens of layer {layer}")
-    lm = load_model(args.model, dtype=torch_dtype(args.dtype), device=args.device,
-                    progress=show_progress(args))
+    log(opts, f"loading {opts.model} to harvest {opts.tokens} tokens of layer {layer}")
+    lm = load_model(opts.model, dtype=torch_dtype(opts.dtype), device=opts.device,
+                    progress=show_progress(opts))
     if lm.d_model != H:
-        raise ShapeMismatchError(f"{args.target}: H = {H} but {args.model} has d_model = "
+        raise ShapeMismatchError(f"{opts.target}: H = {H} but {opts.model} has d_model = "
                                  f"{lm.d_model}")
-    folder = Path(args.out) / "activations"
-    harvest(lm, [int(layer)], folder, n_tokens=args.tokens, texts=args.text,
-            progress=show_progress(args))
-    args.layer = int(layer)
-    return folder
+    folder = Path(opts.out) / "activations"
+    harvest(lm, [int(layer)], folder, HarvestConfig(n_tokens=opts.tokens),
+            texts=_texts(opts.text), progress=show_progress(opts))
+    return dataclasses.replace(opts, acts=str(folder), layer=int(layer))
 
 
-def _check_numbers(args: argparse.Namespace) -> None:
+def _texts(text: tuple[str, ...] | None) -> list[str] | None:
+    """--text as the harvest takes it (a list of text sources, or None for the default)."""
+    return None if text is None else list(text)
+
+
+def _check_numbers(opts: VerifyOptions) -> None:
     """Budgets and counts must be positive (one line naming the option otherwise)."""
-    if args.budget_s is not None and not (math.isfinite(args.budget_s) and args.budget_s > 0):
-        raise UsageError(f"--budget-s must be a positive number of seconds, got {args.budget_s}")
-    if args.effort is not None and args.effort < 1:
-        raise UsageError(f"--effort must be ≥ 1 (units of search work), got {args.effort}")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError(f"--workers must be ≥ 1, got {args.workers}")
-    if args.scheduler is not None and args.workers is not None:
+    if opts.budget_s is not None and not (math.isfinite(opts.budget_s) and opts.budget_s > 0):
+        raise UsageError(f"--budget-s must be a positive number of seconds, got {opts.budget_s}")
+    if opts.effort is not None and opts.effort < 1:
+        raise UsageError(f"--effort must be ≥ 1 (units of search work), got {opts.effort}")
+    if opts.workers is not None and opts.workers < 1:
+        raise UsageError(f"--workers must be ≥ 1, got {opts.workers}")
+    if opts.scheduler is not None and opts.workers is not None:
         raise UsageError("give --scheduler (an existing cluster) or --workers (a local one), "
                          "not both")
-    for opt, value, least in (("--tokens", args.tokens, 1), ("--steps", args.steps, 1),
-                              ("--threads", args.threads, 0), ("--seed", args.seed, 0)):
+    for opt, value, least in (("--tokens", opts.tokens, 1), ("--steps", opts.steps, 1),
+                              ("--threads", opts.threads, 0), ("--seed", opts.seed, 0)):
         if value < least:
             raise UsageError(f"{opt} must be ≥ {least}, got {value}")
 
 
-def _budget(args: argparse.Namespace) -> dict:
+def _budget(opts: VerifyOptions) -> dict:
     """The report's budget from --effort and --budget-s
     (:func:`rip_atoms.report.budget.verify_budget`: the defaults are defined there)."""
     from rip_atoms.report.budget import verify_budget
 
-    return verify_budget(args.effort, args.budget_s, quick=args.quick)
+    return verify_budget(opts.effort, opts.budget_s, quick=opts.quick)
 
 
-def _card_list(text: str | None) -> list[int] | None:
-    """--cards I,J,…: atom indices (≥ 0; the upper end is checked against the target's N)."""
-    if text is None or isinstance(text, list):
-        return text
-    units = int_list(text, "--cards")
+def card_atoms(text: str) -> list[int]:
+    """The argparse ``type`` of --cards I,J,…: atom indices (≥ 0; the upper end is checked
+    against the target's N once it is loaded). A bad value is an
+    :class:`argparse.ArgumentTypeError`, which the parser prints as one line naming --cards."""
+    try:
+        units = int_list(text, "--cards")
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--cards: ")) from None
     if min(units) < 0:
-        raise UsageError(f"--cards: atom indices are ≥ 0, got {min(units)}")
+        raise argparse.ArgumentTypeError(f"atom indices are ≥ 0, got {min(units)}")
     return units
 
 
@@ -314,62 +379,59 @@ def _check_cards(cards: list[int] | None, n_atoms: int | None) -> None:
                          f"{n_atoms} atoms)")
 
 
-def _cluster(args: argparse.Namespace):
+def _cluster(opts: VerifyOptions):
     """The Dask client of --scheduler / --workers (:func:`rip_atoms.cluster.dask_client`), or
     a null context (None) when neither is given."""
     import contextlib
 
-    if args.scheduler is None and args.workers is None:
+    if opts.scheduler is None and opts.workers is None:
         return contextlib.nullcontext(None)
     from rip_atoms.cluster import dask_client
 
-    return dask_client(scheduler=args.scheduler, workers=args.workers, quiet=args.quiet,
-                       log=lambda m: log(args, m))
+    return dask_client(scheduler=opts.scheduler, workers=opts.workers, quiet=opts.quiet,
+                       log=lambda m: log(opts, m))
 
 
 @with_fixed_thread_sums  # the target's metric and codes too, not only the report
-def run(args: argparse.Namespace) -> int:
+def run(parsed: argparse.Namespace) -> int:
     from rip_atoms.report import build_report, render_summary, write_report
     from rip_atoms.report.files import prepare_report_folder
 
     t0 = time.perf_counter()
-    out = Path(args.out)
-    if args.target is not None and args.quick:
-        raise UsageError("--quick runs the built-in synthetic default; drop TARGET or --quick")
-    _check_numbers(args)
-    args.cards = _card_list(args.cards)
-    if args.model is not None and importlib.util.find_spec("torch") is not None:
+    opts = VerifyOptions.from_args(parsed)
+    out = Path(opts.out)
+    if opts.model is not None and importlib.util.find_spec("torch") is not None:
         from rip_atoms.kernels.torch_gram import resolve_device
 
-        resolve_device(args.device)  # a bad --device fails now, not after minutes of work
+        resolve_device(opts.device)  # a bad --device fails now, not after minutes of work
     # before any long work: the report folder must be writable (and loses a killed run's
     # temporary files); a folder made for the check is removed again until there is a report
     prepare_report_folder(out, keep=False)
     try:
         started = time.perf_counter()  # --budget-s counts loading the target and its metric
-        if args.target is not None:
-            target = _file_target(args)
-        elif args.quick:
-            target = _quick_target(args.seed)
+        if opts.target is not None:
+            target = _file_target(opts)
+        elif opts.quick:
+            target = _quick_target(opts.seed)
         else:
-            target = _default_target(args, out)
+            target = _default_target(opts, out)
             started = None  # harvesting and training are not the report's time
-        budget = _budget(args)
-        with _cluster(args) as client:
-            report = build_report(target, **budget, seed=args.seed,
-                                  progress=show_progress(args), log=lambda m: log(args, m),
+        budget = _budget(opts)
+        with _cluster(opts) as client:
+            report = build_report(target, **budget, seed=opts.seed,
+                                  progress=show_progress(opts), log=lambda m: log(opts, m),
                                   client=client, started=started)
         import shlex
 
-        report["command"] = "rip-atoms " + shlex.join(getattr(args, "argv", ["verify"]))
+        report["command"] = "rip-atoms " + shlex.join(opts.argv)
         report["seconds"]["wall"] = time.perf_counter() - t0
-        paths = write_report(report, out, html=not args.no_html)
+        paths = write_report(report, out, html=not opts.no_html)
     except Interrupted:
         raise  # a harvest or training step says what it saved
     except KeyboardInterrupt:
         # write_report removes its temporary files itself; the previous report is untouched
         raise Interrupted(f"no report written to {out}") from None
-    if args.json:
+    if opts.json:
         emit_json(report)
     else:
         print(render_summary(report, paths))
@@ -427,7 +489,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tensor", help="tensor name inside a .safetensors file")
     p.add_argument("--rows-are-atoms", action="store_true", help="the matrix is N×H")
     p.add_argument("--no-html", action="store_true", help="write report.json only")
-    p.add_argument("--cards", default=None, metavar="I,J,…",
+    p.add_argument("--cards", type=card_atoms, default=None, metavar="I,J,…",
                    help="atoms to show as cards beside the automatic choice (needs activations "
                         "with token provenance: a harvest folder or the default run)")
     p.add_argument("--seed", type=int, default=0)

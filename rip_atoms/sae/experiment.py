@@ -29,7 +29,7 @@ from rip_atoms.sae.canonical import SparseAutoencoder
 from rip_atoms.sae.errors import HarvestInterrupted, TrainingInterrupted
 from rip_atoms.sae.formats import load_sae
 from rip_atoms.sae.formats._io import write_json_atomic
-from rip_atoms.sae.harvest import ActivationStore, harvest
+from rip_atoms.sae.harvest import ActivationStore, HarvestConfig, harvest
 from rip_atoms.sae.train import TrainConfig, train_sae
 
 
@@ -151,6 +151,56 @@ def _run_atoms_experiment(exp: AtomsExperiment, out: Path, progress: bool, log,
     out.mkdir(parents=True, exist_ok=True)
     seconds: dict = {}
     features = load_sae(exp.features) if exp.features is not None else None
+    store, layer = _activation_store(exp, out, features, progress, say, stages, seconds)
+    if features is not None and features.d_in != store.d_model:
+        raise ShapeMismatchError(
+            f"{exp.features}: the SAE has d_in = {features.d_in} but the activations of "
+            f"{store.path} have width {store.d_model}"
+        )
+    t = time.perf_counter()
+    X = store.array(layer)
+    mask = store.held_out_mask(X.shape[0], exp.held_out)
+    X_train, X_eval = X[~mask], X[mask]
+    if X_train.shape[0] < 2 or X_eval.shape[0] < 2:
+        raise ParameterError(f"{store.path}: too few tokens ({X.shape[0]}) to hold out "
+                             f"{exp.held_out:g} of them")
+    H = X.shape[1]
+    width = exp.width if exp.width is not None else 4 * H
+    metric = fit_metric(X_train, source=f"{store.path} (training tokens)")
+    seconds["metric"] = time.perf_counter() - t
+    say(f"AIP metric fitted on {X_train.shape[0]} training tokens (condition number "
+        f"{metric.condition_number:.3g}); {X_eval.shape[0]} held-out tokens")
+    training: dict = {}
+    saved: dict = {}
+    saes, feat_name = _train_saes(exp, X_train, store, layer, width, features, out, progress,
+                                  say, stages, training, saved, seconds)
+    t = time.perf_counter()
+    Xall = np.concatenate([X_train, X_eval], axis=0)
+    n_tr = X_train.shape[0]
+    # rows are reordered (training contexts first), but the held-out tokens are whole contexts
+    # of the harvest (every k-th), and the split says so
+    split = TokenSplit(Xall.shape[0], np.arange(n_tr), np.arange(n_tr, Xall.shape[0]),
+                       X_eval.shape[0] / Xall.shape[0], "contexts", None,
+                       store.tokens_per_context)
+    units = {feat_name: UnitSet.from_sae(feat_name, saes["features"], "features"),
+             "atoms": UnitSet.from_sae("atoms", saes["atoms"], "atoms")}
+    table = compare_units(Xall, units, metric=metric, split=split, l1_max_tokens=exp.l1_tokens,
+                          seed=exp.seed, log=say)
+    seconds["compare_units"] = time.perf_counter() - t
+    result = AtomsResult(table=table, experiment=exp, activations=store.to_dict(),
+                         n_train=n_tr, n_eval=int(X_eval.shape[0]), training=training,
+                         saved=saved, seconds=seconds, metric=metric, units=units,
+                         eval_activations=X_eval, saes=saes)
+    write_json_atomic(out / "table.json", result.to_dict())
+    saved["table"] = str(out / "table.json")
+    return result
+
+
+def _activation_store(exp: AtomsExperiment, out: Path, features: SparseAutoencoder | None,
+                      progress: bool, say, stages: dict, seconds: dict
+                      ) -> tuple[ActivationStore, int | None]:
+    """(the activations, the layer to read): harvested into ``out/activations`` from
+    ``exp.model`` (its load and harvest timed in ``seconds``), or ``exp.acts`` as saved."""
     t = time.perf_counter()
     if exp.acts is None:
         from rip_atoms.sae.model import KNOWN_MODELS, load_model
@@ -174,43 +224,36 @@ def _run_atoms_experiment(exp: AtomsExperiment, out: Path, progress: bool, log,
                 f"d_model = {lm.d_model}"
             )
         t = time.perf_counter()
-        hv = harvest(lm, [exp.layer], out / "activations", n_tokens=exp.tokens,
-                     texts=exp.text, context_size=exp.context_size, progress=progress)
+        hv = harvest(lm, [exp.layer], out / "activations",
+                     HarvestConfig(n_tokens=exp.tokens, context_size=exp.context_size),
+                     texts=exp.text, progress=progress)
         seconds["harvest"] = time.perf_counter() - t
         say(f"harvested {hv.n_tokens} tokens of layer {exp.layer} at "
             f"{hv.tokens_per_second:.0f} tokens/s")
         store = ActivationStore(out / "activations")
         stages["saved"].append("the activations")
-        layer = exp.layer
         del lm
-    else:
-        store = ActivationStore(exp.acts).require_complete(exp.allow_incomplete)
-        layer = exp.layer if exp.layer in store.layers else None
-        if layer is None and store.layers != (None,):
-            if len(store.layers) != 1:
-                raise ParameterError(
-                    f"{exp.acts}: holds layers {list(store.layers)}; choose one with --layer"
-                )
-            layer = store.layers[0]
-    if features is not None and features.d_in != store.d_model:
-        raise ShapeMismatchError(
-            f"{exp.features}: the SAE has d_in = {features.d_in} but the activations of "
-            f"{store.path} have width {store.d_model}"
-        )
-    t = time.perf_counter()
-    X = store.array(layer)
-    mask = store.held_out_mask(X.shape[0], exp.held_out)
-    X_train, X_eval = X[~mask], X[mask]
-    if X_train.shape[0] < 2 or X_eval.shape[0] < 2:
-        raise ParameterError(f"{store.path}: too few tokens ({X.shape[0]}) to hold out "
-                             f"{exp.held_out:g} of them")
-    H = X.shape[1]
+        return store, exp.layer
+    store = ActivationStore(exp.acts).require_complete(exp.allow_incomplete)
+    layer = exp.layer if exp.layer in store.layers else None
+    if layer is None and store.layers != (None,):
+        if len(store.layers) != 1:
+            raise ParameterError(
+                f"{exp.acts}: holds layers {list(store.layers)}; choose one with --layer"
+            )
+        layer = store.layers[0]
+    return store, layer
+
+
+def _train_saes(exp: AtomsExperiment, X_train: np.ndarray, store: ActivationStore,
+                layer: int | None, width: int, features: SparseAutoencoder | None, out: Path,
+                progress: bool, say, stages: dict, training: dict, saved: dict,
+                seconds: dict) -> tuple[dict[str, SparseAutoencoder], str]:
+    """Train the features baseline (unless ``features`` is given) and the TSAE into
+    ``out/features`` and ``out/atoms`` (each resumed from its checkpoint); their summaries go
+    to ``training``, their folders to ``saved``. Returns ({"features": …, "atoms": …}, the
+    features row's name)."""
     source = f"{store.path} (training tokens)"
-    width = exp.width if exp.width is not None else 4 * H
-    metric = fit_metric(X_train, source=f"{store.path} (training tokens)")
-    seconds["metric"] = time.perf_counter() - t
-    say(f"AIP metric fitted on {X_train.shape[0]} training tokens (condition number "
-        f"{metric.condition_number:.3g}); {X_eval.shape[0]} held-out tokens")
     base = TrainConfig(width=width, target_l0=exp.target_l0, steps=exp.steps,
                        batch_size=exp.batch_size, lr=exp.lr, seed=exp.seed,
                        threads=exp.threads, checkpoint_every=exp.checkpoint_every,
@@ -220,8 +263,6 @@ def _run_atoms_experiment(exp: AtomsExperiment, out: Path, progress: bool, log,
             "hook_layer": layer, "context_size": store.manifest.get("context_size"),
             "prepend_bos": store.manifest.get("prepend_bos"),
             "dataset_path": store.manifest.get("text")}
-    training: dict = {}
-    saved: dict = {}
     if features is not None:
         feat_name = f"features ({features.format})"
     else:
@@ -251,23 +292,4 @@ def _run_atoms_experiment(exp: AtomsExperiment, out: Path, progress: bool, log,
     training["atoms"].pop("history", None)
     saved["atoms"] = str(out / "atoms")
     seconds["train_atoms"] = time.perf_counter() - t
-    t = time.perf_counter()
-    Xall = np.concatenate([X_train, X_eval], axis=0)
-    n_tr = X_train.shape[0]
-    # rows are reordered (training contexts first), but the held-out tokens are whole contexts
-    # of the harvest (every k-th), and the split says so
-    split = TokenSplit(Xall.shape[0], np.arange(n_tr), np.arange(n_tr, Xall.shape[0]),
-                       X_eval.shape[0] / Xall.shape[0], "contexts", None,
-                       store.tokens_per_context)
-    units = {feat_name: UnitSet.from_sae(feat_name, features, "features"),
-             "atoms": UnitSet.from_sae("atoms", res.sae, "atoms")}
-    table = compare_units(Xall, units, metric=metric, split=split, l1_max_tokens=exp.l1_tokens,
-                          seed=exp.seed, log=say)
-    seconds["compare_units"] = time.perf_counter() - t
-    result = AtomsResult(table=table, experiment=exp, activations=store.to_dict(),
-                         n_train=n_tr, n_eval=int(X_eval.shape[0]), training=training,
-                         saved=saved, seconds=seconds, metric=metric, units=units,
-                         eval_activations=X_eval, saes={"features": features, "atoms": res.sae})
-    write_json_atomic(out / "table.json", result.to_dict())
-    saved["table"] = str(out / "table.json")
-    return result
+    return {"features": features, "atoms": res.sae}, feat_name

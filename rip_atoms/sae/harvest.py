@@ -1,5 +1,10 @@
 """Harvesting residual-stream activations from a causal LM into shards with a manifest.
 
+The settings named below (``n_tokens``, ``context_size``, ``batch_contexts``, ``skip_first``,
+``prepend_bos``, ``shard_tokens``) are the fields of a :class:`HarvestConfig`
+(:mod:`rip_atoms.sae.harvest_config`), checked when it is made; the text functions are in
+:mod:`rip_atoms.sae.harvest_text`.
+
 Text → tokens: documents are tokenised without special tokens and joined with the EOS token (when
 the tokenizer has one) into one stream, cut into contexts of ``context_size`` tokens; with
 ``prepend_bos`` each context starts with the BOS token (then holds context_size − 1 text
@@ -42,29 +47,37 @@ temporary files of a killed run are removed when the folder is next harvested in
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import os
 import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from rip_atoms.criteria.units import token_split
-from rip_atoms.errors import FileFormatError, Interrupted, ParameterError, ShapeMismatchError
+from rip_atoms.errors import (
+    FileFormatError,
+    Interrupted,
+    ParameterError,
+    ParameterTypeError,
+    ShapeMismatchError,
+)
 from rip_atoms.matrix_files import load_npy
 from rip_atoms.sae.errors import (
     CheckpointError,
     CorruptShardError,
     HarvestInterrupted,
     IncompleteHarvestError,
-    MissingDependencyError,
 )
 from rip_atoms.sae.formats._io import atomic_path, read_json, write_json_atomic
+from rip_atoms.sae.harvest_config import HarvestConfig
+from rip_atoms.sae.harvest_text import load_texts, token_contexts, tokenizer_adds_bos
 from rip_atoms.sae.model import LoadedModel
 from rip_atoms.sae.provenance import (
     check_file,
@@ -76,101 +89,14 @@ from rip_atoms.sae.provenance import (
     write_token_strings,
 )
 
+__all__ = [
+    "FORMAT", "MANIFEST", "ActivationStore", "HarvestConfig", "HarvestResult", "harvest",
+    "load_texts", "remove_stale_temporaries", "token_contexts", "tokenizer_adds_bos",
+    "validate_manifest",
+]
+
 MANIFEST = "manifest.json"
 FORMAT = "rip_atoms.activations/1"
-
-
-# ---------------------------------------------------------------------- text
-def load_texts(spec: str | Path | Iterable[str | Path] | None = None) -> tuple[str, list[str]]:
-    """(label, documents) for a text spec.
-
-    ``None`` or ``"pydoc"``: the Python standard library's ``pydoc_data.topics`` (offline; about
-    110k SmolLM2 tokens), one document per topic in sorted order. A ``.txt``/``.md`` file: one
-    document. A ``.jsonl`` file: the ``"text"`` field of each line. A folder: its ``.txt``/``.md``
-    files in sorted order. ``"hf:NAME[:SPLIT]"``: a Hugging Face dataset's ``text`` column (needs
-    ``datasets`` and the hub). A list: the union of its items.
-    """
-    if spec is None or spec == "pydoc":
-        from pydoc_data import topics
-
-        keys = sorted(topics.topics)
-        return "pydoc_data.topics", [topics.topics[k] for k in keys]
-    if isinstance(spec, list | tuple):
-        labels, docs = [], []
-        for item in spec:
-            lab, d = load_texts(item)
-            labels.append(lab)
-            docs.extend(d)
-        return " + ".join(labels), docs
-    text = str(spec)
-    if text.startswith("hf:"):
-        parts = text[3:].split(":")
-        try:
-            import datasets
-        except ImportError as exc:
-            raise MissingDependencyError(f"{text}: needs the datasets package") from exc
-        try:
-            ds = datasets.load_dataset(parts[0], split=parts[1] if len(parts) > 1 else "train")
-        except Exception as exc:  # hub unreachable, unknown name, …
-            raise MissingDependencyError(
-                f"{text}: cannot load the dataset ({' '.join(str(exc).split())[:200]})"
-            ) from exc
-        return text, [str(t) for t in ds["text"]]
-    path = Path(text)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".md"))
-        if not files:
-            raise FileFormatError(f"{path}: no .txt or .md files")
-        return str(path), [p.read_text(encoding="utf-8", errors="replace") for p in files]
-    if not path.is_file():
-        raise FileFormatError(f"{path}: no such file (text source)")
-    if path.suffix == ".jsonl":
-        docs = []
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-            if not line.strip():
-                continue
-            try:
-                docs.append(str(json.loads(line)["text"]))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise FileFormatError(f"{path}: line {i + 1} is not a JSON object with 'text'"
-                                      ) from exc
-        return str(path), docs
-    return str(path), [path.read_text(encoding="utf-8", errors="replace")]
-
-
-def tokenizer_adds_bos(tokenizer) -> bool:
-    """Whether the tokenizer itself starts an encoding with its BOS token (Gemma, Llama: yes;
-    SmolLM2, whose "BOS" is the chat marker ``<|im_start|>``: no)."""
-    bos = getattr(tokenizer, "bos_token_id", None)
-    if bos is None:
-        return False
-    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
-    return bool(ids) and int(ids[0]) == int(bos)
-
-
-def token_contexts(tokenizer, docs: list[str], context_size: int, *,
-                   prepend_bos: bool | None = None) -> tuple[np.ndarray, int | None]:
-    """Contexts (n_contexts × context_size int64) from the documents, and the BOS id used.
-    ``prepend_bos=None`` prepends it exactly when the tokenizer would (the model's training
-    convention, :func:`tokenizer_adds_bos`)."""
-    if prepend_bos is None:
-        prepend_bos = tokenizer_adds_bos(tokenizer)
-    bos = getattr(tokenizer, "bos_token_id", None) if prepend_bos else None
-    eos = getattr(tokenizer, "eos_token_id", None)
-    stream: list[int] = []
-    for doc in docs:
-        ids = tokenizer(doc, add_special_tokens=False)["input_ids"]
-        stream.extend(int(t) for t in ids)
-        if eos is not None:
-            stream.append(int(eos))
-    body = context_size - (1 if bos is not None else 0)
-    if body < 1:
-        raise ParameterError(f"context_size {context_size} leaves no room for text")
-    n_ctx = len(stream) // body
-    arr = np.asarray(stream[: n_ctx * body], dtype=np.int64).reshape(n_ctx, body)
-    if bos is not None:
-        arr = np.concatenate([np.full((n_ctx, 1), bos, dtype=np.int64), arr], axis=1)
-    return arr, bos
 
 
 # ---------------------------------------------------------------------- manifest
@@ -309,35 +235,35 @@ def harvest(
     model: LoadedModel,
     layers: Iterable[int],
     out_dir: str | Path,
+    config: HarvestConfig | None = None,
     *,
-    n_tokens: int,
     texts: str | Path | list | None = None,
-    context_size: int = 256,
-    batch_contexts: int = 4,
-    skip_first: int = 1,
-    prepend_bos: bool | None = None,
-    shard_tokens: int = 16384,
     resume: bool = True,
     progress: bool = True,
     stop_after_shards: int | None = None,
+    **settings: Any,
 ) -> HarvestResult:
-    """Harvest ``n_tokens`` residual-stream activations per layer (see the module docstring).
+    """Harvest ``config.n_tokens`` residual-stream activations per layer (see the module
+    docstring) from ``texts`` (:func:`load_texts`).
 
     ``layers`` are decoder-block indices (0-based; block L's output is
-    ``blocks.L.hook_resid_post``). Returns a :class:`HarvestResult`; the manifest in
-    ``out_dir`` says everything needed to read the shards back (:class:`ActivationStore`).
-    ``stop_after_shards`` ends this call after writing that many new shards (for tests).
+    ``blocks.L.hook_resid_post``). ``config`` (:class:`HarvestConfig`) says how; its fields
+    may also be given as keywords (``harvest(lm, [15], out, n_tokens=1000, context_size=128)``,
+    the form before the config existed), which then override those of ``config``. Returns a
+    :class:`HarvestResult`; the manifest in ``out_dir`` says everything needed to read the
+    shards back (:class:`ActivationStore`). ``resume`` continues a harvest already in
+    ``out_dir``; ``stop_after_shards`` ends this call after writing that many new shards (for
+    tests).
 
     Ctrl-C raises :class:`~rip_atoms.sae.errors.HarvestInterrupted` ("N tokens saved in DIR,
     rerun to resume") after removing temporary files; the shards in the manifest stay valid.
     """
     out = Path(out_dir)
+    layers = _check_layers(model, layers)
+    cfg = _harvest_config(config, settings)
     try:
-        return _harvest(model, layers, out, n_tokens=n_tokens, texts=texts,
-                        context_size=context_size, batch_contexts=batch_contexts,
-                        skip_first=skip_first, prepend_bos=prepend_bos,
-                        shard_tokens=shard_tokens, resume=resume, progress=progress,
-                        stop_after_shards=stop_after_shards)
+        return _harvest(model, layers, out, cfg, texts=texts, resume=resume,
+                        progress=progress, stop_after_shards=stop_after_shards)
     except Interrupted:
         raise
     except KeyboardInterrupt:
@@ -346,14 +272,25 @@ def harvest(
         what = (f"{saved} tokens per layer saved in {out}, rerun to resume" if saved
                 else f"no tokens saved yet in {out}")
         raise HarvestInterrupted(f"harvest: {what}", out_dir=str(out), tokens=saved,
-                                 target=n_tokens) from None
+                                 target=cfg.n_tokens) from None
 
 
-def _harvest(model: LoadedModel, layers: Iterable[int], out: Path, *, n_tokens: int,
-             texts, context_size: int, batch_contexts: int, skip_first: int,
-             prepend_bos: bool | None, shard_tokens: int, resume: bool, progress: bool,
-             stop_after_shards: int | None) -> HarvestResult:
-    t0 = time.perf_counter()
+def _harvest_config(config: HarvestConfig | None, settings: dict) -> HarvestConfig:
+    """``config`` with the keyword ``settings`` (HarvestConfig fields) put in."""
+    names = {f.name for f in dataclasses.fields(HarvestConfig)}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise TypeError(f"harvest() got an unexpected keyword argument {unknown[0]!r}")
+    if config is None:
+        return HarvestConfig(**settings)
+    if not isinstance(config, HarvestConfig):
+        raise ParameterTypeError(f"config must be a HarvestConfig, got "
+                                 f"{type(config).__name__}")
+    return dataclasses.replace(config, **settings) if settings else config
+
+
+def _check_layers(model: LoadedModel, layers: Iterable[int]) -> tuple[int, ...]:
+    """The requested blocks, sorted and unique; each must be one of the model's."""
     layers = tuple(sorted({int(layer) for layer in layers}))
     if not layers:
         raise ParameterError("give at least one layer")
@@ -363,17 +300,56 @@ def _harvest(model: LoadedModel, layers: Iterable[int], out: Path, *, n_tokens: 
             f"{model.source}: layer(s) {bad} out of range (the model has {model.n_layers} "
             f"blocks, 0..{model.n_layers - 1})"
         )
-    if n_tokens < 1 or context_size < 2 or batch_contexts < 1 or shard_tokens < 1:
-        raise ParameterError("n_tokens, batch_contexts, shard_tokens ≥ 1 and context_size ≥ 2")
-    if not 0 <= skip_first < context_size:
-        raise ParameterError(f"skip_first must be in [0, context_size), got {skip_first}")
+    return layers
+
+
+def _harvest(model: LoadedModel, layers: tuple[int, ...], out: Path, cfg: HarvestConfig, *,
+             texts, resume: bool, progress: bool,
+             stop_after_shards: int | None) -> HarvestResult:
+    t0 = time.perf_counter()
     if out.exists() and not out.is_dir():
         raise FileFormatError(f"{out}: exists and is not a folder (harvest output)")
     label, docs = load_texts(texts)
-    contexts, bos = token_contexts(model.tokenizer, docs, context_size, prepend_bos=prepend_bos)
-    text_fp = hashlib.sha256(contexts.tobytes()).hexdigest()[:16]
-    per_ctx = context_size - skip_first
-    spec = {
+    contexts, bos = token_contexts(model.tokenizer, docs, cfg.context_size,
+                                   prepend_bos=cfg.prepend_bos)
+    spec = _manifest_spec(model, layers, cfg, contexts, bos, label)
+    shards = _resumed_shards(out, spec, model, cfg, resume)
+    resumed_tokens = sum(s["n_tokens"] for s in shards)
+    next_ctx = shards[-1]["contexts"][1] if shards else 0
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileFormatError(f"{out}: cannot create the output folder ({exc.strerror})"
+                              ) from exc
+    _remove_harvest_temporaries(out)  # left by a killed run
+    writer = _ShardWriter(out, spec, contexts, shards, cfg, next_ctx)
+    writer.strings_entry = write_token_strings(out, model.tokenizer, contexts,
+                                               spec["tokenizer"])
+    for sh in shards:  # shards of a folder harvested before provenance was recorded
+        if "provenance" not in sh:
+            sh["provenance"] = write_provenance(out, sh["index"], shard_provenance(
+                contexts, *sh["contexts"], cfg.skip_first, sh["n_tokens"]))
+    done_tokens, exhausted = _run_contexts(model, layers, contexts, cfg, writer,
+                                           resumed_tokens, next_ctx, progress,
+                                           stop_after_shards)
+    complete = done_tokens >= cfg.n_tokens or exhausted
+    man = writer.write_manifest(complete, exhausted)
+    seconds = time.perf_counter() - t0
+    new_tokens = done_tokens - resumed_tokens
+    return HarvestResult(
+        out_dir=str(out), layers=layers, d_model=model.d_model, n_tokens=done_tokens,
+        n_shards=len(shards), complete=complete, text_exhausted=exhausted, seconds=seconds,
+        tokens_per_second=new_tokens / seconds if seconds > 0 else 0.0,
+        resumed_tokens=resumed_tokens, manifest=man,
+    )
+
+
+def _manifest_spec(model: LoadedModel, layers: tuple[int, ...], cfg: HarvestConfig,
+                   contexts: np.ndarray, bos: int | None, label: str) -> dict:
+    """What the manifest says about the harvest besides its shards (a resumed harvest must
+    agree with it); the text's fingerprint is the first 16 hex digits of the SHA-256 of the
+    contexts' token ids."""
+    return {
         "format": FORMAT,
         "model": model.to_dict(),
         "layers": list(layers),
@@ -381,16 +357,23 @@ def _harvest(model: LoadedModel, layers: Iterable[int], out: Path, *, n_tokens: 
         "modules": {str(layer): model.module_name(layer) for layer in layers},
         "d_model": model.d_model,
         "dtype": "float32",
-        "context_size": context_size,
+        "context_size": cfg.context_size,
         "prepend_bos": bos is not None,
         "bos_token_id": bos,
-        "skip_first": skip_first,
-        "tokens_per_context": per_ctx,
+        "skip_first": cfg.skip_first,
+        "tokens_per_context": cfg.tokens_per_context,
         "text": label,
-        "text_fingerprint": text_fp,
+        "text_fingerprint": hashlib.sha256(contexts.tobytes()).hexdigest()[:16],
         "contexts_available": int(contexts.shape[0]),
         "tokenizer": tokenizer_name(model.tokenizer, model.name),
     }
+
+
+def _resumed_shards(out: Path, spec: dict, model: LoadedModel, cfg: HarvestConfig,
+                    resume: bool) -> list[dict]:
+    """The shards of a harvest already in ``out`` to continue from: those whose files match
+    the manifest, up to the first that does not (none without a manifest). A manifest of
+    other settings is a CheckpointError; without ``resume``, any manifest is refused."""
     shards: list[dict] = []
     man_path = out / MANIFEST
     if man_path.is_file():
@@ -418,35 +401,65 @@ def _harvest(model: LoadedModel, layers: Iterable[int], out: Path, *, n_tokens: 
             if any(problems):
                 break
             shards.append(sh)
-    if shards and sum(s["n_tokens"] for s in shards) < n_tokens and shards[-1]["n_tokens"] < (
-            shards[-1]["contexts"][1] - shards[-1]["contexts"][0]) * per_ctx:
+    if shards and sum(s["n_tokens"] for s in shards) < cfg.n_tokens and shards[-1][
+            "n_tokens"] < (shards[-1]["contexts"][1] - shards[-1]["contexts"][0]) * (
+            cfg.tokens_per_context):
         shards.pop()  # cut short at an earlier, smaller target: redo it whole
-    resumed_tokens = sum(s["n_tokens"] for s in shards)
-    done_tokens = resumed_tokens
-    next_ctx = shards[-1]["contexts"][1] if shards else 0
+    return shards
 
-    def write_manifest(complete: bool, exhausted: bool) -> dict:
-        man = dict(spec)
-        man["token_strings"] = strings_entry
-        man["shards"] = shards
-        man["n_tokens"] = sum(s["n_tokens"] for s in shards)
-        man["n_tokens_target"] = n_tokens
+
+class _ShardWriter:
+    """The shards of a harvest being written: per-layer buffers of activations, flushed into a
+    shard (its files on disk first, then the manifest that lists it)."""
+
+    def __init__(self, out: Path, spec: dict, contexts: np.ndarray, shards: list[dict],
+                 cfg: HarvestConfig, next_ctx: int) -> None:
+        self.out, self.spec, self.contexts, self.shards, self.cfg = out, spec, contexts, \
+            shards, cfg
+        self.strings_entry: dict | None = None
+        self.buffers: dict[int, list[np.ndarray]] = {layer: [] for layer in spec["layers"]}
+        self.buf_tokens = 0
+        self.shard_ctx_start = next_ctx
+        self.new_shards = 0
+
+    def write_manifest(self, complete: bool, exhausted: bool) -> dict:
+        man = dict(self.spec)
+        man["token_strings"] = self.strings_entry
+        man["shards"] = self.shards
+        man["n_tokens"] = sum(s["n_tokens"] for s in self.shards)
+        man["n_tokens_target"] = self.cfg.n_tokens
         man["complete"] = complete
         man["text_exhausted"] = exhausted
-        write_json_atomic(man_path, man)
+        write_json_atomic(self.out / MANIFEST, man)
         return man
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FileFormatError(f"{out}: cannot create the output folder ({exc.strerror})"
-                              ) from exc
-    _remove_harvest_temporaries(out)  # left by a killed run
-    strings_entry = write_token_strings(out, model.tokenizer, contexts, spec["tokenizer"])
-    for sh in shards:  # shards of a folder harvested before provenance was recorded
-        if "provenance" not in sh:
-            sh["provenance"] = write_provenance(out, sh["index"], shard_provenance(
-                contexts, *sh["contexts"], skip_first, sh["n_tokens"]))
+    def flush(self, ctx_stop: int) -> None:
+        """Write the buffered tokens (contexts [shard start, ctx_stop)) as the next shard."""
+        index = len(self.shards)
+        files = {}
+        for layer in self.spec["layers"]:
+            arr = np.concatenate(self.buffers[layer], axis=0)
+            rel = f"layer_{layer:02d}/shard_{index:05d}.npy"
+            files[str(layer)] = {"path": rel, **_write_shard(self.out / rel, arr)}
+            self.buffers[layer] = []
+        prov = write_provenance(self.out, index, shard_provenance(
+            self.contexts, self.shard_ctx_start, ctx_stop, self.cfg.skip_first,
+            self.buf_tokens))
+        self.shards.append({"index": index, "contexts": [self.shard_ctx_start, ctx_stop],
+                            "n_tokens": self.buf_tokens, "files": files, "provenance": prov})
+        self.write_manifest(False, False)
+        self.buf_tokens = 0
+        self.shard_ctx_start = ctx_stop
+        self.new_shards += 1
+
+
+def _run_contexts(model: LoadedModel, layers: tuple[int, ...], contexts: np.ndarray,
+                  cfg: HarvestConfig, writer: _ShardWriter, done_tokens: int, next_ctx: int,
+                  progress: bool, stop_after_shards: int | None) -> tuple[int, bool]:
+    """Run the contexts from ``next_ctx`` on through the model, batch by batch, hooks on the
+    requested blocks, until ``cfg.n_tokens`` tokens are done (or the text runs out, or
+    ``stop_after_shards`` new shards are written); (tokens done, text exhausted)."""
+    n_tokens, per_ctx = cfg.n_tokens, cfg.tokens_per_context
     bar = None
     if progress:
         from tqdm import tqdm
@@ -467,31 +480,7 @@ def _harvest(model: LoadedModel, layers: Iterable[int], out: Path, *, n_tokens: 
         return hook
 
     handles = [model.blocks[layer].register_forward_hook(make_hook(layer)) for layer in layers]
-    buffers: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
-    buf_tokens = 0
-    shard_ctx_start = next_ctx
-    new_shards = 0
     exhausted = False
-    man = None
-
-    def flush(ctx_stop: int) -> None:
-        nonlocal buf_tokens, shard_ctx_start, new_shards
-        index = len(shards)
-        files = {}
-        for layer in layers:
-            arr = np.concatenate(buffers[layer], axis=0)
-            rel = f"layer_{layer:02d}/shard_{index:05d}.npy"
-            files[str(layer)] = {"path": rel, **_write_shard(out / rel, arr)}
-            buffers[layer] = []
-        prov = write_provenance(out, index, shard_provenance(contexts, shard_ctx_start, ctx_stop,
-                                                             skip_first, buf_tokens))
-        shards.append({"index": index, "contexts": [shard_ctx_start, ctx_stop],
-                       "n_tokens": buf_tokens, "files": files, "provenance": prov})
-        write_manifest(False, False)
-        buf_tokens = 0
-        shard_ctx_start = ctx_stop
-        new_shards += 1
-
     try:
         with torch.no_grad():
             ctx = next_ctx
@@ -499,7 +488,7 @@ def _harvest(model: LoadedModel, layers: Iterable[int], out: Path, *, n_tokens: 
                 if ctx >= contexts.shape[0]:
                     exhausted = True
                     break
-                stop = min(ctx + batch_contexts, contexts.shape[0])
+                stop = min(ctx + cfg.batch_contexts, contexts.shape[0])
                 ids = torch.from_numpy(contexts[ctx:stop]).to(device)
                 captured.clear()
                 try:
@@ -515,34 +504,25 @@ def _harvest(model: LoadedModel, layers: Iterable[int], out: Path, *, n_tokens: 
                             f"{model.source}: block {layer} output has width {hs.shape[-1]}, "
                             f"expected d_model = {model.d_model}"
                         )
-                    acts = hs[:, skip_first:, :].reshape(-1, hs.shape[-1])[:take]
-                    buffers[layer].append(acts.to(torch.float32).cpu().numpy())
-                buf_tokens += take
+                    acts = hs[:, cfg.skip_first:, :].reshape(-1, hs.shape[-1])[:take]
+                    writer.buffers[layer].append(acts.to(torch.float32).cpu().numpy())
+                writer.buf_tokens += take
                 done_tokens += take
                 ctx = stop
                 if bar is not None:
                     bar.update(take)
-                if buf_tokens >= shard_tokens or done_tokens >= n_tokens:
-                    flush(ctx)
-                    if stop_after_shards is not None and new_shards >= stop_after_shards:
+                if writer.buf_tokens >= cfg.shard_tokens or done_tokens >= n_tokens:
+                    writer.flush(ctx)
+                    if stop_after_shards is not None and writer.new_shards >= stop_after_shards:
                         break
-            if buf_tokens > 0:
-                flush(ctx)
+            if writer.buf_tokens > 0:
+                writer.flush(ctx)
     finally:
         for hnd in handles:
             hnd.remove()
         if bar is not None:
             bar.close()
-    complete = done_tokens >= n_tokens or exhausted
-    man = write_manifest(complete, exhausted)
-    seconds = time.perf_counter() - t0
-    new_tokens = done_tokens - resumed_tokens
-    return HarvestResult(
-        out_dir=str(out), layers=layers, d_model=model.d_model, n_tokens=done_tokens,
-        n_shards=len(shards), complete=complete, text_exhausted=exhausted, seconds=seconds,
-        tokens_per_second=new_tokens / seconds if seconds > 0 else 0.0,
-        resumed_tokens=resumed_tokens, manifest=man,
-    )
+    return done_tokens, exhausted
 
 
 # ---------------------------------------------------------------------- reading

@@ -207,6 +207,15 @@ def _threads(cfg: TrainConfig, d: int):
         torch.set_num_threads(old)
 
 
+@dataclass
+class _Saved:
+    """What a run has on disk so far (for the note of an interrupt): the step of its last
+    checkpoint (None: none yet) and whether the finished SAE is written."""
+
+    step: int | None = None
+    finished: bool = False
+
+
 def _train(X, cfg, out_dir, resume, overwrite, progress, metadata, stop_after,
            source) -> TrainResult:
     t0 = time.perf_counter()
@@ -214,8 +223,7 @@ def _train(X, cfg, out_dir, resume, overwrite, progress, metadata, stop_after,
     ckpt = out / CHECKPOINT if out is not None else None
     resuming, delete = (check_output_folder(out, resume=resume, overwrite=overwrite)
                         if out is not None else (False, []))
-    saved_step: int | None = None
-    finished = False
+    saved = _Saved()
     trainer = None
     try:
         trainer = _Trainer(X, cfg, metadata, source)
@@ -224,86 +232,21 @@ def _train(X, cfg, out_dir, resume, overwrite, progress, metadata, stop_after,
         resumed = 0
         if resuming:
             trainer.load_checkpoint(ckpt)
-            resumed = saved_step = trainer.step
+            resumed = saved.step = trainer.step
         else:
             trainer.init_state()
         with _SigintDeferral() as sigint:
             start_step = trainer.step
-            bar = None
-            if progress:
-                from tqdm import tqdm
-
-                bar = tqdm(total=cfg.steps, initial=trainer.step, file=sys.stderr,
-                           unit="step", desc=f"train {cfg.architecture} N={cfg.width}",
-                           dynamic_ncols=True)
-            try:
-                steps_this_call = 0
-                while trainer.step < cfg.steps:
-                    sse, l0 = trainer.train_step()
-                    if (cfg.resample_every > 0 and trainer.step % cfg.resample_every == 0
-                            and trainer.step <= cfg.resample_until * cfg.steps):
-                        trainer.resampled += trainer.resample_dead()
-                    w = trainer.window
-                    w["sse"] += sse
-                    w["l0"] += l0 * cfg.batch_size
-                    w["tokens"] += cfg.batch_size
-                    steps_this_call += 1
-                    if trainer.step % cfg.log_every == 0 or trainer.step == cfg.steps:
-                        rec = _window_record(trainer)
-                        trainer.history.append(rec)
-                        trainer.window = {"sse": 0.0, "l0": 0.0, "tokens": 0}
-                        if bar is not None:
-                            bar.set_postfix(loss=f"{rec['mse']:.4g}", L0=f"{rec['l0']:.1f}",
-                                            R2=f"{rec['r2']:.4f}", dead=rec["dead"],
-                                            refresh=False)
-                    if bar is not None:
-                        bar.update(1)
-                    if ckpt is not None and cfg.checkpoint_every > 0 and (
-                            trainer.step % cfg.checkpoint_every == 0) and (
-                            trainer.step < cfg.steps):
-                        trainer.save_checkpoint(ckpt)
-                        saved_step = trainer.step
-                    if sigint.requested:
-                        break
-                    if (stop_after is not None and steps_this_call >= stop_after
-                            and trainer.step < cfg.steps):
-                        if ckpt is not None:
-                            trainer.save_checkpoint(ckpt)
-                            saved_step = trainer.step
-                        break
-            finally:
-                if bar is not None:
-                    bar.close()
+            _run_steps(trainer, cfg, sigint, ckpt, stop_after, progress, saved)
             if sigint.requested and trainer.step < cfg.steps:
-                if ckpt is not None and saved_step != trainer.step:
+                if ckpt is not None and saved.step != trainer.step:
                     trainer.save_checkpoint(ckpt)
-                    saved_step = trainer.step
+                    saved.step = trainer.step
                 raise KeyboardInterrupt
-            seconds = time.perf_counter() - t0
-            last = trainer.history[-1] if trainer.history else _window_record(trainer)
-            sae = trainer.export()
-            done = trainer.step >= cfg.steps
-            thresholds = None
-            if trainer.p.threshold is not None:
-                th = sae.threshold.double().numpy()
-                thresholds = {"min": float(th.min()), "median": float(np.median(th)),
-                              "max": float(th.max()),
-                              "training_median": float(trainer.p.threshold.median()),
-                              "training_initial_median": trainer.initial_threshold_median}
-            steps_run = trainer.step - start_step
-            result = TrainResult(
-                sae=sae, config=cfg, steps=trainer.step, tokens=trainer.step * cfg.batch_size,
-                l0=last["l0"], mse=last["mse"], r2=last["r2"], dead_latents=last["dead"],
-                thresholds=thresholds,
-                l1_coefficient=trainer.l1 if cfg.architecture == "standard" else None,
-                input_scale=trainer.scale, whitened=cfg.whiten, seconds=seconds,
-                tokens_per_second=steps_run * cfg.batch_size / seconds if seconds > 0 else 0.0,
-                resumed_from_step=resumed, history=list(trainer.history),
-                out_dir=str(out_dir) if out_dir is not None else None,
-            )
-            if out is not None and done:
+            result = _train_result(trainer, cfg, t0, start_step, resumed, out_dir)
+            if out is not None and trainer.step >= cfg.steps:
                 _save_result(trainer, result, out)
-                finished = True
+                saved.finished = True
             if sigint.requested:  # Ctrl-C while the finished SAE was being written
                 raise KeyboardInterrupt
         return result
@@ -316,9 +259,88 @@ def _train(X, cfg, out_dir, resume, overwrite, progress, metadata, stop_after,
             remove_stale_temporaries(out, RUN_FILES)
         step = trainer.step if trainer is not None and hasattr(trainer, "step") else 0
         raise TrainingInterrupted(
-            _interrupt_note(out, saved_step, step, cfg.steps, finished), step=saved_step,
-            steps=cfg.steps, checkpoint=str(ckpt) if ckpt is not None else None,
+            _interrupt_note(out, saved.step, step, cfg.steps, saved.finished),
+            step=saved.step, steps=cfg.steps, checkpoint=str(ckpt) if ckpt is not None else None,
         ) from None
+
+
+def _run_steps(trainer: _Trainer, cfg: TrainConfig, sigint: _SigintDeferral,
+               ckpt: Path | None, stop_after: int | None, progress: bool,
+               saved: _Saved) -> None:
+    """The optimiser steps up to ``cfg.steps``: dead-latent resampling, the logged windows,
+    the periodic checkpoints (``saved.step`` kept current), and a stop after ``stop_after``
+    steps (checkpointed) or at a deferred Ctrl-C (left to the caller to checkpoint)."""
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=trainer.step, file=sys.stderr,
+                   unit="step", desc=f"train {cfg.architecture} N={cfg.width}",
+                   dynamic_ncols=True)
+    try:
+        steps_this_call = 0
+        while trainer.step < cfg.steps:
+            sse, l0 = trainer.train_step()
+            if (cfg.resample_every > 0 and trainer.step % cfg.resample_every == 0
+                    and trainer.step <= cfg.resample_until * cfg.steps):
+                trainer.resampled += trainer.resample_dead()
+            w = trainer.window
+            w["sse"] += sse
+            w["l0"] += l0 * cfg.batch_size
+            w["tokens"] += cfg.batch_size
+            steps_this_call += 1
+            if trainer.step % cfg.log_every == 0 or trainer.step == cfg.steps:
+                rec = _window_record(trainer)
+                trainer.history.append(rec)
+                trainer.window = {"sse": 0.0, "l0": 0.0, "tokens": 0}
+                if bar is not None:
+                    bar.set_postfix(loss=f"{rec['mse']:.4g}", L0=f"{rec['l0']:.1f}",
+                                    R2=f"{rec['r2']:.4f}", dead=rec["dead"], refresh=False)
+            if bar is not None:
+                bar.update(1)
+            if ckpt is not None and cfg.checkpoint_every > 0 and (
+                    trainer.step % cfg.checkpoint_every == 0) and trainer.step < cfg.steps:
+                trainer.save_checkpoint(ckpt)
+                saved.step = trainer.step
+            if sigint.requested:
+                break
+            if (stop_after is not None and steps_this_call >= stop_after
+                    and trainer.step < cfg.steps):
+                if ckpt is not None:
+                    trainer.save_checkpoint(ckpt)
+                    saved.step = trainer.step
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _train_result(trainer: _Trainer, cfg: TrainConfig, t0: float, start_step: int,
+                  resumed: int, out_dir) -> TrainResult:
+    """The :class:`TrainResult` of the run so far: the last logged window's L0, MSE, R² and
+    dead count (the open window's when none is logged), the exported SAE and its thresholds'
+    summary; tokens/s = steps of this call × batch size / its seconds."""
+    seconds = time.perf_counter() - t0
+    last = trainer.history[-1] if trainer.history else _window_record(trainer)
+    sae = trainer.export()
+    thresholds = None
+    if trainer.p.threshold is not None:
+        th = sae.threshold.double().numpy()
+        thresholds = {"min": float(th.min()), "median": float(np.median(th)),
+                      "max": float(th.max()),
+                      "training_median": float(trainer.p.threshold.median()),
+                      "training_initial_median": trainer.initial_threshold_median}
+    steps_run = trainer.step - start_step
+    return TrainResult(
+        sae=sae, config=cfg, steps=trainer.step, tokens=trainer.step * cfg.batch_size,
+        l0=last["l0"], mse=last["mse"], r2=last["r2"], dead_latents=last["dead"],
+        thresholds=thresholds,
+        l1_coefficient=trainer.l1 if cfg.architecture == "standard" else None,
+        input_scale=trainer.scale, whitened=cfg.whiten, seconds=seconds,
+        tokens_per_second=steps_run * cfg.batch_size / seconds if seconds > 0 else 0.0,
+        resumed_from_step=resumed, history=list(trainer.history),
+        out_dir=str(out_dir) if out_dir is not None else None,
+    )
 
 
 def _window_record(tr: _Trainer) -> dict:

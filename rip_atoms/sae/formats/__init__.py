@@ -10,8 +10,9 @@ what is on disk                        reader
 a ``.safetensors``/``.npz``/``.pt`` state dict + ``architecture=``  plain tensors
 =====================================  =================================================
 
-:func:`load_sae` detects the format from the file layout (never from tensor shapes);
-:func:`save_sae` writes the SAELens v6 layout.
+:func:`load_sae` detects the format from the file layout (never from tensor shapes), trying the
+formats of the registry (:mod:`.registry`) in the order they are registered below; another
+format joins with :func:`register_sae_format`. :func:`save_sae` writes the SAELens v6 layout.
 """
 
 from __future__ import annotations
@@ -23,75 +24,107 @@ from rip_atoms.errors import FileFormatError
 from rip_atoms.sae.canonical import SparseAutoencoder
 from rip_atoms.sae.formats.dictionary_learning import load_dictionary_learning
 from rip_atoms.sae.formats.gemma_scope import load_gemma_scope
+from rip_atoms.sae.formats.registry import (
+    SAEFormat,
+    register_sae_format,
+    registered_formats,
+    sae_format,
+)
 from rip_atoms.sae.formats.sae_lens import load_sae_lens, save_sae_lens
 from rip_atoms.sae.formats.sparsify import load_sparsify
 from rip_atoms.sae.formats.tensors import load_tensors
 
-FORMATS = ("sae_lens", "sparsify", "dictionary_learning", "gemma_scope", "tensors")
-
 __all__ = [
-    "FORMATS", "detect_format", "load_dictionary_learning", "load_gemma_scope", "load_sae",
-    "load_sae_lens", "load_sparsify", "load_tensors", "save_sae", "save_sae_lens",
+    "FORMATS", "SAEFormat", "detect_format", "load_dictionary_learning", "load_gemma_scope",
+    "load_sae", "load_sae_lens", "load_sparsify", "load_tensors", "register_sae_format",
+    "registered_formats", "save_sae", "save_sae_lens",
 ]
+
+# ---------------------------------------------------------------------- the built-in formats
+# in the order detection tries them (a folder holding both cfg.json + sae_weights.safetensors
+# and ae.pt is SAELens; any other .npz is Gemma Scope; the plain tensors come last)
+register_sae_format(
+    "sae_lens", lambda path, *, input_scale, **_: load_sae_lens(path, input_scale=input_scale),
+    detect_folder=lambda folder, names: folder if {"cfg.json", "sae_weights.safetensors"}
+    <= names else None,
+    folder_layout="cfg.json + sae_weights.safetensors (SAELens)",
+    folder_files=("cfg.json", "sae_weights.safetensors"))
+register_sae_format(
+    "sparsify", lambda path, **_: load_sparsify(path),
+    detect_folder=lambda folder, names: folder if {"cfg.json", "sae.safetensors"} <= names
+    else None,
+    folder_layout="cfg.json + sae.safetensors (sparsify)",
+    folder_files=("cfg.json", "sae.safetensors"))
+register_sae_format(
+    "dictionary_learning", lambda path, **_: load_dictionary_learning(path),
+    detect_folder=lambda folder, names: folder / "ae.pt" if "ae.pt" in names else None,
+    folder_layout="ae.pt (dictionary_learning)",
+    detect_file=lambda path: path.name == "ae.pt")
+register_sae_format(
+    "gemma_scope", lambda path, **_: load_gemma_scope(path),
+    detect_folder=lambda folder, names: folder / "params.npz" if "params.npz" in names
+    else None,
+    folder_layout="params.npz (Gemma Scope)",
+    detect_file=lambda path: path.suffix.lower() == ".npz")
+register_sae_format(
+    "tensors", lambda path, *, architecture, k, input_scale, apply_b_dec_to_input:
+    load_tensors(path, architecture=architecture, k=k,
+                 apply_b_dec_to_input=apply_b_dec_to_input, input_scale=input_scale),
+    detect_file=lambda path: path.suffix.lower() in (".safetensors", ".pt", ".pth", ".bin"),
+    fills_input_scale=False)
+
+#: the names of the built-in formats (:func:`registered_formats` lists any added later too)
+FORMATS = tuple(f.name for f in registered_formats())
+
+
+def _in_words(items: list[str]) -> str:
+    """"a", "a or b", "a, b or c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
 def detect_format(spec: str | Path) -> tuple[str, Path]:
-    """(format, path) for a file or folder, from its layout."""
+    """(format, path) for a file or folder, from its layout: the first registered format
+    (:func:`register_sae_format`) whose folder or file test claims it."""
     path = Path(spec)
     if not path.exists():
         raise FileFormatError(f"{path}: no such file or folder")
+    formats = registered_formats()
     if path.is_dir():
         names = {p.name for p in path.iterdir()}
-        if "cfg.json" in names and "sae_weights.safetensors" in names:
-            return "sae_lens", path
-        if "cfg.json" in names and "sae.safetensors" in names:
-            return "sparsify", path
-        if "ae.pt" in names:
-            return "dictionary_learning", path / "ae.pt"
-        if "params.npz" in names:
-            return "gemma_scope", path / "params.npz"
-        raise FileFormatError(
-            f"{path}: not an SAE folder (expected cfg.json + sae_weights.safetensors "
-            "(SAELens), cfg.json + sae.safetensors (sparsify), ae.pt (dictionary_learning) or "
-            "params.npz (Gemma Scope))"
-        )
-    name, suffix = path.name, path.suffix.lower()
-    if name in ("cfg.json", "sae_weights.safetensors", "sae.safetensors") and (
-            path.parent / "cfg.json").is_file():
+        for fmt in formats:
+            found = fmt.detect_folder(path, names) if fmt.detect_folder is not None else None
+            if found is not None:
+                return fmt.name, found
+        layouts = [fmt.folder_layout for fmt in formats if fmt.detect_folder is not None]
+        raise FileFormatError(f"{path}: not an SAE folder (expected {_in_words(layouts)})")
+    members = {name for fmt in formats for name in fmt.folder_files}
+    if path.name in members and (path.parent / "cfg.json").is_file():
         return detect_format(path.parent)
-    if name == "ae.pt":
-        return "dictionary_learning", path
-    if suffix == ".npz":
-        return "gemma_scope", path
-    if suffix in (".safetensors", ".pt", ".pth", ".bin"):
-        return "tensors", path
+    for fmt in formats:
+        if fmt.detect_file is not None and fmt.detect_file(path):
+            return fmt.name, path
     raise FileFormatError(f"{path}: not a known SAE file (.safetensors, .npz, .pt, a folder)")
 
 
 def load_sae(spec: str | Path, *, format: str | None = None, architecture: str | None = None,
              k: int | None = None, input_scale: float | None = None,
              apply_b_dec_to_input: bool = True) -> SparseAutoencoder:
-    """Load any supported SAE file or folder into the canonical object.
+    """Load any supported SAE file or folder into the canonical object, with the loader its
+    registered format names (:func:`register_sae_format`).
 
-    ``format`` overrides detection (one of :data:`FORMATS`); ``architecture``/``k``/
-    ``apply_b_dec_to_input`` are needed only for plain tensors; ``input_scale`` supplies the
-    ``expected_average_only_in`` factor when the file lacks it.
+    ``format`` overrides detection (one of :func:`registered_formats`, the built-in ones in
+    :data:`FORMATS`); ``architecture``/``k``/``apply_b_dec_to_input`` are needed only for plain
+    tensors; ``input_scale`` supplies the ``expected_average_only_in`` factor when the file
+    lacks it.
     """
-    fmt, path = detect_format(spec) if format is None else (format, Path(spec))
-    if fmt == "sae_lens":
-        sae = load_sae_lens(path, input_scale=input_scale)
-    elif fmt == "sparsify":
-        sae = load_sparsify(path)
-    elif fmt == "dictionary_learning":
-        sae = load_dictionary_learning(path)
-    elif fmt == "gemma_scope":
-        sae = load_gemma_scope(path)
-    elif fmt == "tensors":
-        return load_tensors(path, architecture=architecture, k=k,
-                            apply_b_dec_to_input=apply_b_dec_to_input, input_scale=input_scale)
-    else:
-        raise FileFormatError(f"{spec}: unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-    if input_scale is not None and sae.input_scale is None and (
+    name, path = detect_format(spec) if format is None else (format, Path(spec))
+    fmt = sae_format(name)
+    if fmt is None:
+        known = ", ".join(f.name for f in registered_formats())
+        raise FileFormatError(f"{spec}: unknown format {name!r} (known: {known})")
+    sae = fmt.load(path, architecture=architecture, k=k, input_scale=input_scale,
+                   apply_b_dec_to_input=apply_b_dec_to_input)
+    if fmt.fills_input_scale and input_scale is not None and sae.input_scale is None and (
             sae.normalize_activations == "expected_average_only_in"):
         sae = sae.with_input_scale(input_scale)
     return sae
