@@ -81,9 +81,9 @@ def run_ours(X: np.ndarray, args, path: str = "auto", steps: int | None = None) 
 
 def step_seconds(X: np.ndarray, args, path: str) -> float:
     """Seconds per bare training step of one path (after initialisation; best of the steps)."""
-    from rip_atoms.sae.train import _Trainer
+    from rip_atoms.sae.train import Trainer
 
-    tr = _Trainer(X, config(args, path, max(args.steps, 2)), None)
+    tr = Trainer(X, config(args, path, max(args.steps, 2)), None)
     tr.init_state()
     times = []
     for _ in range(max(args.steps, 2)):

@@ -139,7 +139,7 @@ def resolve_metric(d: Dictionary, metric: AIPMetric | str | None) -> AIPMetric |
     return metric
 
 
-def _lambda_max_upper(M: np.ndarray) -> float:
+def lambda_max_upper(M: np.ndarray) -> float:
     """A certified upper bound on λmax of a symmetric PSD matrix M (float64).
 
     Lanczos (scipy eigsh, from a seeded start so the bound is the same on every run) gives
@@ -365,7 +365,7 @@ class CorrectedAtoms:
         M = np.zeros((self.dim, self.dim))
         for s in range(0, self.rows.shape[0], chunk):  # the same bytes on any thread count
             accumulate_gram(M, self.rows[s : s + chunk].astype(np.float64))
-        a = float(np.sqrt(max(_lambda_max_upper(M), 0.0)))
+        a = float(np.sqrt(max(lambda_max_upper(M), 0.0)))
         if self.rows_are_input:
             a /= float(self.norms[self.live].min())
         else:

@@ -155,15 +155,15 @@ def test_no_core_module_imports_torch():
     assert not bad, f"core modules importing torch/transformers: {bad}"
 
 
-def test_cli_modules_import_no_private_names():
+def test_no_module_imports_a_private_name():
+    """A name another module uses is shared, so it is spelled without an underscore; private
+    names stay in their module (tests may still reach them)."""
     bad = []
     for m in MODULES:
-        if not m.startswith("rip_atoms.cli"):
-            continue
         for node in ast.walk(ast.parse(MODULES[m].read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rip_atoms"):
                 bad += [f"{m}: from {node.module} import {a.name}" for a in node.names
-                        if a.name.startswith("_")]
+                        if a.name.startswith("_") and not a.name.startswith("__")]
     assert not bad, "\n".join(bad)
 
 

@@ -28,7 +28,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from rip_atoms.sae import CheckpointError, load_sae  # noqa: E402
-from rip_atoms.sae.train import TrainConfig, _Trainer, train_sae  # noqa: E402
+from rip_atoms.sae.train import TrainConfig, Trainer, train_sae  # noqa: E402
 from rip_atoms.synthetic import planted_atoms  # noqa: E402
 
 
@@ -92,7 +92,7 @@ def test_saved_sae_reads_raw_activations(arch, whiten):
     X = small_data()
     cfg = TrainConfig(architecture=arch, width=40, target_l0=4, steps=40, batch_size=128,
                       whiten=whiten)
-    tr = _Trainer(X, cfg, None)
+    tr = Trainer(X, cfg, None)
     tr.init_state()
     for _ in range(40):
         tr.train_step()
@@ -208,7 +208,7 @@ def test_sparse_and_dense_gradients_agree(arch):
     X = small_data(n=2000, d=24)
     cfg = TrainConfig(architecture=arch, width=96, target_l0=6, steps=100, batch_size=256,
                       bandwidth=0.05)
-    tr = _Trainer(X, cfg, None)
+    tr = Trainer(X, cfg, None)
     tr.init_state()
     for _ in range(30):
         tr.train_step()

@@ -28,7 +28,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from rip_atoms.errors import ParameterError  # noqa: E402
-from rip_atoms.sae.train import TrainConfig, _Trainer, train_sae  # noqa: E402
+from rip_atoms.sae.train import TrainConfig, Trainer, train_sae  # noqa: E402
 from rip_atoms.sae.training_data import BatchSource  # noqa: E402
 from rip_atoms.synthetic import planted_atoms  # noqa: E402
 
@@ -40,7 +40,7 @@ def small_data(n=3000, d=16, seed=0) -> np.ndarray:
     return (pl.activations * 7.0 + 3.0).astype(np.float32)
 
 
-def params(tr: _Trainer) -> dict[str, np.ndarray]:
+def params(tr: Trainer) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().double().numpy() for k, v in tr.p.tensors().items()}
 
 
@@ -53,7 +53,7 @@ def test_dense_and_sparse_paths_take_the_same_step(arch):
                        bandwidth=0.05, resample_every=0)
     trainers = {}
     for density in (0.0, 1.0):
-        tr = _Trainer(X, replace(base, sparse_density=density), None)
+        tr = Trainer(X, replace(base, sparse_density=density), None)
         tr.init_state()
         trainers[density] = tr
     dense, sparse = trainers[0.0], trainers[1.0]
@@ -102,7 +102,7 @@ def test_staged_batches_equal_resident_rows():
                       resample_until=0.9, dead_after_tokens=256)
     out = []
     for resident in (True, False):
-        tr = _Trainer(X, cfg, None, resident=resident)
+        tr = Trainer(X, cfg, None, resident=resident)
         assert tr.source.resident is resident
         tr.init_state()
         hist = [tr.train_step() for _ in range(60)]

@@ -455,14 +455,14 @@ def _gram_certifies_rank(G: np.ndarray, h: int, tol: float) -> bool:
     False means "not shown" (the SVD decides)."""
     from scipy.linalg import cho_factor
 
-    from rip_atoms.corrected_atoms import _lambda_max_upper
+    from rip_atoms.corrected_atoms import lambda_max_upper
     from rip_atoms.precision import gamma
 
     k = G.shape[0]
     if k == 0:
         return False
     err = gamma(h) * k
-    lam_max = _lambda_max_upper(G) + err
+    lam_max = lambda_max_upper(G) + err
     slack = 4 * k * np.finfo(np.float64).eps * float(np.linalg.norm(G))
     t = tol * tol * lam_max + err + slack
     try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from rip_atoms.kernels.recovery_batch import FAST_COND, SolvedBlock, screen_error
-from rip_atoms.kernels.torch_gram import _torch, resolve_device
+from rip_atoms.kernels.torch_gram import import_torch, resolve_device
 
 
 class TorchFuchs:
@@ -34,7 +34,7 @@ class TorchFuchs:
     """
 
     def __init__(self, DT: np.ndarray, device=None, col_norm: float = 1.0) -> None:
-        torch = _torch()
+        torch = import_torch()
         self.torch = torch
         self.device = resolve_device(device)
         DT = np.ascontiguousarray(DT)

@@ -34,7 +34,7 @@ class TorchUnavailableError(ParameterError, ImportError):
     ``ImportError``."""
 
 
-def _torch():
+def import_torch():
     try:
         import torch
     except ImportError:
@@ -57,7 +57,7 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     (it holds no data), and for any other device this torch cannot allocate on. Without torch:
     :class:`TorchUnavailableError` (a ParameterError and an ImportError).
     """
-    torch = _torch()
+    torch = import_torch()
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if isinstance(device, torch.device):
@@ -114,7 +114,7 @@ def blocked_gram_reduce_torch(
 ) -> GramReduction:
     """Torch twin of :func:`rip_atoms.kernels.blocked_gram_reduce` (``device`` defaults to
     CUDA when available). Memory on the device: A (N×H) plus O(B² + N·P)."""
-    torch = _torch()
+    torch = import_torch()
     dev = resolve_device(device)
     n = A.shape[0]
     if not 1 <= n_top <= n - 1:

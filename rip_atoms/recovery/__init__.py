@@ -69,8 +69,8 @@ from rip_atoms.recovery.phase_transition import (
     PhaseTransitionResult,
     phase_transition,
 )
-from rip_atoms.recovery.phase_transition import _crossing as _crossing  # noqa: F401  (tests)
-from rip_atoms.recovery.phase_transition import _pava_decreasing as _pava_decreasing  # noqa: F401
+from rip_atoms.recovery.phase_transition import crossing as crossing  # noqa: F401  (tests)
+from rip_atoms.recovery.phase_transition import pava_decreasing as pava_decreasing  # noqa: F401
 from rip_atoms.recovery.results import (
     CERTIFIED,
     FAILED,

@@ -6,7 +6,7 @@ Douglas–Rachford on basis pursuit for a batch of codes at once (the iteration 
 iterates are polished on their support (least squares, non-negative least squares for
 non-negative codes) and a candidate that passes the witness check ends its code as failed.
 Under a deadline the projector's set-up starts only if its estimated cost fits the time left
-(:meth:`rip_atoms.recovery.problem._UnitAtoms.projector_seconds`).
+(:meth:`rip_atoms.recovery.problem.UnitAtoms.projector_seconds`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from rip_atoms.kernels.recovery_batch import admm_bp_batch
-from rip_atoms.recovery.problem import _Code
+from rip_atoms.recovery.problem import Code
 from rip_atoms.recovery.results import UNDETERMINED, Method
-from rip_atoms.recovery.witnesses import _first_witness, _nnls, _polish
+from rip_atoms.recovery.witnesses import first_witness, nnls_on_support, polish_witness
 
 _ADMM_BATCH = 256
 _ADMM_CHECK = 10
@@ -30,12 +30,12 @@ _ADMM_POLISH_TRIES = 4
 class _AdmmBatch:
     """One ADMM batch: its codes, their signals Y (H×b) and polish attempts per code."""
 
-    codes: list[_Code]
+    codes: list[Code]
     Y: np.ndarray
     tries: np.ndarray
 
 
-def stage_admm(ctx: Any, pending: list[_Code]) -> list[_Code]:
+def stage_admm(ctx: Any, pending: list[Code]) -> list[Code]:
     """Batched ADMM search for feasible points beating the codes (failure witnesses).
 
     Under a deadline the projector's set-up (uninterruptible) starts only if its estimated cost
@@ -81,17 +81,17 @@ def _admm_accept(ctx: Any, batch: _AdmmBatch, cols: np.ndarray, X: np.ndarray,
             continue
         batch.tries[b] += 1
         T = np.flatnonzero(Z[:, t])
-        fit = _nnls if nonneg else _polish
+        fit = nnls_on_support if nonneg else polish_witness
         candidates = [(T, fit(atoms.cols64, code.y, T))]
-        wit = _first_witness(atoms, code, candidates, nonneg)
+        wit = first_witness(atoms, code, candidates, nonneg)
         if wit is None and not nonneg:
             x64 = atoms.projector().project64(X[:, t].astype(np.float64)[:, None],
                                               batch.Y[:, [b]])[:, 0]
             top = np.sort(np.argsort(-np.abs(x64))[: atoms.dim])  # a sparse witness if possible
-            wit = _first_witness(atoms, code, [(top, _polish(atoms.cols64, code.y, top))],
+            wit = first_witness(atoms, code, [(top, polish_witness(atoms.cols64, code.y, top))],
                                  nonneg)
             if wit is None:
-                wit = _first_witness(atoms, code, [(np.arange(len(x64)), x64)], nonneg)
+                wit = first_witness(atoms, code, [(np.arange(len(x64)), x64)], nonneg)
         if wit is not None and ctx.fail(code, Method.ADMM, wit):
             done[t] = True
     return done

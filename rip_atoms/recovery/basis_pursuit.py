@@ -2,7 +2,7 @@
 
 Three solvers (:func:`basis_pursuit`): the homotopy (scikit-learn's LARS-lasso path down to
 α → 0, whose end is the minimum-ℓ1 interpolant; fast when the solution is sparse), HiGHS on the
-LP, and cvxpy (the reference). The homotopy (:func:`_lars`) also proposes witnesses and active
+LP, and cvxpy (the reference). The homotopy (:func:`lars`) also proposes witnesses and active
 sets to :func:`rip_atoms.recovery.classify_recovery`, which verifies them in float64.
 """
 
@@ -16,12 +16,12 @@ import numpy as np
 
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import NonFiniteError, ParameterError, ShapeMismatchError
-from rip_atoms.recovery.problem import _as_matrix
+from rip_atoms.recovery.problem import as_matrix
 from rip_atoms.recovery.results import BPSolution
-from rip_atoms.recovery.witnesses import _polish
+from rip_atoms.recovery.witnesses import polish_witness
 
 
-def _lars(cols: np.ndarray, y: np.ndarray, nonneg: bool, max_iter: int, alpha_min_rel: float):
+def lars(cols: np.ndarray, y: np.ndarray, nonneg: bool, max_iter: int, alpha_min_rel: float):
     """scikit-learn's LARS-lasso path for min (1/2H)‖y − D x‖² + α‖x‖₁ (x ≥ 0 if non-negative)
     from αmax down to alpha_min_rel·αmax. y is rescaled so that αmax = 1e6 (sklearn stops at
     α ≤ α_min + 1.19e-7 in absolute terms). Returns (x at the end of the path, active set,
@@ -90,7 +90,7 @@ def _polish_solution(A: np.ndarray, y: np.ndarray, x: np.ndarray, nonneg: bool):
     T = np.flatnonzero(np.abs(x) > 1e-7 * np.abs(x).max())
     if len(T) > h:
         T = np.sort(T[np.argsort(-np.abs(x[T]))[:h]])
-    xp = _polish(A, y, T)
+    xp = polish_witness(A, y, T)
     if xp is not None and nonneg:
         xp = np.where((xp < 0) & (xp >= -1e-12 * np.abs(xp).max()), 0.0, xp)
     if xp is not None and (not nonneg or np.all(xp >= 0)):
@@ -181,7 +181,7 @@ def basis_pursuit(
     ([0.0, 0.0, 1.0], 'optimal')
     """
     t0 = time.perf_counter()
-    A = _as_matrix(D)
+    A = as_matrix(D)
     y = np.asarray(y, dtype=np.float64).ravel()
     h, n = A.shape
     if y.shape != (h,):
@@ -191,7 +191,7 @@ def basis_pursuit(
     n_iter = None
     if solver == "homotopy":
         cap = max_iter if max_iter is not None else 8 * max(h, 100)
-        x, _, n_iter, capped = _lars(np.asfortranarray(A), y, nonneg, cap, 0.0)
+        x, _, n_iter, capped = lars(np.asfortranarray(A), y, nonneg, cap, 0.0)
         status = "cap" if capped else ("error" if n_iter < 0 else "optimal")
         if polish and status == "optimal" and np.any(x):
             x, _ = _polish_solution(A, y, x, nonneg)

@@ -4,8 +4,8 @@
 unique basis-pursuit solution over D iff D_S has full column rank and some y has D_Sᵀ y = s and
 ‖D_{Sᶜ}ᵀ y‖_∞ < 1 (non-negative case, s = 𝟙: max_{j∈Sᶜ} dⱼᵀ y < 1).
 
-**The rigorous bound** (:func:`_certificate_bound`, the one place it is computed). A y computed in
-float64 satisfies D_Sᵀ y = s only approximately. For e = D_Sᵀ y − s, the corrected
+**The rigorous bound** (:func:`rigorous_certificate_bound`, the one place it is computed). A y
+computed in float64 satisfies D_Sᵀ y = s only approximately. For e = D_Sᵀ y − s, the corrected
 y' = y − D_S G_S⁻¹ e satisfies D_Sᵀ y' = s exactly and |dⱼᵀ(y' − y)| ≤ ‖e‖₂/σmin(D_S)·‖dⱼ‖;
 computing dⱼᵀ y in float64 errs by at most γ_H‖y‖₂‖dⱼ‖ (γ_H = Hu/(1 − Hu), u = 2⁻⁵³). So
 
@@ -33,7 +33,7 @@ from scipy.optimize import minimize_scalar
 
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.precision import gamma
-from rip_atoms.recovery.problem import _as_matrix, _Code, _support_signs, _UnitAtoms
+from rip_atoms.recovery.problem import Code, UnitAtoms, as_matrix, support_signs
 from rip_atoms.recovery.results import RANK_TOL, Certificate
 
 _PUSH_ROUNDS = 10
@@ -47,7 +47,7 @@ def _cert_value(c: np.ndarray, nonneg: bool) -> float:
     return float(c.max() if nonneg else np.abs(c).max())
 
 
-def _rigorous_bound(value: float, eq_residual: float, sigma_min: float, gamma: float,
+def rigorous_bound(value: float, eq_residual: float, sigma_min: float, gamma: float,
                     y_norm: float, col_norm: float = 1.0, k: int = 1) -> float:
     """The bound of the module docstring with the rounding of the computed products:
     value + (‖D_Sᵀ y − s‖₂ + √k·ρ)/σmin(D_S) + ρ, ρ = γ_H·‖y‖₂·maxⱼ‖dⱼ‖ (with a relative 1e-12):
@@ -60,7 +60,7 @@ def _rigorous_bound(value: float, eq_residual: float, sigma_min: float, gamma: f
     return value + (eq_residual + math.sqrt(k) * rho) / sigma_min + rho
 
 
-def _certificate_bound(rows: np.ndarray, S: np.ndarray, s: np.ndarray, y: np.ndarray,
+def rigorous_certificate_bound(rows: np.ndarray, S: np.ndarray, s: np.ndarray, y: np.ndarray,
                        nonneg: bool, sigma_min: float, gamma: float,
                        col_norm: float = 1.0) -> tuple[float, float]:
     """(value, bound) of a certificate y over the atoms ``rows`` (N×H): value = ‖D_{Sᶜ}ᵀ y‖_∞
@@ -71,11 +71,11 @@ def _certificate_bound(rows: np.ndarray, S: np.ndarray, s: np.ndarray, y: np.nda
     mask = np.ones(len(c), dtype=bool)
     mask[S] = False
     value = _cert_value(c[mask], nonneg)
-    return value, _rigorous_bound(value, float(np.linalg.norm(e)), sigma_min, gamma,
+    return value, rigorous_bound(value, float(np.linalg.norm(e)), sigma_min, gamma,
                                   float(np.linalg.norm(y)), col_norm, len(S))
 
 
-def _sigma(cols: np.ndarray, S: np.ndarray) -> tuple[float, float, np.ndarray]:
+def singular_extremes(cols: np.ndarray, S: np.ndarray) -> tuple[float, float, np.ndarray]:
     """(σmin, σmax, last right singular vector) of D_S (float64 SVD); σmin = 0 when |S| > H."""
     A = cols[:, S]
     _, sv, Vt = np.linalg.svd(A, full_matrices=True)
@@ -85,10 +85,10 @@ def _sigma(cols: np.ndarray, S: np.ndarray) -> tuple[float, float, np.ndarray]:
 
 def _single_support(D, support, signs, nonneg):
     """(cols H×N, rows N×H, S, s, σmin, σmin/σmax, max‖dⱼ‖) for the single-support functions."""
-    cols = _as_matrix(D)
+    cols = as_matrix(D)
     rows = np.ascontiguousarray(cols.T)
-    S, s = _support_signs(support, signs, cols.shape[1], nonneg)
-    smin, smax, _ = _sigma(cols, S)
+    S, s = support_signs(support, signs, cols.shape[1], nonneg)
+    smin, smax, _ = singular_extremes(cols, S)
     ratio = smin / smax if smax > 0 else 0.0
     col_norm = float(np.linalg.norm(cols, axis=0).max())
     return cols, rows, S, s, smin, ratio, col_norm
@@ -133,7 +133,7 @@ def fuchs_certificate(D: Dictionary | np.ndarray, support: Sequence[int] | np.nd
     A = cols[:, S]
     a = np.linalg.solve(A.T @ A, s)
     y = A @ a
-    value, bound = _certificate_bound(rows, S, s, y, nonneg, smin, gamma(cols.shape[0]),
+    value, bound = rigorous_certificate_bound(rows, S, s, y, nonneg, smin, gamma(cols.shape[0]),
                                       col_norm)
     return Certificate(value, bound, y, ratio, "fuchs")
 
@@ -163,7 +163,7 @@ def certificate_lp(C: np.ndarray, E: np.ndarray, s: np.ndarray, nonneg: bool,
                        method="highs", options=opts)
 
 
-def _lp(rows: np.ndarray, S: np.ndarray, s: np.ndarray, nonneg: bool,
+def exact_certificate_lp(rows: np.ndarray, S: np.ndarray, s: np.ndarray, nonneg: bool,
         time_limit: float | None):
     """:func:`certificate_lp` with every atom outside S as a constraint (the exact LP: j ∈ Sᶜ).
     Returns the scipy result and Sᶜ."""
@@ -210,23 +210,24 @@ def dual_certificate(D: Dictionary | np.ndarray, support: Sequence[int] | np.nda
     (0.333333, True)
     """
     cols, rows, S, s, smin, ratio, col_norm = _single_support(D, support, signs, nonneg)
-    res, _ = _lp(rows, S, s, nonneg, time_limit)
+    res, _ = exact_certificate_lp(rows, S, s, nonneg, time_limit)
     if res.status != 0 or res.x is None:
         return Certificate(math.nan, math.inf, np.full(cols.shape[0], np.nan), ratio, "lp",
                            int(res.status), None)
     y = res.x[:-1]
-    value, bound = _certificate_bound(rows, S, s, y, nonneg, smin if ratio > RANK_TOL else 0.0,
-                                      gamma(cols.shape[0]), col_norm)
+    value, bound = rigorous_certificate_bound(rows, S, s, y, nonneg,
+                                              smin if ratio > RANK_TOL else 0.0,
+                                              gamma(cols.shape[0]), col_norm)
     return Certificate(value, bound, y, ratio, "lp", 0, float(res.x[-1]))
 
 
-def _push_certificate(atoms: _UnitAtoms, code: _Code, T: np.ndarray, sT: np.ndarray,
+def _push_certificate(atoms: UnitAtoms, code: Code, T: np.ndarray, sT: np.ndarray,
                       nonneg: bool, rounds: int = _PUSH_ROUNDS) -> float:
-    """The rigorous bound of :func:`_pushed_certificate` (+inf if nothing usable was built)."""
-    return _pushed_certificate(atoms, code, T, sT, nonneg, rounds)[0]
+    """The rigorous bound of :func:`pushed_certificate` (+inf if nothing usable was built)."""
+    return pushed_certificate(atoms, code, T, sT, nonneg, rounds)[0]
 
 
-def _pushed_certificate(atoms: _UnitAtoms, code: _Code, T: np.ndarray, sT: np.ndarray,
+def pushed_certificate(atoms: UnitAtoms, code: Code, T: np.ndarray, sT: np.ndarray,
                         nonneg: bool, rounds: int = _PUSH_ROUNDS
                         ) -> tuple[float, float, float, np.ndarray | None]:
     """Certificate from an active set A = S ∪ T with signs s_A (the homotopy's final segment).
@@ -235,7 +236,7 @@ def _pushed_certificate(atoms: _UnitAtoms, code: _Code, T: np.ndarray, sT: np.nd
     that reach 1 − 1e-7 are added to T with sign(d̃ⱼᵀ y_A) (at most ``rounds`` times). Then
     y = y_A − η w with w = D̃_A G_A⁻¹ [0; s_T] (so d̃ⱼᵀ y = (1 − η) sⱼ on T and D̃_Sᵀ w = 0), η
     minimising max(|1 − η|, max_{j∉A} |cⱼ − η wⱼ|) on [0, 2] (convex; bounded Brent). Returns
-    (bound, value, ‖y‖₂, y) of y (:func:`_certificate_bound`); (+inf, NaN, NaN, None) if
+    (bound, value, ‖y‖₂, y) of y (:func:`rigorous_certificate_bound`); (+inf, NaN, NaN, None) if
     nothing usable was built.
     """
     rows, h = atoms.rows64, atoms.dim
@@ -278,6 +279,7 @@ def _pushed_certificate(atoms: _UnitAtoms, code: _Code, T: np.ndarray, sT: np.nd
             y = yA - eta * w
         else:
             y = yA
-        value, bound = _certificate_bound(rows, S, s, y, nonneg, code.sigma_min, atoms.gamma)
+        value, bound = rigorous_certificate_bound(rows, S, s, y, nonneg, code.sigma_min,
+                                                  atoms.gamma)
         return bound, value, float(np.linalg.norm(y)), y
     return nothing

@@ -9,7 +9,7 @@ the per-code record, the stage timers, the progress bar and the deadline):
    atoms that may hold the maximum recomputed in float64); codes whose Gram matrix looks
    singular get an SVD (**rank**): σmin/σmax ≤ RANK_TOL gives a null-vector tie witness.
 1b. **push** — the Fuchs certificate pushed inside after adding its violators
-   (:func:`rip_atoms.recovery.certificates._pushed_certificate`); certifies only where no
+   (:func:`rip_atoms.recovery.certificates.pushed_certificate`); certifies only where no
    witness can exist (:func:`_no_witness_possible`), so skipping the witness searches for
    those codes changes no decision.
 2. **admm** — a batched ADMM search for a feasible x that beats δ̃, verified in float64.
@@ -25,7 +25,7 @@ Whatever proposes a certificate or a witness, only the float64 checks of
 :mod:`~rip_atoms.recovery.certificates` and :mod:`~rip_atoms.recovery.witnesses` decide: a
 certificate counts only through :meth:`_Context.offer` (rigorous bound < 1 − margin), a failure
 only through :meth:`_Context.fail`, which re-checks the witness
-(:func:`~rip_atoms.recovery.witnesses._check_witness`) whatever stage proposed it.
+(:func:`~rip_atoms.recovery.witnesses.check_witness`) whatever stage proposed it.
 """
 
 from __future__ import annotations
@@ -53,16 +53,16 @@ from rip_atoms.kernels.recovery_batch import fuchs_batch, gram_extremes
 from rip_atoms.metric import AIPMetric
 from rip_atoms.precision import U64, gamma
 from rip_atoms.recovery.admm_stage import stage_admm
-from rip_atoms.recovery.basis_pursuit import _lars
+from rip_atoms.recovery.basis_pursuit import lars
 from rip_atoms.recovery.certificates import (
-    _certificate_bound,
-    _lp,
-    _pushed_certificate,
-    _rigorous_bound,
-    _sigma,
+    exact_certificate_lp,
+    pushed_certificate,
+    rigorous_bound,
+    rigorous_certificate_bound,
+    singular_extremes,
 )
 from rip_atoms.recovery.kept import KeptCertificates, fuchs_y
-from rip_atoms.recovery.problem import _chunk_rows, _Code, _UnitAtoms, recovery_view
+from rip_atoms.recovery.problem import Code, UnitAtoms, chunk_rows, recovery_view
 from rip_atoms.recovery.reasons import undetermined_reason
 from rip_atoms.recovery.results import (
     CERTIFIED,
@@ -77,13 +77,13 @@ from rip_atoms.recovery.results import (
     RecoveryResult,
 )
 from rip_atoms.recovery.witnesses import (
-    _check_witness,
-    _clean_sparse,
-    _duplicate_swap,
-    _lp_dual_witness,
-    _polish,
-    _sparse_diff_norm,
-    _witness_along,
+    check_witness,
+    clean_sparse,
+    duplicate_swap,
+    lp_dual_witness,
+    polish_witness,
+    sparse_diff_norm,
+    witness_along,
 )
 
 #: the homotopy stops at α = HOMOTOPY_ALPHA_MIN·αmax (on the final segment, signs are readable)
@@ -118,7 +118,7 @@ class _Recorder:
         self.reasons: dict[int, str] = {}  # why an undetermined code is undetermined
         self.certs = KeptCertificates(keep_certificates)
 
-    def offer_bound(self, code: _Code, bound: float) -> None:
+    def offer_bound(self, code: Code, bound: float) -> None:
         """Keep the smallest certificate bound seen for the code."""
         cur = self.certificate[code.index]
         if not (cur <= bound):
@@ -140,7 +140,7 @@ class _Recorder:
 class _Context:
     """What every stage of :func:`classify_recovery` shares: D̃, the options, the record."""
 
-    atoms: _UnitAtoms
+    atoms: UnitAtoms
     nonneg: bool
     margin: float
     max_iter: int
@@ -169,7 +169,7 @@ class _Context:
         finally:
             self.stage_seconds[stage] += time.perf_counter() - t0
 
-    def offer(self, code: _Code, method: Method, bound: float, y=None) -> bool:
+    def offer(self, code: Code, method: Method, bound: float, y=None) -> bool:
         """Record a certificate bound; certify the code (True) when bound < 1 − margin (a
         rigorous float64 bound: a proof, on near-parallel atoms too). ``y``: the certificate
         (None: the Fuchs y₀), kept for the independent check when the record wants it
@@ -186,12 +186,12 @@ class _Context:
             return True
         return False
 
-    def fail(self, code: _Code, method: Method, wit: Witness) -> bool:
+    def fail(self, code: Code, method: Method, wit: Witness) -> bool:
         """The one gate of "failed": the witness x is re-checked in float64 on D̃
-        (:func:`~rip_atoms.recovery.witnesses._check_witness`: feasible to FEAS_TOL·‖y‖₂ plus
+        (:func:`~rip_atoms.recovery.witnesses.check_witness`: feasible to FEAS_TOL·‖y‖₂ plus
         float64 rounding, ‖x‖₁ ≤ (1 + L1_TOL)‖δ̃‖₁, x ≥ 0 for non-negative codes, x ≠ δ̃);
         only then is the code failed (True). Otherwise nothing is recorded (False)."""
-        if not _check_witness(self.atoms.rows64, code, wit[0], wit[1], self.nonneg):
+        if not check_witness(self.atoms.rows64, code, wit[0], wit[1], self.nonneg):
             return False
         self.rec.status[code.index] = FAILED
         self.rec.method[code.index] = method
@@ -391,7 +391,7 @@ def classify_recovery(
     return result
 
 
-def _classify_rows(atoms: _UnitAtoms, kind: str, M, n: int, opts: dict,
+def _classify_rows(atoms: UnitAtoms, kind: str, M, n: int, opts: dict,
                    deadline: Deadline | None, bar=None) -> tuple[_Recorder, dict[str, float]]:
     """Classify rows 0..n of M chunk by chunk (``opts["chunk_size"]`` rows each); returns the
     per-code record (indices local to M) and the stage timers."""
@@ -408,7 +408,7 @@ def _classify_rows(atoms: _UnitAtoms, kind: str, M, n: int, opts: dict,
     chunk_size = opts["chunk_size"]
     for start in range(0, n, chunk_size):
         stop = min(n, start + chunk_size)
-        pending = _parse_chunk(ctx, _chunk_rows(kind, M, start, stop), start)
+        pending = _parse_chunk(ctx, chunk_rows(kind, M, start, stop), start)
         ctx.tick(stop - start - len(pending))
         if not ctx.expired():  # else the chunk is left undetermined
             pending = _classify_chunk(ctx, pending, opts["blas_threads"])
@@ -416,7 +416,7 @@ def _classify_rows(atoms: _UnitAtoms, kind: str, M, n: int, opts: dict,
     return ctx.rec, ctx.stage_seconds
 
 
-def _classify_chunk(ctx: _Context, pending: list[_Code], blas_threads: int | None) -> list[_Code]:
+def _classify_chunk(ctx: _Context, pending: list[Code], blas_threads: int | None) -> list[Code]:
     """The stages in order on one chunk's usable codes; returns those left undetermined."""
     with threadpool_limits(blas_threads):
         pending = _stage_fuchs(ctx, pending)
@@ -432,7 +432,7 @@ def _classify_chunk(ctx: _Context, pending: list[_Code], blas_threads: int | Non
         return _stage_duplicates(ctx, pending)
 
 
-def _parse_chunk(ctx: _Context, block: sp.csr_matrix, start: int) -> list[_Code]:
+def _parse_chunk(ctx: _Context, block: sp.csr_matrix, start: int) -> list[Code]:
     """Split a CSR chunk into usable codes (δ̃ = scale·δ over D̃, y = D̃ δ̃) and invalid ones."""
     atoms, rec = ctx.atoms, ctx.rec
     out = []
@@ -455,14 +455,14 @@ def _parse_chunk(ctx: _Context, block: sp.csr_matrix, start: int) -> list[_Code]
             continue
         vals = v * atoms.scale[S]
         y = atoms.rows64[S].T @ vals
-        out.append(_Code(index=i, S=S, vals=vals,
+        out.append(Code(index=i, S=S, vals=vals,
                          s=np.ones(len(S)) if ctx.nonneg else np.sign(vals),
                          y=y, norm2=float(np.linalg.norm(vals)), l1=float(np.abs(vals).sum()),
                          blocked=bool(atoms.duplicate_atoms(ctx.nonneg)[S].any())))
     return out
 
 
-def _stage_fuchs(ctx: _Context, pending: list[_Code]) -> list[_Code]:
+def _stage_fuchs(ctx: _Context, pending: list[Code]) -> list[Code]:
     """Batched Fuchs certificates (float32 screen, float64 values); SVD rank decisions for rank
     suspects. A code is certified on the bound value + ‖e‖₂/σ + γ_H‖y₀‖₂ with σ a lower bound on
     σmin(D̃_S) (:class:`~rip_atoms.kernels.recovery_batch.FuchsBatch`); codes left open get the
@@ -481,7 +481,7 @@ def _stage_fuchs(ctx: _Context, pending: list[_Code]) -> list[_Code]:
             _set_sigma(atoms, code, fb.lam_min[j], fb.lam_max[j])
             value = float(fb.value[j])
             ctx.rec.fuchs[code.index] = value
-            bound = _rigorous_bound(value, float(fb.eq_residual[j]), code.sigma_min,
+            bound = rigorous_bound(value, float(fb.eq_residual[j]), code.sigma_min,
                                     atoms.gamma, float(fb.y_norm[j]), k=code.k)
             if not ctx.offer(code, Method.FUCHS, bound):
                 rest.append(code)
@@ -496,7 +496,7 @@ def _stage_fuchs(ctx: _Context, pending: list[_Code]) -> list[_Code]:
     return rest
 
 
-def _set_sigma(atoms: _UnitAtoms, code: _Code, lam_min: float, lam_max: float) -> None:
+def _set_sigma(atoms: UnitAtoms, code: Code, lam_min: float, lam_max: float) -> None:
     """code.sigma_min: a lower bound on σmin(D̃_S), and code.sigma_ratio, from the extreme
     eigenvalues of the float64 Gram G_S = D̃_SᵀD̃_S. The computed λmin is within
     err = (γ_H + k·u)·k of the true one (the Gram's entries, each a float64 dot product of unit
@@ -510,13 +510,13 @@ def _set_sigma(atoms: _UnitAtoms, code: _Code, lam_min: float, lam_max: float) -
         code.sigma_min = math.sqrt(lam_min - err)
         code.sigma_ratio = code.sigma_min / math.sqrt(lam_max + err)
         return
-    smin, smax, _ = _sigma(atoms.cols64, code.S)
+    smin, smax, _ = singular_extremes(atoms.cols64, code.S)
     code.sigma_min = max(0.0, smin - gamma(k * atoms.dim) * smax)
     code.sigma_ratio = code.sigma_min / smax if smax > 0 else 0.0
 
 
-def _stage_push(ctx: _Context, pending: list[_Code]) -> list[_Code]:
-    """Certificates pushed from the Fuchs certificate (:func:`_pushed_certificate` with T = ∅:
+def _stage_push(ctx: _Context, pending: list[Code]) -> list[Code]:
+    """Certificates pushed from the Fuchs certificate (:func:`pushed_certificate` with T = ∅:
     atoms that violate are added with their signs, then y is pushed inside), before any
     witness search, for codes whose Fuchs value is ≤ PUSH_MAX_FUCHS. A code is certified here
     only when, besides bound < 1 − margin, no witness within the tolerances can exist
@@ -532,7 +532,7 @@ def _stage_push(ctx: _Context, pending: list[_Code]) -> list[_Code]:
                     or not ctx.rec.fuchs[code.index] <= PUSH_MAX_FUCHS):
                 rest.append(code)
                 continue
-            bound, value, y_norm, y = _pushed_certificate(
+            bound, value, y_norm, y = pushed_certificate(
                 ctx.atoms, code, np.array([], np.int64), np.array([]), ctx.nonneg)
             ctx.rec.offer_bound(code, bound)
             if not (_no_witness_possible(ctx.atoms, code, bound, value, y_norm)
@@ -541,7 +541,7 @@ def _stage_push(ctx: _Context, pending: list[_Code]) -> list[_Code]:
     return rest
 
 
-def _no_witness_possible(atoms: _UnitAtoms, code: _Code, bound: float, value: float,
+def _no_witness_possible(atoms: UnitAtoms, code: Code, bound: float, value: float,
                          y_norm: float) -> bool:
     """True when an exact certificate y' of value t ≤ ``bound`` < 1 rules out every witness
     (module :mod:`~rip_atoms.recovery.witnesses`). For a witness x, v = x − δ̃, r = D̃v:
@@ -563,19 +563,19 @@ def _no_witness_possible(atoms: _UnitAtoms, code: _Code, bound: float, value: fl
     return (eps + m) / sigma + m <= RECOVERY_TOL * code.norm2
 
 
-def _rank_decisions(ctx: _Context, suspects: list[_Code]) -> list[_Code]:
+def _rank_decisions(ctx: _Context, suspects: list[Code]) -> list[Code]:
     """SVD of D̃_S for codes whose Gram matrix looked singular: a null-vector witness when
     σmin/σmax ≤ RANK_TOL, else the Fuchs certificate through a least-squares solve."""
     atoms = ctx.atoms
     rest = []
     for code in suspects:
-        smin, smax, v_S = _sigma(atoms.cols64, code.S)
+        smin, smax, v_S = singular_extremes(atoms.cols64, code.S)
         code.sigma_min = smin
         code.sigma_ratio = smin / smax if smax > 0 else 0.0
         if code.sigma_ratio <= RANK_TOL:
             wit = None
             for sign in (1.0, -1.0):
-                wit = _witness_along(atoms.rows64, code, code.S, sign * v_S, ctx.nonneg)
+                wit = witness_along(atoms.rows64, code, code.S, sign * v_S, ctx.nonneg)
                 if wit is not None:
                     break
             if wit is None or not ctx.fail(code, Method.RANK, wit):
@@ -583,15 +583,15 @@ def _rank_decisions(ctx: _Context, suspects: list[_Code]) -> list[_Code]:
             continue
         A = atoms.cols64[:, code.S]
         y0 = A @ np.linalg.lstsq(A.T @ A, code.s, rcond=None)[0]
-        value, bound = _certificate_bound(atoms.rows64, code.S, code.s, y0, ctx.nonneg, smin,
-                                          atoms.gamma)
+        value, bound = rigorous_certificate_bound(atoms.rows64, code.S, code.s, y0, ctx.nonneg,
+                                                  smin, atoms.gamma)
         ctx.rec.fuchs[code.index] = value
         if not ctx.offer(code, Method.FUCHS, bound, y0):
             rest.append(code)
     return rest
 
 
-def _stage_homotopy(ctx: _Context, pending: list[_Code]) -> list[_Code]:
+def _stage_homotopy(ctx: _Context, pending: list[Code]) -> list[Code]:
     """LARS path per code: a witness, or a pushed final-segment certificate. On large
     dictionaries the path is first run on a float32 copy of D̃ (twice as fast; its active set and
     solution are only proposals, verified in float64), then, if that decides nothing, in
@@ -614,7 +614,7 @@ def _stage_homotopy(ctx: _Context, pending: list[_Code]) -> list[_Code]:
             for dt in atoms.homotopy_dtypes:
                 cols = atoms.cols64 if dt == np.float64 else atoms.cols32()
                 rel = HOMOTOPY_ALPHA_MIN if dt == np.float64 else HOMOTOPY_ALPHA_MIN_32
-                coef, active, n_iter, _capped = _lars(cols, code.y, ctx.nonneg, ctx.max_iter,
+                coef, active, n_iter, _capped = lars(cols, code.y, ctx.nonneg, ctx.max_iter,
                                                       rel)
                 total += max(n_iter, 0)
                 if _decide_from_path(ctx, code, coef, active):
@@ -626,17 +626,17 @@ def _stage_homotopy(ctx: _Context, pending: list[_Code]) -> list[_Code]:
     return rest
 
 
-def _decide_from_path(ctx: _Context, code: _Code, coef: np.ndarray, active: np.ndarray) -> bool:
+def _decide_from_path(ctx: _Context, code: Code, coef: np.ndarray, active: np.ndarray) -> bool:
     """From the end of a homotopy path (coefficients at α = α_min, active set A): the float64
     least-squares polish on A is a witness if it beats δ̃; otherwise try the certificate pushed
     from the final segment (:func:`_push_certificate`) with T = A∖S and signs sign(x_T)."""
     if len(active) == 0:
         return False
     atoms, nonneg = ctx.atoms, ctx.nonneg
-    xA = _polish(atoms.cols64, code.y, active)
+    xA = polish_witness(atoms.cols64, code.y, active)
     if xA is not None:
-        idx, vals = _clean_sparse(active, xA, nonneg)
-        diff = _sparse_diff_norm(idx, vals, code.S, code.vals)
+        idx, vals = clean_sparse(active, xA, nonneg)
+        diff = sparse_diff_norm(idx, vals, code.S, code.vals)
         if diff > RECOVERY_TOL * code.norm2 and ctx.fail(code, Method.HOMOTOPY, (idx, vals)):
             return True
     if not code.sigma_ratio > RANK_TOL:
@@ -644,11 +644,11 @@ def _decide_from_path(ctx: _Context, code: _Code, coef: np.ndarray, active: np.n
     T = np.setdiff1d(active, code.S)
     sT = np.ones(len(T)) if nonneg else np.sign(coef[T])
     sT[sT == 0] = 1.0
-    bound, _, _, y = _pushed_certificate(atoms, code, T, sT, nonneg)
+    bound, _, _, y = pushed_certificate(atoms, code, T, sT, nonneg)
     return ctx.offer(code, Method.HOMOTOPY, bound, y)
 
 
-def _stage_lp(ctx: _Context, pending: list[_Code]) -> list[_Code]:
+def _stage_lp(ctx: _Context, pending: list[Code]) -> list[Code]:
     """The exact certificate LP: certificate (t* < 1) or dual witness (t* > 1)."""
     atoms, nonneg = ctx.atoms, ctx.nonneg
     time_limit = ctx.lp_time_limit
@@ -666,29 +666,29 @@ def _stage_lp(ctx: _Context, pending: list[_Code]) -> list[_Code]:
             if size > ctx.lp_max_size or not code.sigma_ratio > RANK_TOL:
                 rest.append(code)
                 continue
-            res, comp = _lp(atoms.rows64, code.S, code.s, nonneg, time_limit)
+            res, comp = exact_certificate_lp(atoms.rows64, code.S, code.s, nonneg, time_limit)
             decided = False
             if res.status == 0 and res.x is not None:
-                _, bound = _certificate_bound(atoms.rows64, code.S, code.s, res.x[:-1], nonneg,
-                                              code.sigma_min, atoms.gamma)
+                _, bound = rigorous_certificate_bound(atoms.rows64, code.S, code.s, res.x[:-1],
+                                                      nonneg, code.sigma_min, atoms.gamma)
                 decided = ctx.offer(code, Method.LP, bound, res.x[:-1])
                 if not decided and res.x[-1] >= 1.0 - ctx.margin:  # not unique: find the tie
-                    wit = _lp_dual_witness(atoms, code, res, comp, nonneg)
+                    wit = lp_dual_witness(atoms, code, res, comp, nonneg)
                     decided = wit is not None and ctx.fail(code, Method.LP, wit)
             if not decided:
                 rest.append(code)
     return rest
 
 
-def _stage_duplicates(ctx: _Context, pending: list[_Code]) -> list[_Code]:
+def _stage_duplicates(ctx: _Context, pending: list[Code]) -> list[Code]:
     """Codes on duplicate atoms still open: the witness that moves each δ̃ᵢ on a duplicate atom
-    onto its partner (:func:`rip_atoms.recovery.witnesses._duplicate_swap`; it re-checks only
+    onto its partner (:func:`rip_atoms.recovery.witnesses.duplicate_swap`; it re-checks only
     for pairs parallel to float64 rounding). Codes left open on near-parallel atoms or on a
     rank-deficient D̃_S get their reason (:func:`rip_atoms.recovery.reasons.undetermined_reason`)."""
     rest = []
     partners = ctx.atoms.duplicate_partners() if any(c.blocked for c in pending) else {}
     for code in pending:
-        wit = _duplicate_swap(ctx.atoms, code, ctx.nonneg, partners) if code.blocked else None
+        wit = duplicate_swap(ctx.atoms, code, ctx.nonneg, partners) if code.blocked else None
         if wit is None or not ctx.fail(code, Method.DUPLICATE, wit):
             rest.append(code)
             reason = undetermined_reason(ctx.atoms, code, partners, ctx.nonneg,

@@ -35,7 +35,7 @@ import uuid
 from typing import Any
 
 from rip_atoms.deadline import Deadline
-from rip_atoms.recovery.problem import _chunk_rows, _UnitAtoms
+from rip_atoms.recovery.problem import UnitAtoms, chunk_rows
 from rip_atoms.recovery.shared_atoms import (
     SharedAtoms,
     SharedAtomsUnavailable,
@@ -46,14 +46,14 @@ from rip_atoms.recovery.shared_atoms import (
 )
 
 #: per worker process: (token, D̃) of the call in progress
-_ATOMS_CACHE: dict[str, _UnitAtoms] = {}
+_ATOMS_CACHE: dict[str, UnitAtoms] = {}
 #: Dask retries of a task whose worker died, and resubmissions after a lost dictionary
 _RETRIES = 3
 #: chunks per task (a task holds at least this many chunks when there are enough)
 _CHUNKS_PER_TASK = 1
 
 
-def _worker_atoms(token: str, source, metric) -> _UnitAtoms:
+def _worker_atoms(token: str, source, metric) -> UnitAtoms:
     """This worker's D̃ for the call ``token``: mapped from the driver's files (``source`` a
     :class:`SharedAtoms`) or built from the scattered D."""
     atoms = _ATOMS_CACHE.get(token)
@@ -62,7 +62,7 @@ def _worker_atoms(token: str, source, metric) -> _UnitAtoms:
         if isinstance(source, SharedAtoms):
             atoms = load_atoms(source)
         else:
-            atoms = _UnitAtoms(source, metric)
+            atoms = UnitAtoms(source, metric)
         _ATOMS_CACHE[token] = atoms
     return atoms
 
@@ -84,7 +84,7 @@ def _classify_task(run_rows, token: str, source, metric, rows, opts: dict,
 
 
 def _share(client: Any, D, metric, corrected=None
-           ) -> tuple[_UnitAtoms | None, SharedAtoms | None]:
+           ) -> tuple[UnitAtoms | None, SharedAtoms | None]:
     """Publish D̃ in files when every worker sees them; else (None, None): scatter instead.
     The files are removed again on any way out but success (Ctrl-C included)."""
     try:
@@ -148,7 +148,7 @@ def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dic
         def submit(a: int, b: int):
             mapped = shared is not None and state["source"] is shared
             return client.submit(_classify_task, run_rows, token, state["source"],
-                                 None if mapped else metric, _chunk_rows(kind, M, a, b), opts,
+                                 None if mapped else metric, chunk_rows(kind, M, a, b), opts,
                                  budget, pure=False, retries=_RETRIES)
 
         futures.extend(submit(a, b) for a, b in bounds)
@@ -194,7 +194,7 @@ def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dic
     if not seconds:
         seconds = dict.fromkeys(("fuchs", "rank", "push", "admm", "homotopy", "lp"), 0.0)
     if about is None:  # no task came back (budget): the driver whitens after all
-        atoms = _UnitAtoms(D, metric)
+        atoms = UnitAtoms(D, metric)
         about = {"metric": atoms.metric_info(), "scale": atoms.scale}
     return rec, seconds, about
 

@@ -51,7 +51,11 @@ from rip_atoms.errors import ParameterError
 from rip_atoms.geometry import UNSET, Geometry
 from rip_atoms.metric import AIPMetric
 from rip_atoms.precision import gamma
-from rip_atoms.recovery.certificates import _certificate_bound, _sigma, certificate_lp
+from rip_atoms.recovery.certificates import (
+    certificate_lp,
+    rigorous_certificate_bound,
+    singular_extremes,
+)
 from rip_atoms.recovery.results import RANK_TOL, STATUS_NAMES
 
 #: smoothing temperatures and iterations of the L-BFGS stage
@@ -308,7 +312,7 @@ def _tight_certificate(cols: np.ndarray, S: np.ndarray, s: np.ndarray, nonneg: b
     (S, s) driven toward the LP optimum (module docstring); None when D̃_S is rank-deficient."""
     import scipy.linalg as sla
 
-    smin, smax, _ = _sigma(cols, S)
+    smin, smax, _ = singular_extremes(cols, S)
     if not (smax > 0 and smin / smax > RANK_TOL):
         return None
     rows = cols.T
@@ -318,7 +322,7 @@ def _tight_certificate(cols: np.ndarray, S: np.ndarray, s: np.ndarray, nonneg: b
     DS = cols[:, S]
 
     def bound_of(yv):
-        return _certificate_bound(rows, S, s, yv, nonneg, smin, gamma, col_norm)[1]
+        return rigorous_certificate_bound(rows, S, s, yv, nonneg, smin, gamma, col_norm)[1]
 
     if A.size <= FULL_LP_ENTRIES:
         res = _working_lp(A, DS, s, np.arange(A.shape[0]), nonneg, time_limit)

@@ -74,7 +74,7 @@ class PhaseTransitionResult:
         }
 
 
-def _pava_decreasing(y: np.ndarray, w: np.ndarray) -> np.ndarray:
+def pava_decreasing(y: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Weighted least-squares non-increasing fit of y (scikit-learn's isotonic regression)."""
     from sklearn.isotonic import IsotonicRegression
 
@@ -83,12 +83,12 @@ def _pava_decreasing(y: np.ndarray, w: np.ndarray) -> np.ndarray:
         np.arange(len(y), dtype=np.float64), y, sample_weight=np.asarray(w, dtype=np.float64))
 
 
-def _crossing(ks: np.ndarray, rate: np.ndarray, weights: np.ndarray) -> float | None:
+def crossing(ks: np.ndarray, rate: np.ndarray, weights: np.ndarray) -> float | None:
     """k where the non-increasing fit of the success rate crosses 1/2 (linear interpolation)."""
     ok = weights > 0
     if ok.sum() < 2:
         return None
-    k, f = ks[ok].astype(np.float64), _pava_decreasing(rate[ok], weights[ok])
+    k, f = ks[ok].astype(np.float64), pava_decreasing(rate[ok], weights[ok])
     for i in range(len(k) - 1):
         if f[i] >= 0.5 > f[i + 1]:
             return float(k[i] + (f[i] - 0.5) / (f[i] - f[i + 1]) * (k[i + 1] - k[i]))
@@ -210,7 +210,7 @@ def phase_transition(
             bar.close()
     decided = succ + fail
     rate = np.where(decided > 0, succ / np.maximum(decided, 1), np.nan)
-    k50 = _crossing(ks, np.nan_to_num(rate), decided)
+    k50 = crossing(ks, np.nan_to_num(rate), decided)
     return PhaseTransitionResult(
         dim=dim, n_atoms=n_atoms, nonneg=nonneg, trials=trials, seed=seed, ks=ks,
         successes=succ, failures=fail, undetermined=und, success_rate=rate,

@@ -1,12 +1,12 @@
 """The problem a decision is about: the corrected atoms D̃ in float64 and the codes over them.
 
-:class:`_UnitAtoms` is what the recovery tests need of D̃ — the float64 rows and columns of
+:class:`UnitAtoms` is what the recovery tests need of D̃ — the float64 rows and columns of
 :class:`~rip_atoms.corrected_atoms.CorrectedAtoms` (the one representation of the corrected
 atoms), the scale ‖W dᵢ‖, the dead mask, duplicate pairs, a float32 copy for the fast homotopy
-pass and the row-space projector of the ADMM search. :class:`_Code` is one usable code δ̃ over D̃.
+pass and the row-space projector of the ADMM search. :class:`Code` is one usable code δ̃ over D̃.
 The rest validates inputs: an H×N matrix with a support and signs (the single-support functions);
 code matrices are checked by :func:`rip_atoms.codes.check_codes` (the one check) and read chunk
-by chunk (:func:`_chunk_rows`).
+by chunk (:func:`chunk_rows`).
 """
 
 from __future__ import annotations
@@ -42,16 +42,16 @@ _SMALL_PROBLEM = 1 << 22
 PROJECTOR_SECONDS_PER_FLOP = 2e-11
 
 
-def recovery_view(geom: Geometry) -> _UnitAtoms:
+def recovery_view(geom: Geometry) -> UnitAtoms:
     """The recovery tests' view of the geometry's D̃ = (W dᵢ/‖W dᵢ‖₂)ᵢ in float64 (its
     ``rows64``), built once per geometry and kept on it (:meth:`Geometry.derived`), so its
     float32 copy, duplicate pairs and ADMM projector are shared by every call that passes the
     same geometry. Raises :class:`EmptyDictionaryError` when every atom is dead."""
-    return geom.derived("recovery view", lambda g: _UnitAtoms(
+    return geom.derived("recovery view", lambda g: UnitAtoms(
         g.dictionary, g.metric, g.atoms(rows=False, rows64=True, min_live=0)))
 
 
-class _UnitAtoms:
+class UnitAtoms:
     """D̃ in float64 for the recovery tests, from :class:`CorrectedAtoms` (``rows64=True``).
 
     ``rows64`` (N×H, C order: atom rows) and ``cols64`` = rows64.T (H×N, Fortran order);
@@ -79,7 +79,7 @@ class _UnitAtoms:
     def from_arrays(cls, rows64: np.ndarray, scale: np.ndarray, dead: np.ndarray,
                     rows32: np.ndarray, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
                     metric_info: dict, precision: tuple[str, float] | None = None
-                    ) -> _UnitAtoms:
+                    ) -> UnitAtoms:
         """The view rebuilt from arrays another process computed (a worker of the distributed
         certifier, from :func:`rip_atoms.recovery.shared_atoms.load_atoms`): ``rows64`` and
         ``rows32`` (N×H, C order; may be read-only memory maps), ``scale``, ``dead``, the duplicate
@@ -191,7 +191,7 @@ class _UnitAtoms:
 
 
 @dataclass
-class _Code:
+class Code:
     """One usable code over D̃: support S (sorted), δ̃_S, signs s (ones if non-negative), y."""
 
     index: int
@@ -215,7 +215,7 @@ class _Code:
         return float(np.linalg.norm(self.y))
 
 
-def _as_matrix(D: Dictionary | np.ndarray) -> np.ndarray:
+def as_matrix(D: Dictionary | np.ndarray) -> np.ndarray:
     """D as given, as a float64 H×N matrix (no normalisation)."""
     if isinstance(D, Dictionary):
         return np.asarray(D.atoms, dtype=np.float64)
@@ -227,7 +227,7 @@ def _as_matrix(D: Dictionary | np.ndarray) -> np.ndarray:
     return arr
 
 
-def _support_signs(support, signs, n_atoms: int, nonneg: bool):
+def support_signs(support, signs, n_atoms: int, nonneg: bool):
     """Sorted support S and its signs s (𝟙 when ``signs`` is None or ``nonneg``), checked."""
     S = np.asarray(support, dtype=np.int64).ravel()
     if S.size == 0:
@@ -244,7 +244,7 @@ def _support_signs(support, signs, n_atoms: int, nonneg: bool):
     return S[order], s[order]
 
 
-def _chunk_rows(kind: str, M, start: int, stop: int) -> sp.csr_matrix:
+def chunk_rows(kind: str, M, start: int, stop: int) -> sp.csr_matrix:
     """Rows start:stop of the codes as a float64 CSR with sorted indices and no zeros."""
     block = M[start:stop]
     if kind == "dense":

@@ -20,11 +20,11 @@ import math
 import numpy as np
 
 from rip_atoms.precision import PROOF_RTOL
-from rip_atoms.recovery.problem import _Code, _UnitAtoms
+from rip_atoms.recovery.problem import Code, UnitAtoms
 from rip_atoms.recovery.results import RANK_TOL
 
 
-def _pair_of(code: _Code, partners: dict[int, list[tuple[int, float]]],
+def _pair_of(code: Code, partners: dict[int, list[tuple[int, float]]],
              nonneg: bool) -> tuple[int, int, float] | None:
     """The most parallel duplicate pair (a, b, cos) with a in the support (for non-negative
     codes a positive pair), or None."""
@@ -36,7 +36,7 @@ def _pair_of(code: _Code, partners: dict[int, list[tuple[int, float]]],
     return best
 
 
-def _pair_words(atoms: _UnitAtoms, a: int, b: int) -> str:
+def _pair_words(atoms: UnitAtoms, a: int, b: int) -> str:
     """The pair as the two standards read it: ρ = σ_min/σ_max of [d̃ₐ d̃_b] (float64 SVD) and
     1 − |cos| = σ_min² (exact for unit columns, and free of the cancellation in 1 − |cos|)."""
     s = np.linalg.svd(atoms.cols64[:, [a, b]], compute_uv=False)
@@ -51,7 +51,7 @@ def _pair_words(atoms: _UnitAtoms, a: int, b: int) -> str:
     return f"near-parallel pair ({a}, {b}) ({gap}: independent in float64)"
 
 
-def undetermined_reason(atoms: _UnitAtoms, code: _Code,
+def undetermined_reason(atoms: UnitAtoms, code: Code,
                         partners: dict[int, list[tuple[int, float]]], nonneg: bool,
                         bound: float, margin: float) -> str:
     """The reason an open code has no proof (module docstring), or "" when it is neither on a

@@ -17,7 +17,7 @@ one with room, else in the temporary directory:
   description.
 
 :func:`load_atoms` (a worker) maps the arrays read-only (no copy: the page cache holds one D̃ for
-the machine) and rebuilds the view with :meth:`_UnitAtoms.from_arrays`; a worker that cannot see
+the machine) and rebuilds the view with :meth:`UnitAtoms.from_arrays`; a worker that cannot see
 the files (another machine, or the directory gone) raises :class:`SharedAtomsUnavailable`, and the
 driver falls back to the scatter. :func:`remove_atoms` deletes the directory. The driver holds
 an exclusive ``flock`` on ``owner.lock`` in the directory while it lives; a driver killed before
@@ -51,7 +51,7 @@ from rip_atoms.errors import RipAtomsError
 from rip_atoms.geometry import Geometry
 from rip_atoms.kernels.parallel_copy import parallel_copyto
 from rip_atoms.metric import AIPMetric
-from rip_atoms.recovery.problem import _UnitAtoms, recovery_view
+from rip_atoms.recovery.problem import UnitAtoms, recovery_view
 
 __all__ = ["SharedAtoms", "SharedAtomsUnavailable", "can_load", "load_atoms", "publish_atoms",
            "remove_atoms", "remove_stale", "shared_directory"]
@@ -101,7 +101,7 @@ def _bases() -> list[str]:
 
 def publish_atoms(D: Dictionary | np.ndarray, metric: AIPMetric | str | None,
                   directory: str | None = None, corrected: Geometry | None = None
-                  ) -> tuple[_UnitAtoms, SharedAtoms]:
+                  ) -> tuple[UnitAtoms, SharedAtoms]:
     """Build the recovery view of D under ``metric`` with its arrays in files (module docstring).
 
     Returns the view (the driver's own) and the :class:`SharedAtoms` the tasks carry.
@@ -126,10 +126,10 @@ def publish_atoms(D: Dictionary | np.ndarray, metric: AIPMetric | str | None,
             atoms = recovery_view(corrected)
             parallel_copyto(rows64, atoms.rows64)
         else:  # D̃ written straight into the file
-            atoms = _UnitAtoms(d, metric, CorrectedAtoms(
+            atoms = UnitAtoms(d, metric, CorrectedAtoms(
                 d, metric, rows=False, rows64=True, min_live=0, rows64_out=rows64))
         rows32 = _allocated_memmap(os.path.join(path, "rows32.npy"), np.float32, (n, h))
-        parallel_copyto(rows32, rows64)  # the values of _UnitAtoms.cols32: the same rounding
+        parallel_copyto(rows32, rows64)  # the values of UnitAtoms.cols32: the same rounding
         if corrected is None:
             atoms._cols32 = np.asarray(rows32).T
         a, b, cos = atoms.duplicate_pairs()
@@ -189,7 +189,7 @@ def can_load(shared: SharedAtoms) -> bool:
     return True
 
 
-def load_atoms(shared: SharedAtoms) -> _UnitAtoms:
+def load_atoms(shared: SharedAtoms) -> UnitAtoms:
     """The driver's view, memory-mapped read-only (module docstring); raises
     :class:`SharedAtomsUnavailable` when the files are missing, foreign or of other shapes."""
     manifest = _manifest(shared)
@@ -212,7 +212,7 @@ def load_atoms(shared: SharedAtoms) -> _UnitAtoms:
                 f"{arrays[name].dtype}, expected {shape} {np.dtype(dtype)}")
     try:
         pairs = arrays["pairs"].reshape(-1, 3)
-        return _UnitAtoms.from_arrays(
+        return UnitAtoms.from_arrays(
             arrays["rows64"], arrays["scale"], arrays["dead"], arrays["rows32"],
             (pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64), pairs[:, 2].copy()),
             manifest["metric"], manifest.get("precision"))

@@ -1,7 +1,7 @@
 """Failure witnesses: a feasible x ≠ δ̃ with ‖x‖₁ ≤ ‖δ̃‖₁, checked in float64.
 
 A witness x of a code δ̃ (support S, y = D̃δ̃) satisfies, recomputed in float64 on the float64
-corrected atoms D̃ (:func:`_check_witness`, the one test every "failed" passes):
+corrected atoms D̃ (:func:`check_witness`, the one test every "failed" passes):
 
 * feasible: ‖D̃x − y‖₂ ≤ ε = FEAS_TOL·‖y‖₂ + γ_{m+k}·(‖x‖₁ + ‖δ̃‖₁) (:func:`_feasibility_tol`:
   a relative residual of 1e-9, plus the float64 rounding of the m + k products that form
@@ -13,12 +13,13 @@ corrected atoms D̃ (:func:`_check_witness`, the one test every "failed" passes)
 Then v = x − δ̃ ∈ ker D̃ (to the same tolerance) has ‖v_{Sᶜ}‖₁ ≤ ‖v_S‖₁: a null-space-property
 violation of order |S|, and δ̃ is not the unique basis-pursuit solution.
 
-Sources of candidates: least squares on a proposed support (:func:`_polish`, :func:`_nnls`); a
-step along a direction v ∈ ker D̃ that does not increase ‖·‖₁ (:func:`_witness_along`) — the SVD
-null vector of a rank-deficient D̃_S, or the null direction read off the certificate LP's dual
-(:func:`_lp_dual_witness`); and the duplicate swap (:func:`_duplicate_swap`), which moves each
-δ̃ᵢ on an atom of a duplicate pair onto its partner (a witness only where the pair is parallel
-to float64 rounding: for a pair at |cos| = 1 − ε it misses y by about √(2ε)·|δ̃ᵢ|).
+Sources of candidates: least squares on a proposed support (:func:`polish_witness`,
+:func:`nnls_on_support`); a step along a direction v ∈ ker D̃ that does not increase ‖·‖₁
+(:func:`witness_along`) — the SVD null vector of a rank-deficient D̃_S, or the null direction
+read off the certificate LP's dual (:func:`lp_dual_witness`); and the duplicate swap
+(:func:`duplicate_swap`), which moves each δ̃ᵢ on an atom of a duplicate pair onto its partner
+(a witness only where the pair is parallel to float64 rounding: for a pair at |cos| = 1 − ε it
+misses y by about √(2ε)·|δ̃ᵢ|).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from rip_atoms.precision import gamma
-from rip_atoms.recovery.problem import _Code, _UnitAtoms
+from rip_atoms.recovery.problem import Code, UnitAtoms
 from rip_atoms.recovery.results import FEAS_TOL, L1_TOL, RECOVERY_TOL
 
 
@@ -38,7 +39,7 @@ def _apply(rows: np.ndarray, idx: np.ndarray, vals: np.ndarray) -> np.ndarray:
     return rows[idx].T @ vals if len(idx) else np.zeros(rows.shape[1])
 
 
-def _feasibility_tol(code: _Code, x_l1: float, m: int) -> float:
+def _feasibility_tol(code: Code, x_l1: float, m: int) -> float:
     """ε = FEAS_TOL·‖y‖₂ + γ_{m+k}·(‖x‖₁ + ‖δ̃‖₁): the residual ‖D̃x − y‖₂ a witness with m
     non-zeros may have (module docstring). Each entry of D̃x − y is a float64 sum of m + k
     products, in error by at most γ_{m+k} times the sum of their magnitudes; over the entries,
@@ -46,7 +47,7 @@ def _feasibility_tol(code: _Code, x_l1: float, m: int) -> float:
     return FEAS_TOL * code.y_norm + gamma(m + code.k + 1) * (x_l1 + code.l1)
 
 
-def _check_witness(rows: np.ndarray, code: _Code, idx: np.ndarray, vals: np.ndarray,
+def check_witness(rows: np.ndarray, code: Code, idx: np.ndarray, vals: np.ndarray,
                    nonneg: bool) -> bool:
     """Is x (sparse: idx, vals) a failure witness for the code? (module docstring), in float64
     on the rows of D̃: ‖D̃x − y‖₂ ≤ :func:`_feasibility_tol`, ‖x‖₁ ≤ (1 + L1_TOL)‖δ̃‖₁,
@@ -63,11 +64,11 @@ def _check_witness(rows: np.ndarray, code: _Code, idx: np.ndarray, vals: np.ndar
     residual = np.linalg.norm(_apply(rows, idx, vals) - code.y)
     if not residual <= _feasibility_tol(code, x_l1, len(idx)):
         return False
-    diff = _sparse_diff_norm(idx, vals, code.S, code.vals)
+    diff = sparse_diff_norm(idx, vals, code.S, code.vals)
     return bool(diff > RECOVERY_TOL * code.norm2)
 
 
-def _sparse_diff_norm(ia, va, ib, vb) -> float:
+def sparse_diff_norm(ia, va, ib, vb) -> float:
     """‖a − b‖₂ for sparse vectors given as (sorted or not) index/value arrays."""
     idx = np.concatenate([ia, ib])
     val = np.concatenate([va, -vb])
@@ -77,7 +78,7 @@ def _sparse_diff_norm(ia, va, ib, vb) -> float:
     return float(np.linalg.norm(acc))
 
 
-def _clean_sparse(idx: np.ndarray, vals: np.ndarray, nonneg: bool, rel: float = 1e-14):
+def clean_sparse(idx: np.ndarray, vals: np.ndarray, nonneg: bool, rel: float = 1e-14):
     """Drop exact zeros (and, for non-negative witnesses, round −tiny entries to 0)."""
     if nonneg and len(vals):
         tiny = rel * float(np.abs(vals).max())
@@ -86,7 +87,7 @@ def _clean_sparse(idx: np.ndarray, vals: np.ndarray, nonneg: bool, rel: float = 
     return idx[keep], vals[keep]
 
 
-def _polish(cols: np.ndarray, y: np.ndarray, T: np.ndarray) -> np.ndarray | None:
+def polish_witness(cols: np.ndarray, y: np.ndarray, T: np.ndarray) -> np.ndarray | None:
     """Least squares on a support T: argmin ‖D_T x_T − y‖₂ (QR with pivoting, float64)."""
     if len(T) == 0 or len(T) > cols.shape[0]:
         return None
@@ -97,7 +98,7 @@ def _polish(cols: np.ndarray, y: np.ndarray, T: np.ndarray) -> np.ndarray | None
     return sol if np.all(np.isfinite(sol)) else None
 
 
-def _nnls(cols: np.ndarray, y: np.ndarray, T: np.ndarray) -> np.ndarray | None:
+def nnls_on_support(cols: np.ndarray, y: np.ndarray, T: np.ndarray) -> np.ndarray | None:
     """Non-negative least squares on a support T: argmin_{x ≥ 0} ‖D_T x − y‖₂ (scipy nnls)."""
     from scipy.optimize import nnls
 
@@ -110,7 +111,7 @@ def _nnls(cols: np.ndarray, y: np.ndarray, T: np.ndarray) -> np.ndarray | None:
     return sol if np.all(np.isfinite(sol)) else None
 
 
-def _witness_along(rows: np.ndarray, code: _Code, v_idx: np.ndarray, v_vals: np.ndarray,
+def witness_along(rows: np.ndarray, code: Code, v_idx: np.ndarray, v_vals: np.ndarray,
                    nonneg: bool) -> tuple[np.ndarray, np.ndarray] | None:
     """A witness x = δ̃ + εv from a direction v ∈ ker D̃ along which ‖·‖₁ does not increase.
 
@@ -118,7 +119,7 @@ def _witness_along(rows: np.ndarray, code: _Code, v_idx: np.ndarray, v_vals: np.
     sᵀv_S + ‖v_{Sᶜ}‖₁ (non-negative: 𝟙ᵀv, and ε ≤ min_{vᵢ<0} δ̃ᵢ/(−vᵢ) keeps x ≥ 0, with
     v_{Sᶜ} ≥ 0 required). When φ'(0⁺) ≤ 0, ε is the largest step with φ(ε) ≤ min φ / 2
     (the largest with φ(ε) ≤ 0 when min φ = 0), so x differs from δ̃ as much as possible.
-    Returns (idx, vals) of x if it passes :func:`_check_witness`, else None.
+    Returns (idx, vals) of x if it passes :func:`check_witness`, else None.
     """
     full = np.union1d(code.S, v_idx)
     d = np.zeros(len(full))
@@ -150,14 +151,15 @@ def _witness_along(rows: np.ndarray, code: _Code, v_idx: np.ndarray, v_vals: np.
         if eps <= 0:
             return None
     x = d + eps * v
-    idx, vals = _clean_sparse(full, x, nonneg)
-    return (idx, vals) if _check_witness(rows, code, idx, vals, nonneg) else None
+    idx, vals = clean_sparse(full, x, nonneg)
+    return (idx, vals) if check_witness(rows, code, idx, vals, nonneg) else None
 
 
-def _lp_dual_witness(atoms: _UnitAtoms, code: _Code, res, comp: np.ndarray, nonneg: bool):
+def lp_dual_witness(atoms: UnitAtoms, code: Code, res, comp: np.ndarray, nonneg: bool):
     """From the certificate LP's dual (multipliers w ≥ 0 of the rows ±d̃ⱼᵀy ≤ t; ``res`` and
-    ``comp`` = Sᶜ from :func:`rip_atoms.recovery.certificates._lp`): z = w⁺ − w⁻ on Sᶜ, and
-    v_S = −argmin‖D̃_S u − D̃_{Sᶜ} z‖ makes v = (v_S, z) ∈ ker D̃ with −sᵀv_S = t*‖z‖₁ ≥ ‖z‖₁."""
+    ``comp`` = Sᶜ from :func:`rip_atoms.recovery.certificates.exact_certificate_lp`):
+    z = w⁺ − w⁻ on Sᶜ, and v_S = −argmin‖D̃_S u − D̃_{Sᶜ} z‖ makes v = (v_S, z) ∈ ker D̃ with
+    −sᵀv_S = t*‖z‖₁ ≥ ‖z‖₁."""
     marg = getattr(res.ineqlin, "marginals", None)
     if marg is None:
         return None
@@ -173,18 +175,18 @@ def _lp_dual_witness(atoms: _UnitAtoms, code: _Code, res, comp: np.ndarray, nonn
     for sign in (1.0, -1.0):
         v_idx = np.concatenate([code.S, zi])
         v_vals = sign * np.concatenate([-u, zv])
-        wit = _witness_along(atoms.rows64, code, v_idx, v_vals, nonneg)
+        wit = witness_along(atoms.rows64, code, v_idx, v_vals, nonneg)
         if wit is not None:
             return wit
     return None
 
 
-def _duplicate_swap(atoms: _UnitAtoms, code: _Code, nonneg: bool,
+def duplicate_swap(atoms: UnitAtoms, code: Code, nonneg: bool,
                     partners: dict[int, list[tuple[int, float]]]):
     """Move each δ̃ᵢ on an atom with a duplicate partner j onto j (coefficient sign(cos)·δ̃ᵢ;
     for non-negative codes only onto partners with cos > 0): the same ‖x‖₁, and
     ‖D̃x − y‖₂ = ‖Σᵢ δ̃ᵢ(sign(cos)d̃ⱼ − d̃ᵢ)‖₂, zero for exactly parallel atoms. Returns
-    (idx, vals) of x if it passes :func:`_check_witness`, else None (nothing to move, or a pair
+    (idx, vals) of x if it passes :func:`check_witness`, else None (nothing to move, or a pair
     that is only near-parallel: then the swap misses y and proves nothing)."""
     x = dict(zip(code.S.tolist(), code.vals.tolist(), strict=True))
     moved = False
@@ -200,16 +202,16 @@ def _duplicate_swap(atoms: _UnitAtoms, code: _Code, nonneg: bool,
         return None
     idx = np.array(sorted(k for k, v in x.items() if v != 0.0), dtype=np.int64)
     vals = np.array([x[k] for k in idx])
-    return (idx, vals) if _check_witness(atoms.rows64, code, idx, vals, nonneg) else None
+    return (idx, vals) if check_witness(atoms.rows64, code, idx, vals, nonneg) else None
 
 
-def _first_witness(atoms: _UnitAtoms, code: _Code, candidates,
+def first_witness(atoms: UnitAtoms, code: Code, candidates,
                    nonneg: bool) -> tuple[np.ndarray, np.ndarray] | None:
     """The first (support, values) candidate that, cleaned, passes the witness check."""
     for T, xp in candidates:
         if xp is None:
             continue
-        idx, vals = _clean_sparse(T, xp, nonneg)
-        if _check_witness(atoms.rows64, code, idx, vals, nonneg):
+        idx, vals = clean_sparse(T, xp, nonneg)
+        if check_witness(atoms.rows64, code, idx, vals, nonneg):
             return idx, vals
     return None

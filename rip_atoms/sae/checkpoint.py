@@ -35,7 +35,7 @@ def _on_cpu(obj):
 
 
 class TrainerCheckpoints:
-    """The checkpoint methods of :class:`rip_atoms.sae.trainer._Trainer` (which holds every
+    """The checkpoint methods of :class:`rip_atoms.sae.trainer.Trainer` (which holds every
     attribute they read and write, and ``init_state``)."""
 
     def state(self) -> dict:

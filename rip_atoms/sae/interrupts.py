@@ -11,7 +11,7 @@ from pathlib import Path
 from rip_atoms.sae.checkpoint import CHECKPOINT
 
 
-class _SigintDeferral:
+class SigintDeferral:
     """While active (main thread, Python's default SIGINT handler in place), the first SIGINT
     only sets ``requested``; the loop checks it between steps. A second SIGINT raises
     KeyboardInterrupt at once. Elsewhere (other threads, a custom handler) SIGINT raises
@@ -26,7 +26,7 @@ class _SigintDeferral:
             raise KeyboardInterrupt
         self.requested = True
 
-    def __enter__(self) -> _SigintDeferral:
+    def __enter__(self) -> SigintDeferral:
         if (threading.current_thread() is threading.main_thread()
                 and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
             self._old = signal.signal(signal.SIGINT, self._handler)
@@ -38,7 +38,7 @@ class _SigintDeferral:
             self._old = None
 
 
-def _interrupt_note(out: Path | None, saved_step: int | None, step: int, steps: int,
+def interrupt_note(out: Path | None, saved_step: int | None, step: int, steps: int,
                     finished: bool) -> str:
     if out is None:
         return f"training stopped at step {step} of {steps}; nothing saved (no output folder)"

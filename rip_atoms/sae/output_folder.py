@@ -46,7 +46,7 @@ def check_output_folder(out: str | Path, *, resume: bool = False, overwrite: boo
     )
 
 
-def _prepare_output(out: Path, delete: list[str]) -> None:
+def prepare_output(out: Path, delete: list[str]) -> None:
     """Create the folder, remove a killed run's temporary files, delete ``delete``."""
     from rip_atoms.sae.harvest import remove_stale_temporaries
 

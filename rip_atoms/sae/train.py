@@ -96,10 +96,10 @@ from rip_atoms.sae.checkpoint import CHECKPOINT
 from rip_atoms.sae.errors import TrainingInterrupted
 from rip_atoms.sae.formats._io import write_json_atomic
 from rip_atoms.sae.formats.sae_lens import save_sae_lens
-from rip_atoms.sae.interrupts import _interrupt_note, _SigintDeferral
-from rip_atoms.sae.output_folder import RUN_FILES, _prepare_output, check_output_folder
+from rip_atoms.sae.interrupts import SigintDeferral, interrupt_note
+from rip_atoms.sae.output_folder import RUN_FILES, check_output_folder, prepare_output
 from rip_atoms.sae.train_config import TrainConfig
-from rip_atoms.sae.trainer import _Trainer
+from rip_atoms.sae.trainer import Trainer
 
 
 @dataclass(frozen=True)
@@ -226,16 +226,16 @@ def _train(X, cfg, out_dir, resume, overwrite, progress, metadata, stop_after,
     saved = _Saved()
     trainer = None
     try:
-        trainer = _Trainer(X, cfg, metadata, source)
+        trainer = Trainer(X, cfg, metadata, source)
         if out is not None:
-            _prepare_output(out, delete)
+            prepare_output(out, delete)
         resumed = 0
         if resuming:
             trainer.load_checkpoint(ckpt)
             resumed = saved.step = trainer.step
         else:
             trainer.init_state()
-        with _SigintDeferral() as sigint:
+        with SigintDeferral() as sigint:
             start_step = trainer.step
             _run_steps(trainer, cfg, sigint, ckpt, stop_after, progress, saved)
             if sigint.requested and trainer.step < cfg.steps:
@@ -259,12 +259,12 @@ def _train(X, cfg, out_dir, resume, overwrite, progress, metadata, stop_after,
             remove_stale_temporaries(out, RUN_FILES)
         step = trainer.step if trainer is not None and hasattr(trainer, "step") else 0
         raise TrainingInterrupted(
-            _interrupt_note(out, saved.step, step, cfg.steps, saved.finished),
+            interrupt_note(out, saved.step, step, cfg.steps, saved.finished),
             step=saved.step, steps=cfg.steps, checkpoint=str(ckpt) if ckpt is not None else None,
         ) from None
 
 
-def _run_steps(trainer: _Trainer, cfg: TrainConfig, sigint: _SigintDeferral,
+def _run_steps(trainer: Trainer, cfg: TrainConfig, sigint: SigintDeferral,
                ckpt: Path | None, stop_after: int | None, progress: bool,
                saved: _Saved) -> None:
     """The optimiser steps up to ``cfg.steps``: dead-latent resampling, the logged windows,
@@ -315,7 +315,7 @@ def _run_steps(trainer: _Trainer, cfg: TrainConfig, sigint: _SigintDeferral,
             bar.close()
 
 
-def _train_result(trainer: _Trainer, cfg: TrainConfig, t0: float, start_step: int,
+def _train_result(trainer: Trainer, cfg: TrainConfig, t0: float, start_step: int,
                   resumed: int, out_dir) -> TrainResult:
     """The :class:`TrainResult` of the run so far: the last logged window's L0, MSE, R² and
     dead count (the open window's when none is logged), the exported SAE and its thresholds'
@@ -343,7 +343,7 @@ def _train_result(trainer: _Trainer, cfg: TrainConfig, t0: float, start_step: in
     )
 
 
-def _window_record(tr: _Trainer) -> dict:
+def _window_record(tr: Trainer) -> dict:
     w = tr.window
     tokens = max(w["tokens"], 1)
     mse = w["sse"] / tokens
@@ -355,7 +355,7 @@ def _window_record(tr: _Trainer) -> dict:
             if tr.p.threshold is not None else None}
 
 
-def _save_result(trainer: _Trainer, result: TrainResult, out: Path) -> None:
+def _save_result(trainer: Trainer, result: TrainResult, out: Path) -> None:
     tokens_seen = max(trainer.step * trainer.cfg.batch_size, 1)
     freq = (trainer.fired_count.cpu() / tokens_seen).float()
     log_sparsity = torch.log10(freq + 1e-10)

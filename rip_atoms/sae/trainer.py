@@ -32,9 +32,9 @@ from rip_atoms.sae.reductions import clip_grad_norm_fixed, fixed_order_sum
 from rip_atoms.sae.train_config import TrainConfig
 from rip_atoms.sae.training_data import (
     BatchSource,
-    _fingerprint,
-    _moments,
     checked_activations,
+    data_fingerprint,
+    data_moments,
     fits_on_device,
 )
 
@@ -65,7 +65,7 @@ def _lr_factor(step: int, cfg: TrainConfig) -> float:
     return warm * decay
 
 
-class _Trainer(TrainerCheckpoints):
+class Trainer(TrainerCheckpoints):
     def __init__(self, X: np.ndarray, cfg: TrainConfig, metadata: dict | None,
                  source: str = "activations", resident: bool | None = None):
         self.cfg = cfg
@@ -77,7 +77,7 @@ class _Trainer(TrainerCheckpoints):
         X, data, mean_square = checked_activations(X, source)
         n, d = X.shape
         self.d, self.m = d, cfg.width
-        self.fingerprint = _fingerprint(data)
+        self.fingerprint = data_fingerprint(data)
         self.density = cfg.step_density(dev.type)
         if resident is None:
             resident = fits_on_device(data.numel() * data.element_size(), dev)
@@ -91,14 +91,14 @@ class _Trainer(TrainerCheckpoints):
             self.A = torch.from_numpy(metric.W).float()
             self.A_inv = torch.from_numpy(np.linalg.inv(metric.W)).float()
             data = data @ self.A.to(data.device)
-            mean_square = _moments(data)[0]
+            mean_square = data_moments(data)[0]
         self.scale = float(1.0 / math.sqrt(mean_square))
         data.mul_(self.scale)
         self.source = BatchSource(data, dev, resident=resident)
         self.data = self.source.data
         self.n = n
         self.mean = data.mean(0).to(dev)
-        self.total_var = _moments(data)[1]  # E‖t − t̄‖², accumulated in float64
+        self.total_var = data_moments(data)[1]  # E‖t − t̄‖², accumulated in float64
         self.dead_window = min(cfg.dead_after_tokens, n)
 
     # ------------------------------------------------------------------ init

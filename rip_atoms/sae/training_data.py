@@ -14,7 +14,7 @@ from rip_atoms.errors import NonFiniteError, ShapeMismatchError
 from rip_atoms.sae.errors import DegenerateActivationsError
 
 
-def _fingerprint(X: torch.Tensor) -> str:
+def data_fingerprint(X: torch.Tensor) -> str:
     """A cheap content hash of the training data (shape + strided sample), for resume checks."""
     h = hashlib.sha256(str(tuple(X.shape)).encode())
     step = max(1, X.shape[0] // 257)
@@ -26,7 +26,7 @@ def _fingerprint(X: torch.Tensor) -> str:
 _CONSTANT_VARIANCE = 1e-10
 
 
-def _moments(data: torch.Tensor, chunk: int = 1 << 15) -> tuple[float, float]:
+def data_moments(data: torch.Tensor, chunk: int = 1 << 15) -> tuple[float, float]:
     """(E‖x‖², E‖x − x̄‖²) over the rows, accumulated in float64 a chunk of rows at a time (no
     float64 copy of the whole matrix)."""
     n = data.shape[0]
@@ -59,7 +59,7 @@ def checked_activations(X: np.ndarray, source: str = "activations"
         bad = int((~finite).any(1).sum())
         raise NonFiniteError(f"{source}: {bad} of {n} activation rows hold NaN or ±Inf "
                              "(in float32)")
-    mean_square, centred = _moments(data)
+    mean_square, centred = data_moments(data)
     if mean_square == 0.0:
         raise DegenerateActivationsError(
             f"{source}: all {n}×{d} activations are zero (in float32); there is nothing to "

@@ -26,11 +26,11 @@ from rip_atoms.testing import generators as gen
 from rip_atoms.testing.strategies import (
     FloatArg,
     IntArg,
-    _coherent,
-    _max_atoms,
-    _s,
+    as_strategy,
     codes_by_support,
+    coherent_frame_draw,
     integer_dictionaries,
+    max_atoms,
     planted_atom_sets,
 )
 
@@ -77,14 +77,14 @@ def _recovery_dictionary(draw, dim: IntArg, n_atoms: IntArg, K: int) -> np.ndarr
     failures shrink toward it), or a coherent frame with μ drawn below the bound."""
     bound = 1.0 / (2 * K - 1)
     if draw(st.booleans()):
-        H = draw(_s(dim, st.integers(2, 12)))
-        N = draw(_s(n_atoms, _sizes(H, K, _max_atoms(H, bound * (1 - 1e-3)), 4 * H)))
+        H = draw(as_strategy(dim, st.integers(2, 12)))
+        N = draw(as_strategy(n_atoms, _sizes(H, K, max_atoms(H, bound * (1 - 1e-3)), 4 * H)))
         lo = frames.coherence_floor(H, N)
         assume(lo < bound * (1 - 1e-3))
-        D, _ = draw(_coherent(H, N, st.floats(lo, bound * (1 - 1e-3))))
+        D, _ = draw(coherent_frame_draw(H, N, st.floats(lo, bound * (1 - 1e-3))))
         return D
-    H = draw(_s(dim, st.integers(1, 8)))
-    N = draw(_s(n_atoms, st.integers(K, max(K, H + 2))))
+    H = draw(as_strategy(dim, st.integers(1, 8)))
+    N = draw(as_strategy(n_atoms, st.integers(K, max(K, H + 2))))
     return draw(integer_dictionaries(H, N, max_entry=2, max_mu=np.nextafter(bound, 0.0)))
 
 
@@ -107,13 +107,13 @@ def recovery_problems(draw, dim: IntArg = None, n_atoms: IntArg = None, K: IntAr
     [floor, (1 − 10⁻³)/(2K − 1)]); ``dim`` and ``n_atoms`` override the sizes. Codes from
     :func:`~rip_atoms.testing.strategies.codes_by_support`.
     """
-    k = draw(_s(K, st.integers(1, 3)))
+    k = draw(as_strategy(K, st.integers(1, 3)))
     D = draw(_recovery_dictionary(dim, n_atoms, k))
     N = D.shape[1]
     k = min(k, N)
-    lo, hi = (float(v) for v in draw(_s(magnitude)))
-    sg = draw(_s(signs))
-    C = draw(codes_by_support(N, k, n=draw(_s(n_codes, st.integers(1, 3))),
+    lo, hi = (float(v) for v in draw(as_strategy(magnitude)))
+    sg = draw(as_strategy(signs))
+    C = draw(codes_by_support(N, k, n=draw(as_strategy(n_codes, st.integers(1, 3))),
                               magnitude=(lo, hi), signs=sg))
     mu = frames.frame_coherence(D)
     assert (2 * k - 1) * mu < 1.0, (mu, k)
@@ -160,19 +160,19 @@ def tsae_problems(draw, dim: IntArg = None, n_atoms: IntArg = None, K: IntArg = 
     through a random invertible map (condition ``mixing_cond``, default 1..30) with random atom
     scales in [0.5, 2].
     """
-    k = draw(_s(K, st.integers(1, 2)))
-    lo, hi = (float(v) for v in draw(_s(magnitude)))
+    k = draw(as_strategy(K, st.integers(1, 2)))
+    lo, hi = (float(v) for v in draw(as_strategy(magnitude)))
     eps_max = lo / ((2 * k - 1) * hi)
-    H = draw(_s(dim, st.integers(2, 10)))
+    H = draw(as_strategy(dim, st.integers(2, 10)))
     if draw(st.booleans()):
-        N = draw(_s(n_atoms, _sizes(H, max(2, k), _max_atoms(H, 0.97 * eps_max), 2 * H)))
+        N = draw(as_strategy(n_atoms, _sizes(H, max(2, k), max_atoms(H, 0.97 * eps_max), 2 * H)))
     else:
-        N = draw(_s(n_atoms, st.integers(min(max(2, k), H), H)))
+        N = draw(as_strategy(n_atoms, st.integers(min(max(2, k), H), H)))
     floor = frames.coherence_floor(H, N)
     assume(floor < 0.98 * eps_max)
     eps = draw(st.floats(floor, 0.98 * eps_max))
     p = draw(planted_atom_sets(H, N, k, n_samples, eps=eps, magnitude=(lo, hi),
                                signs="nonneg", mixing_cond=mixing_cond))
     w = tsae_window(p.eps, p.K, p.delta_min, p.delta_max)
-    t = draw(_s(position, st.floats(0.1, 0.9)))
+    t = draw(as_strategy(position, st.floats(0.1, 0.9)))
     return TSAEProblem(atoms=p, window=w, tau=w.lower + t * (w.upper - w.lower))

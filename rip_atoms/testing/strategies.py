@@ -65,7 +65,7 @@ IntArg = int | SearchStrategy[int] | None
 FloatArg = float | SearchStrategy[float] | None
 
 
-def _s(x, default: SearchStrategy | None = None) -> SearchStrategy:
+def as_strategy(x, default: SearchStrategy | None = None) -> SearchStrategy:
     if x is None:
         return default
     return x if isinstance(x, SearchStrategy) else st.just(x)
@@ -82,8 +82,8 @@ def gaussian_dictionaries(draw, dim: IntArg = None, n_atoms: IntArg = None,
     default H..3H. Coherence ≈ sqrt(4 log N / H) for large H (Cai–Jiang). With ``max_mu``:
     conditioned on μ(D) ≤ max_mu by rejection (the exact conditional law; a bound far below the
     typical μ makes hypothesis report that it filtered too much)."""
-    H = draw(_s(dim, st.integers(2, 16)))
-    N = draw(_s(n_atoms, st.integers(H, 3 * H)))
+    H = draw(as_strategy(dim, st.integers(2, 16)))
+    N = draw(as_strategy(n_atoms, st.integers(H, 3 * H)))
     D = gen.gaussian_atoms(_rng(draw), H, N)
     if max_mu is not None:
         assume(frames.frame_coherence(D) <= max_mu)
@@ -99,8 +99,8 @@ def integer_dictionaries(draw, dim: IntArg = None, n_atoms: IntArg = None, *,
     identity when N ≤ H) and small integers. Defaults: H 1..8, N 1..2H. With ``max_mu``:
     conditioned on μ(D) ≤ max_mu by rejection. Duplicate and opposite atoms (μ = 1) are drawn
     on purpose unless max_mu < 1."""
-    H = draw(_s(dim, st.integers(1, 8)))
-    N = draw(_s(n_atoms, st.integers(1, 2 * H)))
+    H = draw(as_strategy(dim, st.integers(1, 8)))
+    N = draw(as_strategy(n_atoms, st.integers(1, 2 * H)))
     B = draw(arrays(np.int64, (H, N), elements=st.integers(-max_entry, max_entry))).astype(float)
     for j in np.flatnonzero(~B.any(axis=0)):
         B[j % H, j] = 1.0
@@ -114,8 +114,8 @@ def integer_dictionaries(draw, dim: IntArg = None, n_atoms: IntArg = None, *,
 def near_etf_dictionaries(draw, dim: IntArg = None, noise: FloatArg = None) -> np.ndarray:
     """The simplex ETF in R^H (N = H + 1, μ = 1/H, the Welch bound) rotated at random and
     perturbed by ``noise`` (default 0..0.1): μ within O(noise) of 1/H."""
-    H = draw(_s(dim, st.integers(2, 16)))
-    eta = draw(_s(noise, st.floats(0.0, 0.1)))
+    H = draw(as_strategy(dim, st.integers(2, 16)))
+    eta = draw(as_strategy(noise, st.floats(0.0, 0.1)))
     return gen.near_etf_atoms(_rng(draw), H, eta)
 
 
@@ -124,7 +124,7 @@ def etf_block_dictionaries(draw, block_dims: list[int] | SearchStrategy[list[int
                            ) -> tuple[np.ndarray, float]:
     """(D, μ): a direct sum of simplex ETFs with block dimensions mᵦ (default 1–4 blocks of
     1..6), rotated at random. Exactly μ = 1/min mᵦ, spark = 1 + min mᵦ, N = H + #blocks."""
-    dims = draw(_s(block_dims, st.lists(st.integers(1, 6), min_size=1, max_size=4)))
+    dims = draw(as_strategy(block_dims, st.lists(st.integers(1, 6), min_size=1, max_size=4)))
     return gen.etf_block_atoms(_rng(draw), list(dims))
 
 
@@ -133,14 +133,14 @@ def paired_dictionaries(draw, dim: IntArg = None, n_atoms: IntArg = None, mu: Fl
                         n_pairs: IntArg = None) -> tuple[np.ndarray, float]:
     """(D, μ): N ≤ H unit atoms with planted coherence — disjoint pairs with inner product ±μ,
     everything else orthogonal. Defaults: H 2..16, N 2..H, μ 0..0.9, all atoms paired."""
-    H = draw(_s(dim, st.integers(2, 16)))
-    N = draw(_s(n_atoms, st.integers(min(2, H), H)))
-    c = draw(_s(mu, st.floats(0.0, 0.9)))
-    pairs = draw(_s(n_pairs, st.just(N // 2)))
+    H = draw(as_strategy(dim, st.integers(2, 16)))
+    N = draw(as_strategy(n_atoms, st.integers(min(2, H), H)))
+    c = draw(as_strategy(mu, st.floats(0.0, 0.9)))
+    pairs = draw(as_strategy(n_pairs, st.just(N // 2)))
     return gen.paired_atoms(_rng(draw), H, N, c, pairs)
 
 
-def _max_atoms(H: int, mu: float) -> int:
+def max_atoms(H: int, mu: float) -> int:
     """The largest N ≤ 4H with :func:`~rip_atoms.testing.frames.coherence_floor` ≤ μ."""
     N = H
     while N < 4 * H and frames.coherence_floor(H, N + 1) <= mu:
@@ -149,18 +149,19 @@ def _max_atoms(H: int, mu: float) -> int:
 
 
 @st.composite
-def _coherent(draw, dim: IntArg, n_atoms: IntArg, mu: FloatArg) -> tuple[np.ndarray, float]:
-    H = draw(_s(dim, st.integers(2, 16)))
+def coherent_frame_draw(draw, dim: IntArg, n_atoms: IntArg, mu: FloatArg
+                        ) -> tuple[np.ndarray, float]:
+    H = draw(as_strategy(dim, st.integers(2, 16)))
     if n_atoms is None and mu is not None:
-        m = float(draw(_s(mu)))
-        N = draw(st.integers(min(2, H), max(_max_atoms(H, m), 2)))
+        m = float(draw(as_strategy(mu)))
+        N = draw(st.integers(min(2, H), max(max_atoms(H, m), 2)))
     else:
-        N = draw(_s(n_atoms, st.integers(min(2, H), 4 * H)))
+        N = draw(as_strategy(n_atoms, st.integers(min(2, H), 4 * H)))
         lo = frames.coherence_floor(H, N)
         if mu is None and lo >= 1.0:
             raise ParameterError(f"coherent_dictionaries: no μ < 1 is promised for H = {H}, "
                                  f"N = {N}")
-        m = float(draw(_s(mu, st.floats(lo, max(0.9, (1.0 + lo) / 2), exclude_max=True))))
+        m = float(draw(as_strategy(mu, st.floats(lo, max(0.9, (1.0 + lo) / 2), exclude_max=True))))
     rng = _rng(draw)
     if N <= H:
         return gen.paired_atoms(rng, H, N, m)
@@ -185,9 +186,9 @@ def coherent_dictionaries(dim: IntArg = None, n_atoms: IntArg = None, mu: FloatA
     overcomplete frames above (H 2..12).
     """
     if dim is not None or n_atoms is not None or mu is not None:
-        return _coherent(dim, n_atoms, mu)
+        return coherent_frame_draw(dim, n_atoms, mu)
     return st.one_of(paired_dictionaries(), etf_block_dictionaries(),
-                     _coherent(st.integers(2, 12), None, None))
+                     coherent_frame_draw(st.integers(2, 12), None, None))
 
 
 @st.composite
@@ -196,7 +197,7 @@ def union_of_bases_dictionaries(draw, dim: IntArg = None, rotate: bool = True) -
     at most 64), N = 2H, Q Haar-random (I when not ``rotate``): μ = 1/√H exactly, spark =
     2^⌊k/2⌋ + 2^⌈k/2⌉ exactly (= 2√H for even k), and a null vector with that many non-zeros
     (:func:`~rip_atoms.testing.frames.hadamard_union`)."""
-    H = draw(_s(dim, st.sampled_from([2, 4, 8, 16, 32])))
+    H = draw(as_strategy(dim, st.sampled_from([2, 4, 8, 16, 32])))
     D, v = frames.hadamard_union(_rng(draw) if rotate else None, H)
     return frames.Frame(D, 1.0 / np.sqrt(H), frames.hadamard_spark(H), v)
 
@@ -210,9 +211,9 @@ def dependent_dictionaries(draw, dim: IntArg = None, n_atoms: IntArg = None,
     returned v with exactly s non-zeros, so spark(D) ≤ s; spark(D) = s with probability 1
     (checked by enumeration in the tests); ``mu`` is μ(D) computed in float64. Defaults: H 2..8,
     N H..2H, s 2..min(H, N)."""
-    H = draw(_s(dim, st.integers(2, 8)))
-    N = draw(_s(n_atoms, st.integers(H, 2 * H)))
-    s = draw(_s(spark, st.integers(2, min(H, N))))
+    H = draw(as_strategy(dim, st.integers(2, 8)))
+    N = draw(as_strategy(n_atoms, st.integers(H, 2 * H)))
+    s = draw(as_strategy(spark, st.integers(2, min(H, N))))
     D, v = frames.dependent_frame(_rng(draw), H, N, s)
     return frames.Frame(D, frames.frame_coherence(D), s, v)
 
@@ -245,11 +246,11 @@ def sparse_codes(draw, n_atoms: IntArg, K: IntArg, *, n: IntArg = 1,
     ``magnitude`` = (δ_min, δ_max), sign convention ``signs``: "nonneg" (SAE codes), "signed"
     (random ±) or "nonpos". ``hit_ends`` makes the sample's magnitude range exactly
     [δ_min, δ_max]. Every argument may be a strategy."""
-    N = draw(_s(n_atoms))
-    k = draw(_s(K))
-    rows = draw(_s(n))
-    lo, hi = draw(_s(magnitude))
-    sg = draw(_s(signs))
+    N = draw(as_strategy(n_atoms))
+    k = draw(as_strategy(K))
+    rows = draw(as_strategy(n))
+    lo, hi = draw(as_strategy(magnitude))
+    sg = draw(as_strategy(signs))
     return gen.sparse_code_matrix(_rng(draw), rows, N, min(k, N), magnitude=(lo, hi), signs=sg,
                                   hit_ends=hit_ends)
 
@@ -266,11 +267,11 @@ def codes_by_support(draw, n_atoms: IntArg, K: IntArg, *, n: IntArg = 1,
     magnitude drawn is δ_min and the second (row 0's second non-zero, else row 1's first) is
     δ_max, so with n·k ≥ 2 the sample's magnitude range is exactly [δ_min, δ_max] (the TSAE
     window's inputs). Every argument may be a strategy."""
-    N = draw(_s(n_atoms))
-    k = min(draw(_s(K)), N)
-    rows = draw(_s(n))
-    lo, hi = (float(v) for v in draw(_s(magnitude)))
-    sg = draw(_s(signs))
+    N = draw(as_strategy(n_atoms))
+    k = min(draw(as_strategy(K)), N)
+    rows = draw(as_strategy(n))
+    lo, hi = (float(v) for v in draw(as_strategy(magnitude)))
+    sg = draw(as_strategy(signs))
     if not 0 < lo <= hi or sg not in gen.SIGNS:
         raise ParameterError(f"codes_by_support: need 0 < δ_min ≤ δ_max and signs in "
                              f"{gen.SIGNS}, got {(lo, hi)}, {sg!r}")
@@ -291,9 +292,9 @@ def second_moments(draw, dim: IntArg = None, offset: FloatArg = None, decay: Flo
     """Σ = C + m mᵀ (SPD): C with eigenvalues i^{−decay} in a random basis (``decay`` default
     0..2) and a common offset m of norm offset·sqrt(tr C) (``offset`` default 0..5). A large
     offset is the representation shift: raw activation cosines concentrate away from 0."""
-    H = draw(_s(dim, st.integers(2, 16)))
-    off = draw(_s(offset, st.floats(0.0, 5.0)))
-    dec = draw(_s(decay, st.floats(0.0, 2.0)))
+    H = draw(as_strategy(dim, st.integers(2, 16)))
+    off = draw(as_strategy(offset, st.floats(0.0, 5.0)))
+    dec = draw(as_strategy(decay, st.floats(0.0, 2.0)))
     return gen.second_moment_matrix(_rng(draw), H, offset=off, decay=dec)
 
 
@@ -312,17 +313,17 @@ def activation_sets(draw, dim: IntArg = None, n_samples: IntArg = None,
     ``n_samples`` default H + 1..4H + 4.
     """
     if second_moment is None:
-        H = draw(_s(dim, st.integers(2, 16)))
-        off = draw(_s(offset, st.floats(0.0, 5.0)))
-        dec = draw(_s(decay, st.floats(0.0, 2.0)))
-        n = draw(_s(n_samples, st.integers(H + 1, 4 * H + 4)))
+        H = draw(as_strategy(dim, st.integers(2, 16)))
+        off = draw(as_strategy(offset, st.floats(0.0, 5.0)))
+        dec = draw(as_strategy(decay, st.floats(0.0, 2.0)))
+        n = draw(as_strategy(n_samples, st.integers(H + 1, 4 * H + 4)))
         rng = _rng(draw)
         C, m = gen.shifted_moment(rng, H, offset=off, decay=dec)
         sigma = 0.5 * (C + C.T) + np.outer(m, m)
         return gen.activations_with_moment(rng, n, sigma, mean=m), sigma
-    sigma = np.asarray(draw(_s(second_moment)), dtype=np.float64)
+    sigma = np.asarray(draw(as_strategy(second_moment)), dtype=np.float64)
     H = sigma.shape[0]
-    n = draw(_s(n_samples, st.integers(H, 4 * H)))
+    n = draw(as_strategy(n_samples, st.integers(H, 4 * H)))
     return gen.activations_with_moment(_rng(draw), n, sigma), sigma
 
 
@@ -343,16 +344,16 @@ def planted_atom_sets(draw, dim: IntArg = None, n_atoms: IntArg = None, K: IntAr
     the AIP geometry is the planted one, K-sparse codes with normalised magnitudes exactly
     spanning ``magnitude`` and activations x = D δ. Defaults: H 2..12, N 2..H, K 1..3, ε 0..0.3,
     n 4..20."""
-    H = draw(_s(dim, st.integers(2, 12)))
-    N = draw(_s(n_atoms, st.integers(min(2, H), H)))
-    k = min(draw(_s(K, st.integers(1, 3))), N)
-    n = draw(_s(n_samples, st.integers(4, 20)))
-    e = None if N > H and eps is None else float(draw(_s(eps, st.floats(0.0, 0.3))))
-    cond = draw(_s(mixing_cond, st.floats(1.0, 30.0)))
+    H = draw(as_strategy(dim, st.integers(2, 12)))
+    N = draw(as_strategy(n_atoms, st.integers(min(2, H), H)))
+    k = min(draw(as_strategy(K, st.integers(1, 3))), N)
+    n = draw(as_strategy(n_samples, st.integers(4, 20)))
+    e = None if N > H and eps is None else float(draw(as_strategy(eps, st.floats(0.0, 0.3))))
+    cond = draw(as_strategy(mixing_cond, st.floats(1.0, 30.0)))
     rng = _rng(draw)
     frame = None
     if N > H and e is not None:
         frame, e = frames.coherent_frame(rng, H, N, e), None
-    return gen.planted_atom_set(rng, H, N, k, n, eps=e, magnitude=draw(_s(magnitude)),
-                                signs=draw(_s(signs)), mixing_cond=cond,
-                                scale_range=draw(_s(scale_range)), unit_atoms=frame)
+    return gen.planted_atom_set(rng, H, N, k, n, eps=e, magnitude=draw(as_strategy(magnitude)),
+                                signs=draw(as_strategy(signs)), mixing_cond=cond,
+                                scale_range=draw(as_strategy(scale_range)), unit_atoms=frame)

@@ -8,13 +8,13 @@ import math
 import numpy as np
 
 from rip_atoms.synthetic import sparse_code_matrix
-from rip_atoms.theorems.examples import _size, draw_unit_dictionary, observe
+from rip_atoms.theorems.examples import draw_unit_dictionary, example_size, observe
 from rip_atoms.theorems.framework import ENUM_MAX, HYP_MARGIN, INDEP_RTOL, Theorem, Verdict
 from rip_atoms.theorems.linear_algebra import (
-    _coherence,
-    _combos,
     aip_unit_atoms,
+    combos,
     exact_delta_k,
+    max_abs_coherence,
 )
 from rip_atoms.theory import uniqueness_holds
 
@@ -35,7 +35,7 @@ def _check_rip(ex: dict) -> Verdict:
         return Verdict("discard", "need 2 ≤ K ≤ N")
     if math.comb(N, K) > ENUM_MAX:
         return Verdict("discard", "too many supports to enumerate")
-    eps, pair = _coherence(Dt)
+    eps, pair = max_abs_coherence(Dt)
     if not (K - 1) * eps < 1 - HYP_MARGIN:
         return Verdict("discard", "(K − 1)ε ≥ 1")
     delta, supp = exact_delta_k(Dt, K)
@@ -46,7 +46,7 @@ def _check_rip(ex: dict) -> Verdict:
     if delta <= bound * (1 + 1e-9) + 1e-12:
         return Verdict("pass", detail=detail, stats={"max_delta_over_bound": ratio})
     return Verdict("fail", f"δ_K = {delta:.6g} > (K − 1)ε = {bound:.6g}", detail,
-                   _size(D, K))
+                   example_size(D, K))
 
 
 RIP = Theorem(
@@ -78,7 +78,7 @@ def _draw_sparse(rng: np.random.Generator, i: int, *, signs: str | None = None,
                  k_max: int | None = None) -> dict:
     Dt, fam = draw_unit_dictionary(rng)
     D, S, how = observe(rng, Dt)
-    mu = _coherence(aip_unit_atoms(D, S))[0]
+    mu = max_abs_coherence(aip_unit_atoms(D, S))[0]
     kc = max_certified_k(mu, min(Dt.shape[1], k_max or Dt.shape[1]))
     # mostly the largest K the hypothesis allows (the boundary), sometimes one more (discarded)
     K = max(1, kc + int(rng.choice([0, 0, 0, -1, 1])))
@@ -97,7 +97,7 @@ def _check_uniqueness(ex: dict) -> Verdict:
     supp = np.flatnonzero(code)
     if K < 1 or supp.size == 0 or supp.size > K:
         return Verdict("discard", "need 1 ≤ ‖δ‖₀ ≤ K")
-    eps, _ = _coherence(Dt)
+    eps, _ = max_abs_coherence(Dt)
     if not uniqueness_holds(eps, K) or (2 * K - 1) * eps >= 1 - HYP_MARGIN:
         return Verdict("discard", "μ ≥ 1/(2K − 1)")
     t = min(2 * K, N)
@@ -105,7 +105,7 @@ def _check_uniqueness(ex: dict) -> Verdict:
     if math.comb(N, t) > ENUM_MAX or math.comb(N, k) > ENUM_MAX:
         return Verdict("discard", "too many subsets to enumerate")
     # (a) spark > 2K: every set of min(2K, N) atoms is independent (batched Gram spectra)
-    T_all = _combos(N, t)
+    T_all = combos(N, t)
     w = np.linalg.eigvalsh(np.einsum("hbi,hbj->bij", Dt[:, T_all], Dt[:, T_all]))
     b = int(np.argmin(w[:, 0] / w[:, -1]))
     lam_min = float(w[b, 0])
@@ -114,10 +114,10 @@ def _check_uniqueness(ex: dict) -> Verdict:
               "min_rel_sigma_2K": rel, "subset": T_all[b]}
     if rel <= INDEP_RTOL:
         return Verdict("fail", f"atoms {T_all[b].tolist()} are (numerically) dependent: "
-                       "spark ≤ 2K", detail, _size(D, K))
+                       "spark ≤ 2K", detail, example_size(D, K))
     # (b) no other support of size ≤ K represents y = D̃ δ
     y = Dt @ code
-    C = _combos(N, k)
+    C = combos(N, k)
     Gs = np.einsum("hbi,hbj->bij", Dt[:, C], Dt[:, C])
     rhs = np.einsum("hbi,h->bi", Dt[:, C], y)
     coef = np.linalg.solve(Gs, rhs[..., None])[..., 0]
@@ -129,7 +129,7 @@ def _check_uniqueness(ex: dict) -> Verdict:
         if np.max(np.abs(other - code)) > 1e-7 * np.max(np.abs(code)):
             detail["other_code"] = other
             return Verdict("fail", "another code with ≤ K non-zeros represents y", detail,
-                           _size(D, K))
+                           example_size(D, K))
     # Gershgorin: λmin(G_T) ≥ 1 − (|T| − 1)μ; the ratio shows how tight that is (≤ 1)
     lam_all = float(w[:, 0].min())
     return Verdict("pass", detail=detail, stats={
@@ -180,7 +180,7 @@ def _check_l1(ex: dict) -> Verdict:
     supp = np.flatnonzero(code)
     if K < 1 or supp.size == 0 or supp.size > K:
         return Verdict("discard", "need 1 ≤ ‖δ‖₀ ≤ K")
-    eps, _ = _coherence(Dt)
+    eps, _ = max_abs_coherence(Dt)
     if not uniqueness_holds(eps, K) or (2 * K - 1) * eps >= 1 - HYP_MARGIN:
         return Verdict("discard", "μ ≥ 1/(2K − 1)")
     e = erc(Dt, supp)
@@ -190,10 +190,10 @@ def _check_l1(ex: dict) -> Verdict:
               "bp_solution": x, "relative_error": err}
     if not e < 1:
         return Verdict("fail", f"ERC = {e:.6g} ≥ 1 although (2K − 1)μ < 1", detail,
-                       _size(D, K))
+                       example_size(D, K))
     if not err <= 1e-6:
         return Verdict("fail", f"basis pursuit returned a different x (error {err:.3g})",
-                       detail, _size(D, K))
+                       detail, example_size(D, K))
     return Verdict("pass", detail=detail, stats={"max_erc": e, "max_relative_error": err})
 
 

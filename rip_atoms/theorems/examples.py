@@ -14,7 +14,7 @@ from rip_atoms.synthetic import (
     paired_atoms,
     random_invertible,
 )
-from rip_atoms.theorems.linear_algebra import _rel_sigma_min
+from rip_atoms.theorems.linear_algebra import rel_sigma_min
 
 _FAMILIES = ("gaussian", "near_etf", "etf_blocks", "paired", "two_bases")
 
@@ -73,10 +73,10 @@ def observe(rng: np.random.Generator, Dt: np.ndarray, how: str | None = None
         return Dt * s, None, how
     A = random_invertible(rng, H, float(rng.uniform(1.0, 30.0)))
     D = (A @ Dt) * s
-    if how == "self" and N >= H and _rel_sigma_min(D.T) > 1e-8:
+    if how == "self" and N >= H and rel_sigma_min(D.T) > 1e-8:
         return D, np.linalg.inv(D @ D.T), how
     return D, np.linalg.inv(A @ A.T), "planted"
 
 
-def _size(D: np.ndarray, *extra: int) -> tuple:
+def example_size(D: np.ndarray, *extra: int) -> tuple:
     return (*extra, int(D.shape[1]), int(D.shape[0]))

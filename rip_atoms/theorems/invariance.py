@@ -12,9 +12,9 @@ from rip_atoms.synthetic import (
     random_invertible,
     second_moment_matrix,
 )
-from rip_atoms.theorems.examples import _size
+from rip_atoms.theorems.examples import example_size
 from rip_atoms.theorems.framework import Theorem, Verdict
-from rip_atoms.theorems.linear_algebra import _rel_sigma_min, _whitening, enumerate_spark
+from rip_atoms.theorems.linear_algebra import enumerate_spark, rel_sigma_min, whitening_root
 
 
 # ============================================================================== 6-7. invariance
@@ -43,13 +43,13 @@ def _pair_cosines(metric: AIPMetric, D: np.ndarray) -> np.ndarray:
 def _invariance_setup(ex: dict):
     X, A, D = np.asarray(ex["X"], float), np.asarray(ex["A"], float), np.asarray(ex["D"], float)
     H = X.shape[1]
-    if _rel_sigma_min(A) < 1e-6:
+    if rel_sigma_min(A) < 1e-6:
         return Verdict("discard", "A is not (numerically) invertible")
-    if X.shape[0] < H or _rel_sigma_min(X) < 1e-6:
+    if X.shape[0] < H or rel_sigma_min(X) < 1e-6:
         return Verdict("discard", "the second moment of X is (numerically) singular")
     for M in (D, A @ D):
-        if M.shape[1] < H or min(_rel_sigma_min(M.T),
-                                 _rel_sigma_min((M / np.linalg.norm(M, axis=0)).T)) < 1e-5:
+        if M.shape[1] < H or min(rel_sigma_min(M.T),
+                                 rel_sigma_min((M / np.linalg.norm(M, axis=0)).T)) < 1e-5:
             return Verdict("discard", "D (or A D) does not have full row rank")
     return None
 
@@ -79,7 +79,7 @@ def _check_invariance(ex: dict) -> Verdict:
     if worst <= tol and d_cov <= tol:
         return Verdict("pass", stats={"max_difference": worst, "max_difference_over_tolerance":
                                       max(worst, d_cov) / tol})
-    return Verdict("fail", "an AIP cosine changed under x ↦ A x", detail, _size(D))
+    return Verdict("fail", "an AIP cosine changed under x ↦ A x", detail, example_size(D))
 
 
 def _check_invariance_unit(ex: dict) -> Verdict:
@@ -100,7 +100,7 @@ def _check_invariance_unit(ex: dict) -> Verdict:
               "euclidean_norms_before": np.linalg.norm(D, axis=0),
               "euclidean_norms_after": np.linalg.norm(A @ D, axis=0)}
     return Verdict("fail", "the unit-column self metric changed an AIP cosine", detail,
-                   _size(D))
+                   example_size(D))
 
 
 _INV_HYP = ("A invertible", "the second moment of X invertible (ridge 0)",
@@ -148,8 +148,8 @@ def _draw_parseval(rng: np.random.Generator, i: int) -> dict:
 def _check_parseval(ex: dict) -> Verdict:
     D = np.asarray(ex["D"], float)
     H, N = D.shape
-    if N < H or min(_rel_sigma_min(D.T),
-                    _rel_sigma_min((D / np.linalg.norm(D, axis=0)).T)) < 1e-5:
+    if N < H or min(rel_sigma_min(D.T),
+                    rel_sigma_min((D / np.linalg.norm(D, axis=0)).T)) < 1e-5:
         return Verdict("discard", "D does not have full row rank")
     out = {}
     for atoms, M in (("raw", D), ("unit", D / np.linalg.norm(D, axis=0))):
@@ -167,7 +167,7 @@ def _check_parseval(ex: dict) -> Verdict:
            if max(r["parseval_error"], r["projector_error"], r["trace_error"]) > r["tolerance"]]
     if bad:
         return Verdict("fail", f"W D is not a Parseval frame ({bad[0]} atoms)",
-                       {"D": D, "errors": out}, _size(D))
+                       {"D": D, "errors": out}, example_size(D))
     return Verdict("pass", stats={"max_parseval_error": max(r["parseval_error"]
                                                             for r in out.values())})
 
@@ -195,14 +195,17 @@ def _draw_spark(rng: np.random.Generator, i: int) -> dict:
         coef = rng.choice([-1.0, 1.0], t - 1) * rng.uniform(0.5, 2.0, t - 1)
         D[:, idx[-1]] = D[:, idx[:-1]] @ coef
     D = D * rng.uniform(0.2, 5.0, size=N)
-    W = (_whitening(np.linalg.inv(second_moment_matrix(rng, H, offset=float(rng.uniform(0, 3)))))
-         if rng.random() < 0.5 else random_invertible(rng, H, float(rng.uniform(1, 100))))
+    if rng.random() < 0.5:  # (the draws in this order: the examples are seeded)
+        W = whitening_root(np.linalg.inv(second_moment_matrix(rng, H,
+                                                              offset=float(rng.uniform(0, 3)))))
+    else:
+        W = random_invertible(rng, H, float(rng.uniform(1, 100)))
     return {"D": D, "W": W, "planted_circuit": t}
 
 
 def _check_spark(ex: dict) -> Verdict:
     D, W = np.asarray(ex["D"], float), np.asarray(ex["W"], float)
-    if _rel_sigma_min(W) < 1e-6:
+    if rel_sigma_min(W) < 1e-6:
         return Verdict("discard", "W is not (numerically) invertible")
     s1, T1, a1 = enumerate_spark(D)
     s2, T2, a2 = enumerate_spark(W @ D)
@@ -211,7 +214,7 @@ def _check_spark(ex: dict) -> Verdict:
     detail = {"D": D, "W": W, "spark": s1, "spark_whitened": s2, "circuit": T1,
               "circuit_whitened": T2}
     if s1 != s2:
-        return Verdict("fail", "spark(W D) ≠ spark(D)", detail, _size(D))
+        return Verdict("fail", "spark(W D) ≠ spark(D)", detail, example_size(D))
     return Verdict("pass", detail=detail)
 
 

@@ -14,7 +14,7 @@ from rip_atoms.metric import AIPMetric
 from rip_atoms.theorems.framework import DEP_RTOL, INDEP_RTOL
 
 
-def _whitening(S: np.ndarray) -> np.ndarray:
+def whitening_root(S: np.ndarray) -> np.ndarray:
     lam, V = np.linalg.eigh(0.5 * (S + S.T))
     return (V * np.sqrt(lam)) @ V.T
 
@@ -23,7 +23,7 @@ def _given_metric(S: np.ndarray) -> AIPMetric:
     """S̃ as given (an example's metric) as an :class:`AIPMetric`, W = S̃^{1/2} from S̃ itself."""
     S = np.asarray(S, dtype=np.float64)
     lam = np.linalg.eigvalsh(0.5 * (S + S.T))
-    return AIPMetric(S=S, W=_whitening(S), moment_eigenvalues=np.sort(1.0 / lam), kind="given")
+    return AIPMetric(S=S, W=whitening_root(S), moment_eigenvalues=np.sort(1.0 / lam), kind="given")
 
 
 def aip_unit_atoms(D: np.ndarray, S: np.ndarray | None) -> np.ndarray:
@@ -33,7 +33,7 @@ def aip_unit_atoms(D: np.ndarray, S: np.ndarray | None) -> np.ndarray:
     return CorrectedAtoms(D, metric, rows=False, rows64=True, min_live=0).cols64
 
 
-def _coherence(Dt: np.ndarray) -> tuple[float, tuple[int, int]]:
+def max_abs_coherence(Dt: np.ndarray) -> tuple[float, tuple[int, int]]:
     G = np.abs(Dt.T @ Dt)
     np.fill_diagonal(G, -1.0)
     i, j = np.unravel_index(int(np.argmax(G)), G.shape)
@@ -41,14 +41,14 @@ def _coherence(Dt: np.ndarray) -> tuple[float, tuple[int, int]]:
         else (0.0, (0, 0))
 
 
-def _combos(n: int, k: int) -> np.ndarray:
+def combos(n: int, k: int) -> np.ndarray:
     return np.array(list(itertools.combinations(range(n), k)), dtype=np.int64).reshape(-1, k)
 
 
 def exact_delta_k(Dt: np.ndarray, k: int) -> tuple[float, tuple[int, ...]]:
     """δ_k = max_{|S|=k} max(λmax(G_S) − 1, 1 − λmin(G_S)) by enumerating every support."""
     G = Dt.T @ Dt
-    C = _combos(Dt.shape[1], k)
+    C = combos(Dt.shape[1], k)
     Gs = G[C[:, :, None], C[:, None, :]]
     w = np.linalg.eigvalsh(Gs)
     dev = np.maximum(w[:, -1] - 1.0, 1.0 - w[:, 0])
@@ -56,7 +56,7 @@ def exact_delta_k(Dt: np.ndarray, k: int) -> tuple[float, tuple[int, ...]]:
     return float(dev[r]), tuple(int(x) for x in C[r])
 
 
-def _rel_sigma_min(X: np.ndarray) -> float:
+def rel_sigma_min(X: np.ndarray) -> float:
     if X.shape[1] > X.shape[0]:
         return 0.0
     s = np.linalg.svd(X, compute_uv=False)
@@ -71,7 +71,7 @@ def enumerate_spark(D: np.ndarray) -> tuple[float, tuple[int, ...] | None, bool]
     Dn = D / np.linalg.norm(D, axis=0)
     for t in range(1, min(N, H + 1) + 1):
         for T in itertools.combinations(range(N), t):
-            r = _rel_sigma_min(Dn[:, T])
+            r = rel_sigma_min(Dn[:, T])
             if r <= DEP_RTOL:
                 return float(t), T, ambiguous
             if r < INDEP_RTOL:

@@ -10,9 +10,9 @@ import numpy as np
 
 from rip_atoms.criteria.tsae import tsae_window
 from rip_atoms.synthetic import etf_block_atoms, paired_atoms, sparse_code_matrix
-from rip_atoms.theorems.examples import _size, observe
+from rip_atoms.theorems.examples import example_size, observe
 from rip_atoms.theorems.framework import HYP_MARGIN, Theorem, Verdict
-from rip_atoms.theorems.linear_algebra import _coherence, aip_unit_atoms
+from rip_atoms.theorems.linear_algebra import aip_unit_atoms, max_abs_coherence
 
 
 # ============================================================================== 4-5. TSAE
@@ -39,7 +39,7 @@ def _draw_tsae(rng: np.random.Generator, i: int) -> dict:
     n = 12
     codes = sparse_code_matrix(rng, n, N, K, magnitude=(dmin, dmax), signs="nonneg",
                                hit_ends=True)
-    eps = _coherence(aip_unit_atoms(D, S))[0]
+    eps = max_abs_coherence(aip_unit_atoms(D, S))[0]
     frac = float(rng.uniform(0.02, 0.98))
     lo, hi = eps * K * dmax, dmin - eps * (K - 1) * dmax
     tau = lo + frac * (hi - lo)
@@ -52,7 +52,7 @@ def _tsae_setup(ex: dict):
     codes = np.atleast_2d(np.asarray(ex["codes"], float))
     dmin, dmax, tau = float(ex["delta_min"]), float(ex["delta_max"]), float(ex["tau"])
     Dt = aip_unit_atoms(D, S)
-    eps, pair = _coherence(Dt)
+    eps, pair = max_abs_coherence(Dt)
     nz = codes[codes != 0]
     if codes.min() < 0:
         return None, Verdict("discard", "codes must be non-negative")
@@ -85,7 +85,7 @@ def _check_tsae_support(ex: dict) -> Verdict:
         i = int(np.flatnonzero(~supp_ok.all(axis=1))[0])
         detail.update(code=codes[i], z=Z[i])
         return Verdict("fail", "the thresholded encoder missed or added an atom", detail,
-                       _size(D, K))
+                       example_size(D, K))
     coef_err = float(np.max(np.abs(C - codes)))
     coef_bound = (K - 1) * eps * w.delta_max
     # least-squares refit on the recovered support is exact
@@ -104,13 +104,14 @@ def _check_tsae_support(ex: dict) -> Verdict:
                   reconstruction_bound=err_bound)
     scale = max(1.0, w.delta_max)
     if coef_err > coef_bound * (1 + 1e-9) + 1e-12 * scale:
-        return Verdict("fail", "a coefficient error exceeds (K − 1)εδ_max", detail, _size(D, K))
+        return Verdict("fail", "a coefficient error exceeds (K − 1)εδ_max", detail,
+                       example_size(D, K))
     if refit > 1e-8 * scale:
         return Verdict("fail", "least squares on the recovered support is not exact", detail,
-                       _size(D, K))
+                       example_size(D, K))
     if err_s > err_bound * (1 + 1e-9) + 1e-12 * scale:
         return Verdict("fail", "the reconstruction error exceeds its bound", detail,
-                       _size(D, K))
+                       example_size(D, K))
     return Verdict("pass", detail=detail, stats={
         "max_coefficient_error_over_bound": coef_err / coef_bound if coef_bound > 0 else 0.0})
 
@@ -131,7 +132,7 @@ def _check_tsae_exact(ex: dict) -> Verdict:
               "code": codes[i], "x": X[i], "z": Z[i], "tsae_code": C[i], "x_hat": Xhat[i],
               "relative_error_aip": float(rel[i]), "code_support_size": k}
     return Verdict("fail", "W_dec σ_τ(W_enc x) ≠ x: the support is right but the coefficients "
-                   "carry the cross-talk (Gδ)_S − δ_S", detail, (k, *_size(D)),
+                   "carry the cross-talk (Gδ)_S − δ_S", detail, (k, *example_size(D)),
                    stats={"max_relative_error": float(rel[i])})
 
 

@@ -53,7 +53,7 @@ from rip_atoms.sae.harvest import (  # noqa: E402
     ActivationStore,
     _write_shard,
 )
-from rip_atoms.sae.train import CHECKPOINT, TrainConfig, _Trainer, train_sae  # noqa: E402
+from rip_atoms.sae.train import CHECKPOINT, TrainConfig, Trainer, train_sae  # noqa: E402
 from rip_atoms.synthetic import planted_atoms  # noqa: E402
 
 
@@ -105,9 +105,9 @@ def sigint_default():
 
 
 def sigint_at(monkeypatch, step: int, times: int = 1, arch: str | None = None) -> None:
-    """Make ``_Trainer.train_step`` send SIGINT to this process ``times`` times in the middle of
+    """Make ``Trainer.train_step`` send SIGINT to this process ``times`` times in the middle of
     the step that ends at ``step`` (of the architecture ``arch``, if given)."""
-    original = _Trainer.train_step
+    original = Trainer.train_step
 
     def train_step(self):
         out = original(self)  # self.step is now the step just done
@@ -117,7 +117,7 @@ def sigint_at(monkeypatch, step: int, times: int = 1, arch: str | None = None) -
                 time.sleep(0.01)  # let the handler run before the next signal
         return out
 
-    monkeypatch.setattr(_Trainer, "train_step", train_step)
+    monkeypatch.setattr(Trainer, "train_step", train_step)
 
 
 def fake_harvest(folder: Path, *, d: int = 8, shards: int = 2, rows: int = 150,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from rip_atoms.errors import ParameterError
-from rip_atoms.recovery import _crossing, _pava_decreasing, phase_transition
+from rip_atoms.recovery import crossing, pava_decreasing, phase_transition
 from rip_atoms.theory import k_weak, rho_weak
 
 K_WEAK_SIGNED = 77.1379  # ρ_W(1/2)·200
@@ -54,13 +54,13 @@ def test_small_transition_is_seeded_and_reports_the_prediction():
 def test_fifty_percent_point_interpolation():
     ks = np.array([10, 20, 30, 40])
     w = np.ones(4)
-    assert _crossing(ks, np.array([1.0, 0.75, 0.25, 0.0]), w) == pytest.approx(25.0)
-    assert _crossing(ks, np.array([1.0, 0.5, 0.5, 0.0]), w) == pytest.approx(30.0)
-    assert _crossing(ks, np.array([1.0, 1.0, 0.9, 0.8]), w) is None
+    assert crossing(ks, np.array([1.0, 0.75, 0.25, 0.0]), w) == pytest.approx(25.0)
+    assert crossing(ks, np.array([1.0, 0.5, 0.5, 0.0]), w) == pytest.approx(30.0)
+    assert crossing(ks, np.array([1.0, 1.0, 0.9, 0.8]), w) is None
     # a noisy, non-monotone curve is first made non-increasing (pool adjacent violators)
-    np.testing.assert_allclose(_pava_decreasing(np.array([1.0, 0.4, 0.6, 0.0]), w),
+    np.testing.assert_allclose(pava_decreasing(np.array([1.0, 0.4, 0.6, 0.0]), w),
                                [1.0, 0.5, 0.5, 0.0])
-    assert _crossing(ks, np.array([1.0, 0.4, 0.6, 0.0]), w) == pytest.approx(30.0)
+    assert crossing(ks, np.array([1.0, 0.4, 0.6, 0.0]), w) == pytest.approx(30.0)
 
 
 def test_bad_arguments():

@@ -3,7 +3,7 @@ workers decides exactly as D̃ built in the process; bad or missing files are re
 distributed run cleans up after itself and falls back to the scatter when a worker cannot map
 the files.
 
-References: the process's own ``_UnitAtoms(D, metric)`` (the single-process view) and
+References: the process's own ``UnitAtoms(D, metric)`` (the single-process view) and
 ``classify_recovery`` without a client, compared array by array and code by code.
 """
 
@@ -24,7 +24,7 @@ from rip_atoms.kernels.parallel_copy import parallel_copyto
 from rip_atoms.metric import fit_metric
 from rip_atoms.recovery import classify_recovery, shared_atoms
 from rip_atoms.recovery.classify import _classify_rows
-from rip_atoms.recovery.problem import _UnitAtoms
+from rip_atoms.recovery.problem import UnitAtoms
 from rip_atoms.recovery.shared_atoms import SharedAtoms, SharedAtomsUnavailable
 
 _OPTS = {"nonneg": False, "margin": 0.01, "max_iter": 800, "witness_iters": 100, "lp": True,
@@ -58,7 +58,7 @@ def test_published_atoms_equal_the_process_view(which, given, tmp_path):
     """Built into the files, or copied from corrected atoms the caller has (a report's)."""
     D = _dictionary_with_pairs()
     metric = None if which == "raw" else _metric()
-    fresh = _UnitAtoms(D, metric)
+    fresh = UnitAtoms(D, metric)
     corrected = Geometry(D, metric, shared_rows=True) if given else None
     driver, shared = shared_atoms.publish_atoms(D, metric, directory=str(tmp_path),
                                                 corrected=corrected)
@@ -88,7 +88,7 @@ def test_mapped_atoms_decide_every_code_as_the_process_view(tmp_path):
     import scipy.sparse as sp
 
     M = sp.csr_matrix(C)
-    a, _ = _classify_rows(_UnitAtoms(D, None), "sparse", M, M.shape[0], _OPTS, None)
+    a, _ = _classify_rows(UnitAtoms(D, None), "sparse", M, M.shape[0], _OPTS, None)
     b, _ = _classify_rows(shared_atoms.load_atoms(shared), "sparse", M, M.shape[0], _OPTS, None)
     for name in ("status", "method", "certificate", "support_size", "reason"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))

@@ -136,7 +136,7 @@ def parse_config(cfg: dict, path: Path) -> dict:
     }
 
 
-_NAMES = {
+SAE_LENS_TENSOR_NAMES = {
     "standard": {"W_enc": ("W_enc",), "b_enc": ("b_enc",), "W_dec": ("W_dec",),
                  "b_dec": ("b_dec",)},
     "topk": {"W_enc": ("W_enc",), "b_enc": ("b_enc",), "W_dec": ("W_dec",),
@@ -156,7 +156,7 @@ def load_sae_lens(folder: str | Path, *, input_scale: float | None = None) -> Sp
     p = parse_config(cfg, cfg_path)
     tensors = read_safetensors(w_path)
     arch = p["architecture"]
-    w = take(tensors, _NAMES[arch], w_path)
+    w = take(tensors, SAE_LENS_TENSOR_NAMES[arch], w_path)
     notes: list[str] = []
     if arch == "jumprelu" and "threshold" not in tensors and "log_threshold" in tensors:
         w["threshold"] = torch.exp(tensors["log_threshold"].to(torch.float32))

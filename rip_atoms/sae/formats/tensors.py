@@ -11,7 +11,7 @@ from rip_atoms.errors import FileFormatError
 from rip_atoms.sae.canonical import ARCHITECTURES, SparseAutoencoder
 from rip_atoms.sae.errors import UnknownArchitectureError
 from rip_atoms.sae.formats._io import read_npz, read_safetensors, read_torch_state_dict, take
-from rip_atoms.sae.formats.sae_lens import _NAMES
+from rip_atoms.sae.formats.sae_lens import SAE_LENS_TENSOR_NAMES
 
 
 def read_state_dict(path: Path):
@@ -40,7 +40,7 @@ def load_tensors(path: str | Path, *, architecture: str | None, k: int | None = 
             f"{path}: unknown SAE architecture {architecture!r} (known: "
             f"{', '.join(ARCHITECTURES)})"
         )
-    w = take(read_state_dict(path), _NAMES[architecture], path)
+    w = take(read_state_dict(path), SAE_LENS_TENSOR_NAMES[architecture], path)
     return SparseAutoencoder(
         architecture=architecture, k=k, apply_b_dec_to_input=apply_b_dec_to_input,
         normalize_activations="expected_average_only_in" if input_scale else "none",
