@@ -25,6 +25,7 @@ from rip_atoms.criteria.units import TokenSplit, UnitSet, neuron_codes, token_sp
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import NonFiniteError, ParameterError, ShapeMismatchError
 from rip_atoms.metric import AIPMetric, fit_metric, metric_description
+from rip_atoms.strict_json import fields_dict
 
 #: tokens encoded, decoded and reduced at a time
 DEFAULT_CHUNK_SIZE = 4096
@@ -217,18 +218,7 @@ class FaithfulnessResult:
                     "Σ‖x − x̄‖², in the AIP norm vᵀS̃v and in the Euclidean norm")
 
     def to_dict(self) -> dict:
-        return {
-            "r2_aip": self.r2_aip,
-            "r2_euclidean": self.r2_euclidean,
-            "n_tokens": self.n_tokens,
-            "residual_aip": self.residual_aip,
-            "total_aip": self.total_aip,
-            "residual_euclidean": self.residual_euclidean,
-            "total_euclidean": self.total_euclidean,
-            "split": self.split,
-            "metric": self.metric,
-            "reading": self.reading,
-        }
+        return fields_dict(self)
 
 
 def resolve_split(n: int, split: TokenSplit | None) -> TokenSplit:

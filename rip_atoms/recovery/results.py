@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from rip_atoms import strict_json
 from rip_atoms.errors import FileFormatError
+from rip_atoms.strict_json import fields_dict
 
 #: a certificate proves uniqueness when its rigorous bound is < 1 − MARGIN
 MARGIN = 1e-6
@@ -108,8 +109,7 @@ class Certificate:
 
     def to_dict(self) -> dict:
         """The certificate's numbers (without y) as a JSON-ready dict."""
-        return {"value": self.value, "bound": self.bound, "sigma_ratio": self.sigma_ratio,
-                "method": self.method, "lp_status": self.lp_status, "lp_value": self.lp_value}
+        return fields_dict(self, exclude=("y",))
 
 
 @dataclass(frozen=True)

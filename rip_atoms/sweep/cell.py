@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from rip_atoms.errors import ParameterError, RipAtomsError, ShapeMismatchError
-from rip_atoms.strict_json import dumps
+from rip_atoms.strict_json import dumps, fields_dict
 from rip_atoms.sweep.grid import ARCHITECTURES, Cell
 
 __all__ = ["Source", "TrainingRule", "load_stream", "run_cell", "stream_rows", "take_rows",
@@ -60,7 +60,7 @@ class Source:
     layer: int | None = None
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "layer": self.layer}
+        return fields_dict(self)
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,7 @@ class TrainingRule:
             raise ParameterError(f"target L0 must be > 0, got {self.target_l0}")
 
     def to_dict(self) -> dict:
-        return {"epochs": self.epochs, "min_steps": self.min_steps, "max_steps": self.max_steps,
-                "batch_size": self.batch_size, "target_l0": self.target_l0, "lr": self.lr}
+        return fields_dict(self, exclude=("device",))  # the device is not a result
 
 
 def training_steps(tokens: int, rule: TrainingRule) -> tuple[int, int]:
