@@ -227,3 +227,26 @@ def test_the_function_count_sees_code_not_docstrings():
               '    return y\n').splitlines()
     node = ast.parse("\n".join(source)).body[0]
     assert _code_lines(node, source) == 3  # def, y = …, return
+
+
+def test_module_names_do_not_collide():
+    """Outside ``cli/`` (whose modules are named after their commands: ``cli/rip.py`` is
+    ``rip-atoms rip``; test_cli_modules_are_commands), no two modules share a file name, so a
+    name says which module it is."""
+    names = defaultdict(list)
+    for m, path in MODULES.items():
+        if path.name != "__init__.py" and not m.startswith("rip_atoms.cli."):
+            names[path.name].append(m)
+    clashes = {n: ms for n, ms in names.items() if len(ms) > 1}
+    assert not clashes, clashes
+
+
+def test_cli_modules_are_commands():
+    from rip_atoms.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    commands = set(sub.choices)
+    helpers = {"common", "sae"}  # shared helpers; sae: the torch adapter's harvest/train/atoms
+    stray = sorted(m.rpartition(".")[2] for m in MODULES if m.startswith("rip_atoms.cli.")
+                   and m.rpartition(".")[2] not in commands | helpers)
+    assert not stray, f"cli modules that are no command: {stray}"

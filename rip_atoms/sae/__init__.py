@@ -23,7 +23,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
     ) from exc
 
 from rip_atoms.sae.canonical import SparseAutoencoder, estimate_input_scale
-from rip_atoms.sae.errors import (
+from rip_atoms.sae.formats import detect_format, load_sae, save_sae
+from rip_atoms.sae.sae_errors import (
     CheckpointError,
     CorruptShardError,
     DegenerateActivationsError,
@@ -34,7 +35,6 @@ from rip_atoms.sae.errors import (
     TrainingInterrupted,
     UnknownArchitectureError,
 )
-from rip_atoms.sae.formats import detect_format, load_sae, save_sae
 
 __all__ = [
     "CheckpointError",

@@ -33,7 +33,7 @@ import torch
 
 from rip_atoms.dictionary import Dictionary
 from rip_atoms.errors import NonFiniteError, ParameterError, ShapeMismatchError
-from rip_atoms.sae.errors import UnknownArchitectureError
+from rip_atoms.sae.sae_errors import UnknownArchitectureError
 
 ARCHITECTURES = ("standard", "jumprelu", "topk", "gated")
 NORMALIZATIONS = ("none", "expected_average_only_in", "constant_norm_rescale", "layer_norm")
@@ -404,7 +404,7 @@ def estimate_input_scale(X: np.ndarray, *, d_in: int | None = None, max_rows: in
         )
     sq = np.einsum("ij,ij->i", X[idx].astype(np.float64), X[idx].astype(np.float64))
     if not sq.any():
-        from rip_atoms.sae.errors import DegenerateActivationsError
+        from rip_atoms.sae.sae_errors import DegenerateActivationsError
 
         raise DegenerateActivationsError("activations: all zero, so they have no input scale")
     if convention == "sae_lens":

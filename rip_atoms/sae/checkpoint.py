@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from rip_atoms.sae.errors import CheckpointError
 from rip_atoms.sae.formats._io import atomic_path
+from rip_atoms.sae.sae_errors import CheckpointError
 
 #: the checkpoint's file name in a run's output folder
 CHECKPOINT = "checkpoint.pt"

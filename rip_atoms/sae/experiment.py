@@ -26,10 +26,10 @@ from rip_atoms.criteria import TokenSplit, UnitComparison, UnitSet, compare_unit
 from rip_atoms.errors import Interrupted, ParameterError, ShapeMismatchError
 from rip_atoms.metric import AIPMetric, fit_metric
 from rip_atoms.sae.canonical import SparseAutoencoder
-from rip_atoms.sae.errors import HarvestInterrupted, TrainingInterrupted
 from rip_atoms.sae.formats import load_sae
 from rip_atoms.sae.formats._io import write_json_atomic
 from rip_atoms.sae.harvest import ActivationStore, HarvestConfig, harvest
+from rip_atoms.sae.sae_errors import HarvestInterrupted, TrainingInterrupted
 from rip_atoms.sae.train import TrainConfig, train_sae
 
 

@@ -40,7 +40,7 @@ training. A harvest cut short (``complete: false``) is refused where a finished 
 (:meth:`ActivationStore.require_complete`) unless the caller accepts it.
 
 Ctrl-C (SIGINT) stops a harvest cleanly: no temporary file is left, the manifest lists exactly
-the shards on disk, and :class:`~rip_atoms.sae.errors.HarvestInterrupted` (a
+the shards on disk, and :class:`~rip_atoms.sae.sae_errors.HarvestInterrupted` (a
 :class:`~rip_atoms.errors.Interrupted`) says how many tokens are saved; a rerun resumes. Stale
 temporary files of a killed run are removed when the folder is next harvested into.
 """
@@ -69,12 +69,6 @@ from rip_atoms.errors import (
     ShapeMismatchError,
 )
 from rip_atoms.matrix_files import load_npy
-from rip_atoms.sae.errors import (
-    CheckpointError,
-    CorruptShardError,
-    HarvestInterrupted,
-    IncompleteHarvestError,
-)
 from rip_atoms.sae.formats._io import atomic_path, read_json, write_json_atomic
 from rip_atoms.sae.harvest_config import HarvestConfig
 from rip_atoms.sae.harvest_text import load_texts, token_contexts, tokenizer_adds_bos
@@ -87,6 +81,12 @@ from rip_atoms.sae.provenance import (
     validate_entry,
     write_provenance,
     write_token_strings,
+)
+from rip_atoms.sae.sae_errors import (
+    CheckpointError,
+    CorruptShardError,
+    HarvestInterrupted,
+    IncompleteHarvestError,
 )
 
 __all__ = [
@@ -255,7 +255,7 @@ def harvest(
     ``out_dir``; ``stop_after_shards`` ends this call after writing that many new shards (for
     tests).
 
-    Ctrl-C raises :class:`~rip_atoms.sae.errors.HarvestInterrupted` ("N tokens saved in DIR,
+    Ctrl-C raises :class:`~rip_atoms.sae.sae_errors.HarvestInterrupted` ("N tokens saved in DIR,
     rerun to resume") after removing temporary files; the shards in the manifest stay valid.
     """
     out = Path(out_dir)

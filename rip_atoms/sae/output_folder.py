@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rip_atoms.errors import FileFormatError
 from rip_atoms.sae.checkpoint import CHECKPOINT
-from rip_atoms.sae.errors import OutputExistsError
+from rip_atoms.sae.sae_errors import OutputExistsError
 
 #: the files a training run writes into its output folder
 RUN_FILES = (CHECKPOINT, "cfg.json", "sae_weights.safetensors", "sparsity.safetensors",
@@ -20,7 +20,7 @@ def check_output_folder(out: str | Path, *, resume: bool = False, overwrite: boo
                         ) -> tuple[bool, list[str]]:
     """What :func:`train_sae` will do with the output folder ``out``: (resume from
     ``out/checkpoint.pt``?, the run files it deletes first). Raises
-    :class:`~rip_atoms.sae.errors.OutputExistsError` (one line naming the folder) when ``out``
+    :class:`~rip_atoms.sae.sae_errors.OutputExistsError` (one line naming the folder) when ``out``
     holds an earlier run's files (:data:`RUN_FILES`) and the call neither resumes one with a
     checkpoint nor overwrites; FileFormatError when ``out`` is a file. Touches nothing, so a
     caller can check before loading the activations."""

@@ -27,8 +27,8 @@ import numpy as np
 
 from rip_atoms.criteria.atom_cards import TokenProvenance
 from rip_atoms.errors import FileFormatError
-from rip_atoms.sae.errors import CorruptShardError
 from rip_atoms.sae.formats._io import atomic_path, write_json_atomic
+from rip_atoms.sae.sae_errors import CorruptShardError
 
 PROVENANCE_DIR = "tokens"
 STRINGS = f"{PROVENANCE_DIR}/strings.json"

@@ -64,12 +64,12 @@ the controller state; ``resume=True`` continues exactly (bitwise on the same mac
 thread count; on another device up to float rounding) from the last one, so a killed run loses
 at most the steps since it. Ctrl-C (SIGINT) is deferred to the end of the current step, which is
 then checkpointed, so an interrupted run loses nothing
-(:class:`~rip_atoms.sae.errors.TrainingInterrupted` names the step). An output folder that holds
+(:class:`~rip_atoms.sae.sae_errors.TrainingInterrupted` names the step). An output folder that holds
 an earlier run is refused unless the call resumes it or overwrites it (which deletes the old SAE
 and its stale checkpoint first), so runs never mix.
 
 **Bad data**: activations that are all zero, or the same vector in every row, raise
-:class:`~rip_atoms.sae.errors.DegenerateActivationsError` naming their source.
+:class:`~rip_atoms.sae.sae_errors.DegenerateActivationsError` naming their source.
 
 **Code**: this module is the entry point (:func:`train_sae`, :class:`TrainResult`; it also
 re-exports :class:`TrainConfig`, :func:`check_output_folder`, ``CHECKPOINT`` and ``RUN_FILES``).
@@ -93,11 +93,11 @@ import torch
 from rip_atoms.errors import Interrupted, ShapeMismatchError
 from rip_atoms.sae.canonical import SparseAutoencoder
 from rip_atoms.sae.checkpoint import CHECKPOINT
-from rip_atoms.sae.errors import TrainingInterrupted
 from rip_atoms.sae.formats._io import write_json_atomic
 from rip_atoms.sae.formats.sae_lens import save_sae_lens
 from rip_atoms.sae.interrupts import SigintDeferral, interrupt_note
 from rip_atoms.sae.output_folder import RUN_FILES, check_output_folder, prepare_output
+from rip_atoms.sae.sae_errors import TrainingInterrupted
 from rip_atoms.sae.train_config import TrainConfig
 from rip_atoms.sae.trainer import Trainer
 
@@ -170,15 +170,15 @@ def train_sae(
     tests and for splitting a run), leaving the checkpoint to resume from.
 
     An ``out_dir`` that already holds a run's files (a trained SAE, a checkpoint) is refused
-    with :class:`~rip_atoms.sae.errors.OutputExistsError` unless ``resume`` (and there is a
+    with :class:`~rip_atoms.sae.sae_errors.OutputExistsError` unless ``resume`` (and there is a
     checkpoint to resume from) or ``overwrite`` (which deletes those files, the stale
     checkpoint included, once the activations have been checked). ``source`` names the
     activations in error messages (e.g. the file they came from): all-zero or constant
-    activations raise :class:`~rip_atoms.sae.errors.DegenerateActivationsError`.
+    activations raise :class:`~rip_atoms.sae.sae_errors.DegenerateActivationsError`.
 
     Ctrl-C (SIGINT, from the main thread) is deferred to the end of the current step: the
     state is saved as a checkpoint (when there is an ``out_dir``) and
-    :class:`~rip_atoms.sae.errors.TrainingInterrupted` says which step ("step 1500 of 2000
+    :class:`~rip_atoms.sae.sae_errors.TrainingInterrupted` says which step ("step 1500 of 2000
     saved …, rerun with --resume to continue"); no temporary file is left behind. A second
     Ctrl-C stops at once (the last checkpoint on disk stays valid).
     """

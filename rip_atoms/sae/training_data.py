@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from rip_atoms.errors import NonFiniteError, ShapeMismatchError
-from rip_atoms.sae.errors import DegenerateActivationsError
+from rip_atoms.sae.sae_errors import DegenerateActivationsError
 
 
 def data_fingerprint(X: torch.Tensor) -> str:
@@ -46,7 +46,7 @@ def checked_activations(X: np.ndarray, source: str = "activations"
     """(X as an array, a float32 copy of it, E‖x‖² over its rows), after refusing what there is
     nothing to train on: a shape other than n×d with n ≥ 2 and d ≥ 1 (ShapeMismatchError), NaN
     or ±Inf in float32 (NonFiniteError), all activations zero or every row the same vector
-    (:class:`~rip_atoms.sae.errors.DegenerateActivationsError`); ``source`` names X in the
+    (:class:`~rip_atoms.sae.sae_errors.DegenerateActivationsError`); ``source`` names X in the
     messages. X itself is never modified."""
     X = np.asarray(X) if not isinstance(X, np.memmap) else X
     if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 1:

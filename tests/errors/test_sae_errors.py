@@ -40,18 +40,18 @@ from tiny_llm import make_tiny_llm  # noqa: E402
 from rip_atoms.cli import main  # noqa: E402
 from rip_atoms.errors import Interrupted, ParameterError, RipAtomsError  # noqa: E402
 from rip_atoms.kernels.torch_gram import blocked_gram_reduce_torch, resolve_device  # noqa: E402
-from rip_atoms.sae.errors import (  # noqa: E402
-    DegenerateActivationsError,
-    HarvestInterrupted,
-    IncompleteHarvestError,
-    OutputExistsError,
-    TrainingInterrupted,
-)
 from rip_atoms.sae.harvest import (  # noqa: E402
     FORMAT,
     MANIFEST,
     ActivationStore,
     _write_shard,
+)
+from rip_atoms.sae.sae_errors import (  # noqa: E402
+    DegenerateActivationsError,
+    HarvestInterrupted,
+    IncompleteHarvestError,
+    OutputExistsError,
+    TrainingInterrupted,
 )
 from rip_atoms.sae.train import CHECKPOINT, TrainConfig, Trainer, train_sae  # noqa: E402
 from rip_atoms.synthetic import planted_atoms  # noqa: E402

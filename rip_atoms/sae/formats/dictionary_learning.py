@@ -29,8 +29,8 @@ import torch
 
 from rip_atoms.errors import FileFormatError
 from rip_atoms.sae.canonical import SparseAutoencoder
-from rip_atoms.sae.errors import UnknownArchitectureError
 from rip_atoms.sae.formats._io import config_int, read_json, read_torch_state_dict, take
+from rip_atoms.sae.sae_errors import UnknownArchitectureError
 
 WEIGHTS = "ae.pt"
 CONFIG = "config.json"

@@ -22,7 +22,6 @@ import torch
 
 from rip_atoms.errors import FileFormatError, ShapeMismatchError
 from rip_atoms.sae.canonical import ARCHITECTURES, SparseAutoencoder
-from rip_atoms.sae.errors import UnknownArchitectureError
 from rip_atoms.sae.formats._io import (
     config_bool,
     config_float,
@@ -33,6 +32,7 @@ from rip_atoms.sae.formats._io import (
     write_json_atomic,
     write_safetensors_atomic,
 )
+from rip_atoms.sae.sae_errors import UnknownArchitectureError
 
 CFG = "cfg.json"
 WEIGHTS = "sae_weights.safetensors"

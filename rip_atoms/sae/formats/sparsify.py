@@ -15,8 +15,8 @@ from pathlib import Path
 
 from rip_atoms.errors import ShapeMismatchError
 from rip_atoms.sae.canonical import SparseAutoencoder
-from rip_atoms.sae.errors import UnknownArchitectureError
 from rip_atoms.sae.formats._io import config_int, read_json, read_safetensors, take
+from rip_atoms.sae.sae_errors import UnknownArchitectureError
 
 CFG = "cfg.json"
 WEIGHTS = "sae.safetensors"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from rip_atoms.errors import FileFormatError
 from rip_atoms.sae.canonical import ARCHITECTURES, SparseAutoencoder
-from rip_atoms.sae.errors import UnknownArchitectureError
 from rip_atoms.sae.formats._io import read_npz, read_safetensors, read_torch_state_dict, take
 from rip_atoms.sae.formats.sae_lens import SAE_LENS_TENSOR_NAMES
+from rip_atoms.sae.sae_errors import UnknownArchitectureError
 
 
 def read_state_dict(path: Path):
