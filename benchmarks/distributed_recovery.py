@@ -92,10 +92,12 @@ def per_task(args, D, C) -> None:
     import sys
     from pathlib import Path
 
-    opts = {"nonneg": True, "margin": 0.01, "max_iter": 8 * max(args.dim, 100),
-            "witness_iters": 100, "lp": True, "lp_time_limit": 60.0, "lp_max_size": 20_000_000,
-            "blas_threads": 1, "engine": "numpy", "device": None,
-            "chunk_size": args.chunk_size}
+    from rip_atoms.recovery.classify import ClassifyOptions
+
+    opts = ClassifyOptions(nonneg=True, margin=0.01, max_iter=8 * max(args.dim, 100),
+                           witness_iters=100, lp=True, lp_time_limit=60.0,
+                           lp_max_size=20_000_000, blas_threads=1, engine="numpy", device=None,
+                           chunk_size=args.chunk_size)
     for w in (1, 2):
         with dask_client(workers=w, quiet=True, blas_threads=1) as client:
             client.wait_for_workers(w)

@@ -58,7 +58,7 @@ def stage_admm(ctx: Any, pending: list[Code]) -> list[Code]:
                     return np.ones(len(cols), dtype=bool)
                 return _admm_accept(ctx, batch, cols, X, Z)
 
-            admm_bp_batch(proj, batch.Y, thr, nonneg=ctx.nonneg, iters=ctx.witness_iters,
+            admm_bp_batch(proj, batch.Y, thr, nonneg=ctx.opts.nonneg, iters=ctx.opts.witness_iters,
                           check_every=_ADMM_CHECK, accept=accept)
     return [c for c in pending if ctx.rec.status[c.index] == UNDETERMINED]
 
@@ -70,7 +70,7 @@ def _admm_accept(ctx: Any, batch: _AdmmBatch, cols: np.ndarray, X: np.ndarray,
     or (signed codes) the float64 projection x of the iterate onto {D̃x = y}, first refitted on
     its H largest entries (a sparse witness), else as it is (dense); a verified witness ends
     the code. Returns the mask of columns decided."""
-    atoms, nonneg = ctx.atoms, ctx.nonneg
+    atoms, nonneg = ctx.atoms, ctx.opts.nonneg
     done = np.zeros(len(cols), dtype=bool)
     l1x = np.abs(X).sum(axis=0, dtype=np.float64)
     l1z = Z.sum(axis=0, dtype=np.float64) if nonneg else None

@@ -137,10 +137,11 @@ class _Recorder:
 
 
 @dataclass(frozen=True)
-class _Context:
-    """What every stage of :func:`classify_recovery` shares: D̃, the options, the record."""
+class ClassifyOptions:
+    """The options of one :func:`classify_recovery` call, checked there, as every stage (and
+    every Dask task) receives them: the constraint and margin of the decisions, the solvers'
+    limits, and how the work is cut (chunks, BLAS threads, engine)."""
 
-    atoms: UnitAtoms
     nonneg: bool
     margin: float
     max_iter: int
@@ -148,6 +149,19 @@ class _Context:
     lp: bool
     lp_time_limit: float | None
     lp_max_size: int
+    blas_threads: int | None
+    engine: str
+    device: str | None
+    chunk_size: int
+    keep_certificates: int | None = 0
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every stage of :func:`classify_recovery` shares: D̃, the options, the record."""
+
+    atoms: UnitAtoms
+    opts: ClassifyOptions
     rec: _Recorder
     stage_seconds: dict[str, float]
     bar: Any = None  # a tqdm bar, or None
@@ -175,7 +189,7 @@ class _Context:
         (None: the Fuchs y₀), kept for the independent check when the record wants it
         (:mod:`rip_atoms.recovery.kept`)."""
         self.rec.offer_bound(code, bound)
-        if bound < 1.0 - self.margin:
+        if bound < 1.0 - self.opts.margin:
             if self.rec.certs.wants(code.index):
                 self.rec.certs.add(code.index, code.S, code.vals, fuchs_y(
                     self.atoms.rows64, code.S, code.s) if y is None else y)
@@ -191,7 +205,7 @@ class _Context:
         (:func:`~rip_atoms.recovery.witnesses.check_witness`: feasible to FEAS_TOL·‖y‖₂ plus
         float64 rounding, ‖x‖₁ ≤ (1 + L1_TOL)‖δ̃‖₁, x ≥ 0 for non-negative codes, x ≠ δ̃);
         only then is the code failed (True). Otherwise nothing is recorded (False)."""
-        if not check_witness(self.atoms.rows64, code, wit[0], wit[1], self.nonneg):
+        if not check_witness(self.atoms.rows64, code, wit[0], wit[1], self.opts.nonneg):
             return False
         self.rec.status[code.index] = FAILED
         self.rec.method[code.index] = method
@@ -352,10 +366,11 @@ def classify_recovery(
     if cap < 1:
         raise ParameterError(f"max_iter must be ≥ 1, got {cap}")
     kind, M, n = check_codes(codes, n_atoms, source, chunk_size=chunk_size)
-    opts = {"nonneg": nonneg, "margin": margin, "max_iter": cap, "witness_iters": witness_iters,
-            "lp": lp, "lp_time_limit": lp_time_limit, "lp_max_size": lp_max_size,
-            "blas_threads": blas_threads, "engine": engine, "device": device,
-            "chunk_size": chunk_size, "keep_certificates": keep_certificates}
+    opts = ClassifyOptions(
+        nonneg=nonneg, margin=margin, max_iter=cap, witness_iters=witness_iters, lp=lp,
+        lp_time_limit=lp_time_limit, lp_max_size=lp_max_size, blas_threads=blas_threads,
+        engine=engine, device=device, chunk_size=chunk_size,
+        keep_certificates=keep_certificates)
     if client is not None:
         from rip_atoms.recovery.distributed import classify_distributed
 
@@ -391,27 +406,24 @@ def classify_recovery(
     return result
 
 
-def _classify_rows(atoms: UnitAtoms, kind: str, M, n: int, opts: dict,
+def _classify_rows(atoms: UnitAtoms, kind: str, M, n: int, opts: ClassifyOptions,
                    deadline: Deadline | None, bar=None) -> tuple[_Recorder, dict[str, float]]:
-    """Classify rows 0..n of M chunk by chunk (``opts["chunk_size"]`` rows each); returns the
+    """Classify rows 0..n of M chunk by chunk (``opts.chunk_size`` rows each); returns the
     per-code record (indices local to M) and the stage timers."""
     solver = None
-    if opts["engine"] == "torch":
-        solver = atoms.torch_solver(opts["device"])
-    ctx = _Context(atoms=atoms, nonneg=opts["nonneg"], margin=opts["margin"],
-                   max_iter=opts["max_iter"], witness_iters=opts["witness_iters"], lp=opts["lp"],
-                   lp_time_limit=opts["lp_time_limit"], lp_max_size=opts["lp_max_size"],
-                   rec=_Recorder(n, opts.get("keep_certificates", 0)),
+    if opts.engine == "torch":
+        solver = atoms.torch_solver(opts.device)
+    ctx = _Context(atoms=atoms, opts=opts, rec=_Recorder(n, opts.keep_certificates),
                    stage_seconds=dict.fromkeys(("fuchs", "rank", "push", "admm", "homotopy",
                                                 "lp"), 0.0),
                    bar=bar, deadline=deadline, solver=solver)
-    chunk_size = opts["chunk_size"]
+    chunk_size = opts.chunk_size
     for start in range(0, n, chunk_size):
         stop = min(n, start + chunk_size)
         pending = _parse_chunk(ctx, chunk_rows(kind, M, start, stop), start)
         ctx.tick(stop - start - len(pending))
         if not ctx.expired():  # else the chunk is left undetermined
-            pending = _classify_chunk(ctx, pending, opts["blas_threads"])
+            pending = _classify_chunk(ctx, pending, opts.blas_threads)
         ctx.tick(len(pending))
     return ctx.rec, ctx.stage_seconds
 
@@ -423,11 +435,11 @@ def _classify_chunk(ctx: _Context, pending: list[Code], blas_threads: int | None
     with threadpool_limits(1):
         pending = _stage_push(ctx, pending)
     with threadpool_limits(blas_threads):
-        if ctx.witness_iters > 0 and pending:
+        if ctx.opts.witness_iters > 0 and pending:
             pending = stage_admm(ctx, pending)
     with threadpool_limits(1):  # per-code work: one BLAS thread is faster on busy cores
         pending = _stage_homotopy(ctx, pending)
-        if ctx.lp and pending:
+        if ctx.opts.lp and pending:
             pending = _stage_lp(ctx, pending)
         return _stage_duplicates(ctx, pending)
 
@@ -445,7 +457,7 @@ def _parse_chunk(ctx: _Context, block: sp.csr_matrix, start: int) -> list[Code]:
         reason = 0
         if len(S) == 0:
             reason = 1
-        elif ctx.nonneg and np.any(v < 0):
+        elif ctx.opts.nonneg and np.any(v < 0):
             reason = 2
         elif np.any(atoms.dead[S]):
             reason = 3
@@ -456,9 +468,9 @@ def _parse_chunk(ctx: _Context, block: sp.csr_matrix, start: int) -> list[Code]:
         vals = v * atoms.scale[S]
         y = atoms.rows64[S].T @ vals
         out.append(Code(index=i, S=S, vals=vals,
-                         s=np.ones(len(S)) if ctx.nonneg else np.sign(vals),
+                         s=np.ones(len(S)) if ctx.opts.nonneg else np.sign(vals),
                          y=y, norm2=float(np.linalg.norm(vals)), l1=float(np.abs(vals).sum()),
-                         blocked=bool(atoms.duplicate_atoms(ctx.nonneg)[S].any())))
+                         blocked=bool(atoms.duplicate_atoms(ctx.opts.nonneg)[S].any())))
     return out
 
 
@@ -473,7 +485,7 @@ def _stage_fuchs(ctx: _Context, pending: list[Code]) -> list[Code]:
     rest, suspects, inexact = [], [], []
     with ctx.timed("fuchs"):
         fb = fuchs_batch(atoms.rows64, [c.S for c in pending], [c.s for c in pending],
-                         nonneg=ctx.nonneg, DT32=atoms.rows32(), solver=ctx.solver)
+                         nonneg=ctx.opts.nonneg, DT32=atoms.rows32(), solver=ctx.solver)
         for j, code in enumerate(pending):
             if fb.rank_suspect[j]:
                 suspects.append(code)
@@ -533,7 +545,7 @@ def _stage_push(ctx: _Context, pending: list[Code]) -> list[Code]:
                 rest.append(code)
                 continue
             bound, value, y_norm, y = pushed_certificate(
-                ctx.atoms, code, np.array([], np.int64), np.array([]), ctx.nonneg)
+                ctx.atoms, code, np.array([], np.int64), np.array([]), ctx.opts.nonneg)
             ctx.rec.offer_bound(code, bound)
             if not (_no_witness_possible(ctx.atoms, code, bound, value, y_norm)
                     and ctx.offer(code, Method.PUSH, bound, y)):
@@ -575,7 +587,7 @@ def _rank_decisions(ctx: _Context, suspects: list[Code]) -> list[Code]:
         if code.sigma_ratio <= RANK_TOL:
             wit = None
             for sign in (1.0, -1.0):
-                wit = witness_along(atoms.rows64, code, code.S, sign * v_S, ctx.nonneg)
+                wit = witness_along(atoms.rows64, code, code.S, sign * v_S, ctx.opts.nonneg)
                 if wit is not None:
                     break
             if wit is None or not ctx.fail(code, Method.RANK, wit):
@@ -583,7 +595,7 @@ def _rank_decisions(ctx: _Context, suspects: list[Code]) -> list[Code]:
             continue
         A = atoms.cols64[:, code.S]
         y0 = A @ np.linalg.lstsq(A.T @ A, code.s, rcond=None)[0]
-        value, bound = rigorous_certificate_bound(atoms.rows64, code.S, code.s, y0, ctx.nonneg,
+        value, bound = rigorous_certificate_bound(atoms.rows64, code.S, code.s, y0, ctx.opts.nonneg,
                                                   smin, atoms.gamma)
         ctx.rec.fuchs[code.index] = value
         if not ctx.offer(code, Method.FUCHS, bound, y0):
@@ -614,8 +626,8 @@ def _stage_homotopy(ctx: _Context, pending: list[Code]) -> list[Code]:
             for dt in atoms.homotopy_dtypes:
                 cols = atoms.cols64 if dt == np.float64 else atoms.cols32()
                 rel = HOMOTOPY_ALPHA_MIN if dt == np.float64 else HOMOTOPY_ALPHA_MIN_32
-                coef, active, n_iter, _capped = lars(cols, code.y, ctx.nonneg, ctx.max_iter,
-                                                      rel)
+                coef, active, n_iter, _capped = lars(cols, code.y, ctx.opts.nonneg,
+                                                     ctx.opts.max_iter, rel)
                 total += max(n_iter, 0)
                 if _decide_from_path(ctx, code, coef, active):
                     decided = True
@@ -632,7 +644,7 @@ def _decide_from_path(ctx: _Context, code: Code, coef: np.ndarray, active: np.nd
     from the final segment (:func:`_push_certificate`) with T = A∖S and signs sign(x_T)."""
     if len(active) == 0:
         return False
-    atoms, nonneg = ctx.atoms, ctx.nonneg
+    atoms, nonneg = ctx.atoms, ctx.opts.nonneg
     xA = polish_witness(atoms.cols64, code.y, active)
     if xA is not None:
         idx, vals = clean_sparse(active, xA, nonneg)
@@ -650,8 +662,8 @@ def _decide_from_path(ctx: _Context, code: Code, coef: np.ndarray, active: np.nd
 
 def _stage_lp(ctx: _Context, pending: list[Code]) -> list[Code]:
     """The exact certificate LP: certificate (t* < 1) or dual witness (t* > 1)."""
-    atoms, nonneg = ctx.atoms, ctx.nonneg
-    time_limit = ctx.lp_time_limit
+    atoms, nonneg = ctx.atoms, ctx.opts.nonneg
+    time_limit = ctx.opts.lp_time_limit
     rest = []
     with ctx.timed("lp"):
         for n_done, code in enumerate(pending):
@@ -663,7 +675,7 @@ def _stage_lp(ctx: _Context, pending: list[Code]) -> list[Code]:
                 time_limit = left if time_limit is None else min(time_limit, left)
                 time_limit = time_limit if math.isfinite(time_limit) else None
             size = (atoms.n_atoms - code.k) * (atoms.dim + 1) * (1 if nonneg else 2)
-            if size > ctx.lp_max_size or not code.sigma_ratio > RANK_TOL:
+            if size > ctx.opts.lp_max_size or not code.sigma_ratio > RANK_TOL:
                 rest.append(code)
                 continue
             res, comp = exact_certificate_lp(atoms.rows64, code.S, code.s, nonneg, time_limit)
@@ -672,7 +684,7 @@ def _stage_lp(ctx: _Context, pending: list[Code]) -> list[Code]:
                 _, bound = rigorous_certificate_bound(atoms.rows64, code.S, code.s, res.x[:-1],
                                                       nonneg, code.sigma_min, atoms.gamma)
                 decided = ctx.offer(code, Method.LP, bound, res.x[:-1])
-                if not decided and res.x[-1] >= 1.0 - ctx.margin:  # not unique: find the tie
+                if not decided and res.x[-1] >= 1.0 - ctx.opts.margin:  # not unique: find the tie
                     wit = lp_dual_witness(atoms, code, res, comp, nonneg)
                     decided = wit is not None and ctx.fail(code, Method.LP, wit)
             if not decided:
@@ -688,11 +700,11 @@ def _stage_duplicates(ctx: _Context, pending: list[Code]) -> list[Code]:
     rest = []
     partners = ctx.atoms.duplicate_partners() if any(c.blocked for c in pending) else {}
     for code in pending:
-        wit = duplicate_swap(ctx.atoms, code, ctx.nonneg, partners) if code.blocked else None
+        wit = duplicate_swap(ctx.atoms, code, ctx.opts.nonneg, partners) if code.blocked else None
         if wit is None or not ctx.fail(code, Method.DUPLICATE, wit):
             rest.append(code)
-            reason = undetermined_reason(ctx.atoms, code, partners, ctx.nonneg,
-                                         ctx.rec.certificate[code.index], ctx.margin)
+            reason = undetermined_reason(ctx.atoms, code, partners, ctx.opts.nonneg,
+                                         ctx.rec.certificate[code.index], ctx.opts.margin)
             if reason:
                 ctx.rec.reasons[code.index] = reason
     return rest

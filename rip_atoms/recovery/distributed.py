@@ -72,7 +72,7 @@ def _forget(token: str) -> None:
     _ATOMS_CACHE.pop(token, None)
 
 
-def _classify_task(run_rows, token: str, source, metric, rows, opts: dict,
+def _classify_task(run_rows, token: str, source, metric, rows, opts,
                    budget: float | None) -> dict:
     """One task: classify the CSR ``rows`` (whole chunks) as the single-process run would
     (``run_rows`` is :func:`rip_atoms.recovery.classify._classify_rows`)."""
@@ -105,7 +105,7 @@ def _share(client: Any, D, metric, corrected=None
     return None, None
 
 
-def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dict,
+def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts,
                          deadline: Deadline | None, run_rows, recorder, *,
                          share: bool = True, corrected=None):
     """Run the chunks of ``M`` (n rows) as tasks on ``client``; returns the merged record, the
@@ -118,11 +118,11 @@ def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: dic
     it)."""
     from distributed import CancelledError
 
-    chunk = opts["chunk_size"]
+    chunk = opts.chunk_size
     per_task = chunk * _CHUNKS_PER_TASK
     bounds = [(a, min(n, a + per_task)) for a in range(0, n, per_task)]
     token = uuid.uuid4().hex
-    rec = recorder(n, opts.get("keep_certificates", 0))
+    rec = recorder(n, opts.keep_certificates)
     seconds: dict[str, float] = {}
     about: dict | None = None
     shared: SharedAtoms | None = None

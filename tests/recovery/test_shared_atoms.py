@@ -23,13 +23,13 @@ from rip_atoms.geometry import Geometry
 from rip_atoms.kernels.parallel_copy import parallel_copyto
 from rip_atoms.metric import fit_metric
 from rip_atoms.recovery import classify_recovery, shared_atoms
-from rip_atoms.recovery.classify import _classify_rows
+from rip_atoms.recovery.classify import ClassifyOptions, _classify_rows
 from rip_atoms.recovery.problem import UnitAtoms
 from rip_atoms.recovery.shared_atoms import SharedAtoms, SharedAtomsUnavailable
 
-_OPTS = {"nonneg": False, "margin": 0.01, "max_iter": 800, "witness_iters": 100, "lp": True,
-         "lp_time_limit": 60.0, "lp_max_size": 20_000_000, "blas_threads": None,
-         "engine": "numpy", "device": None, "chunk_size": 7}
+_OPTS = ClassifyOptions(nonneg=False, margin=0.01, max_iter=800, witness_iters=100, lp=True,
+                        lp_time_limit=60.0, lp_max_size=20_000_000, blas_threads=None,
+                        engine="numpy", device=None, chunk_size=7)
 
 
 def _dictionary_with_pairs(seed: int = 3) -> np.ndarray:
