@@ -92,7 +92,7 @@ def per_task(args, D, C) -> None:
     import sys
     from pathlib import Path
 
-    from rip_atoms.recovery.classify import ClassifyOptions
+    from rip_atoms.recovery.options import ClassifyOptions
 
     opts = ClassifyOptions(nonneg=True, margin=0.01, max_iter=8 * max(args.dim, 100),
                            witness_iters=100, lp=True, lp_time_limit=60.0,

@@ -62,6 +62,7 @@ from rip_atoms.recovery.certificates import (
     singular_extremes,
 )
 from rip_atoms.recovery.kept import KeptCertificates, fuchs_y
+from rip_atoms.recovery.options import ClassifyOptions
 from rip_atoms.recovery.problem import Code, UnitAtoms, chunk_rows, recovery_view
 from rip_atoms.recovery.reasons import undetermined_reason
 from rip_atoms.recovery.results import (
@@ -134,26 +135,6 @@ class _Recorder:
             return sp.csr_matrix((n, n_atoms))
         return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
                                                      np.concatenate(cols))), shape=(n, n_atoms))
-
-
-@dataclass(frozen=True)
-class ClassifyOptions:
-    """The options of one :func:`classify_recovery` call, checked there, as every stage (and
-    every Dask task) receives them: the constraint and margin of the decisions, the solvers'
-    limits, and how the work is cut (chunks, BLAS threads, engine)."""
-
-    nonneg: bool
-    margin: float
-    max_iter: int
-    witness_iters: int
-    lp: bool
-    lp_time_limit: float | None
-    lp_max_size: int
-    blas_threads: int | None
-    engine: str
-    device: str | None
-    chunk_size: int
-    keep_certificates: int | None = 0
 
 
 @dataclass(frozen=True)

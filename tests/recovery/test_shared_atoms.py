@@ -23,7 +23,8 @@ from rip_atoms.geometry import Geometry
 from rip_atoms.kernels.parallel_copy import parallel_copyto
 from rip_atoms.metric import fit_metric
 from rip_atoms.recovery import classify_recovery, shared_atoms
-from rip_atoms.recovery.classify import ClassifyOptions, _classify_rows
+from rip_atoms.recovery.classify import _classify_rows
+from rip_atoms.recovery.options import ClassifyOptions
 from rip_atoms.recovery.problem import UnitAtoms
 from rip_atoms.recovery.shared_atoms import SharedAtoms, SharedAtomsUnavailable
 
