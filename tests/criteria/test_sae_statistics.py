@@ -128,6 +128,23 @@ def test_bad_input():
 
 
 # ------------------------------------------------------------------ SAELens cross-check
+def _sae_lens_metrics(evals, sae, acts):
+    """SAELens's ``get_sparsity_and_variance_metrics`` on one batch ``acts`` (b × ctx × H),
+    through stand-ins for the model (its cache holds ``acts``), the store and the scaler."""
+    import torch
+
+    hook = sae.cfg.metadata.hook_name
+    model = SimpleNamespace(run_with_cache=lambda *a, **k: (None, {hook: acts}))
+    store = SimpleNamespace(
+        get_batch_tokens=lambda n: torch.zeros(acts.shape[:2], dtype=torch.long))
+    scaler = SimpleNamespace(scale=lambda x: x, unscale=lambda x: x)
+    return evals.get_sparsity_and_variance_metrics(
+        sae, model, store, scaler, n_batches=1, compute_l2_norms=True,
+        compute_sparsity_metrics=True, compute_variance_metrics=True,
+        compute_featurewise_density_statistics=True, eval_batch_size_prompts=acts.shape[0],
+        model_kwargs={})
+
+
 def test_matches_sae_lens_evals():
     torch = pytest.importorskip("torch")
     evals = pytest.importorskip("sae_lens.evals")
@@ -143,14 +160,7 @@ def test_matches_sae_lens_evals():
                             d_sae=codes.shape[1]),
         device="cpu", W_enc=t(W_enc), W_dec=t(W_dec), b_enc=t(b_enc),
         encode=lambda x: feats, decode=lambda f: f @ t(W_dec) + t(b_dec))
-    model = SimpleNamespace(run_with_cache=lambda *a, **k: (None, {hook: acts}))
-    store = SimpleNamespace(get_batch_tokens=lambda n: torch.zeros((4, 25), dtype=torch.long))
-    scaler = SimpleNamespace(scale=lambda x: x, unscale=lambda x: x)
-    metrics, feature_metrics = evals.get_sparsity_and_variance_metrics(
-        sae, model, store, scaler, n_batches=1, compute_l2_norms=True,
-        compute_sparsity_metrics=True, compute_variance_metrics=True,
-        compute_featurewise_density_statistics=True, eval_batch_size_prompts=4,
-        model_kwargs={})
+    metrics, feature_metrics = _sae_lens_metrics(evals, sae, acts)
     # exact matches (one batch): the same definitions, float64 round-off apart
     assert ours.explained_variance == pytest.approx(metrics["explained_variance"], rel=1e-12)
     assert ours.explained_variance_legacy == pytest.approx(
@@ -172,3 +182,48 @@ def test_matches_sae_lens_evals():
     weights = evals.get_featurewise_weight_based_metrics(sae)
     np.testing.assert_allclose(ours.encoder_decoder_cosine,
                                weights["encoder_decoder_cosine_sim"], rtol=1e-12)
+
+
+def test_matches_sae_lens_on_a_saved_sae(tmp_path):
+    """A SAELens SAE saved by SAELens, loaded by rip_atoms (UnitSet.from_sae, float64 after
+    the float32 encoder) against SAELens's eval functions on the SAE object (float32)."""
+    torch = pytest.importorskip("torch")
+    evals = pytest.importorskip("sae_lens.evals")
+    from sae_lens import SAE
+
+    from rip_atoms.sae import load_sae
+
+    H, N = 16, 48
+    ref = SAE.from_dict({"d_in": H, "d_sae": N, "architecture": "standard", "dtype": "float32",
+                         "device": "cpu", "apply_b_dec_to_input": True,
+                         "normalize_activations": "none",
+                         "metadata": {"sae_lens_version": "6.54.12",
+                                      "hook_name": "blocks.3.hook_resid_post"}})
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+        ref.W_dec[7] = -ref.W_dec[2]                    # an antipodal pair
+    ref.save_model(tmp_path / "sae")
+    rng = np.random.default_rng(6)
+    X = (rng.normal(size=(120, H)) + 0.5).astype(np.float32)
+    sae = load_sae(tmp_path / "sae")
+    ours = unit_set_statistics(UnitSet.from_sae("sae", sae), X,
+                               encoder_matrix=sae.W_enc.double().numpy(), chunk_size=50)
+    with torch.no_grad():
+        metrics, feature_metrics = _sae_lens_metrics(
+            evals, ref, torch.from_numpy(X).reshape(4, 30, H))
+        weights = evals.get_featurewise_weight_based_metrics(ref)
+    for ours_key, theirs_key in [("explained_variance", "explained_variance"),
+                                 ("explained_variance_legacy", "explained_variance_legacy"),
+                                 ("l0", "l0"), ("l2_ratio", "l2_ratio"),
+                                 ("relative_reconstruction_bias",
+                                  "relative_reconstruction_bias")]:
+        assert getattr(ours, ours_key) == pytest.approx(metrics[theirs_key], rel=1e-5,
+                                                        abs=1e-6), ours_key
+    assert 0 < ours.l0 < N
+    np.testing.assert_allclose(ours.density, feature_metrics["feature_density"], rtol=1e-6)
+    np.testing.assert_allclose(ours.encoder_decoder_cosine,
+                               weights["encoder_decoder_cosine_sim"], atol=1e-6)
+    assert ours.max_decoder_cosine.n_antipodal_pairs == 1
+    assert ours.max_decoder_cosine.n_missed_by_signed >= 2
