@@ -81,7 +81,8 @@ class SAEStatistics:
       the Euclidean R² of :func:`rip_atoms.criteria.faithfulness.faithfulness_r2`.
     * ``explained_variance_legacy`` = (1/n)Σᵢ [1 − ‖xᵢ − x̂ᵢ‖² / ‖xᵢ − x̄‖²] (SAELens
       ``explained_variance_legacy``, SAEBench ≤ 0125 ``explained_variance``; x̄ over all n
-      tokens, SAELens's over each batch — equal for one batch).
+      tokens, SAELens's over each batch — equal for one batch; a token at x̄ makes it
+      non-finite, as in SAELens, and ``to_dict`` writes it as null).
     * ``l0`` = (1/n)Σᵢ #{j : δᵢⱼ ≠ 0}.
     * ``l2_ratio`` = (1/n)Σᵢ ‖x̂ᵢ‖ / ‖xᵢ‖′, ‖xᵢ‖′ = 1 where ‖xᵢ‖ < 1e-4, else ‖xᵢ‖ (SAELens).
     * ``relative_reconstruction_bias`` = ((1/n)Σᵢ‖x̂ᵢ‖²) / ((1/n)Σᵢ⟨xᵢ, x̂ᵢ⟩) (SAELens, eq. 10
