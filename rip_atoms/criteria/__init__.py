@@ -15,6 +15,7 @@ R² (AIP and Euclidean)                 :mod:`rip_atoms.criteria.faithfulness`
 q*_quantile, q*_support, ℓ1-certified  :mod:`rip_atoms.criteria.stability`
 TSAE window, thresholds, encoder       :mod:`rip_atoms.criteria.tsae`
 atom-set check                         :mod:`rip_atoms.criteria.atom_set`
+SAEBench's statistics (not in reports) :mod:`rip_atoms.criteria.sae_statistics`
 the comparison table                   :mod:`rip_atoms.criteria.comparison`
 per-atom coherence μⱼ                  :mod:`rip_atoms.coherence`
 =====================================  ================================================
@@ -25,6 +26,12 @@ from rip_atoms.coherence import PerAtomCoherence, per_atom_coherence
 from rip_atoms.criteria.atom_set import AtomSetCheck, atom_set_check
 from rip_atoms.criteria.comparison import UnitComparison, UnitRow, compare_units
 from rip_atoms.criteria.faithfulness import FaithfulnessResult, faithfulness_r2
+from rip_atoms.criteria.sae_statistics import (
+    MaxDecoderCosine,
+    SAEStatistics,
+    sae_statistics,
+    unit_set_statistics,
+)
 from rip_atoms.criteria.stability import (
     L1Certified,
     QStarQuantile,
@@ -50,9 +57,11 @@ __all__ = [
     "AtomSetCheck",
     "FaithfulnessResult",
     "L1Certified",
+    "MaxDecoderCosine",
     "PerAtomCoherence",
     "QStarQuantile",
     "QStarSupport",
+    "SAEStatistics",
     "StabilityResult",
     "TSAEWindow",
     "ThresholdCheck",
@@ -69,10 +78,12 @@ __all__ = [
     "per_atom_coherence",
     "q_star_quantile",
     "q_star_support",
+    "sae_statistics",
     "stability",
     "support_coherence",
     "token_split",
     "tsae_encoder",
     "tsae_window",
+    "unit_set_statistics",
     "uniqueness_holds",
 ]
