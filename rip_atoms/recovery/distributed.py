@@ -35,6 +35,7 @@ import uuid
 from typing import Any
 
 from rip_atoms.deadline import Deadline
+from rip_atoms.recovery.options import ClassifyOptions
 from rip_atoms.recovery.problem import UnitAtoms, chunk_rows
 from rip_atoms.recovery.shared_atoms import (
     SharedAtoms,
@@ -72,7 +73,7 @@ def _forget(token: str) -> None:
     _ATOMS_CACHE.pop(token, None)
 
 
-def _classify_task(run_rows, token: str, source, metric, rows, opts,
+def _classify_task(run_rows, token: str, source, metric, rows, opts: ClassifyOptions,
                    budget: float | None) -> dict:
     """One task: classify the CSR ``rows`` (whole chunks) as the single-process run would
     (``run_rows`` is :func:`rip_atoms.recovery.classify._classify_rows`)."""
@@ -105,7 +106,7 @@ def _share(client: Any, D, metric, corrected=None
     return None, None
 
 
-def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts,
+def classify_distributed(client: Any, D, metric, kind: str, M, n: int, opts: ClassifyOptions,
                          deadline: Deadline | None, run_rows, recorder, *,
                          share: bool = True, corrected=None):
     """Run the chunks of ``M`` (n rows) as tasks on ``client``; returns the merged record, the
